@@ -1,0 +1,141 @@
+//! One function per command, printing exactly what `../shared/CLI.md` promises.
+//!
+//! This is the only module that prints. Results go to stdout, everything else (logs,
+//! progress, errors) to stderr. A failure prints one `error:` line saying what went wrong and
+//! where, then a `caused by:` line for each underlying cause, and exits with status 1
+//! (status 2, usage errors, is clap's).
+
+use crate::bencode;
+use crate::create::{self, CreateError, CreateOptions};
+use crate::metainfo::{Metainfo, MetainfoError};
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use thiserror::Error;
+
+/// What can make a command fail, with the file or argument it concerns.
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error("cannot decode the argument")]
+    Decode(#[source] bencode::DecodeError),
+    #[error("cannot load torrent {}", path.display())]
+    Torrent {
+        path: PathBuf,
+        source: MetainfoError,
+    },
+    #[error("cannot create a torrent of {}", path.display())]
+    Create { path: PathBuf, source: CreateError },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
+}
+
+/// Sets up `env_logger` on stderr: `-q` errors only, default warnings, `-v` info,
+/// `-vv` debug, `-vvv` trace. `RUST_LOG` overrides all of them.
+pub fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+}
+
+/// Prints a failure as `error:` plus its `caused by:` chain and picks the exit status.
+pub fn exit(result: Result<(), CliError>) -> ExitCode {
+    let Err(error) = result else {
+        return ExitCode::SUCCESS;
+    };
+    eprintln!("error: {error}");
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        eprintln!("caused by: {inner}");
+        cause = inner.source();
+    }
+    ExitCode::from(1)
+}
+
+/// `decode <bencoded>`: the value as one line of JSON.
+pub fn decode(bencoded: &OsStr) -> Result<(), CliError> {
+    let bytes = bencoded.as_encoded_bytes();
+    let decoded = bencode::decode(bytes).map_err(CliError::Decode)?;
+    print_lines(&[bencode::to_json(&decoded.value)])
+}
+
+/// `info <file.torrent>`: tracker, length, (files), info hash, piece length, piece hashes.
+pub fn info(path: &Path) -> Result<(), CliError> {
+    let metainfo = load_torrent(path)?;
+    print_lines(&info_lines(&metainfo))
+}
+
+/// The lines `info` prints, in the order and with the labels of the CLI contract.
+pub fn info_lines(metainfo: &Metainfo) -> Vec<String> {
+    let info = &metainfo.info;
+    let tracker = metainfo
+        .announce
+        .clone()
+        .or_else(|| metainfo.tracker_tiers().first().map(|t| t[0].clone()));
+    let mut lines = vec![
+        format!("Tracker URL: {}", tracker.as_deref().unwrap_or("(none)")),
+        format!("Length: {}", info.total_length),
+    ];
+    if info.multi_file {
+        lines.push("Files:".to_string());
+        lines.extend(
+            info.content_files()
+                .map(|f| format!("{} {}", f.length, f.display_path())),
+        );
+    }
+    lines.push(format!("Info Hash: {}", metainfo.info_hash));
+    lines.push(format!("Piece Length: {}", info.piece_length));
+    lines.push("Piece Hashes:".to_string());
+    lines.extend(info.pieces.iter().map(|h| h.to_hex()));
+    lines
+}
+
+/// `create <path> -o <out.torrent>`: hashes the content and writes the torrent.
+pub fn create(path: &Path, output: &Path, options: CreateOptions) -> Result<(), CliError> {
+    let created = create::create_torrent(path, &options).map_err(|source| CliError::Create {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::fs::write(output, &created.bytes).map_err(|source| CliError::Write {
+        path: output.to_path_buf(),
+        source,
+    })?;
+    eprintln!(
+        "created {}: info hash {}, {} pieces of {} bytes",
+        output.display(),
+        created.info_hash,
+        created.num_pieces,
+        created.piece_length
+    );
+    Ok(())
+}
+
+/// Loads a torrent file, logging any quirks it had.
+pub fn load_torrent(path: &Path) -> Result<Metainfo, CliError> {
+    let metainfo = Metainfo::from_file(path).map_err(|source| CliError::Torrent {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    for warning in &metainfo.warnings {
+        log::warn!("{}: {warning}", path.display());
+    }
+    Ok(metainfo)
+}
+
+fn print_lines(lines: &[String]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        writeln!(out, "{line}").map_err(CliError::Stdout)?;
+    }
+    out.flush().map_err(CliError::Stdout)
+}

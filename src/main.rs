@@ -1,0 +1,83 @@
+//! The `peerwire` binary: parses the command line (see `../shared/CLI.md`) and calls
+//! [`peerwire::cli`]. Nothing else happens here.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use peerwire::cli;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "peerwire",
+    version,
+    about = "A BitTorrent client to learn the protocol from"
+)]
+struct Args {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode a bencoded value and print it as JSON.
+    Decode { bencoded: OsString },
+    /// Print what a .torrent file holds: tracker, length, info hash, piece hashes.
+    Info { torrent: PathBuf },
+    /// Make a .torrent file of a file or a directory.
+    Create {
+        path: PathBuf,
+        /// Where to write the .torrent file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Tracker announce URL (repeat for backup trackers, one tier each).
+        #[arg(short = 't', long = "tracker")]
+        trackers: Vec<String>,
+        /// Bytes per piece: a power of two, at least 16384. Chosen from the size if omitted.
+        #[arg(long)]
+        piece_length: Option<u64>,
+        /// Mark the torrent private (BEP 27).
+        #[arg(long)]
+        private: bool,
+        #[arg(long)]
+        comment: Option<String>,
+        /// Hashing threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::init_logging(args.verbose, args.quiet);
+    let result = match args.command {
+        Command::Decode { bencoded } => cli::decode(&bencoded),
+        Command::Info { torrent } => cli::info(&torrent),
+        Command::Create {
+            path,
+            output,
+            trackers,
+            piece_length,
+            private,
+            comment,
+            threads,
+        } => {
+            let options = peerwire::create::CreateOptions {
+                trackers,
+                piece_length,
+                private,
+                comment,
+                threads,
+            };
+            cli::create(&path, &output, options)
+        }
+    };
+    cli::exit(result)
+}

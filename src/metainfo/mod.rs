@@ -1,0 +1,439 @@
+//! # The metainfo file (`.torrent`, BEP 3 "metainfo files") — walkthrough §2
+//!
+//! A `.torrent` file is one bencoded dictionary:
+//!
+//! ```text
+//!   d
+//!     announce       the tracker URL                           (BEP 3)
+//!     announce-list  tiers of tracker URLs                     (BEP 12)
+//!     url-list       web seeds, kept for later                 (BEP 19)
+//!     comment, created by, creation date                       (informational)
+//!     info  d                                   <- its SHA-1 is the info hash
+//!       name          suggested file or directory name
+//!       piece length  bytes per piece (the last piece may be shorter)
+//!       pieces        20-byte SHA-1 of each piece, concatenated
+//!       private       1 = only the torrent's trackers may find peers (BEP 27)
+//!       length        single-file torrent: the file's size
+//!       files         multi-file torrent: list of d length, path e   (path = list of elements)
+//!     e
+//!   e
+//! ```
+//!
+//! Where this sits in the data flow: `cli` reads a file and calls [`Metainfo::from_bytes`];
+//! the result tells `tracker` whom to ask (info hash, trackers), the wire handshake what to
+//! say (info hash), and `storage` where each piece goes (files, piece length, hashes).
+//!
+//! Everything in a torrent file may be wrong or hostile. Each check below turns a problem into
+//! a [`MetainfoError`] that says which field and at which byte; names are sanitised
+//! (see [`path`]). BitTorrent v2 (BEP 52): a hybrid torrent is loaded as v1; a v2-only torrent
+//! is refused with a message that says so (see [`hybrid`]).
+
+mod files;
+mod hashes;
+mod hybrid;
+pub mod path;
+
+pub use files::FileEntry;
+pub use hashes::{InfoHash, PieceHash, sha1, to_hex};
+
+use crate::bencode::{self, DecodeError, Limits, SoftError, Value};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Largest `.torrent` file we read (libtorrent's default limit is the same 10 MB).
+pub const MAX_TORRENT_FILE_BYTES: u64 = 10_000_000;
+/// Most pieces in one torrent (libtorrent's limit: 2^21).
+pub const MAX_PIECES: u64 = 0x20_0000;
+/// Largest piece length we accept: 512 MiB. Real torrents use 16 KiB to 16 MiB.
+pub const MAX_PIECE_LENGTH: u64 = 512 * 1024 * 1024;
+
+/// A loaded, checked torrent.
+#[derive(Debug, Clone)]
+pub struct Metainfo {
+    /// SHA-1 of the raw bytes of the `info` dictionary: the torrent's identity.
+    pub info_hash: InfoHash,
+    pub info: Info,
+    /// `announce`, trimmed; `None` when absent or empty.
+    pub announce: Option<String>,
+    /// `announce-list` (BEP 12): tiers of tracker URLs, empty tiers dropped.
+    pub announce_list: Vec<Vec<String>>,
+    /// `url-list` (BEP 19) web seeds, duplicates and empty strings dropped.
+    pub url_list: Vec<String>,
+    pub comment: Option<String>,
+    pub created_by: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub creation_date: Option<i64>,
+    /// Quirks that did not stop loading (soft bencoding errors, trailing bytes), for the log.
+    pub warnings: Vec<String>,
+}
+
+/// The `info` dictionary: what the content is and how it is cut into pieces.
+#[derive(Clone)]
+pub struct Info {
+    /// The sanitised `name`: the file name (single-file) or the top directory (multi-file).
+    pub name: String,
+    pub piece_length: u64,
+    pub pieces: Vec<PieceHash>,
+    /// Every file in torrent order, padding files included (see [`FileEntry::padding`]).
+    /// A single-file torrent has one entry whose path is `[name]`.
+    pub files: Vec<FileEntry>,
+    /// True for a torrent with a `files` list, even if it holds one file.
+    pub multi_file: bool,
+    /// BEP 27: peers only from the torrent's own trackers (no PEX, no DHT).
+    pub private: bool,
+    /// Sum of all file lengths, padding included: the bytes the pieces cover.
+    pub total_length: u64,
+    /// A BEP 52 hybrid (v1 + v2) torrent, loaded as v1.
+    pub hybrid: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum MetainfoError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the file is {len} bytes; torrent files over {limit} bytes are refused")]
+    TooLarge { len: u64, limit: u64 },
+    #[error("not a torrent file")]
+    Bencode(#[from] DecodeError),
+    #[error("required field `{field}` is missing")]
+    Missing { field: String },
+    #[error("`{field}` at byte {offset} is {found}, expected {expected}")]
+    WrongType {
+        field: String,
+        offset: usize,
+        found: &'static str,
+        expected: &'static str,
+    },
+    #[error("`{field}` at byte {offset} is {value}: {reason}")]
+    BadValue {
+        field: String,
+        offset: usize,
+        value: i64,
+        reason: &'static str,
+    },
+    #[error("`info.pieces` at byte {offset} is {len} bytes long, not a multiple of 20")]
+    PiecesNotMultipleOf20 { offset: usize, len: usize },
+    #[error("{count} pieces of {piece_length} bytes; at most {limit} pieces are supported")]
+    TooManyPieces {
+        count: u64,
+        piece_length: u64,
+        limit: u64,
+    },
+    #[error(
+        "`info.pieces` holds {found} hashes, but {total_length} bytes in pieces of {piece_length} need {expected}"
+    )]
+    PieceCountMismatch {
+        found: u64,
+        expected: u64,
+        total_length: u64,
+        piece_length: u64,
+    },
+    #[error("`info.name` at byte {offset} has no characters usable in a file name")]
+    UnusableName { offset: usize },
+    #[error("`info.files` is an empty list: no files in torrent")]
+    NoFiles,
+    #[error("the torrent holds no data (its total length is 0)")]
+    Empty,
+    #[error("file lengths add up to more than 2^64 bytes")]
+    TotalLengthOverflow,
+    #[error("too many files with the same name (gave up after {limit} renames)")]
+    TooManyDuplicateNames { limit: usize },
+    #[error(
+        "this is a BitTorrent v2-only torrent (BEP 52, `meta version` 2 without v1 `pieces`); \
+         peerwire speaks v1 and loads hybrid v1+v2 torrents, but not v2-only ones"
+    )]
+    V2Only,
+    #[error("`info.meta version` is {0}; only 2 (BEP 52) is known")]
+    UnknownMetaVersion(i64),
+    #[error("hybrid torrent: the v1 and v2 file lists disagree: {0}")]
+    HybridMismatch(String),
+    #[error(
+        "{0}: not allowed inside a v2 or hybrid info dictionary (only v1 torrents may have it)"
+    )]
+    NotCanonical(SoftError),
+}
+
+impl Metainfo {
+    /// Reads and loads a `.torrent` file, refusing files over [`MAX_TORRENT_FILE_BYTES`].
+    pub fn from_file(path: &Path) -> Result<Metainfo, MetainfoError> {
+        let read_error = |source| MetainfoError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(read_error)?.len();
+        if len > MAX_TORRENT_FILE_BYTES {
+            return Err(MetainfoError::TooLarge {
+                len,
+                limit: MAX_TORRENT_FILE_BYTES,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(read_error)?;
+        Metainfo::from_bytes(&bytes)
+    }
+
+    /// Loads a torrent from the bytes of a `.torrent` file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
+        let decoded = bencode::decode_prefix(bytes, Limits::default())?;
+        let mut warnings: Vec<String> = decoded.soft_errors.iter().map(|e| e.to_string()).collect();
+        if decoded.end < bytes.len() {
+            warnings.push(format!(
+                "{} bytes after the end of the torrent ignored",
+                bytes.len() - decoded.end
+            ));
+        }
+        let root = &decoded.value;
+        expect_dict(root, "the torrent")?;
+        let info_value = root.get("info").ok_or_else(|| missing("info"))?;
+        expect_dict(info_value, "info")?;
+        // The info hash covers the info dictionary's bytes as they are in the file. [W2.1]
+        let info_hash = InfoHash::of(&bytes[info_value.span.range()]);
+        check_meta_version(info_value, &decoded.soft_errors)?;
+        let info = parse_info(info_value, info_hash)?;
+        Ok(Metainfo {
+            info_hash,
+            info,
+            announce: root.get("announce").and_then(trimmed_text),
+            announce_list: parse_announce_list(root.get("announce-list")),
+            url_list: parse_url_list(root.get("url-list")),
+            comment: root.get("comment").and_then(trimmed_text),
+            created_by: root.get("created by").and_then(trimmed_text),
+            creation_date: root.get("creation date").and_then(Value::as_integer),
+            warnings,
+        })
+    }
+
+    /// The trackers to ask, as BEP 12 tiers: `announce-list` if present, else `announce`.
+    pub fn tracker_tiers(&self) -> Vec<Vec<String>> {
+        if !self.announce_list.is_empty() {
+            return self.announce_list.clone();
+        }
+        self.announce.iter().map(|url| vec![url.clone()]).collect()
+    }
+}
+
+/// `meta version` 2 marks a v2 (BEP 52) info dictionary. A hybrid has v1 `pieces` too and is
+/// loaded as v1; without them, the torrent is v2-only and refused. [W2.6]
+fn check_meta_version(info: &Value, soft_errors: &[SoftError]) -> Result<(), MetainfoError> {
+    let Some(version) = info.get("meta version") else {
+        return Ok(());
+    };
+    match version.as_integer() {
+        Some(2) => {}
+        Some(other) => return Err(MetainfoError::UnknownMetaVersion(other)),
+        None => return Err(wrong_type("info.meta version", version, "an integer")),
+    }
+    // libtorrent tolerates bencoding quirks in v1 info dictionaries only.
+    let inside_info = |e: &&SoftError| info.span.range().contains(&e.offset());
+    if let Some(quirk) = soft_errors.iter().find(inside_info) {
+        return Err(MetainfoError::NotCanonical(*quirk));
+    }
+    if info.get("pieces").is_none() {
+        return Err(MetainfoError::V2Only);
+    }
+    Ok(())
+}
+
+/// Reads the v1 fields of the info dictionary and checks that they fit together. [W2.2]
+fn parse_info(info: &Value, info_hash: InfoHash) -> Result<Info, MetainfoError> {
+    let piece_length = parse_piece_length(info)?;
+    let pieces = parse_pieces(info)?;
+    let raw_name = info
+        .get("name.utf-8")
+        .filter(|v| v.as_bytes().is_some())
+        .or(info.get("name"));
+    let raw_name = raw_name.ok_or_else(|| missing("info.name"))?;
+    let name_bytes = raw_name
+        .as_bytes()
+        .ok_or_else(|| wrong_type("info.name", raw_name, "a byte string"))?;
+    if name_bytes.is_empty() {
+        return Err(missing("info.name"));
+    }
+    // A name like ".." sanitises to nothing. A directory can be named by the info hash (as
+    // libtorrent does); a single file cannot do without a name.
+    let name = match path::sanitize_name(name_bytes) {
+        Some(name) => name,
+        None if info.get("files").is_some() => info_hash.to_hex(),
+        None => {
+            return Err(MetainfoError::UnusableName {
+                offset: raw_name.span.start,
+            });
+        }
+    };
+    let (files, multi_file) = files::parse_files(info, &name)?;
+    let total_length = files::total_length(&files)?;
+    check_piece_count(pieces.len() as u64, total_length, piece_length)?;
+    let hybrid = info.get("meta version").is_some();
+    if hybrid {
+        hybrid::check_consistency(info, &files, piece_length)?;
+    }
+    let mut files = files;
+    files::resolve_collisions(&mut files)?;
+    // BEP 27: `private` is 1 for a private torrent; anything else means public.
+    let private = info.get("private").and_then(Value::as_integer) == Some(1);
+    Ok(Info {
+        name,
+        piece_length,
+        pieces,
+        files,
+        multi_file,
+        private,
+        total_length,
+        hybrid,
+    })
+}
+
+fn parse_piece_length(info: &Value) -> Result<u64, MetainfoError> {
+    let field = "info.piece length";
+    let value = info.get("piece length").ok_or_else(|| missing(field))?;
+    let n = value
+        .as_integer()
+        .ok_or_else(|| wrong_type(field, value, "an integer"))?;
+    if n <= 0 || n as u64 > MAX_PIECE_LENGTH {
+        let reason = "a piece length must be positive and at most 512 MiB";
+        return Err(MetainfoError::BadValue {
+            field: field.into(),
+            offset: value.span.start,
+            value: n,
+            reason,
+        });
+    }
+    Ok(n as u64)
+}
+
+/// `pieces`: one 20-byte SHA-1 per piece, concatenated. [W2.3]
+fn parse_pieces(info: &Value) -> Result<Vec<PieceHash>, MetainfoError> {
+    let value = info.get("pieces").ok_or_else(|| missing("info.pieces"))?;
+    let bytes = value
+        .as_bytes()
+        .ok_or_else(|| wrong_type("info.pieces", value, "a byte string"))?;
+    if bytes.len() % 20 != 0 {
+        return Err(MetainfoError::PiecesNotMultipleOf20 {
+            offset: value.span.start,
+            len: bytes.len(),
+        });
+    }
+    let hash =
+        |chunk: &[u8]| PieceHash(chunk.try_into().expect("chunks_exact(20) yields 20 bytes"));
+    Ok(bytes.chunks_exact(20).map(hash).collect())
+}
+
+/// The number of hashes must be exactly ⌈total length ÷ piece length⌉.
+fn check_piece_count(
+    found: u64,
+    total_length: u64,
+    piece_length: u64,
+) -> Result<(), MetainfoError> {
+    let expected = total_length.div_ceil(piece_length);
+    if expected > MAX_PIECES {
+        return Err(MetainfoError::TooManyPieces {
+            count: expected,
+            piece_length,
+            limit: MAX_PIECES,
+        });
+    }
+    if found != expected {
+        return Err(MetainfoError::PieceCountMismatch {
+            found,
+            expected,
+            total_length,
+            piece_length,
+        });
+    }
+    Ok(())
+}
+
+/// `announce-list`: a list of tiers, each a list of URLs. Anything malformed is skipped, as
+/// other clients do: a bad backup tracker should not make a torrent unusable.
+fn parse_announce_list(value: Option<&Value>) -> Vec<Vec<String>> {
+    let tiers = value.and_then(Value::as_list).unwrap_or_default();
+    tiers
+        .iter()
+        .map(|tier| {
+            tier.as_list()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(trimmed_text)
+                .collect::<Vec<_>>()
+        })
+        .filter(|tier| !tier.is_empty())
+        .collect()
+}
+
+/// `url-list` (BEP 19): one URL or a list of them.
+fn parse_url_list(value: Option<&Value>) -> Vec<String> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let candidates: Vec<&Value> = match value.as_list() {
+        Some(list) => list.iter().collect(),
+        None => vec![value],
+    };
+    let mut urls: Vec<String> = Vec::new();
+    for url in candidates.into_iter().filter_map(trimmed_text) {
+        if !urls.contains(&url) {
+            urls.push(url);
+        }
+    }
+    urls
+}
+
+/// A byte string as text with surrounding whitespace removed; `None` if empty or not a string.
+fn trimmed_text(value: &Value) -> Option<String> {
+    let text = String::from_utf8_lossy(value.as_bytes()?)
+        .trim()
+        .to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+fn expect_dict(value: &Value, field: &str) -> Result<(), MetainfoError> {
+    match value.as_dict() {
+        Some(_) => Ok(()),
+        None => Err(wrong_type(field, value, "a dictionary")),
+    }
+}
+
+fn missing(field: &str) -> MetainfoError {
+    MetainfoError::Missing {
+        field: field.to_string(),
+    }
+}
+
+fn wrong_type(field: &str, value: &Value, expected: &'static str) -> MetainfoError {
+    MetainfoError::WrongType {
+        field: field.to_string(),
+        offset: value.span.start,
+        found: value.kind_name(),
+        expected,
+    }
+}
+
+impl Info {
+    pub fn num_pieces(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// The files a user sees: padding files left out.
+    pub fn content_files(&self) -> impl Iterator<Item = &FileEntry> {
+        self.files.iter().filter(|f| !f.padding)
+    }
+}
+
+/// A readable `Debug`: the piece hashes are summarised, not listed.
+impl fmt::Debug for Info {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Info")
+            .field("name", &self.name)
+            .field("piece_length", &self.piece_length)
+            .field("pieces", &format_args!("<{} hashes>", self.pieces.len()))
+            .field("files", &self.files)
+            .field("multi_file", &self.multi_file)
+            .field("private", &self.private)
+            .field("total_length", &self.total_length)
+            .field("hybrid", &self.hybrid)
+            .finish()
+    }
+}
