@@ -8,6 +8,9 @@
 use crate::bencode;
 use crate::create::{self, CreateError, CreateOptions};
 use crate::metainfo::{Metainfo, MetainfoError};
+use crate::peer_id::PeerId;
+use crate::tracker::tiers::{AnnounceError, TrackerTiers};
+use crate::tracker::{AnnounceRequest, Event, TrackerConfig};
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,6 +29,8 @@ pub enum CliError {
     },
     #[error("cannot create a torrent of {}", path.display())]
     Create { path: PathBuf, source: CreateError },
+    #[error(transparent)]
+    Announce(#[from] AnnounceError),
     #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
@@ -98,6 +103,33 @@ pub fn info_lines(metainfo: &Metainfo) -> Vec<String> {
     lines.push("Piece Hashes:".to_string());
     lines.extend(info.pieces.iter().map(|h| h.to_hex()));
     lines
+}
+
+/// `peers <file.torrent>`: one announce (`started`) to the first tracker that answers, in
+/// BEP 12 order; prints the peers it returned, one `ip:port` per line (IPv6 as `[addr]:port`).
+pub fn peers(path: &Path, port: u16, config: TrackerConfig) -> Result<(), CliError> {
+    let metainfo = load_torrent(path)?;
+    let mut tiers = TrackerTiers::new(metainfo.tracker_tiers(), config);
+    let request = AnnounceRequest {
+        info_hash: metainfo.info_hash,
+        peer_id: PeerId::generate(),
+        port,
+        uploaded: 0,
+        downloaded: 0,
+        left: metainfo.info.total_length,
+        event: Event::Started,
+        numwant: Some(50),
+        key: fastrand::u32(..),
+    };
+    let (url, response) = tiers.announce(&request)?;
+    log::info!("{url} answered: {} peers", response.peers.len());
+    print_lines(
+        &response
+            .peers
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// `create <path> -o <out.torrent>`: hashes the content and writes the torrent.

@@ -22,3 +22,6 @@ pub mod bencode;
 pub mod cli;
 pub mod create;
 pub mod metainfo;
+pub mod peer_id;
+pub mod tracker;
+pub mod wire;

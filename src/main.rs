@@ -7,6 +7,7 @@ use peerwire::cli;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +32,12 @@ enum Command {
     Decode { bencoded: OsString },
     /// Print what a .torrent file holds: tracker, length, info hash, piece hashes.
     Info { torrent: PathBuf },
+    /// Ask the torrent's trackers for peers and print them, one ip:port per line.
+    Peers {
+        torrent: PathBuf,
+        #[command(flatten)]
+        tracker: TrackerArgs,
+    },
     /// Make a .torrent file of a file or a directory.
     Create {
         path: PathBuf,
@@ -54,12 +61,41 @@ enum Command {
     },
 }
 
+/// How to reach trackers: the port we announce and the timeouts.
+#[derive(clap::Args)]
+struct TrackerArgs {
+    /// The TCP port we announce (and will listen on); 0 = any.
+    #[arg(long, default_value_t = 6881)]
+    port: u16,
+    /// Deadline for one HTTP announce, in seconds.
+    #[arg(long, default_value_t = 20)]
+    tracker_timeout: u64,
+    /// UDP trackers (BEP 15): first wait in milliseconds, doubled on every retry.
+    #[arg(long, default_value_t = 15_000)]
+    udp_timeout_ms: u64,
+    /// UDP trackers: retransmissions before giving up (BEP 15 allows 8).
+    #[arg(long, default_value_t = 2)]
+    udp_retries: u32,
+}
+
+impl TrackerArgs {
+    fn config(&self) -> peerwire::tracker::TrackerConfig {
+        peerwire::tracker::TrackerConfig {
+            http_timeout: Duration::from_secs(self.tracker_timeout),
+            udp_base_timeout: Duration::from_millis(self.udp_timeout_ms),
+            udp_retries: self.udp_retries,
+            ..Default::default()
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging(args.verbose, args.quiet);
     let result = match args.command {
         Command::Decode { bencoded } => cli::decode(&bencoded),
         Command::Info { torrent } => cli::info(&torrent),
+        Command::Peers { torrent, tracker } => cli::peers(&torrent, tracker.port, tracker.config()),
         Command::Create {
             path,
             output,

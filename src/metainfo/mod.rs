@@ -346,8 +346,9 @@ fn check_piece_count(
     Ok(())
 }
 
-/// `announce-list`: a list of tiers, each a list of URLs. Anything malformed is skipped, as
-/// other clients do: a bad backup tracker should not make a torrent unusable.
+/// `announce-list` (BEP 12): a list of tiers, each a list of URLs. [W2.7]
+/// Anything malformed is skipped, as other clients do: a bad backup tracker should not make a
+/// torrent unusable.
 fn parse_announce_list(value: Option<&Value>) -> Vec<Vec<String>> {
     let tiers = value.and_then(Value::as_list).unwrap_or_default();
     tiers
@@ -435,5 +436,123 @@ impl fmt::Debug for Info {
             .field("total_length", &self.total_length)
             .field("hybrid", &self.hybrid)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal single-file torrent: d 4:info d ... e e, with the given info body.
+    fn torrent(info_body: &str) -> Vec<u8> {
+        format!("d4:infod{info_body}ee").into_bytes()
+    }
+
+    const ONE_PIECE: &str = "6:pieces20:aaaaaaaaaaaaaaaaaaaa";
+
+    #[test]
+    fn the_info_hash_covers_the_raw_bytes_even_when_keys_are_unsorted() {
+        // `name` before `length`: unsorted. A re-encoding would sort them and hash differently.
+        let info = format!("4:name1:x6:lengthi5e12:piece lengthi16384e{ONE_PIECE}");
+        let bytes = torrent(&info);
+        let m = Metainfo::from_bytes(&bytes).unwrap();
+        let raw_info = &bytes[7..bytes.len() - 1]; // between "d4:info" and the final "e"
+        assert_eq!(m.info_hash, InfoHash::of(raw_info));
+        let reencoded = bencode::encode(&bencode::decode(raw_info).unwrap().value);
+        assert_ne!(m.info_hash, InfoHash::of(&reencoded));
+        assert_eq!(m.warnings.len(), 1); // the unsorted key, reported
+    }
+
+    #[test]
+    fn a_single_file_torrent() {
+        let m = Metainfo::from_bytes(&torrent(&format!(
+            "6:lengthi5e4:name5:a.txt12:piece lengthi16384e{ONE_PIECE}"
+        )))
+        .unwrap();
+        assert_eq!(m.info.name, "a.txt");
+        assert_eq!(m.info.files.len(), 1);
+        assert_eq!(m.info.files[0].path, ["a.txt"]);
+        assert!(!m.info.multi_file && !m.info.private);
+        assert_eq!(m.announce, None);
+        assert_eq!(m.tracker_tiers(), Vec::<Vec<String>>::new());
+    }
+
+    #[test]
+    fn piece_count_must_match_the_length() {
+        // 20000 bytes in 16 KiB pieces need 2 hashes; one is given.
+        let e = Metainfo::from_bytes(&torrent(&format!(
+            "6:lengthi20000e4:name1:x12:piece lengthi16384e{ONE_PIECE}"
+        )))
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                MetainfoError::PieceCountMismatch {
+                    found: 1,
+                    expected: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_v2_only_torrent_is_refused_by_name() {
+        let e = Metainfo::from_bytes(&torrent(
+            "9:file treede12:meta versioni2e4:name1:x12:piece lengthi16384e",
+        ))
+        .unwrap_err();
+        assert!(matches!(e, MetainfoError::V2Only));
+        assert!(e.to_string().contains("v2-only"));
+    }
+
+    #[test]
+    fn quirks_inside_a_hybrid_info_dictionary_are_refused() {
+        // Leading zero in `i016384e`, inside an info dictionary with `meta version` 2.
+        let info = format!(
+            "9:file treede6:lengthi5e12:meta versioni2e4:name1:x12:piece lengthi016384e{ONE_PIECE}"
+        );
+        let e = Metainfo::from_bytes(&torrent(&info)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                MetainfoError::NotCanonical(SoftError::LeadingZero { .. })
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_byte() {
+        let e = Metainfo::from_bytes(&torrent(&format!(
+            "6:lengthi-5e4:name1:x12:piece lengthi16384e{ONE_PIECE}"
+        )))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`info.length` at byte 16 is -5: a length cannot be negative"
+        );
+        let e = Metainfo::from_bytes(b"d4:infoi1ee").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`info` at byte 7 is an integer, expected a dictionary"
+        );
+    }
+
+    #[test]
+    fn announce_list_tiers_skip_junk() {
+        let bytes = format!(
+            "d8:announce3:abc13:announce-listll1:ai5eel0:el1:b1:cee4:infod6:lengthi5e4:name1:x12:piece lengthi16384e{ONE_PIECE}ee"
+        );
+        let m = Metainfo::from_bytes(bytes.as_bytes()).unwrap();
+        assert_eq!(
+            m.announce_list,
+            vec![
+                vec!["a".to_string()],
+                vec!["b".to_string(), "c".to_string()]
+            ]
+        );
+        assert_eq!(m.tracker_tiers(), m.announce_list);
     }
 }

@@ -124,3 +124,103 @@ pub fn run_ok(cmd: &mut Command, deadline: Duration) -> String {
     }
     String::from_utf8(out.stdout).expect("stdout is UTF-8")
 }
+
+/// A port below 32768 (outside Linux's ephemeral range, see INTEROP.md) that is free for
+/// both TCP and UDP right now.
+pub fn free_port() -> u16 {
+    for _ in 0..200 {
+        let port = 20_000 + fastrand::u16(..12_000);
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port found below 32768");
+}
+
+/// Waits until something accepts TCP connections on `port`, or panics at the deadline.
+pub fn wait_for_tcp(port: u16, deadline: Duration, what: &str) {
+    let until = std::time::Instant::now() + deadline;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            std::time::Instant::now() < until,
+            "{what} did not start listening on {port} within {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50)); // poll interval while waiting for the event
+    }
+}
+
+/// A process that is killed (by PID) when dropped.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// opentracker (Debian package `opentracker`) on a free port, HTTP and UDP, whitelisting the
+/// given info hashes (the Debian build runs in whitelist mode). Stopped when dropped.
+pub struct OpenTracker {
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    _process: Killed,
+}
+
+impl OpenTracker {
+    pub fn start(info_hashes: &[String]) -> Option<OpenTracker> {
+        let program = need_program("opentracker")?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        // opentracker drops to `nobody` and chroots into its rootdir: it must be readable.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::fs::write(dir.path().join("wl.txt"), info_hashes.join("\n") + "\n")
+            .expect("whitelist");
+        let config = dir.path().join("opentracker.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "tracker.rootdir {}\naccess.whitelist /wl.txt\n",
+                dir.path().display()
+            ),
+        )
+        .expect("config");
+        let port = free_port();
+        let child = Command::new(program)
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-P",
+                &port.to_string(),
+                "-u",
+                "nobody",
+                "-f",
+            ])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start opentracker");
+        let process = Killed(child);
+        wait_for_tcp(port, Duration::from_secs(10), "opentracker");
+        Some(OpenTracker {
+            port,
+            _dir: dir,
+            _process: process,
+        })
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}/announce", self.port)
+    }
+
+    pub fn udp_url(&self) -> String {
+        format!("udp://127.0.0.1:{}/announce", self.port)
+    }
+}

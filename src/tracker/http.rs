@@ -1,0 +1,295 @@
+//! Announcing over HTTP (BEP 3 "trackers", BEP 23 compact, BEP 7 IPv6) — walkthrough §3.
+//!
+//! An HTTP announce is a GET whose query string carries the request, and whose body is a
+//! bencoded dictionary:
+//!
+//! ```text
+//!   GET /announce?info_hash=%12%34...&peer_id=-PW0001-...&port=6881&uploaded=0
+//!                &downloaded=0&left=1048576&compact=1&event=started&numwant=50&key=...
+//!
+//!   d8:intervali1800e5:peers12:<6 bytes a peer>6:peers618:<18 bytes a peer>e
+//!   d14:failure reason23:torrent not registerede                     (a refusal)
+//! ```
+//!
+//! The one trap: `info_hash` and `peer_id` are raw bytes, not text. [W3.1] Each byte outside
+//! `A-Z a-z 0-9 - . _ ~` is written as `%XX` by [`percent_encode`]; a URL library that treats
+//! them as UTF-8 text would mangle them and the tracker would not know the torrent.
+//!
+//! A tracker is a stranger too: the answer is read with a size cap, redirects are bounded,
+//! the whole request has a deadline, and every malformed answer becomes a [`Problem`].
+
+use super::peers::{parse_compact_v6, parse_peers_value};
+use super::{AnnounceRequest, AnnounceResponse, Problem, ScrapeStats, TrackerConfig};
+use crate::bencode::{self, Value};
+use crate::metainfo::InfoHash;
+use std::time::Duration;
+
+/// Used when a tracker gives no `interval`: BEP 3 leaves it to the tracker; 30 minutes is usual.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(1800);
+
+/// An HTTP(S) tracker and what it asked us to remember.
+pub struct HttpTracker {
+    url: String,
+    agent: ureq::Agent,
+    config: TrackerConfig,
+    /// BEP 3 `tracker id`: if a tracker sends one, it wants it back on every later announce.
+    tracker_id: Option<Vec<u8>>,
+}
+
+impl HttpTracker {
+    pub fn new(url: &str, config: TrackerConfig) -> HttpTracker {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(config.http_timeout))
+            .max_redirects(config.max_redirects)
+            .http_status_as_error(false)
+            .user_agent(concat!("peerwire/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        HttpTracker {
+            url: url.to_string(),
+            agent,
+            config,
+            tracker_id: None,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends one announce and reads the answer.
+    pub fn announce(&mut self, request: &AnnounceRequest) -> Result<AnnounceResponse, Problem> {
+        let url = announce_url(&self.url, request, self.tracker_id.as_deref());
+        log::debug!("announce {url}");
+        let body = self.get(&url)?;
+        let dict = parse_dictionary(&body)?;
+        if let Some(id) = dict.get("tracker id").and_then(Value::as_bytes) {
+            self.tracker_id = Some(id.to_vec());
+        }
+        parse_announce(&dict)
+    }
+
+    /// BEP 48 convention: the scrape URL is the announce URL with `announce` replaced by
+    /// `scrape` in its last path segment.
+    pub fn scrape(&mut self, info_hash: InfoHash) -> Result<ScrapeStats, Problem> {
+        let Some(at) = self.url.rfind("/announce") else {
+            return Err(Problem::BadUrl(
+                "no `/announce` in the URL to turn into `/scrape`".into(),
+            ));
+        };
+        let base = format!(
+            "{}/scrape{}",
+            &self.url[..at],
+            &self.url[at + "/announce".len()..]
+        );
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let body = self.get(&format!(
+            "{base}{separator}info_hash={}",
+            percent_encode(&info_hash.0)
+        ))?;
+        let dict = parse_dictionary(&body)?;
+        let stats = dict.get("files").and_then(|files| {
+            files
+                .as_dict()?
+                .iter()
+                .find(|(k, _)| k[..] == info_hash.0[..])
+                .map(|(_, v)| v)
+        });
+        let stats = stats
+            .ok_or_else(|| Problem::Malformed("the scrape does not mention the torrent".into()))?;
+        let count = |key| {
+            stats
+                .get(key)
+                .and_then(Value::as_integer)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0)
+        };
+        Ok(ScrapeStats {
+            seeders: count("complete"),
+            completed: count("downloaded"),
+            leechers: count("incomplete"),
+        })
+    }
+
+    /// GET with status check and body cap.
+    fn get(&self, url: &str) -> Result<Vec<u8>, Problem> {
+        let mut response = self.agent.get(url).call()?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(Problem::Status(status));
+        }
+        Ok(response
+            .body_mut()
+            .with_config()
+            .limit(self.config.max_body)
+            .read_to_vec()?)
+    }
+}
+
+/// The announce URL: the tracker's URL plus our query. A URL that already has a query (a
+/// private tracker's passkey, say) gets `&`, not a second `?`.
+pub fn announce_url(base: &str, r: &AnnounceRequest, tracker_id: Option<&[u8]>) -> String {
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let mut url = format!(
+        "{base}{separator}info_hash={}&peer_id={}&port={}&uploaded={}&downloaded={}&left={}&compact=1&key={:08x}",
+        percent_encode(&r.info_hash.0),
+        percent_encode(&r.peer_id.0),
+        r.port,
+        r.uploaded,
+        r.downloaded,
+        r.left,
+        r.key,
+    );
+    if let Some(event) = r.event.http_name() {
+        url.push_str(&format!("&event={event}"));
+    }
+    if let Some(numwant) = r.numwant {
+        url.push_str(&format!("&numwant={numwant}"));
+    }
+    if let Some(id) = tracker_id {
+        url.push_str(&format!("&trackerid={}", percent_encode(id)));
+    }
+    url
+}
+
+/// URL-encodes raw bytes: unreserved characters as they are, every other byte as `%XX`.
+pub fn percent_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn parse_dictionary(body: &[u8]) -> Result<Value, Problem> {
+    let value = bencode::decode(body)?.value;
+    match value.as_dict() {
+        Some(_) => Ok(value),
+        None => Err(Problem::NotADictionary(value.kind_name())),
+    }
+}
+
+/// Reads an announce answer: a refusal, or peers and timing.
+pub fn parse_announce(dict: &Value) -> Result<AnnounceResponse, Problem> {
+    if let Some(reason) = dict.get("failure reason") {
+        return Err(Problem::Failure(
+            String::from_utf8_lossy(reason.as_bytes().unwrap_or(b"(not a string)")).into_owned(),
+        ));
+    }
+    let seconds = |key| {
+        dict.get(key)
+            .and_then(Value::as_integer)
+            .and_then(|n| u64::try_from(n).ok())
+            .map(Duration::from_secs)
+    };
+    let count = |key| {
+        dict.get(key)
+            .and_then(Value::as_integer)
+            .and_then(|n| u32::try_from(n).ok())
+    };
+    let mut peers = match dict.get("peers") {
+        Some(value) => parse_peers_value(value)?,
+        None => Vec::new(),
+    };
+    if let Some(v6) = dict.get("peers6").and_then(Value::as_bytes) {
+        peers.extend(parse_compact_v6(v6)?);
+    }
+    let warning = dict
+        .get("warning message")
+        .and_then(Value::as_bytes)
+        .map(|w| String::from_utf8_lossy(w).into_owned());
+    if let Some(w) = &warning {
+        log::warn!("tracker warning: {w}");
+    }
+    Ok(AnnounceResponse {
+        peers,
+        interval: seconds("interval").unwrap_or(DEFAULT_INTERVAL),
+        min_interval: seconds("min interval"),
+        complete: count("complete"),
+        incomplete: count("incomplete"),
+        warning,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer_id::PeerId;
+    use crate::tracker::Event;
+
+    fn request() -> AnnounceRequest {
+        AnnounceRequest {
+            info_hash: InfoHash(*b"\x12\x34\x56\x78\x9a\xbc\xde\xf1\x23\x45\x67\x89\xab\xcd\xef\x12\x34\x56\x78\x9a"),
+            peer_id: PeerId(*b"-PW0001-aaaaaaaaa +~"),
+            port: 6881,
+            uploaded: 0,
+            downloaded: 0,
+            left: 100,
+            event: Event::Started,
+            numwant: Some(50),
+            key: 0xabcdef,
+        }
+    }
+
+    #[test]
+    fn every_non_unreserved_byte_is_escaped() {
+        assert_eq!(percent_encode(b"a-Z._~"), "a-Z._~");
+        assert_eq!(percent_encode(b" +/\x00\xff"), "%20%2B%2F%00%FF");
+    }
+
+    #[test]
+    fn the_announce_url_carries_every_field() {
+        let url = announce_url("http://t.example/announce", &request(), None);
+        assert_eq!(
+            url,
+            "http://t.example/announce?info_hash=%124Vx%9A%BC%DE%F1%23Eg%89%AB%CD%EF%124Vx%9A\
+             &peer_id=-PW0001-aaaaaaaaa%20%2B~&port=6881&uploaded=0&downloaded=0&left=100&compact=1\
+             &key=00abcdef&event=started&numwant=50"
+        );
+    }
+
+    #[test]
+    fn a_url_with_a_query_gets_an_ampersand() {
+        let url = announce_url("http://t/announce?passkey=abc", &request(), Some(b"x y"));
+        assert!(url.starts_with("http://t/announce?passkey=abc&info_hash="));
+        assert!(url.ends_with("&trackerid=x%20y"));
+    }
+
+    fn parse(body: &[u8]) -> Result<AnnounceResponse, Problem> {
+        parse_announce(&parse_dictionary(body)?)
+    }
+
+    #[test]
+    fn parses_compact_and_ipv6_peers_and_timing() {
+        let r = parse(b"d8:completei3e10:incompletei1e8:intervali900e12:min intervali60e5:peers6:\x7f\x00\x00\x01\x1a\xe16:peers618:\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x50e").unwrap();
+        assert_eq!(
+            r.peers,
+            [
+                "127.0.0.1:6881".parse().unwrap(),
+                "[::1]:80".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            (r.interval, r.min_interval),
+            (Duration::from_secs(900), Some(Duration::from_secs(60)))
+        );
+        assert_eq!((r.complete, r.incomplete), (Some(3), Some(1)));
+    }
+
+    #[test]
+    fn refusals_and_garbage_are_problems() {
+        assert!(
+            matches!(parse(b"d14:failure reason9:not founde"), Err(Problem::Failure(r)) if r == "not found")
+        );
+        assert!(matches!(parse(b"<html>"), Err(Problem::Bencode(_))));
+        assert!(matches!(parse(b"li1ee"), Err(Problem::NotADictionary(_))));
+        assert!(matches!(
+            parse(b"d5:peers7:1234567e"),
+            Err(Problem::PeerList(_))
+        ));
+    }
+}

@@ -1,0 +1,435 @@
+//! Messages and framing (BEP 3 "peer messages") — walkthrough §5.
+//!
+//! After the handshake, everything is a length-prefixed message:
+//!
+//! ```text
+//!   ┌──────────────────┬──────┬─────────────────────────┐
+//!   │ length u32 (BE)  │ id u8│ payload (length - 1)     │     length 0 = keep-alive (no id)
+//!   └──────────────────┴──────┴─────────────────────────┘
+//!   id 0 choke · 1 unchoke · 2 interested · 3 not interested       (no payload)
+//!      4 have      index u32
+//!      5 bitfield  one bit per piece, high bit first                (see `bitfield`)
+//!      6 request   index u32 · begin u32 · length u32
+//!      7 piece     index u32 · begin u32 · block (the bytes)
+//!      8 cancel    index u32 · begin u32 · length u32
+//!      9 port      u16 (DHT port, BEP 5)
+//!     20 extended  extension id u8 · payload                         (BEP 10)
+//! ```
+//!
+//! The length comes from the peer, so it is checked against a maximum before a single byte is
+//! allocated [W5.1]; a fixed-size message with the wrong length is an error; a message id we
+//! do not know is skipped (its length is known) and logged, not fatal (INTEROP.md).
+
+use super::WireError;
+use std::fmt;
+use std::io::{self, Read, Write};
+
+/// The unit of transfer: a request asks for at most 16 KiB, and real clients disconnect peers
+/// that ask for more or send more.
+pub const BLOCK_LEN: u32 = 16 * 1024;
+/// Largest frame we accept: room for a bitfield of 2^21 pieces and extension messages with a
+/// 16 KiB metadata piece; a 4 GiB length prefix is refused before anything is allocated.
+pub const MAX_MESSAGE_LEN: u32 = 1 << 20;
+
+/// One peer message, with the spec's names for its fields.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Message {
+    KeepAlive,
+    Choke,
+    Unchoke,
+    Interested,
+    NotInterested,
+    Have {
+        index: u32,
+    },
+    /// The raw bits; checked against the piece count by `Bitfield::from_payload`.
+    Bitfield(Vec<u8>),
+    Request {
+        index: u32,
+        begin: u32,
+        length: u32,
+    },
+    Piece {
+        index: u32,
+        begin: u32,
+        block: Vec<u8>,
+    },
+    Cancel {
+        index: u32,
+        begin: u32,
+        length: u32,
+    },
+    Port(u16),
+    /// BEP 10: an extension message (`id` 0 is the extended handshake).
+    Extended {
+        id: u8,
+        payload: Vec<u8>,
+    },
+    /// An id we do not handle; its payload was skipped.
+    Unknown {
+        id: u8,
+        length: u32,
+    },
+}
+
+impl Message {
+    /// The message id on the wire (`None` for keep-alive).
+    pub fn id(&self) -> Option<u8> {
+        Some(match self {
+            Message::KeepAlive => return None,
+            Message::Choke => 0,
+            Message::Unchoke => 1,
+            Message::Interested => 2,
+            Message::NotInterested => 3,
+            Message::Have { .. } => 4,
+            Message::Bitfield(_) => 5,
+            Message::Request { .. } => 6,
+            Message::Piece { .. } => 7,
+            Message::Cancel { .. } => 8,
+            Message::Port(_) => 9,
+            Message::Extended { .. } => 20,
+            Message::Unknown { id, .. } => *id,
+        })
+    }
+
+    /// The whole frame: length prefix, id, payload.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut payload = Vec::new();
+        match self {
+            Message::Have { index } => payload.extend_from_slice(&index.to_be_bytes()),
+            Message::Bitfield(bits) => payload.extend_from_slice(bits),
+            Message::Request {
+                index,
+                begin,
+                length,
+            }
+            | Message::Cancel {
+                index,
+                begin,
+                length,
+            } => {
+                for n in [index, begin, length] {
+                    payload.extend_from_slice(&n.to_be_bytes());
+                }
+            }
+            Message::Piece {
+                index,
+                begin,
+                block,
+            } => {
+                payload.extend_from_slice(&index.to_be_bytes());
+                payload.extend_from_slice(&begin.to_be_bytes());
+                payload.extend_from_slice(block);
+            }
+            Message::Port(port) => payload.extend_from_slice(&port.to_be_bytes()),
+            Message::Extended { id, payload: p } => {
+                payload.push(*id);
+                payload.extend_from_slice(p);
+            }
+            _ => {}
+        }
+        let Some(id) = self.id() else {
+            return vec![0, 0, 0, 0];
+        };
+        let mut frame = Vec::with_capacity(5 + payload.len());
+        frame.extend_from_slice(&(payload.len() as u32 + 1).to_be_bytes());
+        frame.push(id);
+        frame.extend_from_slice(&payload);
+        frame
+    }
+
+    /// Writes the frame in one `write_all`, so a frame is never interleaved with another.
+    pub fn write_to(&self, w: &mut impl Write) -> Result<(), WireError> {
+        w.write_all(&self.to_bytes())?;
+        Ok(())
+    }
+
+    /// Reads one message. The length prefix is checked before anything is allocated. [W5.1]
+    pub fn read_from(r: &mut impl Read) -> Result<Message, WireError> {
+        let mut prefix = [0u8; 4];
+        r.read_exact(&mut prefix)?;
+        let length = u32::from_be_bytes(prefix);
+        if length == 0 {
+            return Ok(Message::KeepAlive);
+        }
+        if length > MAX_MESSAGE_LEN {
+            return Err(WireError::MessageTooLong {
+                length,
+                max: MAX_MESSAGE_LEN,
+            });
+        }
+        let mut id = [0u8; 1];
+        r.read_exact(&mut id)?;
+        let id = id[0];
+        let payload_len = length - 1;
+        if let Some(expected) = fixed_payload_len(id)
+            && payload_len != expected
+        {
+            return Err(WireError::BadLength {
+                id,
+                length: payload_len,
+                expected,
+            });
+        }
+        if id > 9 && id != 20 {
+            // Unknown extension of the protocol: skip exactly its payload and carry on.
+            io::copy(&mut r.take(payload_len.into()), &mut io::sink())?;
+            return Ok(Message::Unknown {
+                id,
+                length: payload_len,
+            });
+        }
+        let mut payload = vec![0u8; payload_len as usize];
+        r.read_exact(&mut payload)?;
+        decode(id, payload)
+    }
+}
+
+/// Payload sizes of the messages that have a fixed size.
+fn fixed_payload_len(id: u8) -> Option<u32> {
+    match id {
+        0..=3 => Some(0),
+        4 => Some(4),
+        6 | 8 => Some(12),
+        9 => Some(2),
+        _ => None,
+    }
+}
+
+/// Builds a message from its id and payload (whose length fits the id, see `read_from`).
+fn decode(id: u8, payload: Vec<u8>) -> Result<Message, WireError> {
+    let u32_at =
+        |at: usize| u32::from_be_bytes(payload[at..at + 4].try_into().expect("length checked"));
+    Ok(match id {
+        0 => Message::Choke,
+        1 => Message::Unchoke,
+        2 => Message::Interested,
+        3 => Message::NotInterested,
+        4 => Message::Have { index: u32_at(0) },
+        5 => Message::Bitfield(payload),
+        6 => Message::Request {
+            index: u32_at(0),
+            begin: u32_at(4),
+            length: u32_at(8),
+        },
+        7 if payload.len() < 8 => {
+            return Err(WireError::BadLength {
+                id,
+                length: payload.len() as u32,
+                expected: 8,
+            });
+        }
+        7 => Message::Piece {
+            index: u32_at(0),
+            begin: u32_at(4),
+            block: payload[8..].to_vec(),
+        },
+        8 => Message::Cancel {
+            index: u32_at(0),
+            begin: u32_at(4),
+            length: u32_at(8),
+        },
+        9 => Message::Port(u16::from_be_bytes([payload[0], payload[1]])),
+        20 if payload.is_empty() => {
+            return Err(WireError::BadLength {
+                id,
+                length: 0,
+                expected: 1,
+            });
+        }
+        20 => Message::Extended {
+            id: payload[0],
+            payload: payload[1..].to_vec(),
+        },
+        _ => Message::Unknown {
+            id,
+            length: payload.len() as u32,
+        }, // (read_from skips these)
+    })
+}
+
+/// One line per message, as the wire trace prints it: blocks and bitfields by their size.
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Message::KeepAlive => write!(f, "KeepAlive"),
+            Message::Choke => write!(f, "Choke"),
+            Message::Unchoke => write!(f, "Unchoke"),
+            Message::Interested => write!(f, "Interested"),
+            Message::NotInterested => write!(f, "NotInterested"),
+            Message::Have { index } => write!(f, "Have {{ index: {index} }}"),
+            Message::Bitfield(bits) => write!(f, "Bitfield {{ <{} bytes> }}", bits.len()),
+            Message::Request {
+                index,
+                begin,
+                length,
+            } => write!(
+                f,
+                "Request {{ index: {index}, begin: {begin}, length: {length} }}"
+            ),
+            Message::Piece {
+                index,
+                begin,
+                block,
+            } => write!(
+                f,
+                "Piece {{ index: {index}, begin: {begin}, block: <{} bytes> }}",
+                block.len()
+            ),
+            Message::Cancel {
+                index,
+                begin,
+                length,
+            } => write!(
+                f,
+                "Cancel {{ index: {index}, begin: {begin}, length: {length} }}"
+            ),
+            Message::Port(port) => write!(f, "Port({port})"),
+            Message::Extended { id, payload } => write!(
+                f,
+                "Extended {{ id: {id}, payload: <{} bytes> }}",
+                payload.len()
+            ),
+            Message::Unknown { id, length } => {
+                write!(f, "Unknown {{ id: {id}, length: {length} }}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(m: Message) {
+        let bytes = m.to_bytes();
+        assert_eq!(Message::read_from(&mut &bytes[..]).unwrap(), m, "{bytes:?}");
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for m in [
+            Message::KeepAlive,
+            Message::Choke,
+            Message::Unchoke,
+            Message::Interested,
+            Message::NotInterested,
+            Message::Have { index: 7 },
+            Message::Bitfield(vec![0b1010_0000]),
+            Message::Request {
+                index: 1,
+                begin: 16384,
+                length: 16384,
+            },
+            Message::Piece {
+                index: 1,
+                begin: 0,
+                block: vec![9; 100],
+            },
+            Message::Cancel {
+                index: 1,
+                begin: 16384,
+                length: 16384,
+            },
+            Message::Port(6881),
+            Message::Extended {
+                id: 0,
+                payload: b"d1:md11:ut_metadatai1eee".to_vec(),
+            },
+        ] {
+            round_trip(m);
+        }
+    }
+
+    #[test]
+    fn request_layout_byte_by_byte() {
+        let bytes = Message::Request {
+            index: 3,
+            begin: 16384,
+            length: 16384,
+        }
+        .to_bytes();
+        assert_eq!(
+            bytes,
+            [
+                0, 0, 0, 13, //      length: 1 id + 12 payload
+                6,  //               id: request
+                0, 0, 0, 3, //       index
+                0, 0, 0x40, 0, //    begin 16384
+                0, 0, 0x40, 0, //    length 16384
+            ]
+        );
+    }
+
+    #[test]
+    fn a_4_gib_length_prefix_is_refused_before_allocating() {
+        let bytes = [0xff, 0xff, 0xff, 0xff, 7];
+        assert!(matches!(
+            Message::read_from(&mut &bytes[..]),
+            Err(WireError::MessageTooLong {
+                length: u32::MAX,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn fixed_size_messages_must_have_their_size() {
+        let bytes = [0, 0, 0, 3, 4, 0, 0]; // have with a 2-byte payload
+        assert!(matches!(
+            Message::read_from(&mut &bytes[..]),
+            Err(WireError::BadLength {
+                id: 4,
+                length: 2,
+                expected: 4
+            })
+        ));
+    }
+
+    #[test]
+    fn unknown_ids_are_skipped_and_the_next_message_reads_fine() {
+        let mut bytes = vec![0, 0, 0, 4, 42, 1, 2, 3];
+        bytes.extend_from_slice(&Message::Unchoke.to_bytes());
+        let mut reader = &bytes[..];
+        assert_eq!(
+            Message::read_from(&mut reader).unwrap(),
+            Message::Unknown { id: 42, length: 3 }
+        );
+        assert_eq!(Message::read_from(&mut reader).unwrap(), Message::Unchoke);
+    }
+
+    #[test]
+    fn a_frame_split_at_every_point_reads_or_fails_cleanly() {
+        let bytes = Message::Piece {
+            index: 2,
+            begin: 16384,
+            block: vec![5; 64],
+        }
+        .to_bytes();
+        for cut in 0..bytes.len() {
+            assert!(
+                Message::read_from(&mut &bytes[..cut]).is_err(),
+                "a frame cut at {cut} decoded"
+            );
+        }
+    }
+
+    #[test]
+    fn the_trace_shows_blocks_by_size() {
+        let m = Message::Piece {
+            index: 3,
+            begin: 16384,
+            block: vec![0; 16384],
+        };
+        assert_eq!(
+            m.to_string(),
+            "Piece { index: 3, begin: 16384, block: <16384 bytes> }"
+        );
+    }
+}

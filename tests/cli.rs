@@ -1,0 +1,165 @@
+//! The command-line contract of `../shared/CLI.md`, checked on the real binary: exact stdout,
+//! exit statuses (0 ok, 1 failure, 2 usage), and the `error:` / `caused by:` format.
+
+mod common;
+
+use common::{peerwire, run_ok, run_with_deadline};
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn stdout_of(args: &[&str]) -> String {
+    run_ok(peerwire().args(args), DEADLINE)
+}
+
+#[test]
+fn decode_prints_compact_json() {
+    assert_eq!(stdout_of(&["decode", "5:hello"]), "\"hello\"\n");
+    assert_eq!(stdout_of(&["decode", "i52e"]), "52\n");
+    assert_eq!(
+        stdout_of(&["decode", "i-9223372036854775808e"]),
+        "-9223372036854775808\n"
+    );
+    assert_eq!(stdout_of(&["decode", "l5:helloi52ee"]), "[\"hello\",52]\n");
+    assert_eq!(
+        stdout_of(&["decode", "d3:foo3:bar5:helloi52ee"]),
+        "{\"foo\":\"bar\",\"hello\":52}\n"
+    );
+    // keys stay in encoded order, even unsorted
+    assert_eq!(
+        stdout_of(&["decode", "d1:bi1e1:ai2ee"]),
+        "{\"b\":1,\"a\":2}\n"
+    );
+}
+
+#[test]
+fn a_failure_is_one_error_line_with_its_causes_and_status_1() {
+    let out = run_with_deadline(peerwire().args(["decode", "i-0e"]), DEADLINE);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines[0], "error: cannot decode the argument");
+    assert_eq!(
+        lines[1],
+        "caused by: invalid bencoding at byte 2: negative zero (`i-0e`) is not allowed"
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let out = run_with_deadline(peerwire().args(["info"]), DEADLINE);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_with_deadline(peerwire().args(["no-such-command"]), DEADLINE);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_missing_torrent_names_the_file() {
+    let out = run_with_deadline(
+        peerwire().args(["info", "/nonexistent/x.torrent"]),
+        DEADLINE,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: cannot load torrent /nonexistent/x.torrent\ncaused by: cannot read /nonexistent/x.torrent\ncaused by: "), "{stderr}");
+}
+
+/// A hand-made single-file torrent, so the expected output is known byte for byte.
+#[test]
+fn info_prints_the_contract_lines_for_a_single_file_torrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = dir.path().join("t.torrent");
+    let pieces = [[0x11u8; 20], [0x22u8; 20]].concat();
+    let mut bytes = b"d8:announce30:http://127.0.0.1:6969/announce4:infod6:lengthi20000e4:name5:a.bin12:piece lengthi16384e6:pieces40:".to_vec();
+    bytes.extend_from_slice(&pieces);
+    bytes.extend_from_slice(b"ee");
+    std::fs::write(&torrent, &bytes).unwrap();
+    let info_start = bytes.windows(6).position(|w| w == b"4:info").unwrap() + 6;
+    let info_hash = peerwire::metainfo::InfoHash::of(&bytes[info_start..bytes.len() - 1]);
+    let expected = format!(
+        "Tracker URL: http://127.0.0.1:6969/announce\nLength: 20000\nInfo Hash: {info_hash}\nPiece Length: 16384\nPiece Hashes:\n{}\n{}\n",
+        "11".repeat(20),
+        "22".repeat(20)
+    );
+    assert_eq!(stdout_of(&["info", torrent.to_str().unwrap()]), expected);
+}
+
+#[test]
+fn info_lists_files_of_a_multi_file_torrent_and_says_none_without_a_tracker() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("album");
+    std::fs::create_dir_all(content.join("cd2")).unwrap();
+    std::fs::write(content.join("cd1.flac"), vec![1u8; 30000]).unwrap();
+    std::fs::write(content.join("cd2/track.flac"), vec![2u8; 5000]).unwrap();
+    let torrent = dir.path().join("album.torrent");
+    run_ok(
+        peerwire()
+            .arg("create")
+            .arg(&content)
+            .arg("-o")
+            .arg(&torrent)
+            .args(["--piece-length", "16384"]),
+        DEADLINE,
+    );
+    let out = stdout_of(&["info", torrent.to_str().unwrap()]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..5],
+        [
+            "Tracker URL: (none)",
+            "Length: 35000",
+            "Files:",
+            "30000 cd1.flac",
+            "5000 cd2/track.flac"
+        ]
+    );
+    assert!(lines[5].starts_with("Info Hash: ") && lines[5].len() == 11 + 40);
+    assert_eq!(lines[6..8], ["Piece Length: 16384", "Piece Hashes:"]);
+    assert_eq!(lines.len(), 8 + 3); // 35000 bytes = 3 pieces of 16 KiB
+}
+
+/// The README's first command: create a torrent of README.md, then `info` it.
+#[test]
+fn the_readme_first_command_works() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("cargo run --release -- create README.md -o /tmp/peerwire-readme.torrent && cargo run --release -q -- info /tmp/peerwire-readme.torrent"));
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = dir.path().join("readme.torrent");
+    let readme_path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    run_ok(
+        peerwire().args(["create", readme_path, "-o"]).arg(&torrent),
+        DEADLINE,
+    );
+    let out = stdout_of(&["info", torrent.to_str().unwrap()]);
+    assert!(
+        out.starts_with(&format!(
+            "Tracker URL: (none)\nLength: {}\nInfo Hash: ",
+            readme.len()
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn create_refuses_a_bad_piece_length_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), b"data").unwrap();
+    let out = run_with_deadline(
+        peerwire()
+            .arg("create")
+            .arg(dir.path().join("f"))
+            .arg("-o")
+            .arg(dir.path().join("f.torrent"))
+            .args(["--piece-length", "1000"]),
+        DEADLINE,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("piece length 1000 is not a power of two"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("f.torrent").exists());
+}
