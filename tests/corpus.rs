@@ -248,3 +248,42 @@ fn rejected_torrents_get_one_readable_error_line() {
         );
     }
 }
+
+/// No input may make the loader panic: every corpus torrent, corrupted at random (a byte
+/// changed, inserted or removed, or the file cut short) many times over, must load or fail
+/// with an error. The seed is fixed, so a failure reproduces.
+#[test]
+fn corrupted_torrents_never_panic() {
+    let Some(fixtures) = common::fixtures_dir() else { return };
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let mut loaded = 0;
+    for e in load_expectations(&fixtures) {
+        let original = std::fs::read(fixtures.join("libtorrent_test_torrents").join(&e.file)).unwrap();
+        for _ in 0..200 {
+            let mut bytes = original.clone();
+            for _ in 0..rng.usize(1..4) {
+                mutate(&mut bytes, &mut rng);
+            }
+            let result = std::panic::catch_unwind(|| Metainfo::from_bytes(&bytes));
+            let outcome = result.unwrap_or_else(|_| panic!("{} mutated to {:?} panicked", e.file, bytes.escape_ascii().to_string()));
+            loaded += usize::from(outcome.is_ok());
+        }
+    }
+    assert!(loaded > 0, "some mutations should still load (the test must reach the deep checks)");
+}
+
+fn mutate(bytes: &mut Vec<u8>, rng: &mut fastrand::Rng) {
+    if bytes.is_empty() {
+        return;
+    }
+    let at = rng.usize(..bytes.len());
+    let interesting = [b'0', b'9', b'-', b':', b'e', b'i', b'l', b'd', 0, 0xff];
+    match rng.u8(..4) {
+        0 => bytes[at] = interesting[rng.usize(..interesting.len())],
+        1 => bytes.insert(at, interesting[rng.usize(..interesting.len())]),
+        2 => {
+            bytes.remove(at);
+        }
+        _ => bytes.truncate(at),
+    }
+}
