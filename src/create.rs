@@ -1,7 +1,7 @@
 //! Making a `.torrent` file (BEP 3 "metainfo files", written out) — walkthrough §2.
 //!
 //! Three steps: list the files ([`collect_files`]), hash every piece ([`hash_pieces`]), and
-//! bencode the dictionary ([`build_torrent`]). Hashing is the slow part, so it runs on every
+//! bencode the dictionary (`build_torrent`). Hashing is the slow part, so it runs on every
 //! core: each `hasher` thread claims the next piece number from a shared counter, reads that
 //! piece with a positional read, hashes it, and claims another.
 //!
@@ -15,7 +15,7 @@
 //! taken: one reader thread feeding hashers over a channel. On 2 cores the hand-off costs
 //! more than it saves (`tests/bench/create_vs_mktorrent.sh` measured it ~40% slower).
 //!
-//! The files are laid end to end as one byte stream ([`ByteStream`]), so a piece can span the
+//! The files are laid end to end as one byte stream (`ByteStream`), so a piece can span the
 //! end of one file and the start of the next, as the pieces of a multi-file torrent do. [W2.8]
 
 use crate::bencode::{self, Value};

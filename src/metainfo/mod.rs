@@ -26,7 +26,7 @@
 //! Everything in a torrent file may be wrong or hostile. Each check below turns a problem into
 //! a [`MetainfoError`] that says which field and at which byte; names are sanitised
 //! (see [`path`]). BitTorrent v2 (BEP 52): a hybrid torrent is loaded as v1; a v2-only torrent
-//! is refused with a message that says so (see [`hybrid`]).
+//! is refused with a message that says so (see `hybrid.rs`).
 
 mod files;
 mod hashes;
