@@ -2,8 +2,9 @@
 //!
 //! Three steps: list the files ([`collect_files`]), hash every piece ([`hash_pieces`]), and
 //! bencode the dictionary (`build_torrent`). Hashing is the slow part, so it runs on every
-//! core: each `hasher` thread claims the next piece number from a shared counter, reads that
-//! piece with a positional read, hashes it, and claims another.
+//! core (`Storage::map_pieces`, shared with the resume check): each `hasher` thread claims
+//! the next piece number from a shared counter, reads that piece with a positional read,
+//! hashes it, and claims another.
 //!
 //! ```text
 //!   next_piece (atomic counter: 0, 1, 2, ...)
@@ -15,15 +16,13 @@
 //! taken: one reader thread feeding hashers over a channel. On 2 cores the hand-off costs
 //! more than it saves (`tests/bench/create_vs_mktorrent.sh` measured it ~40% slower).
 //!
-//! The files are laid end to end as one byte stream (`ByteStream`), so a piece can span the
-//! end of one file and the start of the next, as the pieces of a multi-file torrent do. [W2.8]
+//! The files are laid end to end as one byte stream (a read-only `Storage`), so a piece can
+//! span the end of one file and the start of the next, as in any multi-file torrent. [W2.8]
 
 use crate::bencode::{self, Value};
 use crate::metainfo::{InfoHash, MAX_PIECE_LENGTH, PieceHash, sha1};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use crate::storage::{Storage, StorageError};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
@@ -214,122 +213,40 @@ fn walk(
     Ok(())
 }
 
-/// Hashes the files as one stream of pieces, on `threads` hashing threads.
+/// Hashes the files as one stream of pieces, on `threads` threads (`Storage::map_pieces`).
 pub fn hash_pieces(
     files: &[SourceFile],
     piece_length: u64,
     threads: usize,
 ) -> Result<Vec<PieceHash>, CreateError> {
-    let stream = ByteStream::open(files)?;
-    let num_pieces = stream.total.div_ceil(piece_length);
-    let next_piece = AtomicU64::new(0);
-    let results: Vec<Result<Vec<(u64, PieceHash)>, CreateError>> = std::thread::scope(|scope| {
-        let hashers: Vec<_> = (0..threads)
-            .map(|n| {
-                let job = || hasher(&stream, piece_length, num_pieces, &next_piece);
-                std::thread::Builder::new()
-                    .name(format!("hasher {n}"))
-                    .spawn_scoped(scope, job)
-                    .expect("spawning a hashing thread")
-            })
-            .collect();
-        hashers
-            .into_iter()
-            .map(|h| h.join().unwrap_or(Err(CreateError::HasherDied)))
-            .collect()
-    });
-    let mut hashes = vec![None; num_pieces as usize];
-    for (index, hash) in results
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-    {
-        hashes[index as usize] = Some(hash);
-    }
+    let entries = files
+        .iter()
+        .map(|f| (f.disk_path.clone(), f.length, false))
+        .collect();
+    let stream = Storage::new(entries, false);
+    let hash = |_, bytes: Result<&[u8], StorageError>| bytes.map(|b| PieceHash(sha1(b)));
+    let hashes = stream.map_pieces(piece_length, threads, hash);
     hashes
         .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or(CreateError::HasherDied)
+        .map(|h| h.map_err(|e| read_error(e, files)))
+        .collect()
 }
 
-/// One hashing thread: claim the next unhashed piece, read it, hash it, repeat.
-/// On an error, claim everything that is left so the other threads stop too.
-fn hasher(
-    stream: &ByteStream,
-    piece_length: u64,
-    num_pieces: u64,
-    next_piece: &AtomicU64,
-) -> Result<Vec<(u64, PieceHash)>, CreateError> {
-    // Why the page alignment: the kernel copies page-aligned page-cache pages into this
-    // buffer, and on this machine that copy ran 3x slower into a buffer 16 bytes past a page
-    // boundary (where a large allocation lands). Measured by tests/bench/create_vs_mktorrent.sh.
-    let mut allocation = vec![0u8; piece_length as usize + 4096];
-    let aligned = allocation.as_ptr().align_offset(4096);
-    let buffer = &mut allocation[aligned..aligned + piece_length as usize];
-    let mut hashes = Vec::new();
-    loop {
-        let index = next_piece.fetch_add(1, Ordering::Relaxed);
-        if index >= num_pieces {
-            return Ok(hashes);
-        }
-        let start = index * piece_length;
-        let piece = &mut buffer[..piece_length.min(stream.total - start) as usize];
-        if let Err(error) = stream.read_at(start, piece) {
-            next_piece.store(num_pieces, Ordering::Relaxed);
-            return Err(error);
-        }
-        hashes.push((index, PieceHash(sha1(piece))));
+/// A short read means a file shrank after it was listed.
+fn read_error(error: StorageError, files: &[SourceFile]) -> CreateError {
+    if error.source.kind() == std::io::ErrorKind::UnexpectedEof {
+        let expected = files
+            .iter()
+            .find(|f| f.disk_path == error.path)
+            .map_or(0, |f| f.length);
+        return CreateError::FileChanged {
+            path: error.path,
+            expected,
+        };
     }
-}
-
-/// The files opened and laid end to end: the torrent's byte stream, readable at any offset.
-struct ByteStream<'a> {
-    files: Vec<(&'a SourceFile, File, u64)>, // (file, open handle, offset in the stream)
-    total: u64,
-}
-
-impl<'a> ByteStream<'a> {
-    fn open(files: &'a [SourceFile]) -> Result<ByteStream<'a>, CreateError> {
-        let mut opened = Vec::with_capacity(files.len());
-        let mut offset = 0;
-        for file in files.iter().filter(|f| f.length > 0) {
-            let handle = File::open(&file.disk_path).map_err(|source| CreateError::Io {
-                path: file.disk_path.clone(),
-                source,
-            })?;
-            opened.push((file, handle, offset));
-            offset += file.length;
-        }
-        Ok(ByteStream {
-            files: opened,
-            total: offset,
-        })
-    }
-
-    /// Fills `buf` with the stream's bytes from `offset`, crossing file boundaries as needed.
-    fn read_at(&self, mut offset: u64, mut buf: &mut [u8]) -> Result<(), CreateError> {
-        let mut i = self
-            .files
-            .partition_point(|(f, _, start)| start + f.length <= offset);
-        while !buf.is_empty() {
-            let (file, handle, start) = &self.files[i];
-            let n = buf.len().min((start + file.length - offset) as usize);
-            handle
-                .read_exact_at(&mut buf[..n], offset - start)
-                .map_err(|source| match source.kind() {
-                    std::io::ErrorKind::UnexpectedEof => CreateError::FileChanged {
-                        path: file.disk_path.clone(),
-                        expected: file.length,
-                    },
-                    _ => CreateError::Io {
-                        path: file.disk_path.clone(),
-                        source,
-                    },
-                })?;
-            (offset, buf, i) = (offset + n as u64, &mut buf[n..], i + 1);
-        }
-        Ok(())
+    CreateError::Io {
+        path: error.path,
+        source: error.source,
     }
 }
 

@@ -26,5 +26,7 @@ pub mod cli;
 pub mod create;
 pub mod metainfo;
 pub mod peer_id;
+pub mod piece;
+pub mod storage;
 pub mod tracker;
 pub mod wire;

@@ -254,22 +254,34 @@ fn rejected_torrents_get_one_readable_error_line() {
 /// with an error. The seed is fixed, so a failure reproduces.
 #[test]
 fn corrupted_torrents_never_panic() {
-    let Some(fixtures) = common::fixtures_dir() else { return };
+    let Some(fixtures) = common::fixtures_dir() else {
+        return;
+    };
     let mut rng = fastrand::Rng::with_seed(0x5eed);
     let mut loaded = 0;
     for e in load_expectations(&fixtures) {
-        let original = std::fs::read(fixtures.join("libtorrent_test_torrents").join(&e.file)).unwrap();
+        let original =
+            std::fs::read(fixtures.join("libtorrent_test_torrents").join(&e.file)).unwrap();
         for _ in 0..200 {
             let mut bytes = original.clone();
             for _ in 0..rng.usize(1..4) {
                 mutate(&mut bytes, &mut rng);
             }
             let result = std::panic::catch_unwind(|| Metainfo::from_bytes(&bytes));
-            let outcome = result.unwrap_or_else(|_| panic!("{} mutated to {:?} panicked", e.file, bytes.escape_ascii().to_string()));
+            let outcome = result.unwrap_or_else(|_| {
+                panic!(
+                    "{} mutated to {:?} panicked",
+                    e.file,
+                    bytes.escape_ascii().to_string()
+                )
+            });
             loaded += usize::from(outcome.is_ok());
         }
     }
-    assert!(loaded > 0, "some mutations should still load (the test must reach the deep checks)");
+    assert!(
+        loaded > 0,
+        "some mutations should still load (the test must reach the deep checks)"
+    );
 }
 
 fn mutate(bytes: &mut Vec<u8>, rng: &mut fastrand::Rng) {

@@ -24,7 +24,9 @@ pub fn skip<T>(what: &str) -> Option<T> {
     // Written to the stderr handle, not with `eprintln!`, which the test harness captures
     // (and hides) for tests that pass: a skip must be seen.
     use std::io::Write;
-    let banner = format!("\n*** SKIPPED: {what} (set PEERWIRE_INTEROP=require to make this a failure) ***\n");
+    let banner = format!(
+        "\n*** SKIPPED: {what} (set PEERWIRE_INTEROP=require to make this a failure) ***\n"
+    );
     let _ = std::io::stderr().write_all(banner.as_bytes());
     None
 }
