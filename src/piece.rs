@@ -89,7 +89,7 @@ impl PieceLayout {
     pub fn is_valid_block(&self, request: &BlockRequest) -> bool {
         let in_range = (request.index as usize) < self.num_pieces();
         in_range
-            && request.begin % BLOCK_LEN == 0
+            && request.begin.is_multiple_of(BLOCK_LEN)
             && request.begin < self.piece_len(request.index)
             && request.length == BLOCK_LEN.min(self.piece_len(request.index) - request.begin)
     }

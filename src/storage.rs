@@ -283,11 +283,10 @@ impl Storage {
             path: file.path.clone(),
             source,
         };
-        if self.writable {
-            if let Some(parent) = file.path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| error("create the directory for", e))?;
-            }
+        if self.writable
+            && let Some(parent) = file.path.parent()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| error("create the directory for", e))?;
         }
         let mut options = File::options();
         options.read(true);
