@@ -158,6 +158,41 @@ pub fn wait_for_tcp(port: u16, deadline: Duration, what: &str) {
     }
 }
 
+/// Waits until a UDP tracker on `port` answers a BEP 15 connect request, or panics at the
+/// deadline. (A tracker may open its TCP port before its UDP socket.)
+pub fn wait_for_udp_tracker(port: u16, deadline: Duration, what: &str) {
+    use peerwire::tracker::udp_packet::{Request, Response};
+    let until = std::time::Instant::now() + deadline;
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
+    socket
+        .connect(("127.0.0.1", port))
+        .expect("connect the UDP socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("set a timeout");
+    let mut buf = [0u8; 64];
+    loop {
+        let _ = socket.send(&Request::Connect { transaction_id: 1 }.encode());
+        if let Ok(n) = socket.recv(&mut buf) {
+            if matches!(
+                Response::decode(&buf[..n], false),
+                Ok(Response::Connect {
+                    transaction_id: 1,
+                    ..
+                })
+            ) {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{what} did not answer on UDP port {port} within {deadline:?}"
+        );
+        // A refused send (nothing bound yet) returns at once: pause before the next try.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A process that is killed (by PID) when dropped.
 pub struct Killed(pub std::process::Child);
 
@@ -195,31 +230,71 @@ impl OpenTracker {
             ),
         )
         .expect("config");
-        let port = free_port();
-        let child = Command::new(program)
-            .args([
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-P",
-                &port.to_string(),
-                "-u",
-                "nobody",
-                "-f",
-            ])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start opentracker");
-        let process = Killed(child);
-        wait_for_tcp(port, Duration::from_secs(10), "opentracker");
-        Some(OpenTracker {
-            port,
-            _dir: dir,
-            _process: process,
-        })
+        for _attempt in 0..5 {
+            let port = free_port();
+            let (p, conf) = (port.to_string(), &config);
+            let child = Command::new(&program)
+                .args(["-i", "127.0.0.1", "-p", &p, "-P", &p, "-u", "nobody", "-f"])
+                .arg(conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start opentracker");
+            let mut process = Killed(child);
+            wait_for_tcp(port, Duration::from_secs(10), "opentracker");
+            // Another test may have taken the port between our check and the bind: then ours
+            // has exited, and what answers on the port is somebody else's tracker.
+            if process.0.try_wait().expect("opentracker status").is_some() {
+                continue;
+            }
+            wait_for_udp_tracker(port, Duration::from_secs(10), "opentracker");
+            let tracker = OpenTracker {
+                port,
+                _dir: dir,
+                _process: process,
+            };
+            if let Some(first) = info_hashes.first() {
+                tracker.wait_for_whitelist(first, Duration::from_secs(10));
+            }
+            return Some(tracker);
+        }
+        panic!("opentracker could not get a free port in 5 tries");
+    }
+
+    /// opentracker reads its whitelist in the background after opening its ports: wait until
+    /// it accepts `info_hash`. The probe announces a seeder on port 1, then removes it again
+    /// with `stopped` (opentracker may not check the whitelist for `stopped` alone).
+    fn wait_for_whitelist(&self, info_hash_hex: &str, deadline: Duration) {
+        use peerwire::tracker::{AnnounceRequest, Event, Tracker, TrackerConfig};
+        let bytes: Vec<u8> = (0..20)
+            .map(|i| u8::from_str_radix(&info_hash_hex[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect();
+        let request = AnnounceRequest {
+            info_hash: peerwire::metainfo::InfoHash(bytes.try_into().expect("20 bytes")),
+            peer_id: peerwire::peer_id::PeerId::generate(),
+            port: 1,
+            uploaded: 0,
+            downloaded: 0,
+            left: 0,
+            event: Event::Started,
+            numwant: Some(0),
+            key: 0,
+        };
+        let until = std::time::Instant::now() + deadline;
+        let mut tracker =
+            Tracker::new(&self.http_url(), TrackerConfig::default()).expect("http tracker");
+        while let Err(e) = tracker.announce(&request) {
+            assert!(
+                std::time::Instant::now() < until,
+                "opentracker never accepted {info_hash_hex}: {e}"
+            );
+            std::thread::sleep(Duration::from_millis(50)); // poll interval while waiting for the event
+        }
+        let stopped = AnnounceRequest {
+            event: Event::Stopped,
+            ..request
+        };
+        tracker.announce(&stopped).expect("removing the probe peer");
     }
 
     pub fn http_url(&self) -> String {
