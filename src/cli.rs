@@ -9,6 +9,7 @@ use crate::bencode;
 use crate::create::{self, CreateError, CreateOptions};
 use crate::metainfo::{Metainfo, MetainfoError};
 use crate::peer_id::PeerId;
+use crate::tracker::server::{RunningTracker, ServerConfig, ServerError};
 use crate::tracker::tiers::{AnnounceError, TrackerTiers};
 use crate::tracker::{AnnounceRequest, Event, TrackerConfig};
 use std::ffi::OsStr;
@@ -31,6 +32,8 @@ pub enum CliError {
     Create { path: PathBuf, source: CreateError },
     #[error(transparent)]
     Announce(#[from] AnnounceError),
+    #[error(transparent)]
+    Tracker(#[from] ServerError),
     #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
@@ -130,6 +133,19 @@ pub fn peers(path: &Path, port: u16, config: TrackerConfig) -> Result<(), CliErr
             .map(|p| p.to_string())
             .collect::<Vec<_>>(),
     )
+}
+
+/// `tracker`: serves until killed. Where it listens goes to stderr (stdout stays empty).
+pub fn tracker(config: ServerConfig) -> Result<(), CliError> {
+    let tracker = RunningTracker::start(config)?;
+    for url in [tracker.announce_url(), tracker.udp_announce_url()]
+        .into_iter()
+        .flatten()
+    {
+        eprintln!("tracker listening: {url}");
+    }
+    tracker.wait();
+    Ok(())
 }
 
 /// `create <path> -o <out.torrent>`: hashes the content and writes the torrent.

@@ -38,6 +38,21 @@ enum Command {
         #[command(flatten)]
         tracker: TrackerArgs,
     },
+    /// Run a tracker (HTTP and UDP) for local swarms, until killed.
+    Tracker {
+        /// HTTP port (0 = any free port).
+        #[arg(long, default_value_t = 6969)]
+        port: u16,
+        /// UDP port (BEP 15).
+        #[arg(long, default_value_t = 6969)]
+        udp_port: u16,
+        /// Address to listen on (127.0.0.1 keeps the swarm on this machine).
+        #[arg(long, default_value = "0.0.0.0")]
+        bind: std::net::IpAddr,
+        /// Seconds between announces that clients are told; silent peers expire after two.
+        #[arg(long, default_value_t = 60)]
+        interval: u64,
+    },
     /// Make a .torrent file of a file or a directory.
     Create {
         path: PathBuf,
@@ -96,6 +111,19 @@ fn main() -> ExitCode {
         Command::Decode { bencoded } => cli::decode(&bencoded),
         Command::Info { torrent } => cli::info(&torrent),
         Command::Peers { torrent, tracker } => cli::peers(&torrent, tracker.port, tracker.config()),
+        Command::Tracker {
+            port,
+            udp_port,
+            bind,
+            interval,
+        } => {
+            let config = peerwire::tracker::server::ServerConfig {
+                http: Some((bind, port).into()),
+                udp: Some((bind, udp_port).into()),
+                interval: Duration::from_secs(interval),
+            };
+            cli::tracker(config)
+        }
         Command::Create {
             path,
             output,

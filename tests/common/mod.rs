@@ -305,3 +305,82 @@ impl OpenTracker {
         format!("udp://127.0.0.1:{}/announce", self.port)
     }
 }
+
+/// A libtorrent peer (tests/peers/libtorrent_session.py) with its event lines read on a thread,
+/// so a test can wait for one with a deadline. Killed when dropped.
+pub struct LibtorrentPeer {
+    pub port: u16,
+    stdin: std::process::ChildStdin,
+    events: std::sync::mpsc::Receiver<String>,
+    _process: Killed,
+}
+
+impl LibtorrentPeer {
+    /// Starts a session on a free port with one torrent saved in (or seeded from) `save`.
+    pub fn start(torrent: &Path, save: &Path, seed: bool) -> Option<LibtorrentPeer> {
+        let python = need_libtorrent_python()?;
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/libtorrent_session.py");
+        let port = free_port();
+        let mut command = Command::new(python);
+        command
+            .arg(script)
+            .args(["--port", &port.to_string()])
+            .arg("--torrent")
+            .arg(torrent)
+            .arg("--save")
+            .arg(save);
+        if seed {
+            command.arg("--seed");
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start libtorrent");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let peer = LibtorrentPeer {
+            port,
+            stdin,
+            events,
+            _process: Killed(child),
+        };
+        peer.wait_for("ready", Duration::from_secs(20));
+        Some(peer)
+    }
+
+    /// Waits for the next event line starting with `prefix` (earlier other lines are skipped).
+    pub fn wait_for(&self, prefix: &str, deadline: Duration) -> String {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!(
+                    "libtorrent peer on port {} sent no {prefix:?} within {deadline:?}",
+                    self.port
+                ),
+            }
+        }
+    }
+
+    pub fn send(&mut self, command: &str) {
+        use std::io::Write;
+        writeln!(self.stdin, "{command}").expect("libtorrent peer is running");
+    }
+}
