@@ -173,16 +173,16 @@ pub fn wait_for_udp_tracker(port: u16, deadline: Duration, what: &str) {
     let mut buf = [0u8; 64];
     loop {
         let _ = socket.send(&Request::Connect { transaction_id: 1 }.encode());
-        if let Ok(n) = socket.recv(&mut buf) {
-            if matches!(
+        if let Ok(n) = socket.recv(&mut buf)
+            && matches!(
                 Response::decode(&buf[..n], false),
                 Ok(Response::Connect {
                     transaction_id: 1,
                     ..
                 })
-            ) {
-                return;
-            }
+            )
+        {
+            return;
         }
         assert!(
             std::time::Instant::now() < until,
