@@ -93,15 +93,7 @@ fn info_lists_files_of_a_multi_file_torrent_and_says_none_without_a_tracker() {
     std::fs::write(content.join("cd1.flac"), vec![1u8; 30000]).unwrap();
     std::fs::write(content.join("cd2/track.flac"), vec![2u8; 5000]).unwrap();
     let torrent = dir.path().join("album.torrent");
-    run_ok(
-        peerwire()
-            .arg("create")
-            .arg(&content)
-            .arg("-o")
-            .arg(&torrent)
-            .args(["--piece-length", "16384"]),
-        DEADLINE,
-    );
+    common::create_torrent(&content, &torrent, &["--piece-length", "16384"]);
     let out = stdout_of(&["info", torrent.to_str().unwrap()]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(

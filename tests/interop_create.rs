@@ -282,15 +282,7 @@ fn a_peerwire_directory_torrent_loads_in_libtorrent_and_transmission_with_the_sa
     let dir = tempfile::tempdir().unwrap();
     let content = make_directory(dir.path());
     let torrent = dir.path().join("content.torrent");
-    run_ok(
-        peerwire()
-            .arg("create")
-            .arg(&content)
-            .arg("-o")
-            .arg(&torrent)
-            .args(["--piece-length", "32768"]),
-        DEADLINE,
-    );
+    common::create_torrent(&content, &torrent, &["--piece-length", "32768"]);
     let ours = peerwire_info(&torrent);
     let lt = LibtorrentInfo::load(&python, &torrent);
     assert_eq!(lt.one("info_hash"), ours.info_hash);

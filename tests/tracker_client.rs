@@ -21,15 +21,7 @@ fn torrent_for(url: &str) -> (tempfile::TempDir, PathBuf) {
     let data = dir.path().join("data.bin");
     std::fs::write(&data, vec![7u8; 40_000]).unwrap();
     let torrent = dir.path().join("t.torrent");
-    common::run_ok(
-        peerwire()
-            .arg("create")
-            .arg(&data)
-            .arg("-o")
-            .arg(&torrent)
-            .args(["-t", url]),
-        DEADLINE,
-    );
+    common::create_torrent(&data, &torrent, &["-t", url]);
     (dir, torrent)
 }
 
@@ -52,6 +44,24 @@ fn fake_http_tracker(make_response: impl FnOnce(&str) -> Vec<u8>) -> String {
                 }
             }
             let _ = stream.write_all(&response);
+        }
+    });
+    url
+}
+
+/// A UDP "tracker" that answers every connect request with the packets `reply` makes from
+/// the request's transaction id. Returns its URL.
+fn fake_udp_tracker(reply: impl Fn(u32) -> Vec<Vec<u8>> + Send + 'static) -> String {
+    let fake = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let url = format!("udp://{}/announce", fake.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 200];
+        while let Ok((len, from)) = fake.recv_from(&mut buf) {
+            if let Ok(Request::Connect { transaction_id }) = Request::decode(&buf[..len]) {
+                for packet in reply(transaction_id) {
+                    let _ = fake.send_to(&packet, from);
+                }
+            }
         }
     });
     url
@@ -188,20 +198,12 @@ fn a_silent_udp_tracker_gives_up_after_the_retries() {
 
 #[test]
 fn udp_replies_with_a_wrong_transaction_id_or_too_short_are_ignored_and_reported() {
-    let fake = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let url = format!("udp://{}/announce", fake.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 200];
-        while let Ok((len, from)) = fake.recv_from(&mut buf) {
-            if let Ok(Request::Connect { transaction_id }) = Request::decode(&buf[..len]) {
-                let wrong = Response::Connect {
-                    transaction_id: transaction_id ^ 1,
-                    connection_id: 5,
-                };
-                let _ = fake.send_to(&wrong.encode(), from);
-                let _ = fake.send_to(&[0, 0, 0], from);
-            }
-        }
+    let url = fake_udp_tracker(|transaction_id| {
+        let wrong = Response::Connect {
+            transaction_id: transaction_id ^ 1,
+            connection_id: 5,
+        };
+        vec![wrong.encode(), vec![0, 0, 0]] // a wrong transaction id, then a short packet
     });
     let (_dir, torrent) = torrent_for(&url);
     expect_failure(
@@ -214,19 +216,14 @@ fn udp_replies_with_a_wrong_transaction_id_or_too_short_are_ignored_and_reported
 
 #[test]
 fn a_udp_tracker_error_reply_is_shown() {
-    let fake = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let url = format!("udp://{}/announce", fake.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 200];
-        while let Ok((len, from)) = fake.recv_from(&mut buf) {
-            if let Ok(Request::Connect { transaction_id }) = Request::decode(&buf[..len]) {
-                let refusal = Response::Error {
-                    transaction_id,
-                    message: "go away".into(),
-                };
-                let _ = fake.send_to(&refusal.encode(), from);
+    let url = fake_udp_tracker(|transaction_id| {
+        vec![
+            Response::Error {
+                transaction_id,
+                message: "go away".into(),
             }
-        }
+            .encode(),
+        ]
     });
     let (_dir, torrent) = torrent_for(&url);
     expect_failure(&torrent, &url, "the tracker refused: go away", &["-q"]);

@@ -6,7 +6,7 @@ mod common;
 
 use common::{LibtorrentPeer, peerwire, run_ok};
 use peerwire::metainfo::Metainfo;
-use peerwire::tracker::server::{RunningTracker, ServerConfig};
+use peerwire::tracker::server::RunningTracker;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,15 +23,7 @@ fn meet_through(tracker_url: &str, tracker: &RunningTracker, dir: &Path) {
     )
     .unwrap();
     let torrent = dir.join("shared.torrent");
-    run_ok(
-        peerwire()
-            .arg("create")
-            .arg(&data)
-            .arg("-o")
-            .arg(&torrent)
-            .args(["-t", tracker_url]),
-        DEADLINE,
-    );
+    common::create_torrent(&data, &torrent, &["-t", tracker_url]);
     let info_hash = Metainfo::from_file(&torrent).unwrap().info_hash;
 
     let Some(mut libtorrent) = LibtorrentPeer::start(&torrent, dir, true) else {
@@ -84,19 +76,9 @@ fn accept_within(listener: &TcpListener, deadline: Duration) -> (std::net::TcpSt
     }
 }
 
-fn local_tracker() -> RunningTracker {
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    RunningTracker::start(ServerConfig {
-        http: Some(any),
-        udp: Some(any),
-        interval: Duration::from_secs(60),
-    })
-    .unwrap()
-}
-
 #[test]
 fn libtorrent_and_peerwire_meet_at_the_builtin_http_tracker() {
-    let tracker = local_tracker();
+    let tracker = common::local_tracker(Duration::from_secs(60));
     let dir = tempfile::tempdir().unwrap();
     meet_through(&tracker.announce_url().unwrap(), &tracker, dir.path());
     tracker.stop();
@@ -104,7 +86,7 @@ fn libtorrent_and_peerwire_meet_at_the_builtin_http_tracker() {
 
 #[test]
 fn libtorrent_and_peerwire_meet_at_the_builtin_udp_tracker() {
-    let tracker = local_tracker();
+    let tracker = common::local_tracker(Duration::from_secs(60));
     let dir = tempfile::tempdir().unwrap();
     meet_through(&tracker.udp_announce_url().unwrap(), &tracker, dir.path());
     tracker.stop();

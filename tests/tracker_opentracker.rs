@@ -23,12 +23,8 @@ fn make_torrent(dir: &Path, name: &str, url: Option<&str>) -> PathBuf {
         .unwrap();
     }
     let torrent = dir.join(name);
-    let mut cmd = peerwire();
-    cmd.arg("create").arg(&data).arg("-o").arg(&torrent);
-    if let Some(url) = url {
-        cmd.args(["-t", url]);
-    }
-    run_ok(&mut cmd, DEADLINE);
+    let tracker_args = url.map(|u| vec!["-t", u]).unwrap_or_default();
+    common::create_torrent(&data, &torrent, &tracker_args);
     torrent
 }
 

@@ -8,7 +8,6 @@ use common::{peerwire, run_ok};
 use peerwire::metainfo::InfoHash;
 use peerwire::peer_id::PeerId;
 use peerwire::tracker::announcer::{Announcer, Command as AnnouncerCommand};
-use peerwire::tracker::server::{RunningTracker, ServerConfig};
 use peerwire::tracker::tiers::TrackerTiers;
 use peerwire::tracker::udp_packet::{Request, Response};
 use peerwire::tracker::{AnnounceRequest, Event, Tracker, TrackerConfig};
@@ -17,16 +16,6 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 const HASH: InfoHash = InfoHash([0x42; 20]);
-
-fn start(interval: Duration) -> RunningTracker {
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    RunningTracker::start(ServerConfig {
-        http: Some(any),
-        udp: Some(any),
-        interval,
-    })
-    .expect("tracker starts")
-}
 
 fn request(port: u16, left: u64) -> AnnounceRequest {
     AnnounceRequest {
@@ -59,7 +48,7 @@ fn ports(peers: &[SocketAddr]) -> Vec<u16> {
 
 #[test]
 fn peers_find_each_other_over_http_and_udp() {
-    let tracker = start(Duration::from_secs(60));
+    let tracker = common::local_tracker(Duration::from_secs(60));
     let mut http = Tracker::new(&tracker.announce_url().unwrap(), quick()).unwrap();
     let mut udp = Tracker::new(&tracker.udp_announce_url().unwrap(), quick()).unwrap();
     assert!(http.announce(&request(1001, 10)).unwrap().peers.is_empty());
@@ -133,7 +122,7 @@ fn query(port: u16, extra: &str) -> String {
 
 #[test]
 fn compact_zero_gets_a_dictionary_list() {
-    let tracker = start(Duration::from_secs(60));
+    let tracker = common::local_tracker(Duration::from_secs(60));
     let addr = tracker.http_addr().unwrap();
     http_get(addr, &query(2001, ""));
     let (status, body) = http_get(addr, &query(2002, "&compact=0"));
@@ -147,7 +136,7 @@ fn compact_zero_gets_a_dictionary_list() {
 
 #[test]
 fn hostile_requests_are_refused_and_the_tracker_keeps_serving() {
-    let tracker = start(Duration::from_secs(60));
+    let tracker = common::local_tracker(Duration::from_secs(60));
     let addr = tracker.http_addr().unwrap();
     let udp_addr = tracker.udp_addr().unwrap();
     let mut client = Tracker::new(&tracker.announce_url().unwrap(), quick()).unwrap();
@@ -245,7 +234,7 @@ fn hostile_requests_are_refused_and_the_tracker_keeps_serving() {
 
 #[test]
 fn tiers_skip_a_dead_tracker_and_move_the_working_one_first() {
-    let tracker = start(Duration::from_secs(60));
+    let tracker = common::local_tracker(Duration::from_secs(60));
     let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -269,7 +258,7 @@ fn tiers_skip_a_dead_tracker_and_move_the_working_one_first() {
 
 #[test]
 fn the_announcer_reannounces_on_the_interval_and_says_stopped() {
-    let tracker = start(Duration::from_secs(1));
+    let tracker = common::local_tracker(Duration::from_secs(1));
     let tiers = TrackerTiers::new(vec![vec![tracker.udp_announce_url().unwrap()]], quick());
     let announcer = Announcer::spawn(tiers, request(6001, 100)).unwrap();
     let first = announcer
@@ -335,15 +324,7 @@ fn the_tracker_command_serves_peers_to_the_peers_command() {
         ("u.torrent", format!("udp://127.0.0.1:{port}")),
     ] {
         let torrent = dir.path().join(name);
-        run_ok(
-            peerwire()
-                .arg("create")
-                .arg(&data)
-                .arg("-o")
-                .arg(&torrent)
-                .args(["-t", &url]),
-            Duration::from_secs(30),
-        );
+        common::create_torrent(&data, &torrent, &["-t", &url]);
         let first = if name == "h.torrent" { "7101" } else { "7201" };
         let second = if name == "h.torrent" { "7102" } else { "7202" };
         run_ok(

@@ -302,7 +302,7 @@ fn announce_from_query(
     if !(1..=65535).contains(&port) {
         return Err("port must be 1 to 65535".into());
     }
-    let event = match param(params, "event").map(|e| e) {
+    let event = match param(params, "event") {
         None | Some(b"") | Some(b"empty") => Event::None,
         Some(b"started") => Event::Started,
         Some(b"completed") => Event::Completed,

@@ -384,3 +384,27 @@ impl LibtorrentPeer {
         writeln!(self.stdin, "{command}").expect("libtorrent peer is running");
     }
 }
+
+/// `peerwire create CONTENT -o TORRENT EXTRA...`, failing the test if it fails.
+pub fn create_torrent(content: &Path, torrent: &Path, extra: &[&str]) {
+    let mut command = peerwire();
+    command
+        .arg("create")
+        .arg(content)
+        .arg("-o")
+        .arg(torrent)
+        .args(extra);
+    run_ok(&mut command, Duration::from_secs(60));
+}
+
+/// peerwire's built-in tracker on 127.0.0.1, HTTP and UDP on free ports.
+pub fn local_tracker(interval: Duration) -> peerwire::tracker::server::RunningTracker {
+    use peerwire::tracker::server::{RunningTracker, ServerConfig};
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    RunningTracker::start(ServerConfig {
+        http: Some(any),
+        udp: Some(any),
+        interval,
+    })
+    .expect("the built-in tracker starts")
+}
