@@ -638,4 +638,34 @@ mod tests {
         assert_eq!(first.get("ip").unwrap().as_str(), Some("10.0.0.1"));
         assert_eq!(first.get("port").unwrap().as_integer(), Some(80));
     }
+
+    #[test]
+    fn ipv6_peers_go_in_peers6() {
+        let peer = |addr: &str| SwarmPeer {
+            peer_id: PeerId([b'p'; 20]),
+            addr: addr.parse().unwrap(),
+            left: 1,
+            uploaded: 0,
+            downloaded: 0,
+            last_announce: Instant::now(),
+            announces: 1,
+        };
+        let answer = AnnounceAnswer {
+            peers: vec![peer("10.0.0.1:80"), peer("[::1]:81")],
+            seeders: 0,
+            leechers: 2,
+        };
+        let body = announce_body(&answer, Duration::from_secs(60), true);
+        let parsed = crate::tracker::http::parse_announce(&body).unwrap();
+        assert_eq!(
+            parsed.peers,
+            ["10.0.0.1:80".parse().unwrap(), "[::1]:81".parse().unwrap()]
+        );
+        assert_eq!(
+            body.get("peers6")
+                .and_then(Value::as_bytes)
+                .map(<[u8]>::len),
+            Some(18)
+        );
+    }
 }

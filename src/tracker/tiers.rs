@@ -168,4 +168,28 @@ mod tests {
                 .contains("no tracker")
         );
     }
+
+    #[test]
+    fn each_tier_is_shuffled_and_tiers_keep_their_order() {
+        let tier: Vec<String> = (0..8).map(|i| format!("http://t{i}/announce")).collect();
+        let orders: std::collections::HashSet<Vec<String>> = (0..20)
+            .map(|_| {
+                let tiers = TrackerTiers::new(
+                    vec![tier.clone(), vec!["udp://last:1".into()]],
+                    TrackerConfig::default(),
+                );
+                let urls: Vec<String> = tiers.urls().iter().map(|u| u.to_string()).collect();
+                assert_eq!(
+                    urls.last().map(String::as_str),
+                    Some("udp://last:1"),
+                    "the second tier stays second"
+                );
+                urls
+            })
+            .collect();
+        assert!(
+            orders.len() > 1,
+            "20 shuffles of 8 trackers all came out the same"
+        );
+    }
 }

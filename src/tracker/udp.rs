@@ -293,4 +293,75 @@ mod tests {
         );
         drop(responder);
     }
+
+    #[test]
+    fn the_connection_id_is_reused_for_60_seconds_then_renewed() {
+        use crate::peer_id::PeerId;
+        use crate::tracker::Event;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let fake = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let url = format!("udp://{}", fake.local_addr().unwrap());
+        let connects = Arc::new(AtomicU32::new(0));
+        let counted = Arc::clone(&connects);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 200];
+            while let Ok((len, from)) = fake.recv_from(&mut buf) {
+                let reply = match Request::decode(&buf[..len]) {
+                    Ok(Request::Connect { transaction_id }) => {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        Response::Connect {
+                            transaction_id,
+                            connection_id: 77,
+                        }
+                    }
+                    Ok(Request::Announce(a)) if a.connection_id == 77 => Response::Announce {
+                        transaction_id: a.transaction_id,
+                        interval: 60,
+                        leechers: 0,
+                        seeders: 0,
+                        peers: vec![],
+                    },
+                    _ => continue,
+                };
+                let _ = fake.send_to(&reply.encode(), from);
+            }
+        });
+        let request = AnnounceRequest {
+            info_hash: InfoHash([3; 20]),
+            peer_id: PeerId::generate(),
+            port: 1,
+            uploaded: 0,
+            downloaded: 0,
+            left: 1,
+            event: Event::Started,
+            numwant: None,
+            key: 0,
+        };
+        let mut tracker = UdpTracker::new(
+            &url,
+            TrackerConfig {
+                udp_base_timeout: Duration::from_secs(2),
+                ..quick()
+            },
+        )
+        .unwrap();
+        tracker.announce(&request).unwrap();
+        tracker.announce(&request).unwrap();
+        assert_eq!(
+            connects.load(Ordering::SeqCst),
+            1,
+            "one connect serves both announces"
+        );
+        let a_minute_ago = Instant::now()
+            .checked_sub(Duration::from_secs(61))
+            .expect("the machine is up for a minute");
+        tracker.connection = Some((77, a_minute_ago));
+        tracker.announce(&request).unwrap();
+        assert_eq!(
+            connects.load(Ordering::SeqCst),
+            2,
+            "an id older than 60 s is not used"
+        );
+    }
 }
