@@ -8,12 +8,17 @@
 use crate::bencode;
 use crate::create::{self, CreateError, CreateOptions};
 use crate::metainfo::{Metainfo, MetainfoError};
+use crate::peer::connection::{Connection, PeerError};
 use crate::peer_id::PeerId;
+use crate::scheduler::Progress;
+use crate::session::{self, DownloadOptions, SessionError, Target};
 use crate::tracker::server::{RunningTracker, ServerConfig, ServerError};
 use crate::tracker::tiers::{AnnounceError, TrackerTiers};
 use crate::tracker::{AnnounceRequest, Event, TrackerConfig};
+use crate::wire::handshake::RESERVED_EXTENSIONS;
 use std::ffi::OsStr;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use thiserror::Error;
@@ -34,6 +39,10 @@ pub enum CliError {
     Announce(#[from] AnnounceError),
     #[error(transparent)]
     Tracker(#[from] ServerError),
+    #[error("peer {addr}")]
+    Peer { addr: SocketAddr, source: PeerError },
+    #[error(transparent)]
+    Download(#[from] SessionError),
     #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
@@ -133,6 +142,92 @@ pub fn peers(path: &Path, port: u16, config: TrackerConfig) -> Result<(), CliErr
             .map(|p| p.to_string())
             .collect::<Vec<_>>(),
     )
+}
+
+/// `handshake <torrent> <ip:port>`: `Peer ID: <hex>` of the peer, after a BEP 3 handshake
+/// announcing the extension protocol (reserved `00 00 00 00 00 10 00 00`, as CLI.md says).
+pub fn handshake(path: &Path, addr: SocketAddr) -> Result<(), CliError> {
+    let metainfo = load_torrent(path)?;
+    let connection = Connection::open(
+        addr,
+        metainfo.info_hash,
+        PeerId::generate(),
+        RESERVED_EXTENSIONS,
+        false,
+    )
+    .map_err(|source| CliError::Peer { addr, source })?;
+    print_lines(&[format!("Peer ID: {}", connection.remote.peer_id.to_hex())])
+}
+
+/// `download -o <out> <torrent>`: the whole torrent, with a progress bar on stderr.
+pub fn download(
+    path: &Path,
+    out: &Path,
+    options: impl FnOnce(Target) -> DownloadOptions,
+) -> Result<(), CliError> {
+    let metainfo = load_torrent(path)?;
+    let target = if metainfo.info.multi_file || out.is_dir() {
+        Target::Directory(out.to_path_buf())
+    } else {
+        Target::File(out.to_path_buf())
+    };
+    let options = options(target);
+    let bar = progress_bar(metainfo.info.num_pieces());
+    let shown = bar.clone();
+    session::download(&metainfo, &options, move |p| show_progress(&shown, p))?;
+    bar.finish();
+    Ok(())
+}
+
+/// `download_piece -o <out> <torrent> <index>`: one piece, verified, written to `<out>`.
+pub fn download_piece(path: &Path, out: &Path, options: DownloadOptions) -> Result<(), CliError> {
+    let metainfo = load_torrent(path)?;
+    let scratch = tempdir_for(&metainfo)?;
+    let options = DownloadOptions {
+        target: Target::Directory(scratch.clone()),
+        ..options
+    };
+    let index = options.only_piece.unwrap_or(0);
+    let (storage, _) = session::download(&metainfo, &options, |_| {})?;
+    let mut piece = Vec::new();
+    let layout = crate::piece::PieceLayout::new(&metainfo.info);
+    storage
+        .read_piece(&layout, index, &mut piece)
+        .map_err(SessionError::from)?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::write(out, piece).map_err(|source| CliError::Write {
+        path: out.to_path_buf(),
+        source,
+    })
+}
+
+/// A private scratch directory for `download_piece` (removed afterwards).
+fn tempdir_for(metainfo: &Metainfo) -> Result<PathBuf, CliError> {
+    let dir = std::env::temp_dir().join(format!(
+        "peerwire-piece-{}-{}",
+        metainfo.info_hash,
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|source| CliError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+fn progress_bar(pieces: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(pieces as u64);
+    let style = indicatif::ProgressStyle::with_template("{bar:30} {percent:>3}% {msg} ETA {eta}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+fn show_progress(bar: &indicatif::ProgressBar, p: &Progress) {
+    bar.set_position(p.pieces_have as u64);
+    let elapsed = bar.elapsed().as_secs_f64().max(0.001);
+    let rate = p.downloaded as f64 / elapsed / 1_048_576.0;
+    bar.set_message(format!("{rate:.1} MiB/s down, 0 up, {} peers", p.peers));
 }
 
 /// `tracker`: serves until killed. Where it listens goes to stderr (stdout stays empty).

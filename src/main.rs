@@ -53,6 +53,31 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         interval: u64,
     },
+    /// Connect to a peer, exchange handshakes, print its peer id.
+    Handshake {
+        torrent: PathBuf,
+        peer: std::net::SocketAddr,
+    },
+    /// Download one piece, verify it, write it to a file.
+    #[command(name = "download_piece", alias = "download-piece")]
+    DownloadPiece {
+        #[arg(short, long)]
+        output: PathBuf,
+        torrent: PathBuf,
+        index: u32,
+        #[command(flatten)]
+        peers: PeerArgs,
+    },
+    /// Download a torrent (resuming from what is already there).
+    Download {
+        /// Where to put it: the file (single-file torrent) or the directory that receives the
+        /// torrent's folder; an existing directory always receives it. Default: `.`.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        torrent: PathBuf,
+        #[command(flatten)]
+        peers: PeerArgs,
+    },
     /// Make a .torrent file of a file or a directory.
     Create {
         path: PathBuf,
@@ -93,6 +118,44 @@ struct TrackerArgs {
     udp_retries: u32,
 }
 
+/// Where peers come from and how we talk to them.
+#[derive(clap::Args)]
+struct PeerArgs {
+    /// Connect to this peer directly (repeatable), with or without a tracker.
+    #[arg(long = "peer")]
+    peers: Vec<std::net::SocketAddr>,
+    /// Most peers connected at once.
+    #[arg(long, default_value_t = 30)]
+    max_peers: usize,
+    /// Print every wire message, one per line, on stderr.
+    #[arg(long)]
+    trace: bool,
+    /// Give up when no data arrives for this many seconds (default: keep trying).
+    #[arg(long)]
+    give_up_after: Option<u64>,
+    #[command(flatten)]
+    tracker: TrackerArgs,
+}
+
+impl PeerArgs {
+    fn options(
+        &self,
+        target: peerwire::session::Target,
+        only_piece: Option<u32>,
+    ) -> peerwire::session::DownloadOptions {
+        peerwire::session::DownloadOptions {
+            target,
+            peers: self.peers.clone(),
+            port: self.tracker.port,
+            max_peers: self.max_peers,
+            trace: self.trace,
+            tracker: self.tracker.config(),
+            give_up: self.give_up_after.map(Duration::from_secs),
+            only_piece,
+        }
+    }
+}
+
 impl TrackerArgs {
     fn config(&self) -> peerwire::tracker::TrackerConfig {
         peerwire::tracker::TrackerConfig {
@@ -111,6 +174,24 @@ fn main() -> ExitCode {
         Command::Decode { bencoded } => cli::decode(&bencoded),
         Command::Info { torrent } => cli::info(&torrent),
         Command::Peers { torrent, tracker } => cli::peers(&torrent, tracker.port, tracker.config()),
+        Command::Handshake { torrent, peer } => cli::handshake(&torrent, peer),
+        Command::DownloadPiece {
+            output,
+            torrent,
+            index,
+            peers,
+        } => {
+            let scratch = peerwire::session::Target::Directory(std::env::temp_dir());
+            cli::download_piece(&torrent, &output, peers.options(scratch, Some(index)))
+        }
+        Command::Download {
+            output,
+            torrent,
+            peers,
+        } => {
+            let output = output.unwrap_or_else(|| PathBuf::from("."));
+            cli::download(&torrent, &output, |target| peers.options(target, None))
+        }
         Command::Tracker {
             port,
             udp_port,

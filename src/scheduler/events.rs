@@ -1,0 +1,70 @@
+//! The thread contract: every message between the peer threads and the scheduler — walkthrough §7, §8.
+//!
+//! Each peer thread owns one connection; the scheduler thread owns every decision about
+//! pieces. They talk only through these two enums, over crossbeam channels:
+//!
+//! ```text
+//!   peer thread ──Event──► scheduler        (one shared channel, many senders)
+//!   peer thread ◄─Command── scheduler        (one channel per peer)
+//!   verifier    ──Event::Verified──► scheduler
+//! ```
+//!
+//! Reading this file is reading the whole conversation.
+
+use crate::peer_id::PeerId;
+use crate::piece::BlockRequest;
+use crate::wire::Bitfield;
+use crossbeam_channel::Sender;
+use std::net::SocketAddr;
+
+/// What peer threads (and the verifying threads) tell the scheduler.
+#[derive(Debug)]
+pub enum Event {
+    /// Handshake done; here is how to send this peer commands.
+    Connected {
+        peer: SocketAddr,
+        peer_id: PeerId,
+        commands: Sender<Command>,
+    },
+    /// The peer's pieces, from its `bitfield` message.
+    Bitfield {
+        peer: SocketAddr,
+        bitfield: Bitfield,
+    },
+    /// The peer got a new piece (`have`).
+    Have { peer: SocketAddr, index: u32 },
+    /// The peer choked us: it dropped our queued requests, so they return to the pool.
+    Choked {
+        peer: SocketAddr,
+        dropped: Vec<BlockRequest>,
+    },
+    /// The peer thread can send up to `count` more requests: which blocks? Answered on `reply`
+    /// at once (possibly with none), so the peer thread can wait for it.
+    WantBlocks {
+        peer: SocketAddr,
+        count: usize,
+        reply: Sender<Vec<BlockRequest>>,
+    },
+    /// A requested block arrived and is written to disk.
+    BlockWritten {
+        peer: SocketAddr,
+        block: BlockRequest,
+    },
+    /// The connection ended; its outstanding requests return to the pool.
+    Disconnected {
+        peer: SocketAddr,
+        reason: String,
+        outstanding: Vec<BlockRequest>,
+    },
+    /// A complete piece was hashed: `ok` if it matched the torrent.
+    Verified { index: u32, ok: bool },
+}
+
+/// What the scheduler tells one peer thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Send `cancel`: another peer delivered this block first (endgame).
+    Cancel(BlockRequest),
+    /// Close the connection: the download is complete, or the peer is banned.
+    Stop,
+}

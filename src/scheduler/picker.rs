@@ -1,0 +1,399 @@
+//! Which block to request next: the piece picker (BEP 3 "piece downloading strategy") —
+//! walkthrough §8.
+//!
+//! Every piece is in one of four states; blocks of an active piece in one of three:
+//!
+//! ```text
+//!   Missing ──first block requested──► Active ──all blocks written──► Verifying ──ok──► Have
+//!      ▲                                                                   │
+//!      └──────────────────────── hash failed ──────────────────────────────┘
+//!   block: Missing ──request──► Requested(by peers) ──piece arrived──► Written
+//!                    ◄── choke / disconnect (released) ──┘
+//! ```
+//!
+//! The order, for a peer that can take `count` more requests: [W8.1]
+//! 1. blocks of pieces already started (finish what is begun: fewer half-pieces on disk);
+//! 2. a new piece the peer has: random among the first few (to get something to trade soon),
+//!    then the *rarest* in the swarm (so rare pieces spread before their owners leave);
+//! 3. *endgame*: when every block is requested, ask for blocks already requested from another
+//!    peer; when one copy arrives the others are cancelled. The last blocks come from whichever
+//!    peer is fastest instead of waiting on the slowest.
+
+use crate::piece::{BlockRequest, PieceLayout};
+use crate::wire::Bitfield;
+use std::net::SocketAddr;
+
+/// Pieces picked at random before rarest-first takes over.
+const RANDOM_FIRST_PIECES: usize = 4;
+/// In endgame, at most this many peers are asked for the same block.
+const ENDGAME_COPIES: usize = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BlockState {
+    Missing,
+    Requested(Vec<SocketAddr>),
+    Written,
+}
+
+#[derive(Debug, Clone)]
+enum PieceState {
+    Missing,
+    Active {
+        blocks: Vec<BlockState>,
+        contributors: Vec<SocketAddr>,
+    },
+    Verifying {
+        contributors: Vec<SocketAddr>,
+    },
+    Have,
+}
+
+/// All piece state of one download.
+pub struct Picker {
+    layout: PieceLayout,
+    pieces: Vec<PieceState>,
+    /// How many connected peers have each piece.
+    availability: Vec<u32>,
+    have: usize,
+}
+
+/// What a written block leads to.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// The piece is complete and should be verified.
+    pub piece_complete: Option<u32>,
+    /// Other peers that were asked for the same block (endgame): send them `cancel`.
+    pub cancel_at: Vec<SocketAddr>,
+}
+
+impl Picker {
+    /// A picker that starts with the pieces in `have` (from the resume check).
+    pub fn new(layout: PieceLayout, have: &Bitfield) -> Picker {
+        let n = layout.num_pieces();
+        let pieces = (0..n)
+            .map(|i| {
+                if have.has(i) {
+                    PieceState::Have
+                } else {
+                    PieceState::Missing
+                }
+            })
+            .collect();
+        Picker {
+            layout,
+            pieces,
+            availability: vec![0; n],
+            have: have.count(),
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.have == self.pieces.len()
+    }
+
+    pub fn have_count(&self) -> usize {
+        self.have
+    }
+
+    /// Whether the peer has any piece we still need.
+    pub fn is_interesting(&self, peer_has: &Bitfield) -> bool {
+        self.pieces
+            .iter()
+            .enumerate()
+            .any(|(i, p)| !matches!(p, PieceState::Have) && peer_has.has(i))
+    }
+
+    pub fn peer_joined(&mut self, peer_has: &Bitfield) {
+        self.change_availability(peer_has, 1);
+    }
+
+    pub fn peer_left(&mut self, peer_has: &Bitfield) {
+        self.change_availability(peer_has, -1);
+    }
+
+    pub fn peer_has(&mut self, index: u32) {
+        if let Some(a) = self.availability.get_mut(index as usize) {
+            *a += 1;
+        }
+    }
+
+    fn change_availability(&mut self, peer_has: &Bitfield, delta: i32) {
+        for (i, a) in self.availability.iter_mut().enumerate() {
+            if peer_has.has(i) {
+                *a = a.saturating_add_signed(delta);
+            }
+        }
+    }
+
+    /// Up to `count` blocks for `peer`, which has the pieces in `peer_has`.
+    pub fn pick(
+        &mut self,
+        peer: SocketAddr,
+        peer_has: &Bitfield,
+        count: usize,
+    ) -> Vec<BlockRequest> {
+        let mut picked = Vec::new();
+        self.pick_from_active(peer, peer_has, count, &mut picked, false);
+        while picked.len() < count {
+            let Some(index) = self.next_new_piece(peer_has) else {
+                break;
+            };
+            let blocks = vec![BlockState::Missing; self.layout.num_blocks(index) as usize];
+            self.pieces[index as usize] = PieceState::Active {
+                blocks,
+                contributors: Vec::new(),
+            };
+            self.pick_from_active(peer, peer_has, count, &mut picked, false);
+        }
+        if picked.len() < count && self.all_requested() {
+            self.pick_from_active(peer, peer_has, count, &mut picked, true); // endgame
+        }
+        picked
+    }
+
+    /// Takes missing (or, in endgame, already requested) blocks of active pieces.
+    fn pick_from_active(
+        &mut self,
+        peer: SocketAddr,
+        peer_has: &Bitfield,
+        count: usize,
+        picked: &mut Vec<BlockRequest>,
+        endgame: bool,
+    ) {
+        for (index, piece) in self.pieces.iter_mut().enumerate() {
+            let PieceState::Active { blocks, .. } = piece else {
+                continue;
+            };
+            if !peer_has.has(index) {
+                continue;
+            }
+            for (b, state) in blocks.iter_mut().enumerate() {
+                if picked.len() >= count {
+                    return;
+                }
+                let take = match state {
+                    BlockState::Missing => true,
+                    BlockState::Requested(by) => {
+                        endgame && by.len() < ENDGAME_COPIES && !by.contains(&peer)
+                    }
+                    BlockState::Written => false,
+                };
+                if take {
+                    match state {
+                        BlockState::Requested(by) => by.push(peer),
+                        _ => *state = BlockState::Requested(vec![peer]),
+                    }
+                    picked.push(block_at(&self.layout, index as u32, b));
+                }
+            }
+        }
+    }
+
+    /// A missing piece the peer has: random while we have few, then the rarest.
+    fn next_new_piece(&self, peer_has: &Bitfield) -> Option<u32> {
+        let candidates: Vec<usize> = (0..self.pieces.len())
+            .filter(|&i| matches!(self.pieces[i], PieceState::Missing) && peer_has.has(i))
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let chosen = if self.have < RANDOM_FIRST_PIECES {
+            candidates[fastrand::usize(..candidates.len())]
+        } else {
+            let rarest = candidates
+                .iter()
+                .map(|&i| self.availability[i])
+                .min()
+                .unwrap_or(0);
+            let ties: Vec<usize> = candidates
+                .into_iter()
+                .filter(|&i| self.availability[i] == rarest)
+                .collect();
+            ties[fastrand::usize(..ties.len())]
+        };
+        Some(chosen as u32)
+    }
+
+    /// True when no block anywhere is still unrequested: time for endgame.
+    fn all_requested(&self) -> bool {
+        self.pieces.iter().all(|p| match p {
+            PieceState::Missing => false,
+            PieceState::Active { blocks, .. } => !blocks.contains(&BlockState::Missing),
+            _ => true,
+        })
+    }
+
+    /// Records a block written to disk by `peer`.
+    pub fn written(&mut self, peer: SocketAddr, block: &BlockRequest) -> Written {
+        let mut result = Written::default();
+        let Some(PieceState::Active {
+            blocks,
+            contributors,
+        }) = self.pieces.get_mut(block.index as usize)
+        else {
+            return result;
+        };
+        let Some(state) = blocks.get_mut((block.begin / crate::wire::message::BLOCK_LEN) as usize)
+        else {
+            return result;
+        };
+        if let BlockState::Requested(by) = state {
+            result.cancel_at = by.iter().copied().filter(|p| *p != peer).collect();
+        }
+        *state = BlockState::Written;
+        if !contributors.contains(&peer) {
+            contributors.push(peer);
+        }
+        if blocks.iter().all(|b| *b == BlockState::Written) {
+            let contributors = std::mem::take(contributors);
+            self.pieces[block.index as usize] = PieceState::Verifying { contributors };
+            result.piece_complete = Some(block.index);
+        }
+        result
+    }
+
+    /// Gives back blocks `peer` will not deliver (it choked us or went away).
+    pub fn release(&mut self, peer: SocketAddr, released: &[BlockRequest]) {
+        for block in released {
+            let Some(PieceState::Active { blocks, .. }) = self.pieces.get_mut(block.index as usize)
+            else {
+                continue;
+            };
+            let Some(BlockState::Requested(by)) =
+                blocks.get_mut((block.begin / crate::wire::message::BLOCK_LEN) as usize)
+            else {
+                continue;
+            };
+            by.retain(|p| *p != peer);
+            if by.is_empty() {
+                blocks[(block.begin / crate::wire::message::BLOCK_LEN) as usize] =
+                    BlockState::Missing;
+            }
+        }
+    }
+
+    /// The hash check's verdict. On failure the piece starts over, and the peers that sent
+    /// blocks of it are returned (for strikes).
+    pub fn verified(&mut self, index: u32, ok: bool) -> Vec<SocketAddr> {
+        let Some(piece) = self.pieces.get_mut(index as usize) else {
+            return Vec::new();
+        };
+        let contributors = match piece {
+            PieceState::Verifying { contributors } => std::mem::take(contributors),
+            _ => return Vec::new(),
+        };
+        if ok {
+            *piece = PieceState::Have;
+            self.have += 1;
+            Vec::new()
+        } else {
+            *piece = PieceState::Missing;
+            contributors
+        }
+    }
+}
+
+fn block_at(layout: &PieceLayout, index: u32, block: usize) -> BlockRequest {
+    layout
+        .blocks(index)
+        .nth(block)
+        .expect("block index within the piece")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metainfo::PieceHash;
+
+    /// 4 pieces of 32 KiB (2 blocks each).
+    fn picker() -> Picker {
+        let layout = PieceLayout {
+            piece_length: 32768,
+            total_length: 4 * 32768,
+            hashes: vec![PieceHash([0; 20]); 4],
+        };
+        Picker::new(layout, &Bitfield::new(4))
+    }
+
+    fn peer(n: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], n))
+    }
+
+    #[test]
+    fn started_pieces_are_finished_first() {
+        let mut p = picker();
+        let all = Bitfield::full(4);
+        let first = p.pick(peer(1), &all, 1);
+        let second = p.pick(peer(2), &all, 1);
+        assert_eq!(
+            first[0].index, second[0].index,
+            "the second block of the same piece"
+        );
+        assert_ne!(first[0].begin, second[0].begin);
+    }
+
+    #[test]
+    fn rarest_first_once_a_few_pieces_are_in() {
+        let layout = PieceLayout {
+            piece_length: 16384,
+            total_length: 10 * 16384,
+            hashes: vec![PieceHash([0; 20]); 10],
+        };
+        let mut have = Bitfield::new(10);
+        (0..4).for_each(|i| have.set(i));
+        let mut p = Picker::new(layout, &have);
+        // Two seeders have everything; a third peer has all but piece 9: piece 9 is rarest.
+        p.peer_joined(&Bitfield::full(10));
+        p.peer_joined(&Bitfield::full(10));
+        let mut lacking_9 = Bitfield::new(10);
+        (0..9).for_each(|i| lacking_9.set(i));
+        p.peer_joined(&lacking_9);
+        let picked = p.pick(peer(1), &Bitfield::full(10), 1);
+        assert_eq!(picked[0].index, 9);
+    }
+
+    #[test]
+    fn endgame_asks_a_second_peer_and_cancels_the_loser() {
+        let mut p = picker();
+        let all = Bitfield::full(4);
+        let everything = p.pick(peer(1), &all, 100);
+        assert_eq!(everything.len(), 8);
+        let duplicate = p.pick(peer(2), &all, 1);
+        assert_eq!(
+            duplicate.len(),
+            1,
+            "endgame: a block already requested from peer 1"
+        );
+        let written = p.written(peer(2), &duplicate[0]);
+        assert_eq!(written.cancel_at, [peer(1)]);
+    }
+
+    #[test]
+    fn released_blocks_can_be_picked_again() {
+        let mut p = picker();
+        let all = Bitfield::full(4);
+        let taken = p.pick(peer(1), &all, 8);
+        p.release(peer(1), &taken);
+        assert_eq!(p.pick(peer(2), &all, 8).len(), 8);
+    }
+
+    #[test]
+    fn a_failed_piece_starts_over_and_names_its_senders() {
+        let mut p = picker();
+        let only_0 = {
+            let mut b = Bitfield::new(4);
+            b.set(0);
+            b
+        };
+        let blocks = p.pick(peer(1), &only_0, 2);
+        assert!(p.written(peer(1), &blocks[0]).piece_complete.is_none());
+        assert_eq!(p.written(peer(1), &blocks[1]).piece_complete, Some(0));
+        assert_eq!(p.verified(0, false), [peer(1)]);
+        assert_eq!(
+            p.pick(peer(2), &only_0, 2).len(),
+            2,
+            "piece 0 can be fetched again"
+        );
+        assert!(!p.is_complete());
+    }
+}
