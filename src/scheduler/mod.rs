@@ -241,6 +241,7 @@ impl Scheduler {
     ) {
         log::info!("{peer}: disconnected: {reason}");
         self.picker.release(peer, outstanding);
+        self.picker.forget_owner(peer);
         if let Some(entry) = self.peers.remove(&peer) {
             self.picker.peer_left(&entry.bitfield);
             let was_connected = entry.commands.is_some();
@@ -251,7 +252,8 @@ impl Scheduler {
         self.progress.peers = self.peers.values().filter(|p| p.commands.is_some()).count();
     }
 
-    /// A peer that failed to connect is retried after 10 s × 2^failures, up to a limit.
+    /// A peer that could not be reached is retried after 1, 2, 4, 8 and 16 s, then given up;
+    /// one that was connected and left is tried again after 5 s.
     fn retry_later(&mut self, peer: SocketAddr, was_connected: bool) {
         let candidate = self.candidates.entry(peer).or_insert(Candidate {
             next_try: Instant::now(),
@@ -262,8 +264,13 @@ impl Scheduler {
         } else {
             candidate.failures + 1
         };
-        candidate.next_try = Instant::now() + Duration::from_secs(10 << candidate.failures.min(6));
-        if candidate.failures >= MAX_CONNECT_FAILURES {
+        let wait = if was_connected {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_secs(1 << (candidate.failures - 1).min(4))
+        };
+        candidate.next_try = Instant::now() + wait;
+        if candidate.failures > MAX_CONNECT_FAILURES {
             self.candidates.remove(&peer);
         }
     }

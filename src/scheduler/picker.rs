@@ -38,9 +38,12 @@ enum BlockState {
 #[derive(Debug, Clone)]
 enum PieceState {
     Missing,
+    /// Being fetched. `owner`: a piece that failed its check with several senders is fetched
+    /// again from one peer alone, so that a second failure names the liar.
     Active {
         blocks: Vec<BlockState>,
         contributors: Vec<SocketAddr>,
+        owner: Option<SocketAddr>,
     },
     Verifying {
         contributors: Vec<SocketAddr>,
@@ -55,6 +58,8 @@ pub struct Picker {
     /// How many connected peers have each piece.
     availability: Vec<u32>,
     have: usize,
+    /// Pieces that failed with several senders: the next attempt goes to a single peer.
+    suspect: Vec<bool>,
 }
 
 /// What a written block leads to.
@@ -84,6 +89,7 @@ impl Picker {
             pieces,
             availability: vec![0; n],
             have: have.count(),
+            suspect: vec![false; n],
         }
     }
 
@@ -139,9 +145,11 @@ impl Picker {
                 break;
             };
             let blocks = vec![BlockState::Missing; self.layout.num_blocks(index) as usize];
+            let owner = self.suspect[index as usize].then_some(peer);
             self.pieces[index as usize] = PieceState::Active {
                 blocks,
                 contributors: Vec::new(),
+                owner,
             };
             self.pick_from_active(peer, peer_has, count, &mut picked, false);
         }
@@ -161,10 +169,10 @@ impl Picker {
         endgame: bool,
     ) {
         for (index, piece) in self.pieces.iter_mut().enumerate() {
-            let PieceState::Active { blocks, .. } = piece else {
+            let PieceState::Active { blocks, owner, .. } = piece else {
                 continue;
             };
-            if !peer_has.has(index) {
+            if !peer_has.has(index) || owner.is_some_and(|o| o != peer) {
                 continue;
             }
             for (b, state) in blocks.iter_mut().enumerate() {
@@ -229,6 +237,7 @@ impl Picker {
         let Some(PieceState::Active {
             blocks,
             contributors,
+            ..
         }) = self.pieces.get_mut(block.index as usize)
         else {
             return result;
@@ -272,8 +281,20 @@ impl Picker {
         }
     }
 
-    /// The hash check's verdict. On failure the piece starts over, and the peers that sent
-    /// blocks of it are returned (for strikes).
+    /// A peer left: pieces reserved for it are open to everyone again.
+    pub fn forget_owner(&mut self, peer: SocketAddr) {
+        for piece in &mut self.pieces {
+            if let PieceState::Active { owner, .. } = piece
+                && *owner == Some(peer)
+            {
+                *owner = None;
+            }
+        }
+    }
+
+    /// The hash check's verdict. On failure the piece starts over. A piece that came from one
+    /// peer alone names that peer (returned, for a strike); one with several senders names
+    /// nobody yet, and its next attempt goes to a single peer.
     pub fn verified(&mut self, index: u32, ok: bool) -> Vec<SocketAddr> {
         let Some(piece) = self.pieces.get_mut(index as usize) else {
             return Vec::new();
@@ -288,7 +309,13 @@ impl Picker {
             Vec::new()
         } else {
             *piece = PieceState::Missing;
-            contributors
+            let sole_sender = contributors.len() == 1;
+            self.suspect[index as usize] = !sole_sender;
+            if sole_sender {
+                contributors
+            } else {
+                Vec::new()
+            }
         }
     }
 }
@@ -395,5 +422,31 @@ mod tests {
             "piece 0 can be fetched again"
         );
         assert!(!p.is_complete());
+    }
+
+    #[test]
+    fn a_failed_piece_with_two_senders_is_refetched_from_one_peer() {
+        let mut p = picker();
+        let mut only_0 = Bitfield::new(4);
+        only_0.set(0);
+        let a = p.pick(peer(1), &only_0, 1);
+        let b = p.pick(peer(2), &only_0, 1);
+        p.written(peer(1), &a[0]);
+        p.written(peer(2), &b[0]);
+        assert!(
+            p.verified(0, false).is_empty(),
+            "no strike: we cannot tell who lied"
+        );
+        assert_eq!(
+            p.pick(peer(3), &only_0, 1).len(),
+            1,
+            "peer 3 starts the retry"
+        );
+        assert!(
+            p.pick(peer(4), &only_0, 1).is_empty(),
+            "and gets the piece to itself"
+        );
+        p.forget_owner(peer(3));
+        assert_eq!(p.pick(peer(4), &only_0, 1).len(), 1, "until it leaves");
     }
 }

@@ -360,6 +360,10 @@ impl LibtorrentPeer {
             _process: Killed(child),
         };
         peer.wait_for("ready", Duration::from_secs(20));
+        if seed {
+            // A seeder accepts connections for the torrent only once the torrent has started.
+            peer.wait_for("state seeding", Duration::from_secs(20));
+        }
         Some(peer)
     }
 
@@ -483,6 +487,120 @@ impl Transmission {
                 "Transmission did not complete within {deadline:?}:\n{info}"
             );
             std::thread::sleep(Duration::from_millis(250)); // poll interval while waiting for the event
+        }
+    }
+}
+
+/// How a [`ScriptedPeer`] misbehaves.
+#[derive(Clone, Copy, Debug)]
+pub enum Script {
+    Honest,
+    /// Every block it sends is corrupted.
+    CorruptEveryBlock,
+    /// Hangs up after serving this many blocks.
+    DisconnectAfter(usize),
+    /// Chokes us after this many blocks and never serves again.
+    ChokeAfter(usize),
+}
+
+/// A seeder of our own, written with peerwire's wire module, that follows a [`Script`].
+/// It has every piece of `stream` (the torrent's whole byte stream).
+pub struct ScriptedPeer {
+    pub addr: std::net::SocketAddr,
+    pub blocks_served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ScriptedPeer {
+    pub fn start(
+        info_hash: peerwire::metainfo::InfoHash,
+        stream: std::sync::Arc<Vec<u8>>,
+        piece_length: u64,
+        script: Script,
+    ) -> ScriptedPeer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let blocks_served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let served = std::sync::Arc::clone(&blocks_served);
+        std::thread::spawn(move || {
+            for connection in listener.incoming().map_while(Result::ok) {
+                let (stream, served) = (
+                    std::sync::Arc::clone(&stream),
+                    std::sync::Arc::clone(&served),
+                );
+                std::thread::spawn(move || {
+                    let _ = serve_scripted(
+                        connection,
+                        info_hash,
+                        &stream,
+                        piece_length,
+                        script,
+                        &served,
+                    );
+                });
+            }
+        });
+        ScriptedPeer {
+            addr,
+            blocks_served,
+        }
+    }
+}
+
+fn serve_scripted(
+    mut socket: std::net::TcpStream,
+    info_hash: peerwire::metainfo::InfoHash,
+    stream: &[u8],
+    piece_length: u64,
+    script: Script,
+    served: &std::sync::atomic::AtomicUsize,
+) -> Result<(), peerwire::wire::WireError> {
+    use peerwire::wire::{Bitfield, Handshake, Message};
+    socket.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let theirs = Handshake::read_from(&mut socket)?;
+    if theirs.info_hash != info_hash {
+        return Ok(());
+    }
+    let ours = Handshake {
+        reserved: [0; 8],
+        info_hash,
+        peer_id: peerwire::peer_id::PeerId(*b"-SP0001-scriptedpeer"),
+    };
+    ours.write_to(&mut socket)?;
+    let pieces = (stream.len() as u64).div_ceil(piece_length) as usize;
+    Message::Bitfield(Bitfield::full(pieces).as_bytes().to_vec()).write_to(&mut socket)?;
+    let mut mine = 0;
+    loop {
+        match Message::read_from(&mut socket)? {
+            Message::Interested => Message::Unchoke.write_to(&mut socket)?,
+            Message::Request {
+                index,
+                begin,
+                length,
+            } => {
+                mine += 1;
+                match script {
+                    Script::DisconnectAfter(n) if mine > n => return Ok(()),
+                    Script::ChokeAfter(n) if mine == n + 1 => {
+                        Message::Choke.write_to(&mut socket)?
+                    }
+                    Script::ChokeAfter(n) if mine > n => {}
+                    _ => {
+                        let start = (u64::from(index) * piece_length + u64::from(begin)) as usize;
+                        let mut block = stream[start..start + length as usize].to_vec();
+                        if matches!(script, Script::CorruptEveryBlock) {
+                            block.iter_mut().for_each(|b| *b ^= 0x5a);
+                        }
+                        Message::Piece {
+                            index,
+                            begin,
+                            block,
+                        }
+                        .write_to(&mut socket)?;
+                        served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -12,6 +12,7 @@ It prints one event per line on stdout (and flushes):
     tracker_error <url> <message>
     peer_connected <ip:port>         a peer connection came up
     finished                         the download completed
+    state <name>                     the torrent's state changed (e.g. `state seeding`)
     status <progress> <num_peers> <state>   (answer to `status`)
 
 and reads commands on stdin, one per line:
@@ -66,6 +67,8 @@ def handle_alert(alert):
         say("peer_connected", "%s:%d" % (alert.endpoint[0], alert.endpoint[1]))
     elif isinstance(alert, lt.torrent_finished_alert):
         say("finished")
+    elif isinstance(alert, lt.state_changed_alert):
+        say("state", alert.state)
 
 
 def handle_command(line, handle):
