@@ -174,8 +174,18 @@ pub fn download(
     let options = options(target);
     let bar = progress_bar(metainfo.info.num_pieces());
     let shown = bar.clone();
-    session::download(&metainfo, &options, move |p| show_progress(&shown, p))?;
-    bar.finish();
+    let started = std::time::Instant::now();
+    let (_, done) = session::download(&metainfo, &options, move |p| show_progress(&shown, p))?;
+    bar.finish_and_clear();
+    eprintln!(
+        "done: {} pieces ({} already on disk), {} bytes downloaded this run in {:.1} s, {} pieces failed the hash check, {} peers banned",
+        done.pieces_total,
+        done.pieces_at_start,
+        done.downloaded,
+        started.elapsed().as_secs_f64(),
+        done.failed_pieces,
+        done.banned
+    );
     Ok(())
 }
 

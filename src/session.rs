@@ -77,6 +77,18 @@ pub fn download(
     let storage = Arc::new(open_storage(metainfo, &options.target));
     let layout = Arc::new(PieceLayout::new(&metainfo.info));
     let have = starting_pieces(&storage, &layout, options)?;
+    if have.is_complete() {
+        let n = have.count();
+        return Ok((
+            storage,
+            Progress {
+                pieces_at_start: n,
+                pieces_have: n,
+                pieces_total: n,
+                ..Progress::default()
+            },
+        ));
+    }
     let tiers = TrackerTiers::new(metainfo.tracker_tiers(), options.tracker);
     if tiers.is_empty() && options.peers.is_empty() {
         return Err(SessionError::NoPeers);

@@ -40,6 +40,8 @@ pub type Connect = Box<dyn FnMut(SocketAddr) + Send>;
 /// Progress, for the progress bar and the summary.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Progress {
+    /// Pieces already on disk and verified when the download started (resume).
+    pub pieces_at_start: usize,
     pub pieces_have: usize,
     pub pieces_total: usize,
     /// Bytes of blocks received and written this run.
@@ -90,6 +92,7 @@ impl Scheduler {
         let verify = spawn_verifiers(Arc::clone(&layout), storage, events.0);
         let picker = Picker::new((*layout).clone(), have);
         let progress = Progress {
+            pieces_at_start: have.count(),
             pieces_have: have.count(),
             pieces_total: layout.num_pieces(),
             ..Progress::default()

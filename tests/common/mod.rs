@@ -501,6 +501,8 @@ pub enum Script {
     DisconnectAfter(usize),
     /// Chokes us after this many blocks and never serves again.
     ChokeAfter(usize),
+    /// Has (and serves) only the first this-many pieces.
+    OnlyFirstPieces(usize),
 }
 
 /// A seeder of our own, written with peerwire's wire module, that follows a [`Script`].
@@ -567,7 +569,13 @@ fn serve_scripted(
     };
     ours.write_to(&mut socket)?;
     let pieces = (stream.len() as u64).div_ceil(piece_length) as usize;
-    Message::Bitfield(Bitfield::full(pieces).as_bytes().to_vec()).write_to(&mut socket)?;
+    let mut have = Bitfield::new(pieces);
+    let has = match script {
+        Script::OnlyFirstPieces(n) => n.min(pieces),
+        _ => pieces,
+    };
+    (0..has).for_each(|i| have.set(i));
+    Message::Bitfield(have.as_bytes().to_vec()).write_to(&mut socket)?;
     let mut mine = 0;
     loop {
         match Message::read_from(&mut socket)? {

@@ -1,0 +1,118 @@
+//! Resume: a download killed (SIGKILL) at about half and restarted fetches only what was not
+//! yet on disk, and ends byte-identical.
+
+mod common;
+
+use common::{Script, ScriptedPeer, peerwire, run_with_deadline};
+use peerwire::metainfo::Metainfo;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PIECE: u64 = 262_144;
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// The `N bytes downloaded this run` figure of the summary line.
+fn downloaded_this_run(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("done: "))
+        .unwrap_or_else(|| panic!("no summary in:\n{stderr}"));
+    let before = line.split(" bytes downloaded this run").next().unwrap();
+    before.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_killed_download_resumes_and_fetches_only_the_missing_half() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = Arc::new(pseudo_random(40 * PIECE as usize - 1000, 9)); // 40 pieces
+    let file = dir.path().join("data.bin");
+    std::fs::write(&file, &*bytes).unwrap();
+    let torrent = dir.path().join("data.torrent");
+    common::create_torrent(&file, &torrent, &["--piece-length", &PIECE.to_string()]);
+    let info_hash = Metainfo::from_file(&torrent).unwrap().info_hash;
+    let out = dir.path().join("out.bin");
+
+    // First run: the only peer has the first 20 pieces. Once they are on disk, SIGKILL.
+    let half = ScriptedPeer::start(
+        info_hash,
+        Arc::clone(&bytes),
+        PIECE,
+        Script::OnlyFirstPieces(20),
+    );
+    let mut first = common::Killed(
+        peerwire()
+            .arg("-q")
+            .arg("download")
+            .arg("-o")
+            .arg(&out)
+            .arg(&torrent)
+            .args(["--peer", &half.addr.to_string()])
+            .spawn()
+            .unwrap(),
+    );
+    let half_bytes = 20 * PIECE as usize;
+    let until = Instant::now() + Duration::from_secs(60);
+    while std::fs::read(&out).map_or(true, |d| {
+        d.len() < half_bytes || d[..half_bytes] != bytes[..half_bytes]
+    }) {
+        assert!(Instant::now() < until, "the first half never arrived");
+        std::thread::sleep(Duration::from_millis(50)); // poll interval while waiting for the event
+    }
+    first.0.kill().unwrap(); // SIGKILL: no chance to clean up
+    first.0.wait().unwrap();
+
+    // Second run, from a peer with everything: only the second half is fetched.
+    let full = ScriptedPeer::start(info_hash, Arc::clone(&bytes), PIECE, Script::Honest);
+    let mut second = peerwire();
+    second
+        .arg("download")
+        .arg("-o")
+        .arg(&out)
+        .arg(&torrent)
+        .args(["--peer", &full.addr.to_string(), "--give-up-after", "60"]);
+    let result = run_with_deadline(&mut second, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    assert!(
+        std::fs::read(&out).unwrap() == *bytes,
+        "the resumed file differs"
+    );
+    assert_eq!(
+        downloaded_this_run(&stderr),
+        bytes.len() as u64 - half_bytes as u64,
+        "{stderr}"
+    );
+    assert!(stderr.contains("(20 already on disk)"), "{stderr}");
+}
+
+#[test]
+fn a_complete_download_is_recognised_without_any_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.bin");
+    std::fs::write(&file, pseudo_random(3 * PIECE as usize, 5)).unwrap();
+    let torrent = dir.path().join("data.torrent");
+    common::create_torrent(&file, &torrent, &[]);
+    let result = run_with_deadline(
+        peerwire()
+            .arg("download")
+            .arg("-o")
+            .arg(&file)
+            .arg(&torrent),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    assert_eq!(downloaded_this_run(&stderr), 0);
+}
