@@ -491,7 +491,7 @@ impl Transmission {
     }
 }
 
-/// How a [`ScriptedPeer`] misbehaves.
+/// How a [`ScriptedPeer`] behaves.
 #[derive(Clone, Copy, Debug)]
 pub enum Script {
     Honest,
@@ -503,13 +503,41 @@ pub enum Script {
     ChokeAfter(usize),
     /// Has (and serves) only the first this-many pieces.
     OnlyFirstPieces(usize),
+    /// Answers the handshake with another torrent's info hash.
+    WrongInfoHash,
+    /// Answers with a protocol string that is not `BitTorrent protocol`.
+    BadPstr,
+    /// After its bitfield, sends a length prefix of 4 GiB.
+    HugeLength,
+    /// Sends a message with an unknown id first, then behaves.
+    UnknownMessage,
+    /// Sends a bitfield one byte too long.
+    LongBitfield,
+    /// Sends a bitfield with the spare bits after the last piece set.
+    SpareBits,
+    /// Sends `have` for a piece that does not exist.
+    HaveOutOfRange,
+    /// Floods blocks that were never requested.
+    UnsolicitedPieces,
+    /// Answers every request one byte per second.
+    Trickle,
 }
 
 /// A seeder of our own, written with peerwire's wire module, that follows a [`Script`].
-/// It has every piece of `stream` (the torrent's whole byte stream).
+/// It has the pieces of `stream` (the torrent's whole byte stream).
 pub struct ScriptedPeer {
     pub addr: std::net::SocketAddr,
     pub blocks_served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// What every connection of a scripted peer shares.
+#[derive(Clone)]
+struct ScriptedTorrent {
+    info_hash: peerwire::metainfo::InfoHash,
+    stream: std::sync::Arc<Vec<u8>>,
+    piece_length: u64,
+    script: Script,
+    served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ScriptedPeer {
@@ -522,22 +550,18 @@ impl ScriptedPeer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("address");
         let blocks_served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let served = std::sync::Arc::clone(&blocks_served);
+        let torrent = ScriptedTorrent {
+            info_hash,
+            stream,
+            piece_length,
+            script,
+            served: std::sync::Arc::clone(&blocks_served),
+        };
         std::thread::spawn(move || {
             for connection in listener.incoming().map_while(Result::ok) {
-                let (stream, served) = (
-                    std::sync::Arc::clone(&stream),
-                    std::sync::Arc::clone(&served),
-                );
+                let torrent = torrent.clone();
                 std::thread::spawn(move || {
-                    let _ = serve_scripted(
-                        connection,
-                        info_hash,
-                        &stream,
-                        piece_length,
-                        script,
-                        &served,
-                    );
+                    let _ = serve_scripted(connection, &torrent);
                 });
             }
         });
@@ -550,33 +574,18 @@ impl ScriptedPeer {
 
 fn serve_scripted(
     mut socket: std::net::TcpStream,
-    info_hash: peerwire::metainfo::InfoHash,
-    stream: &[u8],
-    piece_length: u64,
-    script: Script,
-    served: &std::sync::atomic::AtomicUsize,
+    t: &ScriptedTorrent,
 ) -> Result<(), peerwire::wire::WireError> {
-    use peerwire::wire::{Bitfield, Handshake, Message};
+    use peerwire::wire::{Handshake, Message};
     socket.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let theirs = Handshake::read_from(&mut socket)?;
-    if theirs.info_hash != info_hash {
+    if Handshake::read_from(&mut socket)?.info_hash != t.info_hash {
         return Ok(());
     }
-    let ours = Handshake {
-        reserved: [0; 8],
-        info_hash,
-        peer_id: peerwire::peer_id::PeerId(*b"-SP0001-scriptedpeer"),
-    };
-    ours.write_to(&mut socket)?;
-    let pieces = (stream.len() as u64).div_ceil(piece_length) as usize;
-    let mut have = Bitfield::new(pieces);
-    let has = match script {
-        Script::OnlyFirstPieces(n) => n.min(pieces),
-        _ => pieces,
-    };
-    (0..has).for_each(|i| have.set(i));
-    Message::Bitfield(have.as_bytes().to_vec()).write_to(&mut socket)?;
-    let mut mine = 0;
+    send_scripted_handshake(&mut socket, t)?;
+    let pieces = (t.stream.len() as u64).div_ceil(t.piece_length) as usize;
+    send_scripted_bitfield(&mut socket, t, pieces)?;
+    misbehave_after_bitfield(&mut socket, t, pieces)?;
+    let mut requests = 0;
     loop {
         match Message::read_from(&mut socket)? {
             Message::Interested => Message::Unchoke.write_to(&mut socket)?,
@@ -585,30 +594,124 @@ fn serve_scripted(
                 begin,
                 length,
             } => {
-                mine += 1;
-                match script {
-                    Script::DisconnectAfter(n) if mine > n => return Ok(()),
-                    Script::ChokeAfter(n) if mine == n + 1 => {
-                        Message::Choke.write_to(&mut socket)?
-                    }
-                    Script::ChokeAfter(n) if mine > n => {}
-                    _ => {
-                        let start = (u64::from(index) * piece_length + u64::from(begin)) as usize;
-                        let mut block = stream[start..start + length as usize].to_vec();
-                        if matches!(script, Script::CorruptEveryBlock) {
-                            block.iter_mut().for_each(|b| *b ^= 0x5a);
-                        }
-                        Message::Piece {
-                            index,
-                            begin,
-                            block,
-                        }
-                        .write_to(&mut socket)?;
-                        served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
+                requests += 1;
+                answer_request(&mut socket, t, requests, (index, begin, length))?;
             }
             _ => {}
         }
     }
+}
+
+fn send_scripted_handshake(
+    socket: &mut std::net::TcpStream,
+    t: &ScriptedTorrent,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let info_hash = match t.script {
+        Script::WrongInfoHash => peerwire::metainfo::InfoHash([7; 20]),
+        _ => t.info_hash,
+    };
+    let peer_id = peerwire::peer_id::PeerId(*b"-SP0001-scriptedpeer");
+    let mut bytes = peerwire::wire::Handshake {
+        reserved: [0; 8],
+        info_hash,
+        peer_id,
+    }
+    .to_bytes();
+    if matches!(t.script, Script::BadPstr) {
+        bytes[19] = b'X';
+    }
+    socket.write_all(&bytes)
+}
+
+fn send_scripted_bitfield(
+    socket: &mut std::net::TcpStream,
+    t: &ScriptedTorrent,
+    pieces: usize,
+) -> Result<(), peerwire::wire::WireError> {
+    let mut have = peerwire::wire::Bitfield::new(pieces);
+    let has = match t.script {
+        Script::OnlyFirstPieces(n) => n.min(pieces),
+        _ => pieces,
+    };
+    (0..has).for_each(|i| have.set(i));
+    let mut bits = have.as_bytes().to_vec();
+    match t.script {
+        Script::LongBitfield => bits.push(0),
+        Script::SpareBits => *bits.last_mut().expect("some pieces") |= 1,
+        _ => {}
+    }
+    peerwire::wire::Message::Bitfield(bits).write_to(socket)
+}
+
+/// The misbehaviours that happen once, right after the bitfield.
+fn misbehave_after_bitfield(
+    socket: &mut std::net::TcpStream,
+    t: &ScriptedTorrent,
+    pieces: usize,
+) -> Result<(), peerwire::wire::WireError> {
+    use peerwire::wire::Message;
+    use std::io::Write;
+    match t.script {
+        Script::HugeLength => socket.write_all(&[0xff, 0xff, 0xff, 0xff, 7])?,
+        Script::UnknownMessage => socket.write_all(&[0, 0, 0, 4, 99, 1, 2, 3])?,
+        Script::HaveOutOfRange => Message::Have {
+            index: (pieces + 10_000) as u32,
+        }
+        .write_to(socket)?,
+        Script::UnsolicitedPieces => {
+            Message::Unchoke.write_to(socket)?;
+            let block = t.stream[..16_384].to_vec();
+            for _ in 0..100 {
+                Message::Piece {
+                    index: 0,
+                    begin: 0,
+                    block: block.clone(),
+                }
+                .write_to(socket)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Serves (or mis-serves) the `n`-th request of this connection.
+fn answer_request(
+    socket: &mut std::net::TcpStream,
+    t: &ScriptedTorrent,
+    n: usize,
+    (index, begin, length): (u32, u32, u32),
+) -> Result<(), peerwire::wire::WireError> {
+    use peerwire::wire::Message;
+    match t.script {
+        Script::DisconnectAfter(limit) if n > limit => {
+            return Err(peerwire::wire::WireError::BadProtocol(
+                "scripted hang-up".into(),
+            ));
+        }
+        Script::ChokeAfter(limit) if n == limit + 1 => return Message::Choke.write_to(socket),
+        Script::ChokeAfter(limit) if n > limit => return Ok(()),
+        Script::Trickle => {
+            for byte in (9 + length).to_be_bytes() {
+                std::io::Write::write_all(socket, &[byte])?;
+                std::thread::sleep(Duration::from_secs(1)); // the misbehaviour itself
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    let start = (u64::from(index) * t.piece_length + u64::from(begin)) as usize;
+    let mut block = t.stream[start..start + length as usize].to_vec();
+    if matches!(t.script, Script::CorruptEveryBlock) {
+        block.iter_mut().for_each(|b| *b ^= 0x5a);
+    }
+    Message::Piece {
+        index,
+        begin,
+        block,
+    }
+    .write_to(socket)?;
+    t.served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
 }
