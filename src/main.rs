@@ -130,6 +130,9 @@ struct PeerArgs {
     /// Print every wire message, one per line, on stderr.
     #[arg(long)]
     trace: bool,
+    /// For a debugger: one peer, no timeouts that drop a paused thread, a fixed peer id.
+    #[arg(long)]
+    debug_single_peer: bool,
     /// Give up when no data arrives for this many seconds (default: keep trying).
     #[arg(long)]
     give_up_after: Option<u64>,
@@ -152,6 +155,7 @@ impl PeerArgs {
             tracker: self.tracker.config(),
             give_up: self.give_up_after.map(Duration::from_secs),
             only_piece,
+            debug_single_peer: self.debug_single_peer,
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct DownloadOptions {
     pub give_up: Option<Duration>,
     /// Fetch only this piece (the `download_piece` command).
     pub only_piece: Option<u32>,
+    /// For stepping through in a debugger: one peer at a time, no timeouts that would drop a
+    /// paused thread, and the fixed peer id `-PW0001-debugdebug00`.
+    pub debug_single_peer: bool,
 }
 
 #[derive(Debug, Error)]
@@ -93,7 +96,11 @@ pub fn download(
     if tiers.is_empty() && options.peers.is_empty() {
         return Err(SessionError::NoPeers);
     }
-    let our_id = PeerId::generate();
+    let our_id = if options.debug_single_peer {
+        PeerId(*b"-PW0001-debugdebug00")
+    } else {
+        PeerId::generate()
+    };
     let left = bytes_left(&layout, &have);
     let announcer = (!tiers.is_empty() && left > 0)
         .then(|| {
@@ -112,6 +119,7 @@ pub fn download(
         storage: Arc::clone(&storage),
         events: events.0.clone(),
         trace: options.trace,
+        patient: options.debug_single_peer,
     };
     let connect = Box::new(move |addr| peer_thread::spawn(addr, context.clone()));
     let mut scheduler = Scheduler::new(
@@ -120,7 +128,11 @@ pub fn download(
         Arc::clone(&storage),
         events,
         connect,
-        options.max_peers,
+        if options.debug_single_peer {
+            1
+        } else {
+            options.max_peers
+        },
     );
     options.peers.iter().for_each(|p| scheduler.add_peer(*p));
     let progress_to_tracker = announcer.as_ref().map(|a| a.commands.clone());

@@ -179,3 +179,44 @@ fn every_name_in_a_code_paragraph_is_in_its_file() {
         "only {checked} names checked in Code: paragraphs"
     );
 }
+
+/// Every `Type::function` a page in `docs/` names must exist in `src/` (a `fn` or a variant).
+#[test]
+fn docs_name_real_code() {
+    let mut files = Vec::new();
+    rust_files(&repo().join("src"), &mut files);
+    let source: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    let mut checked = 0;
+    for page in std::fs::read_dir(repo().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+    {
+        let text = std::fs::read_to_string(&page).unwrap();
+        for word in text.split('`').skip(1).step_by(2) {
+            let Some((owner, item)) = word.split_once("::") else {
+                continue;
+            };
+            let external = ["std", "crossbeam_channel"].contains(&owner);
+            if external
+                || owner.contains(' ')
+                || item.contains([' ', '(', '{', '<'])
+                || item.is_empty()
+            {
+                continue;
+            }
+            let found = source.contains(&format!("fn {item}"))
+                || source.contains(&format!("    {item} {{"))
+                || source.contains(&format!("    {item}("));
+            assert!(
+                found || source.contains(&format!("    {item},")),
+                "{} names `{word}`, which is not in src/",
+                page.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} names checked in docs/");
+}

@@ -51,6 +51,9 @@ pub struct Connection {
     trace: bool,
     /// How long `receive` waits for a new message before returning `Ok(None)`.
     tick: Duration,
+    /// `--debug-single-peer`: no deadline for the rest of a message, so pausing in a debugger
+    /// mid-message does not end the connection.
+    patient: bool,
 }
 
 impl Connection {
@@ -79,7 +82,7 @@ impl Connection {
         ours.write_to(&mut writer)?;
         let remote = Handshake::read_from(&mut reader)?;
         if trace {
-            eprintln!("{addr} -> {ours:?}\n{addr} <- {remote:?}");
+            trace_line(&format!("{addr} -> {ours:?}\n{addr} <- {remote:?}"));
         }
         if remote.info_hash != info_hash {
             return Err(PeerError::WrongInfoHash(remote.info_hash));
@@ -94,7 +97,13 @@ impl Connection {
             writer,
             trace,
             tick: Duration::from_secs(1),
+            patient: false,
         })
+    }
+
+    /// No deadline for the rest of a message once it has started (for debugging).
+    pub fn set_patient(&mut self, patient: bool) {
+        self.patient = patient;
     }
 
     /// Sets how long `receive` waits for a new message before returning `Ok(None)`.
@@ -105,7 +114,7 @@ impl Connection {
     /// Queues one message; `flush` sends what is queued.
     pub fn send(&mut self, message: &Message) -> Result<(), PeerError> {
         if self.trace {
-            eprintln!("{} -> {message}", self.addr);
+            trace_line(&format!("{} -> {message}", self.addr));
         }
         log::debug!("{} -> {message}", self.addr);
         message.write_to(&mut self.writer)?;
@@ -138,13 +147,24 @@ impl Connection {
                 }
                 Err(e) => return Err(io(e)),
             }
-            socket.set_read_timeout(Some(MESSAGE_TIMEOUT)).map_err(io)?;
+            let rest = if self.patient {
+                None
+            } else {
+                Some(MESSAGE_TIMEOUT)
+            };
+            socket.set_read_timeout(rest).map_err(io)?;
         }
         let message = Message::read_from(&mut self.reader)?;
         if self.trace {
-            eprintln!("{} <- {message}", self.addr);
+            trace_line(&format!("{} <- {message}", self.addr));
         }
         log::debug!("{} <- {message}", self.addr);
         Ok(Some(message))
     }
+}
+
+/// One line of the wire trace on stderr. Unlike `eprintln!`, a closed stderr (say, the trace
+/// piped into `head`) is ignored rather than a panic that would kill the peer thread.
+fn trace_line(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }

@@ -45,6 +45,8 @@ pub struct PeerContext {
     pub events: Sender<Event>,
     /// Print every message on stderr (`--trace`).
     pub trace: bool,
+    /// `--debug-single-peer`: never drop a peer for being slow or silent.
+    pub patient: bool,
 }
 
 /// Starts the thread `peer <addr>` that connects to `addr` and serves the scheduler.
@@ -95,6 +97,7 @@ fn run_connection(
         [0; 8],
         context.trace,
     )?;
+    connection.set_patient(context.patient);
     let (commands_tx, commands) = unbounded();
     let connected = Event::Connected {
         peer: addr,
@@ -136,6 +139,7 @@ fn peer_loop(
                 state.last_received = Instant::now();
                 handle_message(connection, state, context, message)?;
             }
+            None if context.patient => {}
             None => check_liveness(state)?,
         }
         for command in commands.try_iter() {
