@@ -156,6 +156,7 @@ impl PeerArgs {
             give_up: self.give_up_after.map(Duration::from_secs),
             only_piece,
             debug_single_peer: self.debug_single_peer,
+            stop: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::metainfo::Metainfo;
 use crate::peer::thread::{self as peer_thread, PeerContext};
 use crate::peer_id::PeerId;
 use crate::piece::PieceLayout;
-use crate::scheduler::{Progress, Scheduler};
+use crate::scheduler::{Ended, Progress, Scheduler};
 use crate::storage::{Storage, StorageError};
 use crate::tracker::announcer::{Announcer, Command as AnnouncerCommand};
 use crate::tracker::tiers::TrackerTiers;
@@ -25,6 +25,7 @@ use crate::wire::Bitfield;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -55,6 +56,8 @@ pub struct DownloadOptions {
     /// For stepping through in a debugger: one peer at a time, no timeouts that would drop a
     /// paused thread, and the fixed peer id `-PW0001-debugdebug00`.
     pub debug_single_peer: bool,
+    /// Raised (by Ctrl-C) to stop the download cleanly.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Debug, Error)]
@@ -67,6 +70,8 @@ pub enum SessionError {
     Storage(#[from] StorageError),
     #[error("no data arrived for {0:?}; {1} of {2} pieces verified")]
     Stalled(Duration, usize, usize),
+    #[error("interrupted: {0} of {1} pieces verified and kept on disk; run again to resume")]
+    Interrupted(usize, usize),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
 }
@@ -155,20 +160,22 @@ pub fn download(
         }
         on_progress(p);
     };
+    let stop = options.stop.clone();
     let result = std::thread::Builder::new()
         .name("scheduler".into())
-        .spawn(move || scheduler.run(give_up, report))
+        .spawn(move || scheduler.run(give_up, stop, report))
         .map_err(SessionError::Thread)?
         .join()
-        .unwrap_or(Err(Progress::default()));
+        .unwrap_or(Err(Ended::GaveUp(Progress::default())));
     finish_announcing(announcer, result.is_ok());
     match result {
         Ok(progress) => Ok((storage, progress)),
-        Err(p) => Err(SessionError::Stalled(
+        Err(Ended::GaveUp(p)) => Err(SessionError::Stalled(
             give_up.unwrap_or_default(),
             p.pieces_have,
             p.pieces_total,
         )),
+        Err(Ended::Interrupted(p)) => Err(SessionError::Interrupted(p.pieces_have, p.pieces_total)),
     }
 }
 

@@ -116,3 +116,72 @@ fn a_complete_download_is_recognised_without_any_peer() {
     assert!(result.status.success(), "{stderr}");
     assert_eq!(downloaded_this_run(&stderr), 0);
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_tells_the_tracker() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = Arc::new(pseudo_random(10 * PIECE as usize, 11));
+    let file = dir.path().join("data.bin");
+    std::fs::write(&file, &*bytes).unwrap();
+    let tracker = common::local_tracker(Duration::from_secs(60));
+    let torrent = dir.path().join("data.torrent");
+    let url = tracker.announce_url().unwrap();
+    common::create_torrent(
+        &file,
+        &torrent,
+        &["--piece-length", &PIECE.to_string(), "-t", &url],
+    );
+    let info_hash = Metainfo::from_file(&torrent).unwrap().info_hash;
+    let partial = ScriptedPeer::start(
+        info_hash,
+        Arc::clone(&bytes),
+        PIECE,
+        Script::OnlyFirstPieces(3),
+    );
+    let port = common::free_port().to_string();
+    let out = dir.path().join("out.bin");
+    let mut download = peerwire();
+    download
+        .arg("download")
+        .arg("-o")
+        .arg(&out)
+        .arg(&torrent)
+        .args(["--port", &port, "--peer", &partial.addr.to_string()]);
+    let child = download
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let ours = |t: &peerwire::tracker::server::RunningTracker| {
+        t.peers(info_hash)
+            .iter()
+            .any(|p| p.addr.port().to_string() == port)
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while !ours(&tracker)
+        || partial
+            .blocks_served
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < 3 * 16
+    {
+        assert!(
+            Instant::now() < until,
+            "the download never announced itself or got its first pieces"
+        );
+        std::thread::sleep(Duration::from_millis(50)); // poll interval while waiting for the event
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let result = common::wait_with_deadline(child, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: 3 of 10 pieces verified and kept on disk"),
+        "{stderr}"
+    );
+    assert!(!ours(&tracker), "the tracker did not hear `stopped`");
+    tracker.stop();
+}

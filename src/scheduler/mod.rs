@@ -26,6 +26,7 @@ use picker::Picker;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Failed pieces a peer may contribute to before it is banned.
@@ -49,6 +50,15 @@ pub struct Progress {
     pub peers: usize,
     pub failed_pieces: u32,
     pub banned: usize,
+}
+
+/// Why a download ended before every piece was verified.
+#[derive(Debug, Clone, Copy)]
+pub enum Ended {
+    /// Nothing arrived for the `give_up` time.
+    GaveUp(Progress),
+    /// The stop flag was raised (Ctrl-C).
+    Interrupted(Progress),
 }
 
 /// What the scheduler knows about one connection.
@@ -130,10 +140,15 @@ impl Scheduler {
     pub fn run(
         mut self,
         give_up: Option<Duration>,
+        stop: Option<Arc<AtomicBool>>,
         mut on_progress: impl FnMut(&Progress),
-    ) -> Result<Progress, Progress> {
+    ) -> Result<Progress, Ended> {
         let mut last_progress = Instant::now();
         while !self.picker.is_complete() {
+            if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+                self.stop_all();
+                return Err(Ended::Interrupted(self.progress));
+            }
             self.collect_new_peers();
             self.connect_more();
             match self.events.recv_timeout(Duration::from_millis(500)) {
@@ -150,7 +165,7 @@ impl Scheduler {
             on_progress(&self.progress);
             if give_up.is_some_and(|limit| last_progress.elapsed() > limit) {
                 self.stop_all();
-                return Err(self.progress);
+                return Err(Ended::GaveUp(self.progress));
             }
         }
         self.stop_all();

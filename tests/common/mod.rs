@@ -103,16 +103,21 @@ pub fn run_with_deadline(cmd: &mut Command, deadline: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
+    wait_with_deadline(child, deadline)
+}
+
+/// Waits for a child started elsewhere, killing it (by PID) at the deadline.
+pub fn wait_with_deadline(child: std::process::Child, deadline: Duration) -> Output {
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
     match rx.recv_timeout(deadline) {
-        Ok(result) => result.unwrap_or_else(|e| panic!("waiting for {description}: {e}")),
+        Ok(result) => result.expect("waiting for the child"),
         Err(_) => {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("{description} did not finish within {deadline:?}; killed PID {pid}");
+            panic!("PID {pid} did not finish within {deadline:?}; killed");
         }
     }
 }
