@@ -178,8 +178,16 @@ fn ctrl_c_stops_cleanly_and_tells_the_tracker() {
     let result = common::wait_with_deadline(child, Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert_eq!(result.status.code(), Some(1), "{stderr}");
+    // The third piece may still be in its hash check when the signal lands: 0 to 3 are fine.
+    let kept = stderr
+        .split("interrupted: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("no `interrupted:` message:\n{stderr}"));
+    assert!(kept <= 3, "{stderr}");
     assert!(
-        stderr.contains("interrupted: 3 of 10 pieces verified and kept on disk"),
+        stderr.contains("of 10 pieces verified and kept on disk"),
         "{stderr}"
     );
     assert!(!ours(&tracker), "the tracker did not hear `stopped`");
