@@ -264,7 +264,11 @@ fn request_more(
         .pipeline
         .depth()
         .saturating_sub(state.outstanding.len());
-    if state.peer_choking || !state.am_interested || room == 0 {
+    // Ask in batches (a quarter of the pipeline at least): one round trip to the scheduler
+    // per block received would cost a thread switch per 16 KiB.
+    let batch = (state.pipeline.depth() / 4).max(1);
+    let starving = state.outstanding.is_empty();
+    if state.peer_choking || !state.am_interested || room == 0 || (room < batch && !starving) {
         return Ok(());
     }
     let (reply, answer) = crossbeam_channel::bounded(1);

@@ -179,10 +179,29 @@ impl Message {
                 length: payload_len,
             });
         }
+        if id == 7 && payload_len >= 8 {
+            return read_piece(r, payload_len); // the hot path: one allocation, no copy
+        }
         let mut payload = vec![0u8; payload_len as usize];
         r.read_exact(&mut payload)?;
         decode(id, payload)
     }
+}
+
+/// A `piece` message's payload: the 8-byte header, then the block read straight into its own
+/// buffer (the block is most of the bytes of a download: no copy of it is made here).
+fn read_piece(r: &mut impl Read, payload_len: u32) -> Result<Message, WireError> {
+    let mut header = [0u8; 8];
+    r.read_exact(&mut header)?;
+    let mut block = vec![0u8; payload_len as usize - 8];
+    r.read_exact(&mut block)?;
+    let index = u32::from_be_bytes(header[..4].try_into().expect("4 bytes"));
+    let begin = u32::from_be_bytes(header[4..].try_into().expect("4 bytes"));
+    Ok(Message::Piece {
+        index,
+        begin,
+        block,
+    })
 }
 
 /// Payload sizes of the messages that have a fixed size.

@@ -479,6 +479,23 @@ impl Transmission {
         ]);
     }
 
+    /// Waits until torrent 1's tracker has answered an announce (opentracker lists only peers
+    /// that announced before the one asking).
+    pub fn wait_until_announced(&self, deadline: Duration) {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let trackers = self.remote(&["-t", "1", "-it"]);
+            if trackers.contains("Got a list of") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "Transmission never announced:\n{trackers}"
+            );
+            std::thread::sleep(Duration::from_millis(250)); // poll interval while waiting for the event
+        }
+    }
+
     /// Waits until torrent 1 reports `Percent Done: 100%` (after its hash check, when seeding).
     pub fn wait_until_complete(&self, deadline: Duration) {
         let until = std::time::Instant::now() + deadline;
