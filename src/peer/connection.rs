@@ -101,6 +101,11 @@ impl Connection {
         })
     }
 
+    /// Whether received bytes are waiting in our buffer (more messages may follow at once).
+    pub fn has_buffered_data(&self) -> bool {
+        !self.reader.buffer().is_empty()
+    }
+
     /// No deadline for the rest of a message once it has started (for debugging).
     pub fn set_patient(&mut self, patient: bool) {
         self.patient = patient;

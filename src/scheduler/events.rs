@@ -45,10 +45,10 @@ pub enum Event {
         count: usize,
         reply: Sender<Vec<BlockRequest>>,
     },
-    /// A requested block arrived and is written to disk.
-    BlockWritten {
+    /// Requested blocks arrived and are written to disk (reported a few at a time).
+    BlocksWritten {
         peer: SocketAddr,
-        block: BlockRequest,
+        blocks: Vec<BlockRequest>,
     },
     /// The connection ended; its outstanding requests return to the pool.
     Disconnected {

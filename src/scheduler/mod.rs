@@ -205,7 +205,9 @@ impl Scheduler {
                 };
                 let _ = reply.send(blocks);
             }
-            Event::BlockWritten { peer, block } => self.block_written(peer, block),
+            Event::BlocksWritten { peer, blocks } => {
+                blocks.into_iter().for_each(|b| self.block_written(peer, b))
+            }
             Event::Choked { peer, dropped } => self.picker.release(peer, &dropped),
             Event::Disconnected {
                 peer,
