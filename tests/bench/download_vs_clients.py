@@ -1,13 +1,14 @@
 """Benchmark: peerwire's download against real clients, side by side, on 127.0.0.1.
 
-    /usr/bin/python3 tests/bench/download_vs_clients.py [SIZE_MIB] [ROUNDS]
+    /usr/bin/python3 tests/bench/download_vs_clients.py [SIZE_MIB] [ROUNDS] [CLIENTS]
 
 One libtorrent seeder (tests/peers/libtorrent_session.py) seeds a file of SIZE_MIB (default
 1024) with 1 MiB pieces, announced to peerwire's built-in tracker. Then, in turn and ROUNDS
 times (default 3), each client downloads it from scratch into a fresh directory:
 peerwire (release build), aria2c, a libtorrent leecher and Transmission (transmission-daemon).
 For each it reports the median wall time, CPU seconds (user + system) and peak RSS, and the
-ratio of peerwire's wall time to the fastest other client's. Needs the Debian packages of
+ratio of peerwire's wall time to the fastest other client's. CLIENTS (comma-separated, e.g.
+`peerwire,libtorrent`) runs only some of them. Needs the Debian packages of
 .ci/run plus `aria2`. Not a test: speed is measured here, never asserted in `cargo test`.
 
 Wall time runs from starting the client (or adding the torrent) until the data is complete.
@@ -157,6 +158,7 @@ def sha1_of(path):
 def main():
     size_mib = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    wanted = sys.argv[3].split(",") if len(sys.argv) > 3 else None
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
     work = tempfile.mkdtemp(prefix="peerwire-bench-")
     try:
@@ -184,6 +186,8 @@ def main():
             "libtorrent": run_libtorrent,
             "transmission": lambda t, o: run_transmission(t, o, seeder),
         }
+        if wanted:
+            clients = {name: run for name, run in clients.items() if name in wanted}
         results = {name: [] for name in clients}
         for r in range(rounds):
             for name, run in clients.items():
