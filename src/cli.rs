@@ -50,6 +50,8 @@ pub enum CliError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the demo failed")]
+    Demo(#[source] crate::demo::DemoError),
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
 }
@@ -155,14 +157,15 @@ pub fn handshake(path: &Path, addr: SocketAddr) -> Result<(), CliError> {
         metainfo.info_hash,
         PeerId::generate(),
         RESERVED_EXTENSIONS,
-        false,
+        Default::default(),
     )
     .map_err(|source| CliError::Peer { addr, source })?;
     print_lines(&[format!("Peer ID: {}", connection.remote.peer_id.to_hex())])
 }
 
-/// `download -o <out> <torrent>`: the whole torrent, with a progress bar on stderr. Ctrl-C
-/// stops cleanly: the trackers hear `stopped`, every verified piece stays on disk.
+/// `download -o <out> <torrent>`: the whole torrent, with a progress bar on stderr (then
+/// seeding, with `--seed`). Ctrl-C stops cleanly: the trackers hear `stopped`, every verified
+/// piece stays on disk.
 pub fn download(
     path: &Path,
     out: &Path,
@@ -174,6 +177,34 @@ pub fn download(
     } else {
         Target::File(out.to_path_buf())
     };
+    run_session(&metainfo, options(target))
+}
+
+/// `seed <torrent> <path>`: verifies the data, then serves it until Ctrl-C (or `--seed-ratio`).
+/// `<path>` is what the torrent describes (its file, or its folder under any name), or the
+/// directory that holds it.
+pub fn seed(
+    path: &Path,
+    data: &Path,
+    options: impl FnOnce(Target) -> DownloadOptions,
+) -> Result<(), CliError> {
+    let metainfo = load_torrent(path)?;
+    let info = &metainfo.info;
+    let target = match (info.multi_file, data.is_dir()) {
+        (false, false) => Target::File(data.to_path_buf()),
+        (false, true) => Target::Directory(data.to_path_buf()),
+        (true, _) if data.join(&info.name).is_dir() => Target::Directory(data.to_path_buf()),
+        (true, _) => Target::Folder(data.to_path_buf()),
+    };
+    let options = DownloadOptions {
+        require_complete: true,
+        ..options(target)
+    };
+    run_session(&metainfo, options)
+}
+
+/// A download or a seed with the progress bar, Ctrl-C, and the closing summary on stderr.
+fn run_session(metainfo: &Metainfo, options: DownloadOptions) -> Result<(), CliError> {
     let stop = Arc::new(AtomicBool::new(false));
     let raise = Arc::clone(&stop);
     if let Err(e) = ctrlc::set_handler(move || raise.store(true, Ordering::Relaxed)) {
@@ -181,23 +212,31 @@ pub fn download(
     }
     let options = DownloadOptions {
         stop: Some(stop),
-        ..options(target)
+        ..options
     };
     let bar = progress_bar(metainfo.info.num_pieces());
     let shown = bar.clone();
     let started = std::time::Instant::now();
-    let (_, done) = session::download(&metainfo, &options, move |p| show_progress(&shown, p))?;
+    let summary = session::download(metainfo, &options, move |p| show_progress(&shown, p))?;
     bar.finish_and_clear();
+    let done = summary.progress;
     eprintln!(
-        "done: {} pieces ({} already on disk), {} bytes downloaded this run in {:.1} s, {} pieces failed the hash check, {} peers banned",
+        "done: {} pieces ({} already on disk), {} bytes downloaded this run, {} bytes uploaded, in {:.1} s, {} pieces failed the hash check, {} peers banned",
         done.pieces_total,
         done.pieces_at_start,
         done.downloaded,
+        done.uploaded,
         started.elapsed().as_secs_f64(),
         done.failed_pieces,
         done.banned
     );
     Ok(())
+}
+
+/// `demo`: a whole swarm on 127.0.0.1, and what it did (on stdout).
+pub fn demo(config: crate::demo::DemoConfig) -> Result<(), CliError> {
+    let report = crate::demo::run(&config).map_err(CliError::Demo)?;
+    print_lines(&report.summary_lines())
 }
 
 /// `download_piece -o <out> <torrent> <index>`: one piece, verified, written to `<out>`.
@@ -209,7 +248,7 @@ pub fn download_piece(path: &Path, out: &Path, options: DownloadOptions) -> Resu
         ..options
     };
     let index = options.only_piece.unwrap_or(0);
-    let (storage, _) = session::download(&metainfo, &options, |_| {})?;
+    let storage = session::download(&metainfo, &options, |_| {})?.storage;
     let mut piece = Vec::new();
     let layout = crate::piece::PieceLayout::new(&metainfo.info);
     storage
@@ -244,11 +283,17 @@ fn progress_bar(pieces: usize) -> indicatif::ProgressBar {
     bar
 }
 
+/// Percent, average rates down and up, peers (the ETA is the bar's own).
 fn show_progress(bar: &indicatif::ProgressBar, p: &Progress) {
     bar.set_position(p.pieces_have as u64);
     let elapsed = bar.elapsed().as_secs_f64().max(0.001);
-    let rate = p.downloaded as f64 / elapsed / 1_048_576.0;
-    bar.set_message(format!("{rate:.1} MiB/s down, 0 up, {} peers", p.peers));
+    let down = p.downloaded as f64 / elapsed / 1_048_576.0;
+    let up = p.uploaded as f64 / elapsed / 1_048_576.0;
+    let state = if p.is_complete() { "seeding, " } else { "" };
+    bar.set_message(format!(
+        "{state}{down:.1} MiB/s down, {up:.1} MiB/s up, {} peers",
+        p.peers
+    ));
 }
 
 /// `tracker`: serves until killed. Where it listens goes to stderr (stdout stays empty).

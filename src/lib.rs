@@ -7,23 +7,31 @@
 //! | module       | its one job                                                    | walkthrough |
 //! |--------------|----------------------------------------------------------------|-------------|
 //! | [`cli`]      | one function per command; the only module that prints          | all         |
+//! | [`demo`]     | a whole local swarm in one process, and what it did            | §12         |
+//! | [`session`]  | one torrent from start to finish: storage, listener, tracker, scheduler | §7–§10 |
 //! | [`tracker`]  | asks trackers for peers (HTTP, UDP, BEP 12 tiers, re-announces); the built-in tracker | §3 |
+//! | [`scheduler`]| the one thread that decides: which block next, whom to unchoke, whom to ban | §8, §11 |
+//! | [`choker`]   | whom to unchoke: BEP 3 choking and optimistic unchoking, a pure function | §11 |
+//! | [`peer`]     | one thread per connection: handshake, messages, requests, serving, listener | §7, §10 |
+//! | [`storage`]  | the torrent's byte stream over its files: read, write, resume   | §9          |
+//! | [`piece`]    | pieces and 16 KiB blocks; the SHA-1 check                      | §9          |
 //! | [`create`]   | makes a `.torrent` from files: streams them, hashes on all cores | §2        |
 //! | [`wire`]     | the peer protocol's bytes: handshake, messages, bitfield; no sockets | §4–§6  |
 //! | [`metainfo`] | `.torrent` bytes → [`metainfo::Metainfo`]; info hash over raw bytes; safe paths | §2 |
 //! | [`peer_id`]  | our 20-byte name on the network (BEP 20 style)                 | §3          |
 //! | [`bencode`]  | bencoding: decode (with byte spans) and encode                 | §1          |
 //!
-//! Later chapters add `peer` (the thread per connection, §7), `scheduler` (§8), `storage` and
-//! `piece` (§9), seeding and choking (§10–§12), magnets (§13–§14).
+//! Magnet links (§13–§14) come later.
 //!
 //! Design rules (see `docs/` and `../shared/STYLE.md`): synchronous, blocking I/O, one OS
 //! thread per peer; no `unsafe`; nothing panics on bytes from the network or the disk.
 #![forbid(unsafe_code)]
 
 pub mod bencode;
+pub mod choker;
 pub mod cli;
 pub mod create;
+pub mod demo;
 pub mod metainfo;
 pub mod peer;
 pub mod peer_id;

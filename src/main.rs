@@ -77,6 +77,36 @@ enum Command {
         torrent: PathBuf,
         #[command(flatten)]
         peers: PeerArgs,
+        /// Keep seeding after the download completes, until Ctrl-C or --seed-ratio.
+        #[arg(long)]
+        seed: bool,
+        #[command(flatten)]
+        upload: UploadArgs,
+    },
+    /// Verify a torrent's data, then serve it to other peers until Ctrl-C.
+    Seed {
+        torrent: PathBuf,
+        /// The file or folder the torrent describes, or the directory that holds it.
+        path: PathBuf,
+        #[command(flatten)]
+        peers: PeerArgs,
+        #[command(flatten)]
+        upload: UploadArgs,
+    },
+    /// A whole swarm on 127.0.0.1 in one command: tracker, a seeder, leechers, and a summary.
+    Demo {
+        /// Size of the file shared, in MiB.
+        #[arg(long, default_value_t = 64)]
+        size: u64,
+        /// Leechers (the seeder comes on top).
+        #[arg(long, default_value_t = 4)]
+        peers: usize,
+        /// The seeder's upload limit in KiB/s (0: none); a slow seeder makes leechers share.
+        #[arg(long, default_value_t = 8192)]
+        seeder_rate: u64,
+        /// Show every leecher's wire messages, not only a sample.
+        #[arg(long)]
+        trace: bool,
     },
     /// Make a .torrent file of a file or a directory.
     Create {
@@ -99,6 +129,33 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+}
+
+/// How we upload.
+#[derive(clap::Args)]
+struct UploadArgs {
+    /// Stop seeding once we uploaded this many times the torrent's size.
+    #[arg(long)]
+    seed_ratio: Option<f64>,
+    /// Upload at most this many KiB per second, all peers together.
+    #[arg(long)]
+    max_upload_rate: Option<u64>,
+    /// Peers unchoked for their rate, besides the one optimistic unchoke.
+    #[arg(long, default_value_t = 4)]
+    upload_slots: usize,
+}
+
+impl UploadArgs {
+    fn apply(&self, options: &mut peerwire::session::DownloadOptions, seed: bool) {
+        use peerwire::scheduler::AfterComplete;
+        options.after_complete = match (seed, self.seed_ratio) {
+            (false, _) => AfterComplete::Stop,
+            (true, None) => AfterComplete::Seed,
+            (true, Some(ratio)) => AfterComplete::SeedToRatio(ratio),
+        };
+        options.max_upload_rate = self.max_upload_rate.map(|k| k * 1024);
+        options.choker.regular_slots = self.upload_slots;
+    }
 }
 
 /// How to reach trackers: the port we announce and the timeouts.
@@ -136,6 +193,9 @@ struct PeerArgs {
     /// Give up when no data arrives for this many seconds (default: keep trying).
     #[arg(long)]
     give_up_after: Option<u64>,
+    /// Drop a peer that sends nothing at all for this many seconds.
+    #[arg(long, default_value_t = 120)]
+    peer_timeout: u64,
     #[command(flatten)]
     tracker: TrackerArgs,
 }
@@ -147,16 +207,20 @@ impl PeerArgs {
         only_piece: Option<u32>,
     ) -> peerwire::session::DownloadOptions {
         peerwire::session::DownloadOptions {
-            target,
             peers: self.peers.clone(),
             port: self.tracker.port,
+            listen: only_piece.is_none(),
             max_peers: self.max_peers,
-            trace: self.trace,
+            trace: match self.trace {
+                true => peerwire::peer::connection::Trace::Stderr,
+                false => peerwire::peer::connection::Trace::Off,
+            },
             tracker: self.tracker.config(),
             give_up: self.give_up_after.map(Duration::from_secs),
             only_piece,
             debug_single_peer: self.debug_single_peer,
-            stop: None,
+            peer_timeout: Duration::from_secs(self.peer_timeout),
+            ..peerwire::session::DownloadOptions::new(target)
         }
     }
 }
@@ -193,9 +257,40 @@ fn main() -> ExitCode {
             output,
             torrent,
             peers,
+            seed,
+            upload,
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from("."));
-            cli::download(&torrent, &output, |target| peers.options(target, None))
+            cli::download(&torrent, &output, |target| {
+                let mut options = peers.options(target, None);
+                upload.apply(&mut options, seed);
+                options
+            })
+        }
+        Command::Seed {
+            torrent,
+            path,
+            peers,
+            upload,
+        } => cli::seed(&torrent, &path, |target| {
+            let mut options = peers.options(target, None);
+            upload.apply(&mut options, true);
+            options
+        }),
+        Command::Demo {
+            size,
+            peers,
+            seeder_rate,
+            trace,
+        } => {
+            let config = peerwire::demo::DemoConfig {
+                size_mib: size,
+                leechers: peers,
+                seeder_rate: (seeder_rate > 0).then_some(seeder_rate * 1024),
+                trace_all: trace,
+                ..Default::default()
+            };
+            cli::demo(config)
         }
         Command::Tracker {
             port,

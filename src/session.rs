@@ -12,17 +12,22 @@
 //! [`download`] builds that picture, waits for the scheduler to finish, tells the trackers
 //! (`completed`, then `stopped`), and returns what happened.
 
+use crate::choker::ChokerConfig;
 use crate::metainfo::Metainfo;
+use crate::peer::connection::Trace;
+use crate::peer::listener::Listener;
 use crate::peer::thread::{self as peer_thread, PeerContext};
+use crate::peer::upload::RateLimit;
 use crate::peer_id::PeerId;
 use crate::piece::PieceLayout;
-use crate::scheduler::{Ended, Progress, Scheduler};
+use crate::scheduler::{AfterComplete, Ended, Outcome, Progress, Scheduler, Settings, Traffic};
 use crate::storage::{Storage, StorageError};
 use crate::tracker::announcer::{Announcer, Command as AnnouncerCommand};
 use crate::tracker::tiers::TrackerTiers;
 use crate::tracker::{AnnounceRequest, Event as TrackerEvent, TrackerConfig};
 use crate::wire::Bitfield;
-use std::net::SocketAddr;
+use crossbeam_channel::{Receiver, Sender};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -36,6 +41,8 @@ pub enum Target {
     Directory(PathBuf),
     /// The file itself (single-file torrents only).
     File(PathBuf),
+    /// The torrent's own folder, whatever its name (multi-file torrents: `FOLDER/path/...`).
+    Folder(PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -43,11 +50,14 @@ pub struct DownloadOptions {
     pub target: Target,
     /// Peers to connect to directly, with or without a tracker.
     pub peers: Vec<SocketAddr>,
-    /// The port we announce.
+    /// The port we listen on and announce (0: any free port).
     pub port: u16,
+    /// Accept incoming connections (on `bind`:`port`).
+    pub listen: bool,
+    pub bind: IpAddr,
     pub max_peers: usize,
-    /// Print every wire message on stderr.
-    pub trace: bool,
+    /// Where every wire message is traced (`--trace`: stderr).
+    pub trace: Trace,
     pub tracker: TrackerConfig,
     /// Fail if nothing arrives for this long (`None`: keep trying until stopped).
     pub give_up: Option<Duration>,
@@ -58,6 +68,43 @@ pub struct DownloadOptions {
     pub debug_single_peer: bool,
     /// Raised (by Ctrl-C) to stop the download cleanly.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Stop when complete, or go on seeding.
+    pub after_complete: AfterComplete,
+    /// `seed`: the data must all be there and verify; nothing is downloaded.
+    pub require_complete: bool,
+    /// Bytes per second, shared by all uploads (`--max-upload-rate`).
+    pub max_upload_rate: Option<u64>,
+    /// Drop a peer that sends nothing for this long (`--peer-timeout`).
+    pub peer_timeout: Duration,
+    /// Our peer id (`None`: a fresh random one).
+    pub peer_id: Option<PeerId>,
+    pub choker: ChokerConfig,
+}
+
+impl DownloadOptions {
+    /// Defaults for a download into `target`: port 6881, 50 peers, stop when complete.
+    pub fn new(target: Target) -> DownloadOptions {
+        DownloadOptions {
+            target,
+            peers: Vec::new(),
+            port: 6881,
+            listen: true,
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            max_peers: 50,
+            trace: Trace::Off,
+            tracker: TrackerConfig::default(),
+            give_up: None,
+            only_piece: None,
+            debug_single_peer: false,
+            stop: None,
+            after_complete: AfterComplete::Stop,
+            require_complete: false,
+            max_upload_rate: None,
+            peer_timeout: Duration::from_secs(120),
+            peer_id: None,
+            choker: ChokerConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -72,106 +119,79 @@ pub enum SessionError {
     Stalled(Duration, usize, usize),
     #[error("interrupted: {0} of {1} pieces verified and kept on disk; run again to resume")]
     Interrupted(usize, usize),
+    #[error(
+        "{missing} of {total} pieces are missing or do not match the torrent (the first is \
+         piece {first}, bytes {start}..{end} of the torrent's data); `download --seed` would fetch them"
+    )]
+    Incomplete {
+        missing: usize,
+        total: usize,
+        first: u32,
+        start: u64,
+        end: u64,
+    },
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
 }
 
-/// Downloads `metainfo` (or one piece of it), resuming from data already at the target.
+/// How a session went.
+pub struct Summary {
+    pub storage: Arc<Storage>,
+    pub progress: Progress,
+    /// With whom we traded what, by peer id.
+    pub traffic: Vec<Traffic>,
+    pub peer_id: PeerId,
+}
+
+/// Downloads `metainfo` (or one piece of it), resuming from data already at the target, then
+/// seeds if asked to. A `seed` is a download that starts complete.
 pub fn download(
     metainfo: &Metainfo,
     options: &DownloadOptions,
-    mut on_progress: impl FnMut(&Progress) + Send + 'static,
-) -> Result<(Arc<Storage>, Progress), SessionError> {
-    let storage = Arc::new(open_storage(metainfo, &options.target));
+    on_progress: impl FnMut(&Progress) + Send + 'static,
+) -> Result<Summary, SessionError> {
+    let storage = Arc::new(open_storage(metainfo, options));
     let layout = Arc::new(PieceLayout::new(&metainfo.info));
     let have = starting_pieces(&storage, &layout, options)?;
-    if have.is_complete() {
-        let n = have.count();
-        return Ok((
-            storage,
-            Progress {
-                pieces_at_start: n,
-                pieces_have: n,
-                pieces_total: n,
-                ..Progress::default()
-            },
-        ));
+    if options.require_complete && !have.is_complete() {
+        return Err(incomplete(&layout, &have));
+    }
+    let our_id = options
+        .peer_id
+        .unwrap_or_else(|| match options.debug_single_peer {
+            true => PeerId(*b"-PW0001-debugdebug00"),
+            false => PeerId::generate(),
+        });
+    if have.is_complete() && options.after_complete == AfterComplete::Stop {
+        return Ok(already_complete(storage, &have, our_id));
     }
     let tiers = TrackerTiers::new(metainfo.tracker_tiers(), options.tracker);
-    if tiers.is_empty() && options.peers.is_empty() {
+    if tiers.is_empty() && options.peers.is_empty() && !have.is_complete() {
         return Err(SessionError::NoPeers);
     }
-    let our_id = if options.debug_single_peer {
-        PeerId(*b"-PW0001-debugdebug00")
-    } else {
-        PeerId::generate()
-    };
+    let swarm = Swarm::start(metainfo, options, &storage, &layout, our_id)?;
     let left = bytes_left(&layout, &have);
-    let announcer = (!tiers.is_empty() && left > 0)
-        .then(|| {
-            Announcer::spawn(
-                tiers,
-                announce_request(metainfo, our_id, options.port, left),
-            )
-        })
+    let announcer = (!tiers.is_empty())
+        .then(|| Announcer::spawn(tiers, announce_request(metainfo, our_id, swarm.port, left)))
         .transpose()
         .map_err(SessionError::Thread)?;
-    let events = crossbeam_channel::unbounded();
-    let context = PeerContext {
-        info_hash: metainfo.info_hash,
-        our_id,
-        layout: Arc::clone(&layout),
-        storage: Arc::clone(&storage),
-        events: events.0.clone(),
-        trace: options.trace,
-        patient: options.debug_single_peer,
-    };
-    let connect = Box::new(move |addr| peer_thread::spawn(addr, context.clone()));
-    let mut scheduler = Scheduler::new(
-        Arc::clone(&layout),
-        &have,
-        Arc::clone(&storage),
-        events,
-        connect,
-        if options.debug_single_peer {
-            1
-        } else {
-            options.max_peers
-        },
-    );
-    options.peers.iter().for_each(|p| scheduler.add_peer(*p));
-    let progress_to_tracker = announcer.as_ref().map(|a| a.commands.clone());
-    if let Some(announcer) = &announcer {
-        scheduler.take_peers_from(announcer.peers.clone());
+    let outcome = run_scheduler(&swarm, &have, options, announcer.as_ref(), on_progress);
+    swarm.stop();
+    if let Some(announcer) = announcer {
+        announcer.stop(); // `stopped`
     }
-    let give_up = options.give_up;
-    let total = layout.total_length;
-    let mut last_report = Instant::now();
-    let report = move |p: &Progress| {
-        if let Some(tracker) = &progress_to_tracker
-            && last_report.elapsed() > Duration::from_secs(5)
-        {
-            last_report = Instant::now();
-            let _ = tracker.send(AnnouncerCommand::Progress {
-                uploaded: 0,
-                downloaded: p.downloaded,
-                left: total.saturating_sub(p.downloaded),
-            });
-        }
-        on_progress(p);
-    };
-    let stop = options.stop.clone();
-    let result = std::thread::Builder::new()
-        .name("scheduler".into())
-        .spawn(move || scheduler.run(give_up, stop, report))
-        .map_err(SessionError::Thread)?
-        .join()
-        .unwrap_or(Err(Ended::GaveUp(Progress::default())));
-    finish_announcing(announcer, result.is_ok());
-    match result {
-        Ok(progress) => Ok((storage, progress)),
+    let outcome = outcome?;
+    match outcome.result {
+        Ok(progress) => Ok(Summary {
+            storage,
+            progress,
+            traffic: outcome.traffic,
+            peer_id: our_id,
+        }),
         Err(Ended::GaveUp(p)) => Err(SessionError::Stalled(
-            give_up.unwrap_or_default(),
+            options.give_up.unwrap_or_default(),
             p.pieces_have,
             p.pieces_total,
         )),
@@ -179,12 +199,212 @@ pub fn download(
     }
 }
 
-fn open_storage(metainfo: &Metainfo, target: &Target) -> Storage {
-    match target {
-        Target::Directory(dir) => Storage::for_torrent(&metainfo.info, dir, true),
+/// The peer side of a session: the channel every peer thread reports on, how to start one,
+/// and the listener.
+struct Swarm {
+    context: PeerContext,
+    events: (
+        Sender<crate::scheduler::events::Event>,
+        Receiver<crate::scheduler::events::Event>,
+    ),
+    listener: Option<Listener>,
+    port: u16,
+    layout: Arc<PieceLayout>,
+    storage: Arc<Storage>,
+}
+
+impl Swarm {
+    fn start(
+        metainfo: &Metainfo,
+        options: &DownloadOptions,
+        storage: &Arc<Storage>,
+        layout: &Arc<PieceLayout>,
+        our_id: PeerId,
+    ) -> Result<Swarm, SessionError> {
+        let events = crossbeam_channel::unbounded();
+        let context = PeerContext {
+            info_hash: metainfo.info_hash,
+            our_id,
+            layout: Arc::clone(layout),
+            storage: Arc::clone(storage),
+            events: events.0.clone(),
+            trace: options.trace.clone(),
+            patient: options.debug_single_peer,
+            silent_limit: options.peer_timeout,
+            upload_limit: options.max_upload_rate.map(|r| Arc::new(RateLimit::new(r))),
+        };
+        let listener = (options.listen && !options.debug_single_peer)
+            .then(|| listen(options, &context))
+            .transpose()?;
+        let port = listener.as_ref().map_or(options.port, |l| l.addr.port());
+        Ok(Swarm {
+            context,
+            events,
+            listener,
+            port,
+            layout: Arc::clone(layout),
+            storage: Arc::clone(storage),
+        })
+    }
+
+    fn stop(self) {
+        if let Some(listener) = self.listener {
+            listener.stop();
+        }
+    }
+}
+
+/// Starts the listener on `--port`; if another program holds that port, on any free port
+/// (the tracker is told the port we really got).
+fn listen(options: &DownloadOptions, context: &PeerContext) -> Result<Listener, SessionError> {
+    let bind = SocketAddr::new(options.bind, options.port);
+    let max_live = options.max_peers + 16;
+    match Listener::spawn(bind, context.clone(), max_live) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && options.port != 0 => {
+            let any = SocketAddr::new(options.bind, 0);
+            let listener = Listener::spawn(any, context.clone(), max_live)
+                .map_err(|e| SessionError::Listen(any, e))?;
+            log::warn!(
+                "port {} is in use; listening on {} instead",
+                options.port,
+                listener.addr
+            );
+            Ok(listener)
+        }
+        result => result.map_err(|e| SessionError::Listen(bind, e)),
+    }
+}
+
+/// Runs the scheduler on its own thread (named `scheduler`) until the session ends; keeps the
+/// trackers told of our progress, and of completion when it happens.
+fn run_scheduler(
+    swarm: &Swarm,
+    have: &Bitfield,
+    options: &DownloadOptions,
+    announcer: Option<&Announcer>,
+    mut on_progress: impl FnMut(&Progress) + Send + 'static,
+) -> Result<Outcome, SessionError> {
+    let context = swarm.context.clone();
+    let connect = Box::new(move |addr| peer_thread::spawn(addr, context.clone()));
+    let count = swarm.layout.num_pieces();
+    let settings = Settings {
+        max_peers: if options.debug_single_peer {
+            1
+        } else {
+            options.max_peers
+        },
+        after_complete: options.after_complete,
+        choker: options.choker,
+        our_id: swarm.context.our_id,
+        advertise: match options.only_piece {
+            Some(_) => Bitfield::new(count), // the other pieces are not really ours
+            None => have.clone(),
+        },
+    };
+    let mut scheduler = Scheduler::new(
+        Arc::clone(&swarm.layout),
+        have,
+        Arc::clone(&swarm.storage),
+        swarm.events.clone(),
+        connect,
+        settings,
+    );
+    options.peers.iter().for_each(|p| scheduler.add_peer(*p));
+    if let Some(announcer) = announcer {
+        scheduler.take_peers_from(announcer.peers.clone());
+    }
+    let mut tell_tracker = tracker_reporter(announcer, &swarm.layout, have.is_complete());
+    let report = move |p: &Progress| {
+        tell_tracker(p);
+        on_progress(p);
+    };
+    let (give_up, stop) = (options.give_up, options.stop.clone());
+    let outcome = std::thread::Builder::new()
+        .name("scheduler".into())
+        .spawn(move || scheduler.run(give_up, stop, report))
+        .map_err(SessionError::Thread)?
+        .join()
+        .unwrap_or(Outcome {
+            result: Err(Ended::GaveUp(Progress::default())),
+            traffic: Vec::new(),
+        });
+    Ok(outcome)
+}
+
+/// Sends the announcer our counts every 5 s, and `completed` once when the last piece
+/// verifies (not when we started complete: that is a seed's `started`).
+fn tracker_reporter(
+    announcer: Option<&Announcer>,
+    layout: &PieceLayout,
+    complete_at_start: bool,
+) -> impl FnMut(&Progress) + Send + 'static {
+    let tracker = announcer.map(|a| a.commands.clone());
+    let (total, piece_length) = (layout.total_length, layout.piece_length);
+    let mut last_report = Instant::now();
+    let mut told_complete = complete_at_start;
+    move |p: &Progress| {
+        let Some(tracker) = &tracker else { return };
+        let now_complete = p.is_complete() && !told_complete;
+        if now_complete || last_report.elapsed() > Duration::from_secs(5) {
+            last_report = Instant::now();
+            let left = match p.is_complete() {
+                true => 0,
+                false => total.saturating_sub(p.pieces_have as u64 * piece_length),
+            };
+            let _ = tracker.send(AnnouncerCommand::Progress {
+                uploaded: p.uploaded,
+                downloaded: p.downloaded,
+                left,
+            });
+        }
+        if now_complete {
+            told_complete = true;
+            let _ = tracker.send(AnnouncerCommand::Completed);
+        }
+    }
+}
+
+fn already_complete(storage: Arc<Storage>, have: &Bitfield, peer_id: PeerId) -> Summary {
+    let n = have.count();
+    let progress = Progress {
+        pieces_at_start: n,
+        pieces_have: n,
+        pieces_total: n,
+        ..Progress::default()
+    };
+    Summary {
+        storage,
+        progress,
+        traffic: Vec::new(),
+        peer_id,
+    }
+}
+
+/// `seed` found pieces missing: say how many, and where the first one is.
+fn incomplete(layout: &PieceLayout, have: &Bitfield) -> SessionError {
+    let total = layout.num_pieces();
+    let first = (0..total as u32)
+        .find(|&i| !have.has(i as usize))
+        .unwrap_or(0);
+    let start = layout.piece_offset(first);
+    SessionError::Incomplete {
+        missing: total - have.count(),
+        total,
+        first,
+        start,
+        end: start + u64::from(layout.piece_len(first)),
+    }
+}
+
+/// The torrent's files at the target; read-only when we only seed.
+fn open_storage(metainfo: &Metainfo, options: &DownloadOptions) -> Storage {
+    let writable = !options.require_complete;
+    match &options.target {
+        Target::Directory(dir) => Storage::for_torrent(&metainfo.info, dir, writable),
+        Target::Folder(folder) => Storage::in_folder(&metainfo.info, folder, writable),
         Target::File(file) => Storage::new(
             vec![(file.clone(), metainfo.info.total_length, false)],
-            true,
+            writable,
         ),
     }
 }
@@ -207,7 +427,9 @@ fn starting_pieces(
             .for_each(|i| others.set(i));
         return Ok(others);
     }
-    storage.create_files()?;
+    if !options.require_complete {
+        storage.create_files()?;
+    }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let have = storage.verify_existing(layout, threads);
     log::info!("resume: {} of {count} pieces already on disk", have.count());
@@ -233,13 +455,4 @@ fn announce_request(metainfo: &Metainfo, peer_id: PeerId, port: u16, left: u64) 
         numwant: Some(50),
         key: fastrand::u32(..),
     }
-}
-
-/// Tells the trackers we finished (`completed`), then that we leave (`stopped`).
-fn finish_announcing(announcer: Option<Announcer>, completed: bool) {
-    let Some(announcer) = announcer else { return };
-    if completed {
-        let _ = announcer.commands.send(AnnouncerCommand::Completed);
-    }
-    announcer.stop();
 }

@@ -87,12 +87,18 @@ impl Storage {
         } else {
             root.to_path_buf()
         };
+        Storage::in_folder(info, &base, writable)
+    }
+
+    /// The files of a torrent at their paths under `base` (for a multi-file torrent, `base`
+    /// is the torrent's folder, whatever it is called on disk).
+    pub fn in_folder(info: &crate::metainfo::Info, base: &Path, writable: bool) -> Storage {
         let entries = info
             .files
             .iter()
             .map(|f| {
                 (
-                    f.path.iter().fold(base.clone(), |p, e| p.join(e)),
+                    f.path.iter().fold(base.to_path_buf(), |p, e| p.join(e)),
                     f.length,
                     f.padding,
                 )

@@ -34,7 +34,7 @@ fn survive(script: Script, expected: Option<&str>) {
     common::create_torrent(&file, &torrent, &["--piece-length", &PIECE.to_string()]);
     let info_hash = Metainfo::from_file(&torrent).unwrap().info_hash;
     let bad = ScriptedPeer::start(info_hash, Arc::clone(&bytes), PIECE, script);
-    let good = ScriptedPeer::start(info_hash, Arc::clone(&bytes), PIECE, Script::Honest);
+    let good = ScriptedPeer::start(info_hash, Arc::clone(&bytes), PIECE, Script::Paced);
     let out = dir.path().join("out.bin");
     let mut cmd = peerwire();
     cmd.env("RUST_LOG", "peerwire=info")

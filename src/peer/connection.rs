@@ -1,21 +1,31 @@
-//! One TCP connection to a peer: connect, handshake, then framed messages — walkthrough §4, §7.
+//! One TCP connection to a peer: connect or accept, handshake, then framed messages —
+//! walkthrough §4, §7, §10.
 //!
 //! ```text
-//!   connect (timeout) ──► send our handshake ──► read theirs ──► check info_hash, not ourselves
-//!                                                                  │
-//!                        send(Message) / receive() -> Message ◄───┘  (every message traced)
+//!   open:   connect (timeout) ──► send our handshake ──► read theirs ─┐
+//!   accept: read their handshake ──► right torrent? ──► send ours ────┤ check info_hash,
+//!                                                                     │ not ourselves
+//!           send(Message) ──► outbox ──► pump() ──► socket           ◄┘
+//!           receive() -> Message ◄── 64 KiB read buffer ◄── socket      (every message traced)
 //! ```
 //!
 //! The socket stays blocking. Reads have a timeout so the peer thread wakes up regularly (to
 //! send keep-alives, notice a silent peer, and read its commands) even when the peer is quiet;
 //! a timeout is reported as `Ok(None)`, not as an error.
+//!
+//! Writes go through an *outbox* that [`Connection::pump`] empties with a bounded wait. A
+//! blocking `write_all` of a big block could wait forever on a peer that never reads, and two
+//! peers uploading to each other could each wait for the other to read: a deadlock. With the
+//! outbox a thread that cannot write goes back to reading, and a peer that reads nothing for
+//! the peer timeout (`--peer-timeout`) is dropped. [W10.3]
 
 use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
 use crate::wire::{Handshake, Message, WireError};
-use std::io::{BufReader, BufWriter, ErrorKind, Write};
+use std::io::{BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// How long to wait for a TCP connection and for the peer's handshake (libtorrent uses 10 s).
@@ -37,6 +47,8 @@ pub enum PeerError {
     Protocol(String),
     #[error("the peer sent nothing for {0:?}")]
     Silent(Duration),
+    #[error("the peer read nothing we sent for {0:?}")]
+    NotReading(Duration),
     #[error("banned: {0}")]
     Banned(&'static str),
 }
@@ -47,8 +59,15 @@ pub struct Connection {
     /// What the peer said in its handshake.
     pub remote: Handshake,
     reader: BufReader<TcpStream>,
-    writer: BufWriter<TcpStream>,
-    trace: bool,
+    writer: TcpStream,
+    /// Framed messages not yet taken by the socket; `outbox[sent..]` is still to send.
+    outbox: Vec<u8>,
+    sent: usize,
+    /// When the socket last took some of the outbox.
+    last_write: Instant,
+    /// Drop the peer when it has taken none of our bytes for this long.
+    stall_limit: Duration,
+    trace: Trace,
     /// How long `receive` waits for a new message before returning `Ok(None)`.
     tick: Duration,
     /// `--debug-single-peer`: no deadline for the rest of a message, so pausing in a debugger
@@ -64,41 +83,67 @@ impl Connection {
         info_hash: InfoHash,
         our_id: PeerId,
         reserved: [u8; 8],
-        trace: bool,
+        trace: Trace,
     ) -> Result<Connection, PeerError> {
         let stream =
             TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT).map_err(PeerError::Connect)?;
-        stream.set_nodelay(true).map_err(PeerError::Connect)?;
-        stream
-            .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
-            .map_err(PeerError::Connect)?;
-        let mut writer = BufWriter::new(stream.try_clone().map_err(PeerError::Connect)?);
-        let mut reader = BufReader::with_capacity(64 * 1024, stream);
+        let ours = Handshake {
+            reserved,
+            info_hash,
+            peer_id: our_id,
+        };
+        let (mut writer, mut reader) = split(stream)?;
+        ours.write_to(&mut writer)?;
+        let remote = Handshake::read_from(&mut reader)?;
+        trace.line(|| format!("{addr} -> {ours:?}\n{addr} <- {remote:?}"));
+        check_remote(&remote, info_hash, our_id)?;
+        Ok(Connection::new(addr, remote, reader, writer, trace))
+    }
+
+    /// The receiving side of §10: a peer dialled us. Its handshake comes first; we answer only
+    /// if it names our torrent and is not ourselves.
+    pub fn accept(
+        stream: TcpStream,
+        info_hash: InfoHash,
+        our_id: PeerId,
+        reserved: [u8; 8],
+        trace: Trace,
+    ) -> Result<Connection, PeerError> {
+        let addr = stream.peer_addr().map_err(PeerError::Connect)?;
+        let (mut writer, mut reader) = split(stream)?;
+        let remote = Handshake::read_from(&mut reader)?;
+        trace.line(|| format!("{addr} <- {remote:?}"));
+        check_remote(&remote, info_hash, our_id)?;
         let ours = Handshake {
             reserved,
             info_hash,
             peer_id: our_id,
         };
         ours.write_to(&mut writer)?;
-        let remote = Handshake::read_from(&mut reader)?;
-        if trace {
-            trace_line(&format!("{addr} -> {ours:?}\n{addr} <- {remote:?}"));
-        }
-        if remote.info_hash != info_hash {
-            return Err(PeerError::WrongInfoHash(remote.info_hash));
-        }
-        if remote.peer_id == our_id {
-            return Err(PeerError::Ourselves);
-        }
-        Ok(Connection {
+        trace.line(|| format!("{addr} -> {ours:?}"));
+        Ok(Connection::new(addr, remote, reader, writer, trace))
+    }
+
+    fn new(
+        addr: SocketAddr,
+        remote: Handshake,
+        reader: BufReader<TcpStream>,
+        writer: TcpStream,
+        trace: Trace,
+    ) -> Connection {
+        Connection {
             addr,
             remote,
             reader,
             writer,
+            outbox: Vec::new(),
+            sent: 0,
+            last_write: Instant::now(),
+            stall_limit: Duration::from_secs(120),
             trace,
             tick: Duration::from_secs(1),
             patient: false,
-        })
+        }
     }
 
     /// Whether received bytes are waiting in our buffer (more messages may follow at once).
@@ -111,65 +156,183 @@ impl Connection {
         self.patient = patient;
     }
 
+    /// Drop the peer when it has read none of our bytes for this long.
+    pub fn set_stall_limit(&mut self, limit: Duration) {
+        self.stall_limit = limit;
+    }
+
     /// Sets how long `receive` waits for a new message before returning `Ok(None)`.
     pub fn set_tick(&mut self, tick: Duration) {
         self.tick = tick;
     }
 
-    /// Queues one message; `flush` sends what is queued.
+    /// Queues one message; `flush` or `pump` sends what is queued.
     pub fn send(&mut self, message: &Message) -> Result<(), PeerError> {
-        if self.trace {
-            trace_line(&format!("{} -> {message}", self.addr));
-        }
+        self.trace.line(|| format!("{} -> {message}", self.addr));
         log::debug!("{} -> {message}", self.addr);
-        message.write_to(&mut self.writer)?;
+        message.write_to(&mut self.outbox)?;
         Ok(())
     }
 
-    pub fn flush(&mut self) -> Result<(), PeerError> {
-        self.writer.flush().map_err(|e| PeerError::Wire(e.into()))
+    /// Queues a `piece` message whose block `fill` writes straight into the outbox (from disk).
+    pub fn send_block(
+        &mut self,
+        index: u32,
+        begin: u32,
+        len: u32,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), PeerError>,
+    ) -> Result<(), PeerError> {
+        self.trace.line(|| {
+            format!(
+                "{} -> Piece {{ index: {index}, begin: {begin}, block: <{len} bytes> }}",
+                self.addr
+            )
+        });
+        log::debug!("{} -> piece {index} {begin}+{len}", self.addr);
+        let start = self.outbox.len();
+        self.outbox
+            .extend_from_slice(&crate::wire::message::piece_header(index, begin, len));
+        let block_at = self.outbox.len();
+        self.outbox.resize(block_at + len as usize, 0);
+        fill(&mut self.outbox[block_at..]).inspect_err(|_| self.outbox.truncate(start))
     }
 
-    /// The next message, or `None` if no message started within the tick.
+    /// Bytes queued and not yet taken by the socket.
+    pub fn pending(&self) -> usize {
+        self.outbox.len() - self.sent
+    }
+
+    /// Sends everything queued, however long the socket takes (up to the stall limit).
+    pub fn flush(&mut self) -> Result<(), PeerError> {
+        while self.pending() > 0 {
+            self.pump(Duration::from_secs(1))?;
+        }
+        Ok(())
+    }
+
+    /// Gives the socket as much of the outbox as it takes within `wait`. Fails when the peer
+    /// has taken nothing for the stall limit (it does not read).
+    pub fn pump(&mut self, wait: Duration) -> Result<(), PeerError> {
+        let io = |e: std::io::Error| PeerError::Wire(e.into());
+        self.writer.set_write_timeout(Some(wait)).map_err(io)?;
+        let started = Instant::now();
+        while self.pending() > 0 && started.elapsed() <= wait {
+            match self.writer.write(&self.outbox[self.sent..]) {
+                Ok(0) => return Err(io(ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    self.sent += n;
+                    self.last_write = Instant::now();
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        if self.pending() == 0 {
+            self.outbox.clear();
+            self.sent = 0;
+        } else if self.last_write.elapsed() > self.stall_limit && !self.patient {
+            return Err(PeerError::NotReading(self.stall_limit));
+        }
+        Ok(())
+    }
+
+    /// The next message, or `None` if none has started to arrive: within the tick when `wait`,
+    /// at once when not (the thread has bytes to send and must not sit in a read).
     ///
     /// Waiting for a message to *start* uses the short tick, so the thread wakes up regularly;
     /// once its first byte is here, the rest gets `MESSAGE_TIMEOUT`. A peer that trickles a
     /// message slower than that is dropped (a timeout mid-message leaves the stream out of step).
-    pub fn receive(&mut self) -> Result<Option<Message>, PeerError> {
-        if self.reader.buffer().is_empty() {
-            let socket = self.reader.get_ref();
-            let io = |e: std::io::Error| PeerError::Wire(e.into());
-            socket.set_read_timeout(Some(self.tick)).map_err(io)?;
-            match socket.peek(&mut [0u8; 1]) {
-                Ok(0) => {
-                    return Err(PeerError::Wire(WireError::Io(
-                        ErrorKind::UnexpectedEof.into(),
-                    )));
-                }
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Ok(None);
-                }
-                Err(e) => return Err(io(e)),
-            }
-            let rest = if self.patient {
-                None
-            } else {
-                Some(MESSAGE_TIMEOUT)
-            };
-            socket.set_read_timeout(rest).map_err(io)?;
+    pub fn receive(&mut self, wait: bool) -> Result<Option<Message>, PeerError> {
+        if self.reader.buffer().is_empty() && !self.message_started(wait)? {
+            return Ok(None);
         }
         let message = Message::read_from(&mut self.reader)?;
-        if self.trace {
-            trace_line(&format!("{} <- {message}", self.addr));
-        }
+        self.trace.line(|| format!("{} <- {message}", self.addr));
         log::debug!("{} <- {message}", self.addr);
         Ok(Some(message))
     }
+
+    /// Peeks at the socket for the first byte of a message; on `true` the read timeout is set
+    /// for the rest of the message.
+    fn message_started(&mut self, wait: bool) -> Result<bool, PeerError> {
+        let socket = self.reader.get_ref();
+        let io = |e: std::io::Error| PeerError::Wire(e.into());
+        socket.set_read_timeout(Some(self.tick)).map_err(io)?;
+        socket.set_nonblocking(!wait).map_err(io)?;
+        let peeked = socket.peek(&mut [0u8; 1]);
+        socket.set_nonblocking(false).map_err(io)?;
+        match peeked {
+            Ok(0) => return Err(io(ErrorKind::UnexpectedEof.into())),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(io(e)),
+        }
+        let rest = if self.patient {
+            None
+        } else {
+            Some(MESSAGE_TIMEOUT)
+        };
+        socket.set_read_timeout(rest).map_err(io)?;
+        Ok(true)
+    }
 }
 
-/// One line of the wire trace on stderr. Unlike `eprintln!`, a closed stderr (say, the trace
-/// piped into `head`) is ignored rather than a panic that would kill the peer thread.
-fn trace_line(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+/// The two halves of a fresh connection, with the handshake's deadline on reads.
+fn split(stream: TcpStream) -> Result<(TcpStream, BufReader<TcpStream>), PeerError> {
+    stream.set_nodelay(true).map_err(PeerError::Connect)?;
+    stream
+        .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+        .map_err(PeerError::Connect)?;
+    stream
+        .set_write_timeout(Some(HANDSHAKE_TIMEOUT))
+        .map_err(PeerError::Connect)?;
+    let writer = stream.try_clone().map_err(PeerError::Connect)?;
+    Ok((writer, BufReader::with_capacity(64 * 1024, stream)))
+}
+
+/// The checks every handshake gets: same torrent, and not a connection to ourselves.
+fn check_remote(remote: &Handshake, info_hash: InfoHash, our_id: PeerId) -> Result<(), PeerError> {
+    if remote.info_hash != info_hash {
+        return Err(PeerError::WrongInfoHash(remote.info_hash));
+    }
+    if remote.peer_id == our_id {
+        return Err(PeerError::Ourselves);
+    }
+    Ok(())
+}
+
+/// Where the wire trace goes: nowhere, stderr (`--trace`), or a sample kept for the demo's
+/// summary.
+#[derive(Debug, Clone, Default)]
+pub enum Trace {
+    #[default]
+    Off,
+    Stderr,
+    /// The first `limit` lines.
+    Sample {
+        lines: Arc<Mutex<Vec<String>>>,
+        limit: usize,
+    },
+}
+
+impl Trace {
+    /// Records one line (made only when the trace is on). On stderr, unlike `eprintln!`, a
+    /// closed stderr (say, the trace piped into `head`) is ignored rather than a panic.
+    pub fn line(&self, make: impl FnOnce() -> String) {
+        match self {
+            Trace::Off => {}
+            Trace::Stderr => {
+                let _ = writeln!(std::io::stderr().lock(), "{}", make());
+            }
+            Trace::Sample { lines, limit } => {
+                let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+                if lines.len() < *limit {
+                    lines.push(make());
+                }
+            }
+        }
+    }
 }

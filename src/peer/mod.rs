@@ -1,10 +1,13 @@
-//! # Peers: one thread per connection (BEP 3 "peer protocol") — walkthrough §7
+//! # Peers: one thread per connection (BEP 3 "peer protocol") — walkthrough §7, §10
 //!
-//! [`connection`] opens a TCP connection and does the handshake, then sends and receives
-//! framed messages (using `wire`); [`thread`] is the loop of the thread that owns one
+//! [`connection`] opens (or accepts) a TCP connection and does the handshake, then sends and
+//! receives framed messages (using `wire`); [`thread`] is the loop of the thread that owns one
 //! connection and talks to the scheduler; [`pipeline`] sizes how many requests it keeps in
-//! flight.
+//! flight; [`upload`] answers the peer's requests from disk; [`listener`] accepts peers that
+//! dial us and gives each its own thread.
 
 pub mod connection;
+pub mod listener;
 pub mod pipeline;
 pub mod thread;
+pub mod upload;

@@ -1,39 +1,44 @@
-//! The peer thread: one OS thread owns one connection — walkthrough §7.
+//! The peer thread: one OS thread owns one connection — walkthrough §7, §10.
 //!
 //! ```text
-//!   connect + handshake ──► loop:  receive a message (or a 1 s tick) ──► handle it
-//!                                  run the scheduler's commands (cancel, stop)
-//!                                  unchoked? keep `depth` requests in flight
-//!                                  keep-alive after 90 s of our silence
+//!   connect (or accept) + handshake ──► Connected ──► wait for OurPieces ──► our bitfield
+//!   loop:  receive a message (or a 1 s tick; no wait while there are bytes to send) ──► handle it
+//!          run the scheduler's commands (have, choke/unchoke, cancel, stop)
+//!          unchoked by the peer? keep `depth` requests in flight
+//!          unchoking the peer? serve its queued requests from disk (upload.rs)
+//!          keep-alive after 90 s of our silence; give the socket what it takes of the outbox
 //!   on exit: Disconnected { outstanding } ──► the scheduler puts those blocks back
 //! ```
 //!
-//! State follows BEP 3: we start *choked* and *not interested*; we say `interested` when the
-//! peer has pieces, and request only while it has us unchoked. A `choke` silently drops our
-//! queued requests, so they go straight back to the scheduler (forgetting this is the classic
-//! "stuck at 99 %"). [W7.1]
+//! State follows BEP 3: each side starts *choked* and *not interested*; we say `interested`
+//! when the peer has a piece we lack, and request only while it has us unchoked. A `choke`
+//! silently drops our queued requests, so they go straight back to the scheduler (forgetting
+//! this is the classic "stuck at 99 %"). [W7.1]
 
-use super::connection::{Connection, PeerError};
+use super::connection::{Connection, PeerError, Trace};
 use super::pipeline::Pipeline;
+use super::upload::{RateLimit, RequestCheck, Uploads};
 use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
 use crate::piece::{BlockRequest, PieceLayout};
 use crate::scheduler::events::{Command, Event};
 use crate::storage::Storage;
 use crate::wire::{Bitfield, Message};
-use crossbeam_channel::{Receiver, Sender, unbounded};
-use std::net::SocketAddr;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Send a keep-alive after this long without sending anything (libtorrent drops at 120 s).
 const KEEP_ALIVE_AFTER: Duration = Duration::from_secs(90);
-/// Drop a peer that sends nothing at all for this long.
-const SILENT_LIMIT: Duration = Duration::from_secs(120);
 /// Drop a peer that delivers no block for this long while our requests are out (snubbed).
 const SNUB_LIMIT: Duration = Duration::from_secs(60);
 /// Blocks nobody asked for that we tolerate (late endgame copies are normal) before hanging up.
 const MAX_UNSOLICITED: u32 = 64;
+/// How long one turn of the loop may wait for the socket to take our bytes.
+const PUMP_WAIT: Duration = Duration::from_millis(20);
+/// How long a peer thread waits for the scheduler's first command.
+const FIRST_COMMAND_WAIT: Duration = Duration::from_secs(30);
 
 /// What every peer thread of one download shares.
 #[derive(Clone)]
@@ -43,18 +48,49 @@ pub struct PeerContext {
     pub layout: Arc<PieceLayout>,
     pub storage: Arc<Storage>,
     pub events: Sender<Event>,
-    /// Print every message on stderr (`--trace`).
-    pub trace: bool,
+    /// Where every wire message is traced (`--trace`: stderr).
+    pub trace: Trace,
     /// `--debug-single-peer`: never drop a peer for being slow or silent.
     pub patient: bool,
+    /// Drop a peer that sends nothing at all for this long (`--peer-timeout`).
+    pub silent_limit: Duration,
+    /// `--max-upload-rate`, shared by every peer thread.
+    pub upload_limit: Option<Arc<RateLimit>>,
 }
 
 /// Starts the thread `peer <addr>` that connects to `addr` and serves the scheduler.
 pub fn spawn(addr: SocketAddr, context: PeerContext) {
+    start_thread(addr, false, context, move |c| {
+        Connection::open(addr, c.info_hash, c.our_id, [0; 8], c.trace.clone())
+    });
+}
+
+/// Starts the thread `peer <addr>` for a connection the listener accepted (walkthrough §10).
+/// `guard` lives as long as the thread (the listener counts live connections with it).
+pub fn spawn_incoming(
+    stream: TcpStream,
+    addr: SocketAddr,
+    context: PeerContext,
+    guard: impl Send + 'static,
+) {
+    start_thread(addr, true, context, move |c| {
+        let _guard = guard;
+        Connection::accept(stream, c.info_hash, c.our_id, [0; 8], c.trace.clone())
+    });
+}
+
+fn start_thread(
+    addr: SocketAddr,
+    incoming: bool,
+    context: PeerContext,
+    handshake: impl FnOnce(&PeerContext) -> Result<Connection, PeerError> + Send + 'static,
+) {
     let name = format!("peer {addr}");
     let run = move || {
         let mut outstanding = Vec::new();
-        let reason = match run_connection(addr, &context, &mut outstanding) {
+        let result = handshake(&context)
+            .and_then(|c| run_connection(c, incoming, &context, &mut outstanding));
+        let reason = match result {
             Ok(()) => "stopped".to_string(),
             Err(error) => error.to_string(),
         };
@@ -72,11 +108,18 @@ pub fn spawn(addr: SocketAddr, context: PeerContext) {
 /// Our side of one connection.
 struct PeerState {
     addr: SocketAddr,
+    /// The peer's pieces.
     bitfield: Bitfield,
+    /// Our pieces, as the scheduler told us (`OurPieces`, then `Have`).
+    ours: Bitfield,
+    /// How many of the peer's pieces we lack: we are interested while this is above 0.
+    wanted: usize,
     /// Any message other than an extension message seen yet? (A bitfield must come first.)
     started: bool,
     am_interested: bool,
     peer_choking: bool,
+    am_choking: bool,
+    peer_interested: bool,
     outstanding: Vec<BlockRequest>,
     pipeline: Pipeline,
     last_received: Instant,
@@ -85,60 +128,112 @@ struct PeerState {
     unsolicited: u32,
     /// Blocks written to disk but not yet reported to the scheduler.
     written: Vec<BlockRequest>,
+    /// The peer's requests, and the bytes we sent it.
+    uploads: Uploads,
+}
+
+impl PeerState {
+    fn new(addr: SocketAddr, num_pieces: usize) -> PeerState {
+        let now = Instant::now();
+        PeerState {
+            addr,
+            bitfield: Bitfield::new(num_pieces),
+            ours: Bitfield::new(num_pieces),
+            wanted: 0,
+            started: false,
+            am_interested: false,
+            peer_choking: true,
+            am_choking: true,
+            peer_interested: false,
+            outstanding: Vec::new(),
+            pipeline: Pipeline::new(),
+            last_received: now,
+            last_block: now,
+            last_sent: now,
+            unsolicited: 0,
+            written: Vec::new(),
+            uploads: Uploads::new(),
+        }
+    }
 }
 
 fn run_connection(
-    addr: SocketAddr,
+    mut connection: Connection,
+    incoming: bool,
     context: &PeerContext,
     outstanding: &mut Vec<BlockRequest>,
 ) -> Result<(), PeerError> {
-    let mut connection = Connection::open(
-        addr,
-        context.info_hash,
-        context.our_id,
-        [0; 8],
-        context.trace,
-    )?;
     connection.set_patient(context.patient);
+    connection.set_stall_limit(context.silent_limit);
     let (commands_tx, commands) = unbounded();
     let connected = Event::Connected {
-        peer: addr,
+        peer: connection.addr,
         peer_id: connection.remote.peer_id,
+        incoming,
         commands: commands_tx,
     };
     if context.events.send(connected).is_err() {
         return Ok(());
     }
-    let now = Instant::now();
-    let mut state = PeerState {
-        addr,
-        bitfield: Bitfield::new(context.layout.num_pieces()),
-        started: false,
-        am_interested: false,
-        peer_choking: true,
-        outstanding: Vec::new(),
-        pipeline: Pipeline::new(),
-        last_received: now,
-        last_block: now,
-        last_sent: now,
-        unsolicited: 0,
-        written: Vec::new(),
-    };
-    let result = peer_loop(&mut connection, &mut state, context, &commands);
+    let mut state = PeerState::new(connection.addr, context.layout.num_pieces());
+    let result =
+        send_our_pieces(&mut connection, &mut state, context, &commands).and_then(|go_on| {
+            match go_on {
+                true => peer_loop(&mut connection, &mut state, context, &commands),
+                false => Ok(()),
+            }
+        });
     report_written(&mut state, context); // before `Disconnected`: no written block is lost
+    report_uploaded(&mut state, context, true);
     *outstanding = std::mem::take(&mut state.outstanding);
     result
 }
 
-/// The loop of §7: one message (or tick), then commands, then requests.
+/// Waits for the scheduler's `OurPieces` and sends our bitfield, the first message after the
+/// handshake (none at all when we have nothing, as BEP 3 allows). `false`: told to stop.
+fn send_our_pieces(
+    connection: &mut Connection,
+    state: &mut PeerState,
+    context: &PeerContext,
+    commands: &Receiver<Command>,
+) -> Result<bool, PeerError> {
+    let first = if context.patient {
+        commands.recv().map_err(|_| RecvTimeoutError::Disconnected)
+    } else {
+        commands.recv_timeout(FIRST_COMMAND_WAIT)
+    };
+    let ours = match first {
+        Ok(Command::OurPieces(ours)) => ours,
+        Ok(_) | Err(RecvTimeoutError::Disconnected) => return Ok(false),
+        Err(RecvTimeoutError::Timeout) => {
+            return Err(PeerError::Protocol("the scheduler did not answer".into()));
+        }
+    };
+    if ours.count() > 0 {
+        send(
+            connection,
+            state,
+            &Message::Bitfield(ours.as_bytes().to_vec()),
+        )?;
+        connection.flush()?;
+    }
+    state.ours = ours;
+    Ok(true)
+}
+
+/// The loop of §7: one message (or tick), then commands, then requests, then uploads.
 fn peer_loop(
     connection: &mut Connection,
     state: &mut PeerState,
     context: &PeerContext,
     commands: &Receiver<Command>,
 ) -> Result<(), PeerError> {
+    let limit = context.upload_limit.as_deref();
     loop {
-        match connection.receive()? {
+        let busy = connection.pending() > 0 || (!state.am_choking && state.uploads.ready(limit));
+        let throttled = !state.am_choking && state.uploads.throttled(limit);
+        connection.set_tick(Duration::from_millis(if throttled { 20 } else { 1000 }));
+        match connection.receive(!busy)? {
             Some(message) => {
                 state.last_received = Instant::now();
                 handle_message(connection, state, context, message)?;
@@ -147,19 +242,23 @@ fn peer_loop(
                 }
             }
             None if context.patient => {}
-            None => check_liveness(state)?,
+            None => check_liveness(state, context)?,
         }
         for command in commands.try_iter() {
-            match command {
-                Command::Stop => return Ok(()),
-                Command::Cancel(block) => cancel(connection, state, block)?,
+            if !run_command(connection, state, command)? {
+                return Ok(());
             }
         }
         request_more(connection, state, context)?;
+        if !state.am_choking {
+            let (storage, layout) = (&context.storage, &context.layout);
+            state.uploads.serve(connection, storage, layout, limit)?;
+        }
+        report_uploaded(state, context, false);
         if state.last_sent.elapsed() > KEEP_ALIVE_AFTER {
             send(connection, state, &Message::KeepAlive)?;
         }
-        connection.flush()?;
+        connection.pump(PUMP_WAIT)?;
     }
 }
 
@@ -176,27 +275,18 @@ fn handle_message(
     match message {
         Message::Bitfield(bits) if first => {
             let bitfield = Bitfield::from_payload(bits, context.layout.num_pieces())?;
+            state.wanted = bitfield.count_missing_from(&state.ours);
             state.bitfield = bitfield.clone();
             let _ = context.events.send(Event::Bitfield {
                 peer: state.addr,
                 bitfield,
             });
-            become_interested(connection, state)?;
+            update_interest(connection, state)?;
         }
         Message::Bitfield(_) => {
             return Err(PeerError::Protocol("bitfield after other messages".into()));
         }
-        Message::Have { index } if (index as usize) < context.layout.num_pieces() => {
-            state.bitfield.set(index as usize);
-            let _ = context.events.send(Event::Have {
-                peer: state.addr,
-                index,
-            });
-            become_interested(connection, state)?;
-        }
-        Message::Have { index } => {
-            return Err(PeerError::Protocol(format!("have {index}: no such piece")));
-        }
+        Message::Have { index } => peer_has(connection, state, context, index)?,
         Message::Choke => {
             state.peer_choking = true;
             let dropped = std::mem::take(&mut state.outstanding);
@@ -206,6 +296,39 @@ fn handle_message(
             });
         }
         Message::Unchoke => state.peer_choking = false,
+        Message::Interested | Message::NotInterested => {
+            state.peer_interested = message == Message::Interested;
+            let _ = context.events.send(Event::Interest {
+                peer: state.addr,
+                interested: state.peer_interested,
+            });
+        }
+        Message::Request {
+            index,
+            begin,
+            length,
+        } => {
+            let check = RequestCheck {
+                layout: &context.layout,
+                ours: &state.ours,
+                choking: state.am_choking,
+            };
+            let block = BlockRequest {
+                index,
+                begin,
+                length,
+            };
+            state.uploads.on_request(block, &check)?;
+        }
+        Message::Cancel {
+            index,
+            begin,
+            length,
+        } => state.uploads.on_cancel(&BlockRequest {
+            index,
+            begin,
+            length,
+        }),
         Message::Piece {
             index,
             begin,
@@ -214,6 +337,73 @@ fn handle_message(
         other => log::trace!("{}: ignoring {other}", state.addr),
     }
     Ok(())
+}
+
+/// A `have`: the peer got a new piece; maybe now it has something we want.
+fn peer_has(
+    connection: &mut Connection,
+    state: &mut PeerState,
+    context: &PeerContext,
+    index: u32,
+) -> Result<(), PeerError> {
+    if index as usize >= context.layout.num_pieces() {
+        return Err(PeerError::Protocol(format!("have {index}: no such piece")));
+    }
+    if !state.bitfield.has(index as usize) {
+        state.bitfield.set(index as usize);
+        if !state.ours.has(index as usize) {
+            state.wanted += 1;
+        }
+    }
+    let _ = context.events.send(Event::Have {
+        peer: state.addr,
+        index,
+    });
+    update_interest(connection, state)
+}
+
+/// One command from the scheduler; `false` means stop.
+fn run_command(
+    connection: &mut Connection,
+    state: &mut PeerState,
+    command: Command,
+) -> Result<bool, PeerError> {
+    match command {
+        Command::Stop => return Ok(false),
+        Command::Cancel(block) => cancel(connection, state, block)?,
+        Command::OurPieces(ours) => {
+            state.wanted = state.bitfield.count_missing_from(&ours);
+            state.ours = ours;
+        }
+        Command::Have(index) => we_have(connection, state, index)?,
+        Command::Choke if !state.am_choking => {
+            state.am_choking = true;
+            state.uploads.clear();
+            send(connection, state, &Message::Choke)?;
+        }
+        Command::Unchoke if state.am_choking => {
+            state.am_choking = false;
+            send(connection, state, &Message::Unchoke)?;
+        }
+        Command::Choke | Command::Unchoke => {}
+    }
+    Ok(true)
+}
+
+/// We verified a piece: tell the peer (`have`), and lose interest if it has nothing more.
+fn we_have(
+    connection: &mut Connection,
+    state: &mut PeerState,
+    index: u32,
+) -> Result<(), PeerError> {
+    if !state.ours.has(index as usize) {
+        state.ours.set(index as usize);
+        if state.bitfield.has(index as usize) {
+            state.wanted -= 1;
+        }
+    }
+    send(connection, state, &Message::Have { index })?;
+    update_interest(connection, state)
 }
 
 /// A `piece` message: only for a block we asked for, written straight to disk.
@@ -262,12 +452,28 @@ fn report_written(state: &mut PeerState, context: &PeerContext) {
     }
 }
 
-fn become_interested(connection: &mut Connection, state: &mut PeerState) -> Result<(), PeerError> {
-    if !state.am_interested && state.bitfield.count() > 0 {
-        state.am_interested = true;
-        send(connection, state, &Message::Interested)?;
+/// Sends `interested` when the peer has a piece we lack, `not interested` when it no longer has.
+fn update_interest(connection: &mut Connection, state: &mut PeerState) -> Result<(), PeerError> {
+    let interested = state.wanted > 0;
+    if interested != state.am_interested {
+        state.am_interested = interested;
+        let message = match interested {
+            true => Message::Interested,
+            false => Message::NotInterested,
+        };
+        send(connection, state, &message)?;
     }
     Ok(())
+}
+
+/// Tells the scheduler how many bytes we sent the peer (every half second, and at the end).
+fn report_uploaded(state: &mut PeerState, context: &PeerContext, now: bool) {
+    if let Some(bytes) = state.uploads.take_report(now) {
+        let _ = context.events.send(Event::Uploaded {
+            peer: state.addr,
+            bytes,
+        });
+    }
 }
 
 /// Fills the pipeline: ask the scheduler for blocks and request them.
@@ -339,9 +545,9 @@ fn cancel(
 }
 
 /// Drops a peer that went silent, or that holds our requests without delivering (snubbed).
-fn check_liveness(state: &PeerState) -> Result<(), PeerError> {
-    if state.last_received.elapsed() > SILENT_LIMIT {
-        return Err(PeerError::Silent(SILENT_LIMIT));
+fn check_liveness(state: &PeerState, context: &PeerContext) -> Result<(), PeerError> {
+    if state.last_received.elapsed() > context.silent_limit {
+        return Err(PeerError::Silent(context.silent_limit));
     }
     if !state.outstanding.is_empty() && state.last_block.elapsed() > SNUB_LIMIT {
         return Err(PeerError::Silent(SNUB_LIMIT));

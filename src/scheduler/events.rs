@@ -9,6 +9,11 @@
 //!   verifier    ──Event::Verified──► scheduler
 //! ```
 //!
+//! A connection starts with `Connected` → `OurPieces`; while it lives the peer thread reports
+//! what the peer says (bitfield, have, interest, choke) and what moved (blocks written, bytes
+//! uploaded); the scheduler answers with blocks to request and with its decisions (have,
+//! choke/unchoke, cancel, stop).
+//!
 //! Reading this file is reading the whole conversation.
 
 use crate::peer_id::PeerId;
@@ -20,10 +25,13 @@ use std::net::SocketAddr;
 /// What peer threads (and the verifying threads) tell the scheduler.
 #[derive(Debug)]
 pub enum Event {
-    /// Handshake done; here is how to send this peer commands.
+    /// Handshake done; here is how to send this peer commands. The first command is always
+    /// `OurPieces` (or `Stop`): the peer thread waits for it before its first message.
     Connected {
         peer: SocketAddr,
         peer_id: PeerId,
+        /// The peer dialled us (its address is not one to dial back).
+        incoming: bool,
         commands: Sender<Command>,
     },
     /// The peer's pieces, from its `bitfield` message.
@@ -38,6 +46,10 @@ pub enum Event {
         peer: SocketAddr,
         dropped: Vec<BlockRequest>,
     },
+    /// The peer said `interested` (true) or `not interested` (false) — the choker's input.
+    Interest { peer: SocketAddr, interested: bool },
+    /// We sent the peer this many bytes of blocks (reported a few at a time).
+    Uploaded { peer: SocketAddr, bytes: u64 },
     /// The peer thread can send up to `count` more requests: which blocks? Answered on `reply`
     /// at once (possibly with none), so the peer thread can wait for it.
     WantBlocks {
@@ -61,8 +73,16 @@ pub enum Event {
 }
 
 /// What the scheduler tells one peer thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// The pieces we have, for our `bitfield` message: the first command a peer thread gets.
+    OurPieces(Bitfield),
+    /// We verified this piece: send `have` (and maybe lose interest in the peer).
+    Have(u32),
+    /// The choker's decision: send `choke` and drop the peer's queued requests...
+    Choke,
+    /// ... or send `unchoke` and serve its requests.
+    Unchoke,
     /// Send `cancel`: another peer delivered this block first (endgame).
     Cancel(BlockRequest),
     /// Close the connection: the download is complete, or the peer is banned.

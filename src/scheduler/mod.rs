@@ -16,8 +16,11 @@
 
 pub mod events;
 pub mod picker;
+mod swarm;
 
-use crate::piece::PieceLayout;
+use crate::choker::{Choker, ChokerConfig, PeerStats, ROUND_INTERVAL};
+use crate::peer_id::PeerId;
+use crate::piece::{BlockRequest, PieceLayout};
 use crate::storage::Storage;
 use crate::wire::Bitfield;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -28,11 +31,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use swarm::{Candidate, PeerEntry};
 
 /// Failed pieces a peer may contribute to before it is banned.
 const MAX_STRIKES: u32 = 3;
-/// Connection attempts to one address before we give up on it.
-const MAX_CONNECT_FAILURES: u32 = 5;
+/// A peer that has sent us nothing for this long, while it has pieces we want, is snubbed.
+const SNUBBED_AFTER: Duration = Duration::from_secs(60);
 
 /// Starts a connection (a peer thread) to an address; given by the session, so the scheduler
 /// does not depend on the peer module.
@@ -47,9 +51,41 @@ pub struct Progress {
     pub pieces_total: usize,
     /// Bytes of blocks received and written this run.
     pub downloaded: u64,
+    /// Bytes of blocks sent to peers this run.
+    pub uploaded: u64,
     pub peers: usize,
     pub failed_pieces: u32,
     pub banned: usize,
+}
+
+impl Progress {
+    pub fn is_complete(&self) -> bool {
+        self.pieces_have == self.pieces_total
+    }
+}
+
+/// What we exchanged with one peer (by peer id, across reconnections) — the demo's matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traffic {
+    pub peer_id: PeerId,
+    /// Its last address.
+    pub addr: SocketAddr,
+    /// Bytes of blocks it sent us.
+    pub downloaded: u64,
+    /// Bytes of blocks we sent it.
+    pub uploaded: u64,
+    /// Verified pieces whose blocks it sent (all of them, or some in endgame).
+    pub pieces: u32,
+}
+
+/// After the last piece: stop, or go on seeding (`download --seed`, `seed`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AfterComplete {
+    Stop,
+    /// Seed until the stop flag is raised (Ctrl-C).
+    Seed,
+    /// Seed until we uploaded this many times the torrent's size (`--seed-ratio`), or stopped.
+    SeedToRatio(f64),
 }
 
 /// Why a download ended before every piece was verified.
@@ -61,17 +97,22 @@ pub enum Ended {
     Interrupted(Progress),
 }
 
-/// What the scheduler knows about one connection.
-struct PeerEntry {
-    commands: Option<Sender<Command>>,
-    bitfield: Bitfield,
-    strikes: u32,
+/// How a run ended, and with whom we traded.
+#[derive(Debug)]
+pub struct Outcome {
+    pub result: Result<Progress, Ended>,
+    pub traffic: Vec<Traffic>,
 }
 
-/// An address to (re)connect to, and when.
-struct Candidate {
-    next_try: Instant,
-    failures: u32,
+/// The settings a session gives the scheduler.
+pub struct Settings {
+    pub max_peers: usize,
+    pub after_complete: AfterComplete,
+    pub choker: ChokerConfig,
+    /// Pieces we may announce to peers (`download_piece` announces none: its "have" is a fib).
+    pub advertise: Bitfield,
+    /// Our peer id (to settle which of two duplicate connections stays).
+    pub our_id: PeerId,
 }
 
 pub struct Scheduler {
@@ -82,9 +123,16 @@ pub struct Scheduler {
     peers: HashMap<SocketAddr, PeerEntry>,
     candidates: HashMap<SocketAddr, Candidate>,
     banned: HashSet<SocketAddr>,
+    /// Addresses not to dial again: seeds like us, duplicates of a connected peer.
+    not_again: HashSet<SocketAddr>,
     connect: Connect,
     new_peers: Option<Receiver<Vec<SocketAddr>>>,
-    max_peers: usize,
+    settings: Settings,
+    /// The pieces we really have: what peers are told (`bitfield`, then `have`).
+    ours: Bitfield,
+    choker: Choker,
+    last_choke: Instant,
+    traffic: HashMap<PeerId, Traffic>,
     progress: Progress,
 }
 
@@ -97,7 +145,7 @@ impl Scheduler {
         storage: Arc<Storage>,
         events: (Sender<Event>, Receiver<Event>),
         connect: Connect,
-        max_peers: usize,
+        mut settings: Settings,
     ) -> Scheduler {
         let verify = spawn_verifiers(Arc::clone(&layout), storage, events.0);
         let picker = Picker::new((*layout).clone(), have);
@@ -107,6 +155,7 @@ impl Scheduler {
             pieces_total: layout.num_pieces(),
             ..Progress::default()
         };
+        settings.max_peers = settings.max_peers.max(1);
         Scheduler {
             picker,
             layout,
@@ -115,9 +164,14 @@ impl Scheduler {
             peers: HashMap::new(),
             candidates: HashMap::new(),
             banned: HashSet::new(),
+            not_again: HashSet::new(),
             connect,
             new_peers: None,
-            max_peers: max_peers.max(1),
+            ours: settings.advertise.clone(),
+            choker: Choker::new(settings.choker),
+            settings,
+            last_choke: Instant::now(),
+            traffic: HashMap::new(),
             progress,
         }
     }
@@ -127,27 +181,24 @@ impl Scheduler {
         self.new_peers = Some(peers);
     }
 
-    pub fn add_peer(&mut self, addr: SocketAddr) {
-        if !self.banned.contains(&addr) && !self.peers.contains_key(&addr) {
-            self.candidates.entry(addr).or_insert(Candidate {
-                next_try: Instant::now(),
-                failures: 0,
-            });
-        }
-    }
-
-    /// Runs until every piece is verified (`Ok`) or `give_up` passes with nothing written.
+    /// Runs until every piece is verified and seeding (if any) is over, `give_up` passes with
+    /// nothing written, or `stop` is raised.
     pub fn run(
         mut self,
         give_up: Option<Duration>,
         stop: Option<Arc<AtomicBool>>,
         mut on_progress: impl FnMut(&Progress),
-    ) -> Result<Progress, Ended> {
+    ) -> Outcome {
         let mut last_progress = Instant::now();
-        while !self.picker.is_complete() {
+        let result = loop {
             if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
-                self.stop_all();
-                return Err(Ended::Interrupted(self.progress));
+                break match self.picker.is_complete() {
+                    true => Ok(self.progress), // seeding ends when the user says so
+                    false => Err(Ended::Interrupted(self.progress)),
+                };
+            }
+            if self.picker.is_complete() && !self.keeps_seeding() {
+                break Ok(self.progress);
             }
             self.collect_new_peers();
             self.connect_more();
@@ -160,44 +211,58 @@ impl Scheduler {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => break Ok(self.progress),
             }
+            self.choke_round_if_due();
             on_progress(&self.progress);
-            if give_up.is_some_and(|limit| last_progress.elapsed() > limit) {
-                self.stop_all();
-                return Err(Ended::GaveUp(self.progress));
+            let stalled = give_up.is_some_and(|limit| last_progress.elapsed() > limit);
+            if stalled && !self.picker.is_complete() {
+                break Err(Ended::GaveUp(self.progress));
             }
-        }
+        };
         self.stop_all();
         on_progress(&self.progress);
-        Ok(self.progress)
+        Outcome {
+            result,
+            traffic: self.traffic.into_values().collect(),
+        }
+    }
+
+    /// Seeding goes on until stopped, or until the upload ratio is reached.
+    fn keeps_seeding(&self) -> bool {
+        match self.settings.after_complete {
+            AfterComplete::Stop => false,
+            AfterComplete::Seed => true,
+            AfterComplete::SeedToRatio(ratio) => {
+                (self.progress.uploaded as f64) < ratio * self.layout.total_length as f64
+            }
+        }
     }
 
     /// One event: the whole protocol logic of the download, one arm at a time.
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Connected { peer, commands, .. } => {
-                let num_pieces = self.layout.num_pieces();
-                let entry = self.peers.entry(peer).or_insert(PeerEntry {
-                    commands: None,
-                    bitfield: Bitfield::new(num_pieces),
-                    strikes: 0,
-                });
-                entry.commands = Some(commands);
-                self.progress.peers = self.peers.values().filter(|p| p.commands.is_some()).count();
-            }
+            Event::Connected {
+                peer,
+                peer_id,
+                incoming,
+                commands,
+            } => self.connected(peer, peer_id, incoming, commands),
             Event::Bitfield { peer, bitfield } => {
                 self.picker.peer_joined(&bitfield);
                 if let Some(entry) = self.peers.get_mut(&peer) {
                     entry.bitfield = bitfield;
                 }
+                self.drop_if_both_seeds(peer);
             }
             Event::Have { peer, index } => {
                 self.picker.peer_has(index);
                 if let Some(entry) = self.peers.get_mut(&peer) {
                     entry.bitfield.set(index as usize);
                 }
+                self.drop_if_both_seeds(peer);
             }
+            Event::Interest { peer, interested } => self.interest(peer, interested),
             Event::WantBlocks { peer, count, reply } => {
                 let blocks = match self.peers.get(&peer) {
                     Some(entry) => self.picker.pick(peer, &entry.bitfield, count),
@@ -208,6 +273,7 @@ impl Scheduler {
             Event::BlocksWritten { peer, blocks } => {
                 blocks.into_iter().for_each(|b| self.block_written(peer, b))
             }
+            Event::Uploaded { peer, bytes } => self.uploaded(peer, bytes),
             Event::Choked { peer, dropped } => self.picker.release(peer, &dropped),
             Event::Disconnected {
                 peer,
@@ -218,8 +284,16 @@ impl Scheduler {
         }
     }
 
-    fn block_written(&mut self, peer: SocketAddr, block: crate::piece::BlockRequest) {
-        self.progress.downloaded += u64::from(block.length);
+    fn block_written(&mut self, peer: SocketAddr, block: BlockRequest) {
+        let bytes = u64::from(block.length);
+        self.progress.downloaded += bytes;
+        if let Some(entry) = self.peers.get_mut(&peer) {
+            entry.downloaded += bytes;
+            entry.last_block = Instant::now();
+        }
+        if let Some(t) = self.traffic_of(peer) {
+            t.downloaded += bytes;
+        }
         let written = self.picker.written(peer, &block);
         for other in written.cancel_at {
             self.command(other, Command::Cancel(block));
@@ -229,107 +303,159 @@ impl Scheduler {
         }
     }
 
-    /// The SHA-1 verdict: keep the piece, or start it over and strike its senders. [W8.3]
+    fn uploaded(&mut self, peer: SocketAddr, bytes: u64) {
+        self.progress.uploaded += bytes;
+        if let Some(entry) = self.peers.get_mut(&peer) {
+            entry.uploaded += bytes;
+        }
+        if let Some(t) = self.traffic_of(peer) {
+            t.uploaded += bytes;
+        }
+    }
+
+    /// The SHA-1 verdict: keep the piece and tell every peer, or start it over and strike its
+    /// sender. [W8.3]
     fn verified(&mut self, index: u32, ok: bool) {
         let senders = self.picker.verified(index, ok);
         if ok {
             log::debug!("piece {index} verified");
             self.progress.pieces_have = self.picker.have_count();
+            self.ours.set(index as usize);
+            for sender in &senders {
+                if let Some(t) = self.traffic_of(*sender) {
+                    t.pieces += 1;
+                }
+            }
+            self.broadcast(Command::Have(index));
+            if self.picker.is_complete() {
+                self.completed();
+            }
             return;
         }
         self.progress.failed_pieces += 1;
         log::warn!("piece {index} failed its hash check; sent by {senders:?}");
-        for peer in senders {
-            let Some(entry) = self.peers.get_mut(&peer) else {
-                continue;
-            };
-            entry.strikes += 1;
-            if entry.strikes >= MAX_STRIKES {
-                log::warn!("{peer}: banned after {MAX_STRIKES} pieces that failed the hash check");
-                self.banned.insert(peer);
-                self.progress.banned = self.banned.len();
-                self.command(peer, Command::Stop);
-            }
+        if let [liar] = senders[..] {
+            self.strike(liar);
         }
     }
 
-    fn disconnected(
-        &mut self,
-        peer: SocketAddr,
-        reason: &str,
-        outstanding: &[crate::piece::BlockRequest],
-    ) {
-        log::info!("{peer}: disconnected: {reason}");
-        self.picker.release(peer, outstanding);
-        self.picker.forget_owner(peer);
-        if let Some(entry) = self.peers.remove(&peer) {
-            self.picker.peer_left(&entry.bitfield);
-            let was_connected = entry.commands.is_some();
-            if !self.banned.contains(&peer) {
-                self.retry_later(peer, was_connected);
-            }
-        }
-        self.progress.peers = self.peers.values().filter(|p| p.commands.is_some()).count();
-    }
-
-    /// A peer that could not be reached is retried after 1, 2, 4, 8 and 16 s, then given up;
-    /// one that was connected and left is tried again after 5 s.
-    fn retry_later(&mut self, peer: SocketAddr, was_connected: bool) {
-        let candidate = self.candidates.entry(peer).or_insert(Candidate {
-            next_try: Instant::now(),
-            failures: 0,
-        });
-        candidate.failures = if was_connected {
-            0
-        } else {
-            candidate.failures + 1
-        };
-        let wait = if was_connected {
-            Duration::from_secs(5)
-        } else {
-            Duration::from_secs(1 << (candidate.failures - 1).min(4))
-        };
-        candidate.next_try = Instant::now() + wait;
-        if candidate.failures > MAX_CONNECT_FAILURES {
-            self.candidates.remove(&peer);
-        }
-    }
-
-    fn collect_new_peers(&mut self) {
-        let Some(channel) = &self.new_peers else {
+    /// A sole sender of a bad piece gets a strike; enough strikes and it is banned.
+    fn strike(&mut self, peer: SocketAddr) {
+        let Some(entry) = self.peers.get_mut(&peer) else {
             return;
         };
-        let found: Vec<SocketAddr> = channel.try_iter().flatten().collect();
-        found.into_iter().for_each(|addr| self.add_peer(addr));
+        entry.strikes += 1;
+        if entry.strikes >= MAX_STRIKES {
+            log::warn!("{peer}: banned after {MAX_STRIKES} pieces that failed the hash check");
+            self.banned.insert(peer);
+            self.progress.banned = self.banned.len();
+            self.command(peer, Command::Stop);
+        }
     }
 
-    /// Starts connections to due candidates while under `max_peers`.
-    fn connect_more(&mut self) {
-        let now = Instant::now();
-        let due: Vec<SocketAddr> = self
-            .candidates
-            .iter()
-            .filter(|(a, c)| c.next_try <= now && !self.peers.contains_key(a))
-            .map(|(a, _)| *a)
-            .collect();
-        for addr in due
-            .into_iter()
-            .take(self.max_peers.saturating_sub(self.peers.len()))
-        {
-            if let Some(candidate) = self.candidates.get_mut(&addr) {
-                candidate.next_try = now + Duration::from_secs(3600); // until it reports back
-            }
-            let num_pieces = self.layout.num_pieces();
-            self.peers.insert(
-                addr,
-                PeerEntry {
-                    commands: None,
-                    bitfield: Bitfield::new(num_pieces),
-                    strikes: 0,
-                },
-            );
-            (self.connect)(addr);
+    /// The last piece is verified: the download is complete; seeds are no use to us now.
+    fn completed(&mut self) {
+        log::info!(
+            "download complete: all {} pieces verified",
+            self.ours.count()
+        );
+        let seeds: Vec<SocketAddr> = self.peers.keys().copied().collect();
+        seeds.into_iter().for_each(|p| self.drop_if_both_seeds(p));
+    }
+
+    /// Two seeds have nothing to say to each other: close, and do not dial it again.
+    fn drop_if_both_seeds(&mut self, peer: SocketAddr) {
+        let Some(entry) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if self.picker.is_complete() && entry.bitfield.is_complete() && !entry.finished {
+            log::debug!("{peer}: we are both seeds, closing");
+            entry.finished = true;
+            self.not_again.insert(peer);
+            self.command(peer, Command::Stop);
         }
+    }
+
+    /// The choker's input changed: an interested peer may take a free slot at once, rather
+    /// than wait for the next round.
+    fn interest(&mut self, peer: SocketAddr, interested: bool) {
+        let slots = self.settings.choker.regular_slots + 1;
+        let unchoked = self.peers.values().filter(|p| p.unchoked).count();
+        let Some(entry) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        entry.interested = interested;
+        if interested && !entry.unchoked && unchoked < slots {
+            entry.unchoked = true;
+            self.command(peer, Command::Unchoke);
+        }
+    }
+
+    /// Every 10 s: ask the choker whom to unchoke, and tell the peers whose state changes.
+    /// The rates are what each peer gave and took during the round just ended. [W11.3]
+    fn choke_round_if_due(&mut self) {
+        let elapsed = self.last_choke.elapsed();
+        if elapsed < ROUND_INTERVAL {
+            return;
+        }
+        self.last_choke = Instant::now();
+        let stats = self.peer_stats(elapsed);
+        let unchoke: HashSet<SocketAddr> = self
+            .choker
+            .round(&stats, self.picker.is_complete())
+            .into_iter()
+            .collect();
+        log::debug!("choke round: unchoking {unchoke:?}");
+        let mut changes = Vec::new();
+        for (addr, entry) in &mut self.peers {
+            let wanted = unchoke.contains(addr);
+            if wanted != entry.unchoked {
+                entry.unchoked = wanted;
+                changes.push((*addr, wanted));
+            }
+            entry.round_start = (entry.downloaded, entry.uploaded);
+        }
+        for (addr, unchoke) in changes {
+            let command = if unchoke {
+                Command::Unchoke
+            } else {
+                Command::Choke
+            };
+            self.command(addr, command);
+        }
+    }
+
+    /// What the choker sees of each connected peer over the last round.
+    fn peer_stats(&self, round: Duration) -> Vec<PeerStats> {
+        let seconds = round.as_secs_f64().max(0.001);
+        let downloading = !self.picker.is_complete();
+        self.peers
+            .iter()
+            .filter(|(_, e)| e.commands.is_some())
+            .map(|(addr, e)| PeerStats {
+                peer: *addr,
+                interested: e.interested,
+                download_rate: (e.downloaded - e.round_start.0) as f64 / seconds,
+                upload_rate: (e.uploaded - e.round_start.1) as f64 / seconds,
+                connected_for: e.connected_at.elapsed(),
+                snubbed: downloading
+                    && e.connected_at.elapsed() > SNUBBED_AFTER
+                    && e.last_block.elapsed() > SNUBBED_AFTER
+                    && e.bitfield.count_missing_from(&self.ours) > 0,
+                unchoked: e.unchoked,
+            })
+            .collect()
+    }
+
+    fn traffic_of(&mut self, peer: SocketAddr) -> Option<&mut Traffic> {
+        let peer_id = self.peers.get(&peer)?.peer_id?;
+        Some(self.traffic.entry(peer_id).or_insert(Traffic {
+            peer_id,
+            addr: peer,
+            downloaded: 0,
+            uploaded: 0,
+            pieces: 0,
+        }))
     }
 
     fn command(&self, peer: SocketAddr, command: Command) {
@@ -338,10 +464,14 @@ impl Scheduler {
         }
     }
 
-    fn stop_all(&self) {
-        for peer in self.peers.keys() {
-            self.command(*peer, Command::Stop);
+    fn broadcast(&self, command: Command) {
+        for commands in self.peers.values().filter_map(|p| p.commands.as_ref()) {
+            let _ = commands.send(command.clone());
         }
+    }
+
+    fn stop_all(&self) {
+        self.broadcast(Command::Stop);
     }
 }
 

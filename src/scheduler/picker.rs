@@ -292,9 +292,9 @@ impl Picker {
         }
     }
 
-    /// The hash check's verdict. On failure the piece starts over. A piece that came from one
-    /// peer alone names that peer (returned, for a strike); one with several senders names
-    /// nobody yet, and its next attempt goes to a single peer.
+    /// The hash check's verdict; returns the peers that sent the piece's blocks. On failure
+    /// the piece starts over; if it had several senders we cannot tell who lied, so its next
+    /// attempt goes to a single peer (and the scheduler strikes only a sole sender).
     pub fn verified(&mut self, index: u32, ok: bool) -> Vec<SocketAddr> {
         let Some(piece) = self.pieces.get_mut(index as usize) else {
             return Vec::new();
@@ -306,17 +306,11 @@ impl Picker {
         if ok {
             *piece = PieceState::Have;
             self.have += 1;
-            Vec::new()
         } else {
             *piece = PieceState::Missing;
-            let sole_sender = contributors.len() == 1;
-            self.suspect[index as usize] = !sole_sender;
-            if sole_sender {
-                contributors
-            } else {
-                Vec::new()
-            }
+            self.suspect[index as usize] = contributors.len() > 1;
         }
+        contributors
     }
 }
 
@@ -433,9 +427,10 @@ mod tests {
         let b = p.pick(peer(2), &only_0, 1);
         p.written(peer(1), &a[0]);
         p.written(peer(2), &b[0]);
-        assert!(
-            p.verified(0, false).is_empty(),
-            "no strike: we cannot tell who lied"
+        assert_eq!(
+            p.verified(0, false).len(),
+            2,
+            "both named: we cannot tell who lied"
         );
         assert_eq!(
             p.pick(peer(3), &only_0, 1).len(),

@@ -75,6 +75,15 @@ impl Bitfield {
         self.count() == self.num_pieces
     }
 
+    /// How many of our pieces `other` lacks: what this peer could give `other` (interest).
+    pub fn count_missing_from(&self, other: &Bitfield) -> usize {
+        self.bits
+            .iter()
+            .zip(&other.bits)
+            .map(|(ours, theirs)| (ours & !theirs).count_ones() as usize)
+            .sum()
+    }
+
     /// The payload of a bitfield message.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bits
@@ -98,6 +107,14 @@ mod tests {
         assert_eq!(have, [0, 2, 9]);
         assert!(!field.has(10) && !field.has(1000));
         assert_eq!(format!("{field:?}"), "Bitfield(3/10 pieces)");
+    }
+
+    #[test]
+    fn pieces_one_side_lacks() {
+        let peer = Bitfield::from_payload(vec![0b1110_0000, 0b0100_0000], 10).unwrap();
+        let ours = Bitfield::from_payload(vec![0b1000_0000, 0b0000_0000], 10).unwrap();
+        assert_eq!(peer.count_missing_from(&ours), 3);
+        assert_eq!(ours.count_missing_from(&peer), 0);
     }
 
     #[test]

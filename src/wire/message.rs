@@ -188,6 +188,18 @@ impl Message {
     }
 }
 
+/// The 13 bytes that precede a block in a `piece` message (length prefix, id 7, index, begin).
+/// A seeder writes these, then reads the block from disk straight behind them: no copy of the
+/// block is made (`Uploads::serve` in `src/peer/upload.rs`).
+pub fn piece_header(index: u32, begin: u32, block_len: u32) -> [u8; 13] {
+    let mut header = [0u8; 13];
+    header[..4].copy_from_slice(&(block_len + 9).to_be_bytes());
+    header[4] = 7;
+    header[5..9].copy_from_slice(&index.to_be_bytes());
+    header[9..].copy_from_slice(&begin.to_be_bytes());
+    header
+}
+
 /// A `piece` message's payload: the 8-byte header, then the block read straight into its own
 /// buffer (the block is most of the bytes of a download: no copy of it is made here).
 fn read_piece(r: &mut impl Read, payload_len: u32) -> Result<Message, WireError> {
@@ -450,5 +462,16 @@ mod tests {
             m.to_string(),
             "Piece { index: 3, begin: 16384, block: <16384 bytes> }"
         );
+    }
+
+    #[test]
+    fn piece_header_is_the_start_of_a_piece_frame() {
+        let frame = Message::Piece {
+            index: 9,
+            begin: 32768,
+            block: vec![7; 100],
+        }
+        .to_bytes();
+        assert_eq!(piece_header(9, 32768, 100), frame[..13]);
     }
 }

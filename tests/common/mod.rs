@@ -543,6 +543,9 @@ pub enum Script {
     UnsolicitedPieces,
     /// Answers every request one byte per second.
     Trickle,
+    /// Honest, but serves at most one block per 10 ms (a download from it alone takes a
+    /// while, so a bad peer beside it is surely read before the end).
+    Paced,
 }
 
 /// A seeder of our own, written with peerwire's wire module, that follows a [`Script`].
@@ -633,7 +636,10 @@ fn send_scripted_handshake(
         Script::WrongInfoHash => peerwire::metainfo::InfoHash([7; 20]),
         _ => t.info_hash,
     };
-    let peer_id = peerwire::peer_id::PeerId(*b"-SP0001-scriptedpeer");
+    // One id per scripted peer (its port): peerwire refuses a second connection to a peer id.
+    let port = socket.local_addr()?.port();
+    let id = format!("-SP0001-{port:012}");
+    let peer_id = peerwire::peer_id::PeerId(id.as_bytes().try_into().expect("20 bytes"));
     let mut bytes = peerwire::wire::Handshake {
         reserved: [0; 8],
         info_hash,
@@ -714,6 +720,7 @@ fn answer_request(
         }
         Script::ChokeAfter(limit) if n == limit + 1 => return Message::Choke.write_to(socket),
         Script::ChokeAfter(limit) if n > limit => return Ok(()),
+        Script::Paced => std::thread::sleep(Duration::from_millis(10)), // the pace itself
         Script::Trickle => {
             for byte in (9 + length).to_be_bytes() {
                 std::io::Write::write_all(socket, &[byte])?;

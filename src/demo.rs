@@ -1,0 +1,458 @@
+//! `demo`: a whole swarm in one process, on 127.0.0.1 — walkthrough §12.
+//!
+//! ```text
+//!   random file ──► create a torrent ──► built-in tracker (HTTP, 127.0.0.1, any port)
+//!        │
+//!   seeder session (upload rate limited) ◄──┐
+//!   leecher 1 session ◄─► leecher 2 ◄─► ... ├── each a full peerwire session: listener,
+//!   (every leecher keeps seeding until      │   announcer, scheduler, a thread per peer
+//!    the last one completes)               ─┘
+//!        │
+//!   report: time, who sent whom how much, pieces leechers got from each other, wire sample
+//! ```
+//!
+//! Every participant is an ordinary session (`session::download`) with its own peer id, all in
+//! this process: one debugger sees the whole swarm, and thread names tell the peers apart. The
+//! seeder's upload is limited so that it cannot feed every leecher alone: the leechers must
+//! trade pieces with each other, which is what the summary shows (BEP 3 in action). [W12.1]
+
+use crate::create::{CreateOptions, create_torrent};
+use crate::metainfo::Metainfo;
+use crate::peer::connection::Trace;
+use crate::peer_id::PeerId;
+use crate::scheduler::{AfterComplete, Traffic};
+use crate::session::{self, DownloadOptions, SessionError, Summary, Target};
+use crate::tracker::server::{RunningTracker, ServerConfig};
+use crossbeam_channel::{Receiver, Sender};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// What the demo builds.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub size_mib: u64,
+    pub leechers: usize,
+    /// The seeder's upload limit in bytes per second (`None`: unlimited).
+    pub seeder_rate: Option<u64>,
+    pub piece_length: u64,
+    /// Trace every leecher's wire messages on stderr (otherwise: a sample of leecher 1's).
+    pub trace_all: bool,
+    /// Give up if the leechers are not all complete by then.
+    pub deadline: Duration,
+    /// Show progress bars on stderr.
+    pub progress: bool,
+}
+
+impl Default for DemoConfig {
+    fn default() -> DemoConfig {
+        DemoConfig {
+            size_mib: 64,
+            leechers: 4,
+            seeder_rate: Some(8 << 20),
+            piece_length: 256 * 1024,
+            trace_all: false,
+            deadline: Duration::from_secs(600),
+            progress: true,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum DemoError {
+    #[error("cannot prepare {}: {source}", path.display())]
+    Files {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot make the torrent: {0}")]
+    Torrent(String),
+    #[error("cannot start the tracker: {0}")]
+    Tracker(#[from] crate::tracker::server::ServerError),
+    #[error("{who}: {source}")]
+    Session { who: String, source: SessionError },
+    #[error("only {done} of {total} leechers completed within {deadline:?}")]
+    Timeout {
+        done: usize,
+        total: usize,
+        deadline: Duration,
+    },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// One member of the swarm, after the demo.
+#[derive(Debug, Clone)]
+pub struct Participant {
+    /// `seeder`, `leecher 1`, ...
+    pub name: String,
+    pub peer_id: PeerId,
+    /// How long it took to complete (leechers).
+    pub completed_after: Option<Duration>,
+    /// Whom it traded with.
+    pub traffic: Vec<Traffic>,
+}
+
+/// What the demo saw: the input of the summary (and of the tests).
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    pub config: DemoConfig,
+    pub num_pieces: usize,
+    pub elapsed: Duration,
+    /// The seeder first, then the leechers in order.
+    pub participants: Vec<Participant>,
+    pub trace_sample: Vec<String>,
+}
+
+/// Runs the demo in a scratch directory (removed afterwards) and reports.
+pub fn run(config: &DemoConfig) -> Result<DemoReport, DemoError> {
+    let dir = std::env::temp_dir().join(format!(
+        "peerwire-demo-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    let result = run_in(config, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn run_in(config: &DemoConfig, dir: &Path) -> Result<DemoReport, DemoError> {
+    let tracker = RunningTracker::start(ServerConfig {
+        http: Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0)),
+        udp: None,
+        interval: Duration::from_secs(10),
+    })?;
+    let url = tracker.announce_url().unwrap_or_default();
+    let (metainfo, data) = make_torrent(config, dir, &url)?;
+    log::info!("demo: tracker {url}, torrent {}", metainfo.info_hash);
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sample = Arc::new(Mutex::new(Vec::new()));
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    let bars = Bars::new(config, metainfo.info.num_pieces());
+    let mut members = vec![start_member(
+        &metainfo,
+        seeder_options(config, &data, &stop),
+        None,
+    )?];
+    for n in 1..=config.leechers {
+        let options = leecher_options(config, dir, n, &stop, &sample);
+        let watch = (n, done_tx.clone(), bars.bar(n));
+        members.push(start_member(&metainfo, options, Some(watch))?);
+    }
+    let completed = wait_for_leechers(config, &done_rx, started);
+    stop.store(true, Ordering::Relaxed);
+    bars.clear();
+    let summaries = finish(members)?;
+    tracker.stop();
+    let completed = completed?;
+    let participants = summaries
+        .into_iter()
+        .enumerate()
+        .map(|(n, (name, summary))| Participant {
+            name,
+            peer_id: summary.peer_id,
+            completed_after: n.checked_sub(1).and_then(|i| completed[i]),
+            traffic: summary.traffic,
+        })
+        .collect();
+    let trace_sample = sample.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Ok(DemoReport {
+        config: config.clone(),
+        num_pieces: metainfo.info.num_pieces(),
+        elapsed: started.elapsed(),
+        participants,
+        trace_sample,
+    })
+}
+
+/// A file of random bytes and its torrent, announced to the demo's tracker.
+fn make_torrent(
+    config: &DemoConfig,
+    dir: &Path,
+    url: &str,
+) -> Result<(Metainfo, PathBuf), DemoError> {
+    let files_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DemoError::Files { path, source }
+    };
+    let seed_dir = dir.join("seeder");
+    std::fs::create_dir_all(&seed_dir).map_err(files_error(&seed_dir))?;
+    let data = seed_dir.join("demo.bin");
+    write_random_file(&data, config.size_mib.max(1) << 20).map_err(files_error(&data))?;
+    let options = CreateOptions {
+        trackers: vec![url.to_string()],
+        piece_length: Some(config.piece_length),
+        private: false,
+        comment: Some("peerwire demo".into()),
+        threads: None,
+    };
+    let created = create_torrent(&data, &options).map_err(|e| DemoError::Torrent(e.to_string()))?;
+    let metainfo =
+        Metainfo::from_bytes(&created.bytes).map_err(|e| DemoError::Torrent(e.to_string()))?;
+    Ok((metainfo, data))
+}
+
+fn write_random_file(path: &Path, size: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        chunk.iter_mut().for_each(|b| *b = fastrand::u8(..));
+        let n = left.min(chunk.len() as u64) as usize;
+        file.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    file.flush()
+}
+
+/// Settings every member shares: 127.0.0.1, any free port, a fresh peer id, seed until stopped.
+fn member_options(target: Target, stop: &Arc<AtomicBool>) -> DownloadOptions {
+    DownloadOptions {
+        bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port: 0,
+        after_complete: AfterComplete::Seed,
+        stop: Some(Arc::clone(stop)),
+        peer_id: Some(PeerId::generate()),
+        give_up: Some(Duration::from_secs(120)),
+        ..DownloadOptions::new(target)
+    }
+}
+
+fn seeder_options(config: &DemoConfig, data: &Path, stop: &Arc<AtomicBool>) -> DownloadOptions {
+    DownloadOptions {
+        require_complete: true,
+        max_upload_rate: config.seeder_rate,
+        ..member_options(Target::File(data.to_path_buf()), stop)
+    }
+}
+
+fn leecher_options(
+    config: &DemoConfig,
+    dir: &Path,
+    n: usize,
+    stop: &Arc<AtomicBool>,
+    sample: &Arc<Mutex<Vec<String>>>,
+) -> DownloadOptions {
+    let trace = match (config.trace_all, n) {
+        (true, _) => Trace::Stderr,
+        (false, 1) => Trace::Sample {
+            lines: Arc::clone(sample),
+            limit: 24,
+        },
+        (false, _) => Trace::Off,
+    };
+    DownloadOptions {
+        trace,
+        ..member_options(Target::Directory(dir.join(format!("leecher-{n}"))), stop)
+    }
+}
+
+/// A running member: its name and the thread that returns its summary.
+struct Member {
+    name: String,
+    thread: JoinHandle<Result<Summary, SessionError>>,
+}
+
+/// Starts one session on its own thread. A leecher reports on `watch` when it completes.
+fn start_member(
+    metainfo: &Metainfo,
+    options: DownloadOptions,
+    watch: Option<(usize, Sender<usize>, Option<indicatif::ProgressBar>)>,
+) -> Result<Member, DemoError> {
+    let name = match &watch {
+        Some((n, ..)) => format!("leecher {n}"),
+        None => "seeder".to_string(),
+    };
+    let metainfo = metainfo.clone();
+    let mut told = false;
+    let on_progress = move |p: &crate::scheduler::Progress| {
+        let Some((n, done, bar)) = &watch else { return };
+        if let Some(bar) = bar {
+            bar.set_position(p.pieces_have as u64);
+        }
+        if p.is_complete() && !told {
+            told = true;
+            let _ = done.send(*n);
+        }
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("demo {name}"))
+        .spawn(move || session::download(&metainfo, &options, on_progress))
+        .map_err(DemoError::Thread)?;
+    Ok(Member { name, thread })
+}
+
+/// When each leecher completed, or a timeout.
+fn wait_for_leechers(
+    config: &DemoConfig,
+    done: &Receiver<usize>,
+    started: Instant,
+) -> Result<Vec<Option<Duration>>, DemoError> {
+    let mut completed = vec![None; config.leechers];
+    let deadline = started + config.deadline;
+    while completed.iter().any(Option::is_none) {
+        let Ok(n) = done.recv_deadline(deadline) else {
+            return Err(DemoError::Timeout {
+                done: completed.iter().flatten().count(),
+                total: config.leechers,
+                deadline: config.deadline,
+            });
+        };
+        log::info!("demo: leecher {n} complete after {:?}", started.elapsed());
+        completed[n - 1] = Some(started.elapsed());
+    }
+    Ok(completed)
+}
+
+/// Joins every member (they stop when the stop flag is raised) and collects their summaries.
+fn finish(members: Vec<Member>) -> Result<Vec<(String, Summary)>, DemoError> {
+    let mut summaries = Vec::new();
+    for member in members {
+        let who = member.name.clone();
+        let summary = member
+            .thread
+            .join()
+            .unwrap_or(Err(SessionError::Interrupted(0, 0)))
+            .map_err(|source| DemoError::Session { who, source })?;
+        summaries.push((member.name, summary));
+    }
+    Ok(summaries)
+}
+
+/// One progress bar per leecher on stderr (none when the config says so).
+struct Bars {
+    multi: Option<indicatif::MultiProgress>,
+    pieces: usize,
+}
+
+impl Bars {
+    fn new(config: &DemoConfig, pieces: usize) -> Bars {
+        let multi = config.progress.then(indicatif::MultiProgress::new);
+        Bars { multi, pieces }
+    }
+
+    fn bar(&self, n: usize) -> Option<indicatif::ProgressBar> {
+        let multi = self.multi.as_ref()?;
+        let bar = multi.add(indicatif::ProgressBar::new(self.pieces as u64));
+        let template = format!("leecher {n} {{bar:40}} {{pos}}/{{len}} pieces");
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+            bar.set_style(style);
+        }
+        Some(bar)
+    }
+
+    fn clear(&self) {
+        if let Some(multi) = &self.multi {
+            let _ = multi.clear();
+        }
+    }
+}
+
+impl DemoReport {
+    /// Bytes `from` uploaded to `to` (participant indexes), as `from` counted them.
+    pub fn uploaded(&self, from: usize, to: usize) -> u64 {
+        let to_id = self.participants[to].peer_id;
+        self.participants[from]
+            .traffic
+            .iter()
+            .filter(|t| t.peer_id == to_id)
+            .map(|t| t.uploaded)
+            .sum()
+    }
+
+    /// For leecher `n` (1-based): pieces whose blocks came from other leechers, and from the
+    /// seeder. (A piece finished in endgame by two peers counts for both.)
+    pub fn pieces_from(&self, n: usize) -> (u32, u32) {
+        let seeder = self.participants[0].peer_id;
+        let mut from_leechers = 0;
+        let mut from_seeder = 0;
+        for t in &self.participants[n].traffic {
+            match t.peer_id == seeder {
+                true => from_seeder += t.pieces,
+                false => from_leechers += t.pieces,
+            }
+        }
+        (from_leechers, from_seeder)
+    }
+
+    /// The summary `peerwire demo` prints.
+    pub fn summary_lines(&self) -> Vec<String> {
+        let c = &self.config;
+        let rate = c
+            .seeder_rate
+            .map_or("unlimited".to_string(), |r| format!("{} KiB/s", r / 1024));
+        let mut lines = vec![
+            format!(
+                "swarm: 1 seeder (upload limit {rate}) + {} leechers on 127.0.0.1, built-in tracker",
+                c.leechers
+            ),
+            format!(
+                "file: {} MiB in {} pieces of {} KiB",
+                c.size_mib,
+                self.num_pieces,
+                c.piece_length / 1024
+            ),
+        ];
+        lines.extend(self.time_lines());
+        lines.extend(self.matrix_lines());
+        lines.extend(self.sharing_lines());
+        lines.push("wire trace sample (leecher 1, first messages):".into());
+        lines.extend(self.trace_sample.iter().map(|l| format!("  {l}")));
+        lines
+    }
+
+    fn time_lines(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "time: {:.1} s until every leecher was complete",
+            self.elapsed.as_secs_f64()
+        )];
+        for p in &self.participants[1..] {
+            if let Some(t) = p.completed_after {
+                lines.push(format!(
+                    "  {} complete after {:.1} s",
+                    p.name,
+                    t.as_secs_f64()
+                ));
+            }
+        }
+        lines
+    }
+
+    /// Who uploaded how much to whom, in MiB: one row per sender.
+    fn matrix_lines(&self) -> Vec<String> {
+        let names: Vec<&str> = self.participants.iter().map(|p| p.name.as_str()).collect();
+        let mut lines = vec!["uploaded MiB (row sent to column):".to_string()];
+        let header: String = names.iter().map(|n| format!("{n:>11}")).collect();
+        lines.push(format!("{:<11}{header}", ""));
+        for (from, name) in names.iter().enumerate() {
+            let cells: String = (0..names.len())
+                .map(|to| match from == to {
+                    true => format!("{:>11}", "-"),
+                    false => format!("{:>11.1}", self.uploaded(from, to) as f64 / 1_048_576.0),
+                })
+                .collect();
+            lines.push(format!("{name:<11}{cells}"));
+        }
+        lines
+    }
+
+    fn sharing_lines(&self) -> Vec<String> {
+        let mut lines =
+            vec!["pieces each leecher got from other leechers rather than the seeder:".into()];
+        for n in 1..self.participants.len() {
+            let (leechers, seeder) = self.pieces_from(n);
+            let share = 100.0 * f64::from(leechers) / f64::from((leechers + seeder).max(1));
+            lines.push(format!(
+                "  {}: {leechers} from leechers, {seeder} from the seeder ({share:.0} % from leechers)",
+                self.participants[n].name
+            ));
+        }
+        lines
+    }
+}

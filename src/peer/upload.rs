@@ -1,0 +1,350 @@
+//! Serving pieces: answering a peer's `request`s from disk (BEP 3 "request", "piece",
+//! "cancel") — walkthrough §10.
+//!
+//! ```text
+//!   peer: request(index, begin, length) ──► check it ──► queue ──► serve(): read from disk
+//!   peer: cancel(...)                   ──► drop it from the queue      straight into the
+//!   scheduler: Choke                    ──► drop the whole queue        connection's outbox
+//! ```
+//!
+//! Every request is checked before it is believed [W10.1]: a block of at most 16 KiB, inside
+//! the piece, of a piece we have, asked while we unchoke the peer. A peer that breaks the
+//! rules again and again, or queues more than [`MAX_QUEUED`] requests, is dropped. Requests
+//! that arrive just after we choked are normal (they crossed our `choke` on the wire) and are
+//! dropped silently, as BEP 3 says; a flood of them drops the peer.
+//!
+//! This runs on the peer's own thread: a slow reader only slows its own thread, never the rest.
+
+use super::connection::{Connection, PeerError};
+use crate::piece::{BlockRequest, PieceLayout};
+use crate::storage::Storage;
+use crate::wire::Bitfield;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Requests one peer may have waiting with us (libtorrent allows 500 by default too).
+pub const MAX_QUEUED: usize = 500;
+/// Bad requests (wrong size, out of range, a piece we lack) tolerated before hanging up.
+pub const MAX_VIOLATIONS: u32 = 10;
+/// Bytes of blocks kept in the outbox ahead of the socket: enough to keep it busy.
+const OUTBOX_TARGET: usize = 256 * 1024;
+/// How often the bytes sent are reported to the scheduler (for the choker and the summary).
+const REPORT_EVERY: Duration = Duration::from_millis(500);
+
+/// The requests a peer has queued with us, and what we sent it.
+#[derive(Debug)]
+pub struct Uploads {
+    queue: VecDeque<BlockRequest>,
+    violations: u32,
+    /// Requests received while choked, since we last choked the peer.
+    while_choked: usize,
+    unreported: u64,
+    last_report: Instant,
+}
+
+/// What a request is checked against.
+pub struct RequestCheck<'a> {
+    pub layout: &'a PieceLayout,
+    pub ours: &'a Bitfield,
+    pub choking: bool,
+}
+
+impl Uploads {
+    pub fn new() -> Uploads {
+        Uploads {
+            queue: VecDeque::new(),
+            violations: 0,
+            while_choked: 0,
+            unreported: 0,
+            last_report: Instant::now(),
+        }
+    }
+
+    /// A `request` from the peer: queued if it is valid.
+    pub fn on_request(
+        &mut self,
+        block: BlockRequest,
+        check: &RequestCheck,
+    ) -> Result<(), PeerError> {
+        if check.choking {
+            log::debug!("request {block:?} while choked: dropped");
+            self.while_choked += 1;
+            if self.while_choked > MAX_QUEUED {
+                return Err(PeerError::Protocol(format!(
+                    "{} requests while choked",
+                    self.while_choked
+                )));
+            }
+            return Ok(());
+        }
+        if let Some(problem) = request_problem(&block, check) {
+            self.violations += 1;
+            log::info!("bad request {block:?}: {problem}");
+            if self.violations > MAX_VIOLATIONS {
+                return Err(PeerError::Protocol(format!(
+                    "{} bad requests (last: {problem})",
+                    self.violations
+                )));
+            }
+            return Ok(());
+        }
+        if self.queue.len() >= MAX_QUEUED {
+            return Err(PeerError::Protocol(format!(
+                "more than {MAX_QUEUED} requests queued"
+            )));
+        }
+        if !self.queue.contains(&block) {
+            self.queue.push_back(block);
+        }
+        Ok(())
+    }
+
+    /// A `cancel`: the peer got the block elsewhere.
+    pub fn on_cancel(&mut self, block: &BlockRequest) {
+        self.queue.retain(|b| b != block);
+    }
+
+    /// We choked the peer: BEP 3 says its pending requests are dropped.
+    pub fn clear(&mut self) {
+        self.queue.clear();
+        self.while_choked = 0;
+    }
+
+    /// Whether a block could be sent now (queued, and the rate limit allows).
+    pub fn ready(&self, limit: Option<&RateLimit>) -> bool {
+        !self.queue.is_empty() && limit.is_none_or(|l| l.available())
+    }
+
+    /// Whether requests are waiting only for the rate limit.
+    pub fn throttled(&self, limit: Option<&RateLimit>) -> bool {
+        !self.queue.is_empty() && !self.ready(limit)
+    }
+
+    /// Moves queued blocks into the outbox, reading each straight from disk. [W10.2]
+    pub fn serve(
+        &mut self,
+        connection: &mut Connection,
+        storage: &Storage,
+        layout: &PieceLayout,
+        limit: Option<&RateLimit>,
+    ) -> Result<(), PeerError> {
+        while connection.pending() < OUTBOX_TARGET {
+            let Some(block) = self.queue.front().copied() else {
+                break;
+            };
+            if limit.is_some_and(|l| !l.try_take(block.length)) {
+                break;
+            }
+            self.queue.pop_front();
+            let offset = layout.piece_offset(block.index) + u64::from(block.begin);
+            connection.send_block(block.index, block.begin, block.length, |buf| {
+                storage
+                    .read_at(offset, buf)
+                    .map_err(|e| PeerError::Protocol(format!("disk: {e}")))
+            })?;
+            self.unreported += u64::from(block.length);
+        }
+        Ok(())
+    }
+
+    /// Bytes sent since the last report, if it is time to report them (or `now`).
+    pub fn take_report(&mut self, now: bool) -> Option<u64> {
+        if self.unreported == 0 || (!now && self.last_report.elapsed() < REPORT_EVERY) {
+            return None;
+        }
+        self.last_report = Instant::now();
+        Some(std::mem::take(&mut self.unreported))
+    }
+}
+
+impl Default for Uploads {
+    fn default() -> Uploads {
+        Uploads::new()
+    }
+}
+
+/// What is wrong with a request, if anything.
+fn request_problem(block: &BlockRequest, check: &RequestCheck) -> Option<String> {
+    if block.length == 0 || block.length > crate::wire::message::BLOCK_LEN {
+        return Some(format!("{} bytes (at most 16 KiB)", block.length));
+    }
+    if block.index as usize >= check.layout.num_pieces() {
+        return Some(format!("no piece {}", block.index));
+    }
+    let end = u64::from(block.begin) + u64::from(block.length);
+    if end > u64::from(check.layout.piece_len(block.index)) {
+        return Some(format!("ends at byte {end}, past the end of the piece"));
+    }
+    if !check.ours.has(block.index as usize) {
+        return Some(format!("we do not have piece {}", block.index));
+    }
+    None
+}
+
+/// An upload rate limit shared by every peer thread (`--max-upload-rate`): a token bucket that
+/// refills at the rate and holds a quarter of a second of it (at least one block).
+#[derive(Debug)]
+pub struct RateLimit {
+    bytes_per_second: f64,
+    capacity: f64,
+    bucket: Mutex<(f64, Instant)>,
+}
+
+impl RateLimit {
+    pub fn new(bytes_per_second: u64) -> RateLimit {
+        let rate = bytes_per_second.max(1) as f64;
+        let capacity = (rate / 4.0).max(f64::from(crate::wire::message::BLOCK_LEN));
+        RateLimit {
+            bytes_per_second: rate,
+            capacity,
+            bucket: Mutex::new((0.0, Instant::now())),
+        }
+    }
+
+    /// Takes `bytes` from the bucket if they are there.
+    pub fn try_take(&self, bytes: u32) -> bool {
+        let mut bucket = self.refilled();
+        if bucket.0 >= f64::from(bytes) {
+            bucket.0 -= f64::from(bytes);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether a whole block could be taken now.
+    pub fn available(&self) -> bool {
+        self.refilled().0 >= f64::from(crate::wire::message::BLOCK_LEN)
+    }
+
+    fn refilled(&self) -> std::sync::MutexGuard<'_, (f64, Instant)> {
+        // A poisoned lock only means another peer thread panicked mid-update: the numbers
+        // are still usable.
+        let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let earned = now.duration_since(bucket.1).as_secs_f64() * self.bytes_per_second;
+        bucket.0 = (bucket.0 + earned).min(self.capacity);
+        bucket.1 = now;
+        bucket
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metainfo::PieceHash;
+
+    /// Pieces of `piece_length` bytes covering `total` bytes (hashes unused here).
+    fn layout_of(piece_length: u64, total: u64) -> PieceLayout {
+        PieceLayout {
+            piece_length,
+            total_length: total,
+            hashes: vec![PieceHash([0; 20]); total.div_ceil(piece_length) as usize],
+        }
+    }
+
+    /// 2 pieces of 32 KiB and a last one of 10 bytes.
+    fn layout() -> PieceLayout {
+        layout_of(32 * 1024, 64 * 1024 + 10)
+    }
+
+    fn block(index: u32, begin: u32, length: u32) -> BlockRequest {
+        BlockRequest {
+            index,
+            begin,
+            length,
+        }
+    }
+
+    #[test]
+    fn valid_requests_are_queued_once_and_cancel_removes_them() {
+        let layout = layout();
+        let ours = Bitfield::full(3);
+        let check = RequestCheck {
+            layout: &layout,
+            ours: &ours,
+            choking: false,
+        };
+        let mut uploads = Uploads::new();
+        for _ in 0..2 {
+            uploads.on_request(block(0, 16384, 16384), &check).unwrap();
+        }
+        uploads.on_request(block(2, 0, 10), &check).unwrap();
+        assert_eq!(uploads.queue.len(), 2, "a repeated request is queued once");
+        uploads.on_cancel(&block(0, 16384, 16384));
+        assert_eq!(uploads.queue, [block(2, 0, 10)]);
+    }
+
+    #[test]
+    fn bad_requests_are_refused_and_repeated_ones_drop_the_peer() {
+        let layout = layout();
+        let mut ours = Bitfield::new(3);
+        ours.set(0);
+        let check = RequestCheck {
+            layout: &layout,
+            ours: &ours,
+            choking: false,
+        };
+        let bad = [
+            block(0, 0, 32 * 1024), // more than 16 KiB
+            block(0, 0, 0),         // nothing
+            block(3, 0, 16384),     // no such piece
+            block(0, 20000, 16384), // past the end of the piece
+            block(1, 0, 16384),     // a piece we lack
+            block(2, 0, 11),        // past the end of the short last piece
+        ];
+        let mut uploads = Uploads::new();
+        for request in bad {
+            assert!(request_problem(&request, &check).is_some(), "{request:?}");
+            uploads.on_request(request, &check).unwrap();
+        }
+        assert!(uploads.queue.is_empty());
+        let result = (0..MAX_VIOLATIONS).try_for_each(|_| uploads.on_request(bad[0], &check));
+        assert!(result.unwrap_err().to_string().contains("bad requests"));
+    }
+
+    #[test]
+    fn requests_while_choked_are_dropped_and_a_flood_of_them_drops_the_peer() {
+        let layout = layout();
+        let ours = Bitfield::full(3);
+        let check = RequestCheck {
+            layout: &layout,
+            ours: &ours,
+            choking: true,
+        };
+        let mut uploads = Uploads::new();
+        for _ in 0..MAX_QUEUED {
+            uploads.on_request(block(0, 0, 16384), &check).unwrap();
+        }
+        assert!(uploads.queue.is_empty());
+        let flood = uploads.on_request(block(0, 0, 16384), &check);
+        assert!(flood.unwrap_err().to_string().contains("while choked"));
+    }
+
+    #[test]
+    fn a_flood_of_requests_drops_the_peer() {
+        let layout = layout_of(16 * 1024, 1000 * 16 * 1024);
+        let ours = Bitfield::full(1000);
+        let check = RequestCheck {
+            layout: &layout,
+            ours: &ours,
+            choking: false,
+        };
+        let mut uploads = Uploads::new();
+        let result = (0..1000).try_for_each(|i| uploads.on_request(block(i, 0, 16384), &check));
+        assert!(result.unwrap_err().to_string().contains("requests queued"));
+        assert_eq!(uploads.queue.len(), MAX_QUEUED);
+    }
+
+    #[test]
+    fn the_rate_limit_grants_a_quarter_second_burst_then_refills() {
+        let limit = RateLimit::new(4 * 16384); // capacity: one block
+        assert!(!limit.try_take(16384), "the bucket starts empty");
+        let start = Instant::now();
+        while !limit.try_take(16384) {
+            assert!(start.elapsed() < Duration::from_secs(2), "never refilled");
+        }
+        assert!(!limit.try_take(16384), "one block at a time");
+    }
+}

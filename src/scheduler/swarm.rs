@@ -1,0 +1,229 @@
+//! Who we are connected to, and whom to dial next — walkthrough §8, §10.
+//!
+//! The scheduler's bookkeeping of connections: addresses from the tracker (and `--peer`) become
+//! *candidates*; a due candidate is dialled while we are under `--max-peers`; a connection that
+//! ends is retried later with back-off, unless it was banned, was a seed like us, or dialled us
+//! (its address is an outgoing port of the other side, not a place to call back).
+
+use super::Scheduler;
+use super::events::Command;
+use crate::peer_id::PeerId;
+use crate::piece::BlockRequest;
+use crate::wire::Bitfield;
+use crossbeam_channel::Sender;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Connection attempts to one address before we give up on it.
+const MAX_CONNECT_FAILURES: u32 = 5;
+
+/// What the scheduler knows about one connection.
+pub(super) struct PeerEntry {
+    /// `None` until the handshake is done.
+    pub commands: Option<Sender<Command>>,
+    pub peer_id: Option<PeerId>,
+    pub incoming: bool,
+    pub bitfield: Bitfield,
+    pub strikes: u32,
+    /// It said `interested`.
+    pub interested: bool,
+    /// We unchoke it.
+    pub unchoked: bool,
+    pub connected_at: Instant,
+    /// When it last sent us a block.
+    pub last_block: Instant,
+    /// Bytes of blocks it sent us / we sent it on this connection.
+    pub downloaded: u64,
+    pub uploaded: u64,
+    /// `(downloaded, uploaded)` when the last choke round started: the round's rates.
+    pub round_start: (u64, u64),
+    /// Closed on purpose (we are both seeds, or it was refused): not to be dialled again.
+    pub finished: bool,
+}
+
+impl PeerEntry {
+    fn new(num_pieces: usize, incoming: bool) -> PeerEntry {
+        let now = Instant::now();
+        PeerEntry {
+            commands: None,
+            peer_id: None,
+            incoming,
+            bitfield: Bitfield::new(num_pieces),
+            strikes: 0,
+            interested: false,
+            unchoked: false,
+            connected_at: now,
+            last_block: now,
+            downloaded: 0,
+            uploaded: 0,
+            round_start: (0, 0),
+            finished: false,
+        }
+    }
+}
+
+/// An address to (re)connect to, and when.
+pub(super) struct Candidate {
+    next_try: Instant,
+    failures: u32,
+}
+
+impl Scheduler {
+    /// An address to dial (from the tracker or `--peer`).
+    pub fn add_peer(&mut self, addr: SocketAddr) {
+        let known = self.banned.contains(&addr) || self.not_again.contains(&addr);
+        if !known && !self.peers.contains_key(&addr) {
+            self.candidates.entry(addr).or_insert(Candidate {
+                next_try: Instant::now(),
+                failures: 0,
+            });
+        }
+    }
+
+    /// A handshake is done. The peer thread waits for our pieces (or `Stop`): refused if we
+    /// already have `--max-peers` peers, or a better connection to the same peer id.
+    pub(super) fn connected(
+        &mut self,
+        peer: SocketAddr,
+        peer_id: PeerId,
+        incoming: bool,
+        commands: Sender<Command>,
+    ) {
+        let full = incoming && self.connected_count() >= self.settings.max_peers;
+        let refuse = if self.keep_existing_connection(peer_id, incoming) {
+            Some("already connected")
+        } else if full || self.banned.contains(&peer) {
+            Some("too many peers")
+        } else {
+            None
+        };
+        if let Some(why) = refuse {
+            log::info!("{peer}: refused ({why})");
+            let _ = commands.send(Command::Stop);
+            if let Some(entry) = self.peers.get_mut(&peer) {
+                entry.finished = true; // not to be dialled again
+            }
+            self.not_again.insert(peer);
+            return;
+        }
+        log::info!("{peer}: connected, peer id {peer_id}");
+        let _ = commands.send(Command::OurPieces(self.ours.clone()));
+        let num_pieces = self.layout.num_pieces();
+        let entry = self
+            .peers
+            .entry(peer)
+            .or_insert_with(|| PeerEntry::new(num_pieces, incoming));
+        *entry = PeerEntry {
+            commands: Some(commands),
+            peer_id: Some(peer_id),
+            ..PeerEntry::new(num_pieces, incoming)
+        };
+        if let Some(t) = self.traffic_of(peer) {
+            t.addr = peer;
+        }
+        self.progress.peers = self.connected_count();
+    }
+
+    /// Two peers that dial each other at the same moment get two connections, and each side
+    /// sees the other's as a duplicate. Both must keep the *same* one, or they end with none:
+    /// the one dialled by the peer with the lower peer id wins (libtorrent decides alike).
+    /// Returns whether the existing connection stays (and the new one is refused).
+    fn keep_existing_connection(&mut self, peer_id: PeerId, incoming: bool) -> bool {
+        let Some((&old, entry)) = self.peers.iter().find(|(_, e)| e.peer_id == Some(peer_id))
+        else {
+            return false;
+        };
+        let new_dialled_by_us = !incoming;
+        let we_win = self.settings.our_id.0 < peer_id.0;
+        if entry.incoming == incoming || new_dialled_by_us != we_win {
+            return true;
+        }
+        log::debug!("{old}: replaced by a connection to the same peer id");
+        if let Some(commands) = &entry.commands {
+            let _ = commands.send(Command::Stop);
+        }
+        if let Some(old_entry) = self.peers.remove(&old) {
+            self.picker.peer_left(&old_entry.bitfield);
+        }
+        self.not_again.insert(old);
+        false
+    }
+
+    pub(super) fn connected_count(&self) -> usize {
+        self.peers.values().filter(|p| p.commands.is_some()).count()
+    }
+
+    pub(super) fn disconnected(
+        &mut self,
+        peer: SocketAddr,
+        reason: &str,
+        outstanding: &[BlockRequest],
+    ) {
+        self.picker.release(peer, outstanding);
+        self.picker.forget_owner(peer);
+        let Some(entry) = self.peers.remove(&peer) else {
+            log::debug!("{peer}: closed: {reason}");
+            return; // a refused connection, never counted
+        };
+        log::info!("{peer}: disconnected: {reason}");
+        self.picker.peer_left(&entry.bitfield);
+        let dial_again = !entry.incoming && !entry.finished && !self.banned.contains(&peer);
+        if dial_again {
+            self.retry_later(peer, entry.commands.is_some());
+        } else {
+            self.candidates.remove(&peer);
+        }
+        self.progress.peers = self.connected_count();
+    }
+
+    /// A peer that could not be reached is retried after 1, 2, 4, 8 and 16 s, then given up;
+    /// one that was connected and left is tried again after 5 s.
+    fn retry_later(&mut self, peer: SocketAddr, was_connected: bool) {
+        let candidate = self.candidates.entry(peer).or_insert(Candidate {
+            next_try: Instant::now(),
+            failures: 0,
+        });
+        candidate.failures = if was_connected {
+            0
+        } else {
+            candidate.failures + 1
+        };
+        let wait = if was_connected {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_secs(1 << (candidate.failures - 1).min(4))
+        };
+        candidate.next_try = Instant::now() + wait;
+        if candidate.failures > MAX_CONNECT_FAILURES {
+            self.candidates.remove(&peer);
+        }
+    }
+
+    pub(super) fn collect_new_peers(&mut self) {
+        let Some(channel) = &self.new_peers else {
+            return;
+        };
+        let found: Vec<SocketAddr> = channel.try_iter().flatten().collect();
+        found.into_iter().for_each(|addr| self.add_peer(addr));
+    }
+
+    /// Starts connections to due candidates while under `max_peers`.
+    pub(super) fn connect_more(&mut self) {
+        let now = Instant::now();
+        let due: Vec<SocketAddr> = self
+            .candidates
+            .iter()
+            .filter(|(a, c)| c.next_try <= now && !self.peers.contains_key(a))
+            .map(|(a, _)| *a)
+            .collect();
+        let room = self.settings.max_peers.saturating_sub(self.peers.len());
+        for addr in due.into_iter().take(room) {
+            if let Some(candidate) = self.candidates.get_mut(&addr) {
+                candidate.next_try = now + Duration::from_secs(3600); // until it reports back
+            }
+            let num_pieces = self.layout.num_pieces();
+            self.peers.insert(addr, PeerEntry::new(num_pieces, false));
+            (self.connect)(addr);
+        }
+    }
+}

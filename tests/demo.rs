@@ -1,0 +1,90 @@
+//! The demo and tit-for-tat for real (issue P4, walkthrough §11–§12): a rate-limited peerwire
+//! seeder and four peerwire leechers started together. Every leecher must finish, and each must
+//! have got a good share of its pieces from the other leechers, as the statistics of the demo
+//! summary show. Then `peerwire demo` itself prints its summary.
+
+mod common;
+
+use peerwire::demo::{DemoConfig, run};
+use std::time::Duration;
+
+#[test]
+fn leechers_trade_with_each_other_when_the_seeder_is_slow() {
+    let config = DemoConfig {
+        size_mib: 16,
+        leechers: 4,
+        seeder_rate: Some(2 << 20), // 2 MiB/s: the seeder alone would need 32 s for 4 copies
+        piece_length: 64 * 1024,
+        progress: false,
+        deadline: Duration::from_secs(120),
+        ..DemoConfig::default()
+    };
+    let report = run(&config).expect("the demo swarm completes");
+    let summary = report.summary_lines().join("\n");
+    assert_eq!(report.participants.len(), 5);
+    for n in 1..=4 {
+        let leecher = &report.participants[n];
+        assert!(
+            leecher.completed_after.is_some(),
+            "{} did not finish\n{summary}",
+            leecher.name
+        );
+        let (from_leechers, from_seeder) = report.pieces_from(n);
+        assert!(
+            from_leechers + from_seeder >= report.num_pieces as u32,
+            "{}: pieces are not all accounted for\n{summary}",
+            leecher.name
+        );
+        let share = f64::from(from_leechers) / f64::from(from_leechers + from_seeder);
+        assert!(
+            share >= 0.30,
+            "{} got only {:.0} % of its pieces from other leechers\n{summary}",
+            leecher.name,
+            share * 100.0
+        );
+    }
+    let seeder_sent: u64 = (1..=4).map(|to| report.uploaded(0, to)).sum();
+    let total = 16u64 << 20;
+    assert!(
+        seeder_sent < 4 * total,
+        "the seeder sent everything itself ({seeder_sent} bytes)\n{summary}"
+    );
+    for (from, to) in [(1, 2), (2, 1)] {
+        assert!(
+            report.uploaded(from, to) > 0,
+            "no trade {from} -> {to}\n{summary}"
+        );
+    }
+}
+
+#[test]
+fn the_demo_command_prints_its_summary() {
+    let mut demo = common::peerwire();
+    demo.args([
+        "demo",
+        "--size",
+        "4",
+        "--peers",
+        "2",
+        "--seeder-rate",
+        "2048",
+    ]);
+    let stdout = common::run_ok(&mut demo, Duration::from_secs(120));
+    for expected in [
+        "swarm: 1 seeder (upload limit 2048 KiB/s) + 2 leechers on 127.0.0.1",
+        "file: 4 MiB in",
+        "time: ",
+        "uploaded MiB (row sent to column):",
+        "pieces each leecher got from other leechers rather than the seeder:",
+        "  leecher 2: ",
+        "wire trace sample (leecher 1, first messages):",
+        "Handshake {",
+    ] {
+        assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
+    }
+    let seeder_row = stdout
+        .lines()
+        .find(|l| l.starts_with("seeder "))
+        .expect("a seeder row");
+    assert_eq!(seeder_row.split_whitespace().count(), 4, "{seeder_row}");
+}
