@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   connect (or accept) + handshake ──► Connected ──► wait for OurPieces ──► our bitfield
-//!   loop:  receive a message (or a 1 s tick; no wait while there are bytes to send) ──► handle it
+//!   loop:  receive a message (or a 0.1 s tick; no wait while there are bytes to send) ──► handle it
 //!          run the scheduler's commands (have, choke/unchoke, cancel, stop)
 //!          unchoked by the peer? keep `depth` requests in flight
 //!          unchoking the peer? serve its queued requests from disk (upload.rs)
@@ -37,6 +37,9 @@ const SNUB_LIMIT: Duration = Duration::from_secs(60);
 const MAX_UNSOLICITED: u32 = 64;
 /// How long one turn of the loop may wait for the socket to take our bytes.
 const PUMP_WAIT: Duration = Duration::from_millis(20);
+/// How long one wait for the peer's next message lasts, in ms: also how late the scheduler's
+/// commands (an unchoke, a `have`) may be seen while the peer is quiet.
+const TICK_MS: u64 = 100;
 /// How long a peer thread waits for the scheduler's first command.
 const FIRST_COMMAND_WAIT: Duration = Duration::from_secs(30);
 
@@ -232,7 +235,7 @@ fn peer_loop(
     loop {
         let busy = connection.pending() > 0 || (!state.am_choking && state.uploads.ready(limit));
         let throttled = !state.am_choking && state.uploads.throttled(limit);
-        connection.set_tick(Duration::from_millis(if throttled { 20 } else { 1000 }));
+        connection.set_tick(Duration::from_millis(if throttled { 20 } else { TICK_MS }));
         match connection.receive(!busy)? {
             Some(message) => {
                 state.last_received = Instant::now();
