@@ -111,27 +111,21 @@ fn info_lists_files_of_a_multi_file_torrent_and_says_none_without_a_tracker() {
     assert_eq!(lines.len(), 8 + 3); // 35000 bytes = 3 pieces of 16 KiB
 }
 
-/// The README's first command: create a torrent of README.md, then `info` it.
+/// The README opens with exactly the two set-up commands: the demo and the tests. (That the
+/// demo works is `tests/demo.rs`.)
 #[test]
-fn the_readme_first_command_works() {
+fn the_readme_opens_with_the_demo_and_the_tests() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    assert!(readme.contains("cargo run --release -- create README.md -o /tmp/peerwire-readme.torrent && cargo run --release -q -- info /tmp/peerwire-readme.torrent"));
-    let dir = tempfile::tempdir().unwrap();
-    let torrent = dir.path().join("readme.torrent");
-    let readme_path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-    run_ok(
-        peerwire().args(["create", readme_path, "-o"]).arg(&torrent),
-        DEADLINE,
-    );
-    let out = stdout_of(&["info", torrent.to_str().unwrap()]);
-    assert!(
-        out.starts_with(&format!(
-            "Tracker URL: (none)\nLength: {}\nInfo Hash: ",
-            readme.len()
-        )),
-        "{out}"
-    );
+    let first_block: Vec<&str> = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a first sh block")
+        .lines()
+        .collect();
+    assert_eq!(first_block, ["cargo run --release -- demo", "cargo test"]);
+    assert!(readme.starts_with("# peerwire\n\n```sh\ncargo run --release -- demo\n"));
 }
 
 #[test]
