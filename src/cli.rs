@@ -5,6 +5,8 @@
 //! where, then a `caused by:` line for each underlying cause, and exits with status 1
 //! (status 2, usage errors, is clap's).
 
+pub mod magnet;
+
 use crate::bencode;
 use crate::create::{self, CreateError, CreateOptions};
 use crate::metainfo::{Metainfo, MetainfoError};
@@ -50,6 +52,14 @@ pub enum CliError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("not a usable magnet link")]
+    Magnet(#[source] crate::magnet::MagnetError),
+    #[error("cannot get the torrent's metadata from peers")]
+    Metadata(#[source] crate::metadata::MetadataError),
+    #[error(
+        "no peers: the magnet link names no tracker and no peer (x.pe), and no --peer was given"
+    )]
+    NoPeers,
     #[error("the demo failed")]
     Demo(#[source] crate::demo::DemoError),
     #[error("cannot write to stdout")]
@@ -172,12 +182,17 @@ pub fn download(
     options: impl FnOnce(Target) -> DownloadOptions,
 ) -> Result<(), CliError> {
     let metainfo = load_torrent(path)?;
-    let target = if metainfo.info.multi_file || out.is_dir() {
+    run_session(&metainfo, options(target_for(&metainfo, out)))
+}
+
+/// Where `download -o <out>` puts a torrent: into `<out>` if it is a directory or the torrent
+/// has several files, else `<out>` is the file itself.
+pub(crate) fn target_for(metainfo: &Metainfo, out: &Path) -> Target {
+    if metainfo.info.multi_file || out.is_dir() {
         Target::Directory(out.to_path_buf())
     } else {
         Target::File(out.to_path_buf())
-    };
-    run_session(&metainfo, options(target))
+    }
 }
 
 /// `seed <torrent> <path>`: verifies the data, then serves it until Ctrl-C (or `--seed-ratio`).
@@ -204,7 +219,7 @@ pub fn seed(
 }
 
 /// A download or a seed with the progress bar, Ctrl-C, and the closing summary on stderr.
-fn run_session(metainfo: &Metainfo, options: DownloadOptions) -> Result<(), CliError> {
+pub(crate) fn run_session(metainfo: &Metainfo, options: DownloadOptions) -> Result<(), CliError> {
     let stop = Arc::new(AtomicBool::new(false));
     let raise = Arc::clone(&stop);
     if let Err(e) = ctrlc::set_handler(move || raise.store(true, Ordering::Relaxed)) {
@@ -242,13 +257,22 @@ pub fn demo(config: crate::demo::DemoConfig) -> Result<(), CliError> {
 /// `download_piece -o <out> <torrent> <index>`: one piece, verified, written to `<out>`.
 pub fn download_piece(path: &Path, out: &Path, options: DownloadOptions) -> Result<(), CliError> {
     let metainfo = load_torrent(path)?;
-    let scratch = tempdir_for(&metainfo)?;
+    piece_of(&metainfo, out, options)
+}
+
+/// Fetches one piece into a scratch directory, verifies it, writes it to `out`.
+pub(crate) fn piece_of(
+    metainfo: &Metainfo,
+    out: &Path,
+    options: DownloadOptions,
+) -> Result<(), CliError> {
+    let scratch = tempdir_for(metainfo)?;
     let options = DownloadOptions {
         target: Target::Directory(scratch.clone()),
         ..options
     };
     let index = options.only_piece.unwrap_or(0);
-    let storage = session::download(&metainfo, &options, |_| {})?.storage;
+    let storage = session::download(metainfo, &options, |_| {})?.storage;
     let mut piece = Vec::new();
     let layout = crate::piece::PieceLayout::new(&metainfo.info);
     storage
@@ -341,7 +365,7 @@ pub fn load_torrent(path: &Path) -> Result<Metainfo, CliError> {
     Ok(metainfo)
 }
 
-fn print_lines(lines: &[String]) -> Result<(), CliError> {
+pub(crate) fn print_lines(lines: &[String]) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     for line in lines {
         writeln!(out, "{line}").map_err(CliError::Stdout)?;

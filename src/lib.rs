@@ -17,6 +17,7 @@
 //! | [`piece`]    | pieces and 16 KiB blocks; the SHA-1 check                      | §9          |
 //! | [`create`]   | makes a `.torrent` from files: streams them, hashes on all cores | §2        |
 //! | [`wire`]     | the peer protocol's bytes: handshake, messages, bitfield; no sockets | §4–§6  |
+//! | [`magnet`] | magnet URIs (BEP 9): info hash, name, trackers, peers | §14 |
 //! | [`metainfo`] | `.torrent` bytes → [`metainfo::Metainfo`]; info hash over raw bytes; safe paths | §2 |
 //! | [`peer_id`]  | our 20-byte name on the network (BEP 20 style)                 | §3          |
 //! | [`bencode`]  | bencoding: decode (with byte spans) and encode                 | §1          |
@@ -32,6 +33,8 @@ pub mod choker;
 pub mod cli;
 pub mod create;
 pub mod demo;
+pub mod magnet;
+pub mod metadata;
 pub mod metainfo;
 pub mod peer;
 pub mod peer_id;

@@ -83,6 +83,46 @@ enum Command {
         #[command(flatten)]
         upload: UploadArgs,
     },
+    /// Print a magnet link's first tracker and its info hash.
+    #[command(name = "magnet_parse", alias = "magnet-parse")]
+    MagnetParse { uri: String },
+    /// Connect to a peer of a magnet link; print its peer id and its ut_metadata id.
+    #[command(name = "magnet_handshake", alias = "magnet-handshake")]
+    MagnetHandshake {
+        uri: String,
+        #[command(flatten)]
+        peers: PeerArgs,
+    },
+    /// Fetch a magnet link's metadata from peers and print it like `info`.
+    #[command(name = "magnet_info", alias = "magnet-info")]
+    MagnetInfo {
+        uri: String,
+        #[command(flatten)]
+        peers: PeerArgs,
+    },
+    /// Download one piece of a magnet link, verify it, write it to a file.
+    #[command(name = "magnet_download_piece", alias = "magnet-download-piece")]
+    MagnetDownloadPiece {
+        #[arg(short, long)]
+        output: PathBuf,
+        uri: String,
+        index: u32,
+        #[command(flatten)]
+        peers: PeerArgs,
+    },
+    /// Download a magnet link (like `download <magnet-uri>`).
+    #[command(name = "magnet_download", alias = "magnet-download")]
+    MagnetDownload {
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        uri: String,
+        #[command(flatten)]
+        peers: PeerArgs,
+        #[arg(long)]
+        seed: bool,
+        #[command(flatten)]
+        upload: UploadArgs,
+    },
     /// Verify a torrent's data, then serve it to other peers until Ctrl-C.
     Seed {
         torrent: PathBuf,
@@ -225,6 +265,19 @@ impl PeerArgs {
     }
 }
 
+impl PeerArgs {
+    /// Where a magnet link's peers come from.
+    fn sources(&self) -> cli::magnet::PeerSources {
+        let options = self.options(peerwire::session::Target::Directory(".".into()), None);
+        cli::magnet::PeerSources {
+            peers: self.peers.clone(),
+            port: self.tracker.port,
+            tracker: self.tracker.config(),
+            trace: options.trace,
+        }
+    }
+}
+
 impl TrackerArgs {
     fn config(&self) -> peerwire::tracker::TrackerConfig {
         peerwire::tracker::TrackerConfig {
@@ -261,7 +314,40 @@ fn main() -> ExitCode {
             upload,
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from("."));
-            cli::download(&torrent, &output, |target| {
+            let options = |target| {
+                let mut options = peers.options(target, None);
+                upload.apply(&mut options, seed);
+                options
+            };
+            match torrent.to_str().filter(|t| t.starts_with("magnet:")) {
+                Some(uri) => cli::magnet::magnet_download(uri, &output, &peers.sources(), options),
+                None => cli::download(&torrent, &output, options),
+            }
+        }
+        Command::MagnetParse { uri } => cli::magnet::magnet_parse(&uri),
+        Command::MagnetHandshake { uri, peers } => {
+            cli::magnet::magnet_handshake(&uri, &peers.sources())
+        }
+        Command::MagnetInfo { uri, peers } => cli::magnet::magnet_info(&uri, &peers.sources()),
+        Command::MagnetDownloadPiece {
+            output,
+            uri,
+            index,
+            peers,
+        } => {
+            let scratch = peerwire::session::Target::Directory(std::env::temp_dir());
+            let options = peers.options(scratch, Some(index));
+            cli::magnet::magnet_download_piece(&uri, &output, &peers.sources(), options)
+        }
+        Command::MagnetDownload {
+            output,
+            uri,
+            peers,
+            seed,
+            upload,
+        } => {
+            let output = output.unwrap_or_else(|| PathBuf::from("."));
+            cli::magnet::magnet_download(&uri, &output, &peers.sources(), |target| {
                 let mut options = peers.options(target, None);
                 upload.apply(&mut options, seed);
                 options

@@ -232,11 +232,16 @@ impl Swarm {
             patient: options.debug_single_peer,
             silent_limit: options.peer_timeout,
             upload_limit: options.max_upload_rate.map(|r| Arc::new(RateLimit::new(r))),
+            metadata: Some(Arc::clone(&metainfo.info_bytes)),
+            pex: !metainfo.info.private,
+            listen_port: 0,
         };
         let listener = (options.listen && !options.debug_single_peer)
             .then(|| listen(options, &context))
             .transpose()?;
         let port = listener.as_ref().map_or(options.port, |l| l.addr.port());
+        let mut context = context;
+        context.listen_port = listener.as_ref().map_or(0, |l| l.addr.port());
         Ok(Swarm {
             context,
             events,
@@ -296,6 +301,7 @@ fn run_scheduler(
         after_complete: options.after_complete,
         choker: options.choker,
         our_id: swarm.context.our_id,
+        pex: swarm.context.pex,
         advertise: match options.only_piece {
             Some(_) => Bitfield::new(count), // the other pieces are not really ours
             None => have.clone(),

@@ -66,6 +66,9 @@ pub struct Metainfo {
     pub creation_date: Option<i64>,
     /// Quirks that did not stop loading (soft bencoding errors, trailing bytes), for the log.
     pub warnings: Vec<String>,
+    /// The `info` dictionary exactly as it is in the file: what peers ask for with
+    /// `ut_metadata` (BEP 9) when they come from a magnet link.
+    pub info_bytes: std::sync::Arc<Vec<u8>>,
 }
 
 /// The `info` dictionary: what the content is and how it is cut into pieces.
@@ -203,7 +206,30 @@ impl Metainfo {
             created_by: root.get("created by").and_then(trimmed_text),
             creation_date: root.get("creation date").and_then(Value::as_integer),
             warnings,
+            info_bytes: std::sync::Arc::new(bytes[info_value.span.range()].to_vec()),
         })
+    }
+
+    /// A torrent from an `info` dictionary fetched from peers (BEP 9) and a magnet link's
+    /// trackers (one tier each, in order). The info bytes are kept exactly as they came, so the
+    /// info hash is theirs. Walkthrough §13.
+    pub fn from_info_bytes(info: &[u8], trackers: &[String]) -> Result<Metainfo, MetainfoError> {
+        let mut torrent = Vec::with_capacity(info.len() + 64);
+        torrent.push(b'd');
+        if let Some(first) = trackers.first() {
+            torrent.extend(bencode::encode(&Value::bytes("announce")));
+            torrent.extend(bencode::encode(&Value::bytes(first.as_bytes())));
+            let tiers = trackers
+                .iter()
+                .map(|t| Value::list(vec![Value::bytes(t.as_bytes())]))
+                .collect();
+            torrent.extend(bencode::encode(&Value::bytes("announce-list")));
+            torrent.extend(bencode::encode(&Value::list(tiers)));
+        }
+        torrent.extend(bencode::encode(&Value::bytes("info")));
+        torrent.extend_from_slice(info);
+        torrent.push(b'e');
+        Metainfo::from_bytes(&torrent)
     }
 
     /// The trackers to ask, as BEP 12 tiers: `announce-list` if present, else `announce`.
@@ -461,6 +487,24 @@ mod tests {
         let reencoded = bencode::encode(&bencode::decode(raw_info).unwrap().value);
         assert_ne!(m.info_hash, InfoHash::of(&reencoded));
         assert_eq!(m.warnings.len(), 1); // the unsorted key, reported
+    }
+
+    #[test]
+    fn a_torrent_from_fetched_info_bytes_keeps_their_hash_and_takes_the_trackers() {
+        let info = format!("d4:name1:x6:lengthi5e12:piece lengthi16384e{ONE_PIECE}e");
+        let trackers = [
+            "udp://a.example:1/announce".to_string(),
+            "http://b/ann".into(),
+        ];
+        let m = Metainfo::from_info_bytes(info.as_bytes(), &trackers).unwrap();
+        assert_eq!(m.info_hash, InfoHash::of(info.as_bytes()));
+        assert_eq!(*m.info_bytes, info.as_bytes());
+        assert_eq!(
+            m.tracker_tiers(),
+            [[trackers[0].clone()], [trackers[1].clone()]]
+        );
+        let bare = Metainfo::from_info_bytes(info.as_bytes(), &[]).unwrap();
+        assert!(bare.tracker_tiers().is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! dial us and gives each its own thread.
 
 pub mod connection;
+pub mod extensions;
 pub mod listener;
 pub mod pipeline;
 pub mod thread;

@@ -16,6 +16,7 @@
 //! this is the classic "stuck at 99 %"). [W7.1]
 
 use super::connection::{Connection, PeerError, Trace};
+use super::extensions::{ExtensionContext, Extensions};
 use super::pipeline::Pipeline;
 use super::upload::{RateLimit, RequestCheck, Uploads};
 use crate::metainfo::InfoHash;
@@ -23,6 +24,7 @@ use crate::peer_id::PeerId;
 use crate::piece::{BlockRequest, PieceLayout};
 use crate::scheduler::events::{Command, Event};
 use crate::storage::Storage;
+use crate::wire::handshake::RESERVED_EXTENSIONS;
 use crate::wire::{Bitfield, Message};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use std::net::{SocketAddr, TcpStream};
@@ -40,6 +42,8 @@ const PUMP_WAIT: Duration = Duration::from_millis(20);
 /// How long one wait for the peer's next message lasts, in ms: also how late the scheduler's
 /// commands (an unchoke, a `have`) may be seen while the peer is quiet.
 const TICK_MS: u64 = 100;
+/// Messages handled in one turn of the loop before it sends and requests again.
+const MESSAGES_PER_TURN: usize = 64;
 /// How long a peer thread waits for the scheduler's first command.
 const FIRST_COMMAND_WAIT: Duration = Duration::from_secs(30);
 
@@ -59,12 +63,35 @@ pub struct PeerContext {
     pub silent_limit: Duration,
     /// `--max-upload-rate`, shared by every peer thread.
     pub upload_limit: Option<Arc<RateLimit>>,
+    /// Our info dictionary, served with `ut_metadata` (BEP 9).
+    pub metadata: Option<Arc<Vec<u8>>>,
+    /// Peer exchange allowed (not for a private torrent).
+    pub pex: bool,
+    /// The port we listen on, announced in our extended handshake (0: unknown).
+    pub listen_port: u16,
+}
+
+impl PeerContext {
+    fn extensions(&self) -> ExtensionContext<'_> {
+        ExtensionContext {
+            metadata: self.metadata.as_ref(),
+            pex: self.pex,
+            listen_port: self.listen_port,
+            events: &self.events,
+        }
+    }
 }
 
 /// Starts the thread `peer <addr>` that connects to `addr` and serves the scheduler.
 pub fn spawn(addr: SocketAddr, context: PeerContext) {
     start_thread(addr, false, context, move |c| {
-        Connection::open(addr, c.info_hash, c.our_id, [0; 8], c.trace.clone())
+        Connection::open(
+            addr,
+            c.info_hash,
+            c.our_id,
+            RESERVED_EXTENSIONS,
+            c.trace.clone(),
+        )
     });
 }
 
@@ -78,7 +105,13 @@ pub fn spawn_incoming(
 ) {
     start_thread(addr, true, context, move |c| {
         let _guard = guard;
-        Connection::accept(stream, c.info_hash, c.our_id, [0; 8], c.trace.clone())
+        Connection::accept(
+            stream,
+            c.info_hash,
+            c.our_id,
+            RESERVED_EXTENSIONS,
+            c.trace.clone(),
+        )
     });
 }
 
@@ -133,6 +166,8 @@ struct PeerState {
     written: Vec<BlockRequest>,
     /// The peer's requests, and the bytes we sent it.
     uploads: Uploads,
+    /// The extension protocol's state (BEP 10).
+    extensions: Extensions,
 }
 
 impl PeerState {
@@ -156,6 +191,7 @@ impl PeerState {
             unsolicited: 0,
             written: Vec::new(),
             uploads: Uploads::new(),
+            extensions: Extensions::default(),
         }
     }
 }
@@ -218,8 +254,11 @@ fn send_our_pieces(
             state,
             &Message::Bitfield(ours.as_bytes().to_vec()),
         )?;
-        connection.flush()?;
     }
+    if connection.remote.supports_extensions() {
+        Extensions::send_handshake(connection, &context.extensions())?;
+    }
+    connection.flush()?;
     state.ours = ours;
     Ok(true)
 }
@@ -236,19 +275,12 @@ fn peer_loop(
         let busy = connection.pending() > 0 || (!state.am_choking && state.uploads.ready(limit));
         let throttled = !state.am_choking && state.uploads.throttled(limit);
         connection.set_tick(Duration::from_millis(if throttled { 20 } else { TICK_MS }));
-        match connection.receive(!busy)? {
-            Some(message) => {
-                state.last_received = Instant::now();
-                handle_message(connection, state, context, message)?;
-                if state.written.len() >= 16 || !connection.has_buffered_data() {
-                    report_written(state, context);
-                }
-            }
-            None if context.patient => {}
-            None => check_liveness(state, context)?,
+        let received = receive_messages(connection, state, context, !busy)?;
+        if !received && !context.patient {
+            check_liveness(state, context)?;
         }
         for command in commands.try_iter() {
-            if !run_command(connection, state, command)? {
+            if !run_command(connection, state, context, command)? {
                 return Ok(());
             }
         }
@@ -263,6 +295,30 @@ fn peer_loop(
         }
         connection.pump(PUMP_WAIT)?;
     }
+}
+
+/// Handles every message that has arrived (waiting up to a tick for the first when `wait`),
+/// at most `MESSAGES_PER_TURN`: a peer whose socket is full must still have its requests and
+/// cancels read promptly. Returns whether any message came.
+fn receive_messages(
+    connection: &mut Connection,
+    state: &mut PeerState,
+    context: &PeerContext,
+    wait: bool,
+) -> Result<bool, PeerError> {
+    let mut received = false;
+    for _ in 0..MESSAGES_PER_TURN {
+        let Some(message) = connection.receive(wait && !received)? else {
+            break;
+        };
+        received = true;
+        state.last_received = Instant::now();
+        handle_message(connection, state, context, message)?;
+        if state.written.len() >= 16 || !connection.has_buffered_data() {
+            report_written(state, context);
+        }
+    }
+    Ok(received)
 }
 
 fn handle_message(
@@ -312,6 +368,7 @@ fn handle_message(
             length,
         } => {
             let check = RequestCheck {
+                peer: state.addr,
                 layout: &context.layout,
                 ours: &state.ours,
                 choking: state.am_choking,
@@ -337,6 +394,12 @@ fn handle_message(
             begin,
             block,
         } => receive_block(state, context, index, begin, &block)?,
+        Message::Extended { id, payload } => {
+            let extensions = context.extensions();
+            state
+                .extensions
+                .receive(connection, &extensions, id, &payload)?;
+        }
         other => log::trace!("{}: ignoring {other}", state.addr),
     }
     Ok(())
@@ -369,6 +432,7 @@ fn peer_has(
 fn run_command(
     connection: &mut Connection,
     state: &mut PeerState,
+    context: &PeerContext,
     command: Command,
 ) -> Result<bool, PeerError> {
     match command {
@@ -389,6 +453,12 @@ fn run_command(
             send(connection, state, &Message::Unchoke)?;
         }
         Command::Choke | Command::Unchoke => {}
+        Command::Pex(connected) => {
+            let extensions = context.extensions();
+            state
+                .extensions
+                .send_pex(connection, &extensions, &connected)?;
+        }
     }
     Ok(true)
 }

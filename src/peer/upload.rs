@@ -45,6 +45,8 @@ pub struct Uploads {
 
 /// What a request is checked against.
 pub struct RequestCheck<'a> {
+    /// The peer, for the log.
+    pub peer: std::net::SocketAddr,
     pub layout: &'a PieceLayout,
     pub ours: &'a Bitfield,
     pub choking: bool,
@@ -80,7 +82,7 @@ impl Uploads {
         }
         if let Some(problem) = request_problem(&block, check) {
             self.violations += 1;
-            log::info!("bad request {block:?}: {problem}");
+            log::info!("{}: bad request {block:?}: {problem}", check.peer);
             if self.violations > MAX_VIOLATIONS {
                 return Err(PeerError::Protocol(format!(
                     "{} bad requests (last: {problem})",
@@ -262,6 +264,7 @@ mod tests {
         let layout = layout();
         let ours = Bitfield::full(3);
         let check = RequestCheck {
+            peer: "127.0.0.1:1".parse().unwrap(),
             layout: &layout,
             ours: &ours,
             choking: false,
@@ -282,6 +285,7 @@ mod tests {
         let mut ours = Bitfield::new(3);
         ours.set(0);
         let check = RequestCheck {
+            peer: "127.0.0.1:1".parse().unwrap(),
             layout: &layout,
             ours: &ours,
             choking: false,
@@ -309,6 +313,7 @@ mod tests {
         let layout = layout();
         let ours = Bitfield::full(3);
         let check = RequestCheck {
+            peer: "127.0.0.1:1".parse().unwrap(),
             layout: &layout,
             ours: &ours,
             choking: true,
@@ -327,6 +332,7 @@ mod tests {
         let layout = layout_of(16 * 1024, 1000 * 16 * 1024);
         let ours = Bitfield::full(1000);
         let check = RequestCheck {
+            peer: "127.0.0.1:1".parse().unwrap(),
             layout: &layout,
             ours: &ours,
             choking: false,

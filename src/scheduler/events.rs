@@ -48,6 +48,13 @@ pub enum Event {
     },
     /// The peer said `interested` (true) or `not interested` (false) — the choker's input.
     Interest { peer: SocketAddr, interested: bool },
+    /// The peer told us of other peers (`ut_pex`, BEP 11).
+    PeersFound {
+        peer: SocketAddr,
+        addrs: Vec<SocketAddr>,
+    },
+    /// The peer listens on this port (from its extended handshake): where others can dial it.
+    ListenPort { peer: SocketAddr, port: u16 },
     /// We sent the peer this many bytes of blocks (reported a few at a time).
     Uploaded { peer: SocketAddr, bytes: u64 },
     /// The peer thread can send up to `count` more requests: which blocks? Answered on `reply`
@@ -83,6 +90,8 @@ pub enum Command {
     Choke,
     /// ... or send `unchoke` and serve its requests.
     Unchoke,
+    /// The addresses of our connected peers, for `ut_pex` (sent once a minute, BEP 11).
+    Pex(Vec<SocketAddr>),
     /// Send `cancel`: another peer delivered this block first (endgame).
     Cancel(BlockRequest),
     /// Close the connection: the download is complete, or the peer is banned.

@@ -35,6 +35,10 @@ use swarm::{Candidate, PeerEntry};
 
 /// Failed pieces a peer may contribute to before it is banned.
 const MAX_STRIKES: u32 = 3;
+/// BEP 11: a `ut_pex` message at most once a minute.
+const PEX_EVERY: Duration = Duration::from_secs(60);
+/// Addresses taken from one `ut_pex` message (BEP 11 asks senders for at most 50).
+const PEX_TAKE: usize = 50;
 /// A peer that has sent us nothing for this long, while it has pieces we want, is snubbed.
 const SNUBBED_AFTER: Duration = Duration::from_secs(60);
 
@@ -113,6 +117,8 @@ pub struct Settings {
     pub advertise: Bitfield,
     /// Our peer id (to settle which of two duplicate connections stays).
     pub our_id: PeerId,
+    /// Peer exchange (BEP 11): off for private torrents (BEP 27).
+    pub pex: bool,
 }
 
 pub struct Scheduler {
@@ -132,6 +138,7 @@ pub struct Scheduler {
     ours: Bitfield,
     choker: Choker,
     last_choke: Instant,
+    last_pex: Instant,
     traffic: HashMap<PeerId, Traffic>,
     progress: Progress,
 }
@@ -171,6 +178,7 @@ impl Scheduler {
             choker: Choker::new(settings.choker),
             settings,
             last_choke: Instant::now(),
+            last_pex: Instant::now(),
             traffic: HashMap::new(),
             progress,
         }
@@ -214,6 +222,7 @@ impl Scheduler {
                 Err(RecvTimeoutError::Disconnected) => break Ok(self.progress),
             }
             self.choke_round_if_due();
+            self.pex_round_if_due();
             on_progress(&self.progress);
             let stalled = give_up.is_some_and(|limit| last_progress.elapsed() > limit);
             if stalled && !self.picker.is_complete() {
@@ -274,6 +283,19 @@ impl Scheduler {
                 blocks.into_iter().for_each(|b| self.block_written(peer, b))
             }
             Event::Uploaded { peer, bytes } => self.uploaded(peer, bytes),
+            Event::PeersFound { peer, addrs } if self.settings.pex => {
+                log::debug!("{peer}: told us of {} peers", addrs.len());
+                addrs
+                    .into_iter()
+                    .take(PEX_TAKE)
+                    .for_each(|a| self.add_peer(a));
+            }
+            Event::PeersFound { .. } => {}
+            Event::ListenPort { peer, port } => {
+                if let Some(entry) = self.peers.get_mut(&peer) {
+                    entry.listen_addr = Some(SocketAddr::new(peer.ip(), port));
+                }
+            }
             Event::Choked { peer, dropped } => self.picker.release(peer, &dropped),
             Event::Disconnected {
                 peer,
@@ -423,6 +445,22 @@ impl Scheduler {
             };
             self.command(addr, command);
         }
+    }
+
+    /// Once a minute: every peer thread gets the addresses of our other peers for `ut_pex`
+    /// (it sends only what changed, and only to peers that support it). [W14.2]
+    fn pex_round_if_due(&mut self) {
+        if !self.settings.pex || self.last_pex.elapsed() < PEX_EVERY {
+            return;
+        }
+        self.last_pex = Instant::now();
+        let reachable: Vec<SocketAddr> = self
+            .peers
+            .values()
+            .filter(|p| p.commands.is_some())
+            .filter_map(|p| p.listen_addr)
+            .collect();
+        self.broadcast(Command::Pex(reachable));
     }
 
     /// What the choker sees of each connected peer over the last round.

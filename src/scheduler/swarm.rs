@@ -37,6 +37,9 @@ pub(super) struct PeerEntry {
     pub uploaded: u64,
     /// `(downloaded, uploaded)` when the last choke round started: the round's rates.
     pub round_start: (u64, u64),
+    /// Where it can be dialled: the address we dialled, or its IP and the port from its
+    /// extended handshake (for `ut_pex`).
+    pub listen_addr: Option<SocketAddr>,
     /// Closed on purpose (we are both seeds, or it was refused): not to be dialled again.
     pub finished: bool,
 }
@@ -57,6 +60,7 @@ impl PeerEntry {
             downloaded: 0,
             uploaded: 0,
             round_start: (0, 0),
+            listen_addr: None,
             finished: false,
         }
     }
@@ -116,6 +120,7 @@ impl Scheduler {
         *entry = PeerEntry {
             commands: Some(commands),
             peer_id: Some(peer_id),
+            listen_addr: (!incoming).then_some(peer),
             ..PeerEntry::new(num_pieces, incoming)
         };
         if let Some(t) = self.traffic_of(peer) {
@@ -162,7 +167,7 @@ impl Scheduler {
         self.picker.release(peer, outstanding);
         self.picker.forget_owner(peer);
         let Some(entry) = self.peers.remove(&peer) else {
-            log::debug!("{peer}: closed: {reason}");
+            log::info!("{peer}: closed: {reason}");
             return; // a refused connection, never counted
         };
         log::info!("{peer}: disconnected: {reason}");

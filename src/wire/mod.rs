@@ -7,6 +7,7 @@
 //! threads, sockets or time.
 
 pub mod bitfield;
+pub mod extension;
 pub mod handshake;
 pub mod message;
 

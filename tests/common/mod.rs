@@ -323,6 +323,27 @@ pub struct LibtorrentPeer {
 impl LibtorrentPeer {
     /// Starts a session on a free port with one torrent saved in (or seeded from) `save`.
     pub fn start(torrent: &Path, save: &Path, seed: bool) -> Option<LibtorrentPeer> {
+        LibtorrentPeer::start_with(torrent, save, seed, &[])
+    }
+
+    /// The same, with more options for the driver (e.g. `--pex`).
+    pub fn start_with(
+        torrent: &Path,
+        save: &Path,
+        seed: bool,
+        extra: &[&str],
+    ) -> Option<LibtorrentPeer> {
+        let mut args = vec![std::ffi::OsString::from("--torrent"), torrent.into()];
+        args.extend(extra.iter().map(std::ffi::OsString::from));
+        LibtorrentPeer::launch(&args, save, seed)
+    }
+
+    /// A leecher that has only a magnet link: it must fetch the metadata from peers.
+    pub fn start_magnet(magnet: &str, save: &Path) -> Option<LibtorrentPeer> {
+        LibtorrentPeer::launch(&["--magnet".into(), magnet.into()], save, false)
+    }
+
+    fn launch(args: &[std::ffi::OsString], save: &Path, seed: bool) -> Option<LibtorrentPeer> {
         let python = need_libtorrent_python()?;
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/libtorrent_session.py");
@@ -331,8 +352,7 @@ impl LibtorrentPeer {
         command
             .arg(script)
             .args(["--port", &port.to_string()])
-            .arg("--torrent")
-            .arg(torrent)
+            .args(args)
             .arg("--save")
             .arg(save);
         if seed {
@@ -543,6 +563,12 @@ pub enum Script {
     UnsolicitedPieces,
     /// Answers every request one byte per second.
     Trickle,
+    /// Serves metadata (BEP 9) that does not hash to the info hash.
+    MetadataWrongHash,
+    /// Announces 1 TiB of metadata in its extended handshake.
+    MetadataHuge,
+    /// Answers metadata requests in reverse order (allowed: it must still work).
+    MetadataReversed,
     /// Honest, but serves at most one block per 10 ms (a download from it alone takes a
     /// while, so a bad peer beside it is surely read before the end).
     Paced,
@@ -563,7 +589,12 @@ struct ScriptedTorrent {
     piece_length: u64,
     script: Script,
     served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The info dictionary, served by `ut_metadata` when given (the peer then speaks BEP 10).
+    metadata: Option<std::sync::Arc<Vec<u8>>>,
 }
+
+/// The scripted peer's own id for `ut_metadata` (unlike peerwire's 3, as real clients differ).
+const SCRIPTED_UT_METADATA: u8 = 2;
 
 impl ScriptedPeer {
     pub fn start(
@@ -571,6 +602,17 @@ impl ScriptedPeer {
         stream: std::sync::Arc<Vec<u8>>,
         piece_length: u64,
         script: Script,
+    ) -> ScriptedPeer {
+        ScriptedPeer::start_with_metadata(info_hash, stream, piece_length, script, None)
+    }
+
+    /// A scripted peer that also speaks the extension protocol and serves `metadata`.
+    pub fn start_with_metadata(
+        info_hash: peerwire::metainfo::InfoHash,
+        stream: std::sync::Arc<Vec<u8>>,
+        piece_length: u64,
+        script: Script,
+        metadata: Option<std::sync::Arc<Vec<u8>>>,
     ) -> ScriptedPeer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("address");
@@ -581,6 +623,7 @@ impl ScriptedPeer {
             piece_length,
             script,
             served: std::sync::Arc::clone(&blocks_served),
+            metadata,
         };
         std::thread::spawn(move || {
             for connection in listener.incoming().map_while(Result::ok) {
@@ -609,10 +652,13 @@ fn serve_scripted(
     send_scripted_handshake(&mut socket, t)?;
     let pieces = (t.stream.len() as u64).div_ceil(t.piece_length) as usize;
     send_scripted_bitfield(&mut socket, t, pieces)?;
+    send_scripted_extended_handshake(&mut socket, t)?;
     misbehave_after_bitfield(&mut socket, t, pieces)?;
     let mut requests = 0;
+    let mut metadata = ScriptedMetadata::default();
     loop {
         match Message::read_from(&mut socket)? {
+            Message::Extended { id, payload } => metadata.receive(&mut socket, t, id, &payload)?,
             Message::Interested => Message::Unchoke.write_to(&mut socket)?,
             Message::Request {
                 index,
@@ -640,8 +686,12 @@ fn send_scripted_handshake(
     let port = socket.local_addr()?.port();
     let id = format!("-SP0001-{port:012}");
     let peer_id = peerwire::peer_id::PeerId(id.as_bytes().try_into().expect("20 bytes"));
+    let mut reserved = [0; 8];
+    if t.metadata.is_some() {
+        reserved = peerwire::wire::handshake::RESERVED_EXTENSIONS;
+    }
     let mut bytes = peerwire::wire::Handshake {
-        reserved: [0; 8],
+        reserved,
         info_hash,
         peer_id,
     }
@@ -743,4 +793,99 @@ fn answer_request(
     .write_to(socket)?;
     t.served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(())
+}
+
+/// The extended handshake of a scripted peer that has metadata.
+fn send_scripted_extended_handshake(
+    socket: &mut std::net::TcpStream,
+    t: &ScriptedTorrent,
+) -> Result<(), peerwire::wire::WireError> {
+    use peerwire::wire::extension::ExtendedHandshake;
+    let Some(metadata) = &t.metadata else {
+        return Ok(());
+    };
+    let size = match t.script {
+        Script::MetadataHuge => 1 << 40,
+        _ => metadata.len() as u64,
+    };
+    let ours = ExtendedHandshake {
+        extensions: vec![("ut_metadata".into(), SCRIPTED_UT_METADATA)],
+        metadata_size: Some(size),
+        ..ExtendedHandshake::default()
+    };
+    let payload = ours.to_payload();
+    peerwire::wire::Message::Extended { id: 0, payload }.write_to(socket)
+}
+
+/// A scripted peer's side of `ut_metadata`: peerwire's id, and requests held back (reversed).
+#[derive(Default)]
+struct ScriptedMetadata {
+    their_id: Option<u8>,
+    held: Vec<u32>,
+}
+
+impl ScriptedMetadata {
+    fn receive(
+        &mut self,
+        socket: &mut std::net::TcpStream,
+        t: &ScriptedTorrent,
+        id: u8,
+        payload: &[u8],
+    ) -> Result<(), peerwire::wire::WireError> {
+        use peerwire::wire::extension::{ExtendedHandshake, MetadataMessage, metadata_pieces};
+        let Some(metadata) = &t.metadata else {
+            return Ok(());
+        };
+        if id == 0 {
+            self.their_id = ExtendedHandshake::from_payload(payload)
+                .ok()
+                .and_then(|h| h.id_of("ut_metadata"));
+            return Ok(());
+        }
+        let Ok(MetadataMessage::Request { piece }) = MetadataMessage::from_payload(payload) else {
+            return Ok(());
+        };
+        if !matches!(t.script, Script::MetadataReversed) {
+            return self.send_piece(socket, t, metadata, piece);
+        }
+        self.held.push(piece);
+        if self.held.len() as u32 == metadata_pieces(metadata.len() as u64) {
+            for piece in std::mem::take(&mut self.held).into_iter().rev() {
+                self.send_piece(socket, t, metadata, piece)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send_piece(
+        &self,
+        socket: &mut std::net::TcpStream,
+        t: &ScriptedTorrent,
+        metadata: &[u8],
+        piece: u32,
+    ) -> Result<(), peerwire::wire::WireError> {
+        use peerwire::wire::extension::{METADATA_PIECE_LEN, MetadataMessage, metadata_piece_len};
+        let (Some(their_id), Some(len)) = (
+            self.their_id,
+            metadata_piece_len(metadata.len() as u64, piece),
+        ) else {
+            return Ok(());
+        };
+        let start = piece as usize * METADATA_PIECE_LEN;
+        let mut data = metadata[start..start + len].to_vec();
+        if matches!(t.script, Script::MetadataWrongHash) {
+            data[0] ^= 0xff;
+        }
+        let message = MetadataMessage::Data {
+            piece,
+            total_size: metadata.len() as u64,
+            data,
+        };
+        let payload = message.to_payload();
+        peerwire::wire::Message::Extended {
+            id: their_id,
+            payload,
+        }
+        .write_to(socket)
+    }
 }

@@ -1,23 +1,63 @@
 """A libtorrent peer for peerwire's tests, driven over stdin/stdout.
 
-    /usr/bin/python3 tests/peers/libtorrent_session.py --port PORT --torrent FILE --save DIR [--seed]
+    /usr/bin/python3 tests/peers/libtorrent_session.py --port PORT
+        (--torrent FILE | --magnet URI) --save DIR [--seed] [--pex] [--upload-limit BYTES]
 
 Runs one libtorrent session on 127.0.0.1:PORT (TCP only: no uTP, DHT, LSD, UPnP or NAT-PMP,
 several connections per IP allowed since every test peer is 127.0.0.1) with one torrent.
-With --seed the data in DIR is taken as complete (seed mode).
+
+Options:
+    --torrent FILE          the torrent, from a .torrent file
+    --magnet URI            the torrent, from a magnet link instead: the metadata (info
+                            dictionary) is fetched from peers with ut_metadata (BEP 9); there is
+                            no tracker or DHT unless the link names a tracker (`tr=`), so peers
+                            usually come from `connect` (or from PEX)
+    --save DIR              where the data is saved (or, with --seed, read from)
+    --seed                  the data in DIR is taken as complete (seed mode; needs --torrent)
+    --pex                   peer exchange (ut_pex, BEP 11) on. NOTE: libtorrent 2.0.8 already
+                            loads ut_pex (with ut_metadata and smart_ban) in every session made
+                            by `lt.session(settings)` (its default `flags` is
+                            add_default_plugins), so PEX was, and without --pex still is, on
+                            for public torrents; --pex makes it explicit and sure (default
+                            plugins asked for, torrent's disable_pex flag cleared). libtorrent
+                            never does PEX on a private torrent.
+    --upload-limit BYTES    cap this torrent's upload at BYTES per second (a torrent limit:
+                            libtorrent puts peers on 127.0.0.1 in its unlimited "local" peer
+                            class, so the session-wide upload_rate_limit would not apply to
+                            them). 0 means unlimited (the default).
+
+PEX timing in libtorrent 2.0.8 (src/ut_pex.cpp, checked by experiment on 127.0.0.1): every
+second each connection whose peer advertised ut_pex in its extension handshake "ticks"; the
+first message to that peer (the full list of our connected peers, `added`) goes out on the
+first tick at which the torrent has at least 2 connections, i.e. about 1 s after the handshake
+(or as soon as a second peer connects) -- NOT a minute later. After that a diff (`added` /
+`dropped`) goes out at most once every 60 s per peer, and only if the peer set changed. Across
+the whole process messages are spaced by min(max(60000 / num_peers, 100), 3000) ms (3 s with few
+peers), so a second peer may wait up to ~3 s more. Only peers we are really connected to are
+sent: outgoing ones, and incoming ones that told their listen port ("p" in the extension
+handshake), with that port. A receiver connects to new PEX peers at once. Measured here: B
+connects to seed A, C connects to B; C is connected to A ~1-2 s after C-B came up. libtorrent
+drops a peer that sends more than 6 PEX messages in 60 s (too_frequent_pex).
 
 It prints one event per line on stdout (and flushes):
     ready <port>                     the session is listening
     tracker_reply <url> <n>          a tracker answered with n peers
     tracker_error <url> <message>
     peer_connected <ip:port>         a peer connection came up
+    peer_disconnected <ip:port>      a peer connection went away (also a failed connect attempt)
+    metadata_received                the metadata arrived from a peer (--magnet only)
     finished                         the download completed
     state <name>                     the torrent's state changed (e.g. `state seeding`)
     status <progress> <num_peers> <state>   (answer to `status`)
+    peers <ip:port> <ip:port> ...    (answer to `peers`: the connected peers, maybe none;
+                                      for an incoming connection the port is the remote's
+                                      ephemeral port, not its listen port)
 
 and reads commands on stdin, one per line:
     reannounce      announce to the trackers now (even inside `min interval`)
     status          print a status line
+    peers           print the connected peers (handshake done, not still connecting)
+    connect IP:PORT dial that peer now, without a tracker (IPv6 as [IP]:PORT)
     quit            exit (also on end of input)
 """
 import argparse
@@ -32,6 +72,11 @@ def say(*words):
     print(*words, flush=True)
 
 
+def endpoint(ep):
+    ip, port = ep[0], ep[1]
+    return ("[%s]:%d" if ":" in ip else "%s:%d") % (ip, port)
+
+
 def make_session(port):
     settings = {
         "listen_interfaces": "127.0.0.1:%d" % port,
@@ -44,16 +89,27 @@ def make_session(port):
         "allow_multiple_connections_per_ip": True,
         "alert_mask": lt.alert.category_t.all_categories,
     }
-    return lt.session(settings)
+    # add_default_plugins is also lt.session's default `flags`: it loads ut_metadata, ut_pex and
+    # smart_ban. Asked for explicitly so that --magnet (ut_metadata) and --pex (ut_pex) are sure
+    # to work. Not add_extension("ut_pex") on top: that would load a second ut_pex plugin.
+    return lt.session(settings, lt.session_flags_t.add_default_plugins)
 
 
-def add_torrent(session, torrent, save, seed):
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(torrent)
-    params.save_path = save
-    if seed:
+def add_torrent(session, args):
+    if args.magnet:
+        params = lt.parse_magnet_uri(args.magnet)
+    else:
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(args.torrent)
+    params.save_path = args.save
+    if args.seed:
         params.flags |= lt.torrent_flags.seed_mode
-    return session.add_torrent(params)
+    if args.pex:
+        params.flags &= ~lt.torrent_flags.disable_pex
+    handle = session.add_torrent(params)
+    if args.upload_limit:
+        handle.set_upload_limit(args.upload_limit)
+    return handle
 
 
 def handle_alert(alert):
@@ -65,20 +121,45 @@ def handle_alert(alert):
         say("tracker_error", alert.tracker_url(), alert.message().replace("\n", " "))
     elif isinstance(alert, lt.peer_connect_alert):
         say("peer_connected", "%s:%d" % (alert.endpoint[0], alert.endpoint[1]))
+    elif isinstance(alert, lt.peer_disconnected_alert):
+        say("peer_disconnected", "%s:%d" % (alert.endpoint[0], alert.endpoint[1]))
+    elif isinstance(alert, lt.metadata_received_alert):
+        say("metadata_received")
     elif isinstance(alert, lt.torrent_finished_alert):
         say("finished")
     elif isinstance(alert, lt.state_changed_alert):
         say("state", alert.state)
 
 
+def parse_endpoint(text):
+    """`IP:PORT` or `[IPv6]:PORT` -> (ip, port), or None."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
 def handle_command(line, handle):
     command = line.strip()
+    word, _, rest = command.partition(" ")
     if command == "reannounce":
         # libtorrent ignores a re-announce inside the tracker's `min interval` unless told to.
         handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
     elif command == "status":
         s = handle.status()
         say("status", "%.4f" % s.progress, s.num_peers, s.state)
+    elif command == "peers":
+        connected = [p for p in handle.get_peer_info()
+                     if not p.flags & (lt.peer_info.connecting | lt.peer_info.handshake)]
+        say("peers", *[endpoint(p.ip) for p in connected])
+    elif word == "connect":
+        peer = parse_endpoint(rest.strip())
+        if peer is None:
+            print("bad command: %r (want connect IP:PORT)" % command, file=sys.stderr, flush=True)
+        else:
+            handle.connect_peer(peer)
     elif command in ("quit", ""):
         return False
     return True
@@ -87,12 +168,20 @@ def handle_command(line, handle):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--torrent", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--torrent")
+    source.add_argument("--magnet")
     parser.add_argument("--save", required=True)
     parser.add_argument("--seed", action="store_true")
+    parser.add_argument("--pex", action="store_true")
+    parser.add_argument("--upload-limit", type=int, default=0, metavar="BYTES")
     args = parser.parse_args()
+    if args.seed and args.magnet:
+        parser.error("--seed needs --torrent (a magnet link has no metadata to seed from)")
+    if args.upload_limit < 0:
+        parser.error("--upload-limit must be >= 0")
     session = make_session(args.port)
-    handle = add_torrent(session, args.torrent, args.save, args.seed)
+    handle = add_torrent(session, args)
     while True:
         for alert in session.pop_alerts():
             handle_alert(alert)

@@ -1,0 +1,194 @@
+//! The `magnet_*` commands (BEP 9): from a magnet link to peers, to the metadata, to a normal
+//! download — walkthrough §13, §14. Only the printing differs from the `.torrent` commands.
+
+use super::{CliError, print_lines};
+use crate::magnet::Magnet;
+use crate::metadata::{self, Request};
+use crate::metainfo::Metainfo;
+use crate::peer::connection::{Connection, PeerError, Trace};
+use crate::peer_id::PeerId;
+use crate::session::{DownloadOptions, Target};
+use crate::tracker::tiers::TrackerTiers;
+use crate::tracker::{AnnounceRequest, Event, TrackerConfig};
+use crate::wire::Message;
+use crate::wire::extension::{ExtendedHandshake, UT_METADATA_ID};
+use crate::wire::handshake::RESERVED_EXTENSIONS;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long `magnet_info` and the downloads look for the metadata.
+const METADATA_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Where a magnet link's peers come from: `--peer`, the link's `x.pe`, and its trackers.
+pub struct PeerSources {
+    pub peers: Vec<SocketAddr>,
+    pub port: u16,
+    pub tracker: TrackerConfig,
+    pub trace: Trace,
+}
+
+pub fn parse(uri: &str) -> Result<Magnet, CliError> {
+    Magnet::parse(uri).map_err(CliError::Magnet)
+}
+
+/// `magnet_parse <uri>`: `Tracker URL:` (the first `tr`) and `Info Hash:`.
+pub fn magnet_parse(uri: &str) -> Result<(), CliError> {
+    let magnet = parse(uri)?;
+    let tracker = magnet.trackers.first().map_or("(none)", String::as_str);
+    print_lines(&[
+        format!("Tracker URL: {tracker}"),
+        format!("Info Hash: {}", magnet.info_hash),
+    ])
+}
+
+/// `magnet_handshake <uri>`: the first peer that answers, its peer id and its `ut_metadata` id
+/// (from its extended handshake, BEP 10).
+pub fn magnet_handshake(uri: &str, sources: &PeerSources) -> Result<(), CliError> {
+    let magnet = parse(uri)?;
+    let our_id = PeerId::generate();
+    let mut last_error = None;
+    for addr in find_peers(&magnet, sources, our_id)? {
+        match extended_handshake(addr, &magnet, our_id, sources) {
+            Ok((peer_id, metadata_id)) => {
+                return print_lines(&[
+                    format!("Peer ID: {}", peer_id.to_hex()),
+                    format!("Peer Metadata Extension ID: {metadata_id}"),
+                ]);
+            }
+            Err(source) => last_error = Some(CliError::Peer { addr, source }),
+        }
+    }
+    Err(last_error.unwrap_or(CliError::NoPeers))
+}
+
+/// Handshake with the extension bit, then both extended handshakes.
+fn extended_handshake(
+    addr: SocketAddr,
+    magnet: &Magnet,
+    our_id: PeerId,
+    sources: &PeerSources,
+) -> Result<(PeerId, u8), PeerError> {
+    let mut connection = Connection::open(
+        addr,
+        magnet.info_hash,
+        our_id,
+        RESERVED_EXTENSIONS,
+        sources.trace.clone(),
+    )?;
+    if !connection.remote.supports_extensions() {
+        return Err(PeerError::Protocol("no extension protocol (BEP 10)".into()));
+    }
+    let ours = ExtendedHandshake {
+        extensions: vec![("ut_metadata".into(), UT_METADATA_ID)],
+        ..ExtendedHandshake::default()
+    };
+    connection.send(&Message::Extended {
+        id: 0,
+        payload: ours.to_payload(),
+    })?;
+    connection.flush()?;
+    for _ in 0..100 {
+        if let Some(Message::Extended { id: 0, payload }) = connection.receive(true)? {
+            let theirs = ExtendedHandshake::from_payload(&payload)
+                .map_err(|e| PeerError::Protocol(e.to_string()))?;
+            let id = theirs.id_of("ut_metadata").unwrap_or(0);
+            return Ok((connection.remote.peer_id, id));
+        }
+    }
+    Err(PeerError::Protocol("no extended handshake".into()))
+}
+
+/// `magnet_info <uri>`: the same lines as `info`, from metadata fetched from peers.
+pub fn magnet_info(uri: &str, sources: &PeerSources) -> Result<(), CliError> {
+    let magnet = parse(uri)?;
+    let metainfo = resolve(&magnet, sources)?;
+    print_lines(&super::info_lines(&metainfo))
+}
+
+/// The torrent behind a magnet link: peers, then the metadata, verified. [W14.1]
+pub fn resolve(magnet: &Magnet, sources: &PeerSources) -> Result<Metainfo, CliError> {
+    let our_id = PeerId::generate();
+    let peers = find_peers(magnet, sources, our_id)?;
+    let request = Request {
+        info_hash: magnet.info_hash,
+        our_id,
+        trace: sources.trace.clone(),
+        deadline: METADATA_DEADLINE,
+    };
+    let info = metadata::fetch(&request, &peers, None).map_err(CliError::Metadata)?;
+    let metainfo =
+        Metainfo::from_info_bytes(&info, &magnet.trackers).map_err(|source| CliError::Torrent {
+            path: "(metadata from peers)".into(),
+            source,
+        })?;
+    log::info!(
+        "metadata: {} ({} pieces)",
+        metainfo.info.name,
+        metainfo.info.num_pieces()
+    );
+    Ok(metainfo)
+}
+
+/// `--peer`, `x.pe`, and one announce to the link's trackers (`left` = 1: the length is not
+/// known yet, and 0 would say we are a seed).
+fn find_peers(
+    magnet: &Magnet,
+    sources: &PeerSources,
+    our_id: PeerId,
+) -> Result<Vec<SocketAddr>, CliError> {
+    let mut peers = sources.peers.clone();
+    peers.extend(&magnet.peers);
+    let tiers: Vec<Vec<String>> = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
+    if !tiers.is_empty() {
+        let request = AnnounceRequest {
+            info_hash: magnet.info_hash,
+            peer_id: our_id,
+            port: sources.port,
+            uploaded: 0,
+            downloaded: 0,
+            left: 1,
+            event: Event::Started,
+            numwant: Some(50),
+            key: fastrand::u32(..),
+        };
+        match TrackerTiers::new(tiers, sources.tracker).announce(&request) {
+            Ok((_, response)) => peers.extend(response.peers),
+            Err(e) if !peers.is_empty() => log::warn!("{e}"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if peers.is_empty() {
+        return Err(CliError::NoPeers);
+    }
+    Ok(peers)
+}
+
+/// `magnet_download -o <out> <uri>` and `download <uri>`: the metadata, then a normal download.
+pub fn magnet_download(
+    uri: &str,
+    out: &Path,
+    sources: &PeerSources,
+    options: impl FnOnce(Target) -> DownloadOptions,
+) -> Result<(), CliError> {
+    let magnet = parse(uri)?;
+    let metainfo = resolve(&magnet, sources)?;
+    let target = super::target_for(&metainfo, out);
+    let mut options = options(target);
+    options.peers.extend(&magnet.peers);
+    super::run_session(&metainfo, options)
+}
+
+/// `magnet_download_piece -o <out> <uri> <index>`.
+pub fn magnet_download_piece(
+    uri: &str,
+    out: &Path,
+    sources: &PeerSources,
+    options: DownloadOptions,
+) -> Result<(), CliError> {
+    let magnet = parse(uri)?;
+    let metainfo = resolve(&magnet, sources)?;
+    let mut options = options;
+    options.peers.extend(&magnet.peers);
+    super::piece_of(&metainfo, out, options)
+}

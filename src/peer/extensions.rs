@@ -1,0 +1,186 @@
+//! The extension protocol on an established connection (BEP 10), with metadata serving
+//! (BEP 9) and peer exchange (BEP 11) — walkthrough §13, §14.
+//!
+//! ```text
+//!   after our bitfield:  extended handshake ──► m = {ut_metadata: 3, ut_pex: 1}, p, reqq,
+//!                                               metadata_size
+//!   peer's handshake    ──► remember ITS ids: our messages to it carry its numbers
+//!   ut_metadata request ──► the piece of our info dictionary (or reject)
+//!   ut_pex              ──► addresses for the scheduler (PeersFound)
+//!   Command::Pex        ──► what changed since our last ut_pex to this peer, once a minute
+//! ```
+//!
+//! Each side numbers the messages it *receives*: the ids in our `m` are for messages coming
+//! to us, the peer's `m` for messages we send it. Real clients pick different numbers
+//! (qBittorrent's ut_metadata is 2, ours 3), so mixing them up breaks interop. [W13.3]
+
+use super::connection::{Connection, PeerError};
+use crate::scheduler::events::Event;
+use crate::wire::Message;
+use crate::wire::extension::{
+    ExtendedHandshake, METADATA_PIECE_LEN, MetadataMessage, PexMessage, UT_METADATA_ID, UT_PEX_ID,
+    metadata_piece_len,
+};
+use crossbeam_channel::Sender;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What a connection knows of the extension protocol.
+#[derive(Debug, Default)]
+pub struct Extensions {
+    /// The peer's extended handshake, once received.
+    pub theirs: Option<ExtendedHandshake>,
+    /// The addresses our last `ut_pex` to this peer listed.
+    pex_sent: HashSet<SocketAddr>,
+}
+
+/// What the extension protocol needs from the session.
+pub struct ExtensionContext<'a> {
+    /// Our info dictionary, served to peers that ask (`None`: we do not have it).
+    pub metadata: Option<&'a Arc<Vec<u8>>>,
+    /// Peer exchange allowed (not for private torrents, BEP 27).
+    pub pex: bool,
+    /// The port we listen on (0: unknown).
+    pub listen_port: u16,
+    pub events: &'a Sender<Event>,
+}
+
+impl Extensions {
+    /// Our extended handshake, sent once after the bitfield.
+    pub fn send_handshake(
+        connection: &mut Connection,
+        context: &ExtensionContext,
+    ) -> Result<(), PeerError> {
+        let mut extensions = vec![("ut_metadata".to_string(), UT_METADATA_ID)];
+        if context.pex {
+            extensions.push(("ut_pex".to_string(), UT_PEX_ID));
+        }
+        let ours = ExtendedHandshake {
+            extensions,
+            client: Some(concat!("peerwire ", env!("CARGO_PKG_VERSION")).into()),
+            listen_port: (context.listen_port != 0).then_some(context.listen_port),
+            request_queue: Some(super::upload::MAX_QUEUED as u32),
+            metadata_size: context.metadata.map(|m| m.len() as u64),
+            ..ExtendedHandshake::default()
+        };
+        connection.send(&Message::Extended {
+            id: 0,
+            payload: ours.to_payload(),
+        })
+    }
+
+    /// One `extended` message from the peer.
+    pub fn receive(
+        &mut self,
+        connection: &mut Connection,
+        context: &ExtensionContext,
+        id: u8,
+        payload: &[u8],
+    ) -> Result<(), PeerError> {
+        let bad = |e: crate::wire::extension::ExtensionError| PeerError::Protocol(e.to_string());
+        match id {
+            0 => self
+                .handshake(connection.addr, context, payload)
+                .map_err(bad),
+            UT_METADATA_ID => match MetadataMessage::from_payload(payload).map_err(bad)? {
+                MetadataMessage::Request { piece } => {
+                    self.serve_metadata(connection, context, piece)
+                }
+                _ => Ok(()), // we already have the metadata
+            },
+            UT_PEX_ID if context.pex => {
+                let pex = PexMessage::from_payload(payload).map_err(bad)?;
+                let addrs: Vec<SocketAddr> = pex.added.iter().map(|(a, _)| *a).collect();
+                log::debug!("{}: pex: {} added", connection.addr, addrs.len());
+                let found = Event::PeersFound {
+                    peer: connection.addr,
+                    addrs,
+                };
+                let _ = context.events.send(found);
+                Ok(())
+            }
+            other => {
+                log::trace!("{}: extended message {other} ignored", connection.addr);
+                Ok(())
+            }
+        }
+    }
+
+    fn handshake(
+        &mut self,
+        addr: SocketAddr,
+        context: &ExtensionContext,
+        payload: &[u8],
+    ) -> Result<(), crate::wire::extension::ExtensionError> {
+        let theirs = ExtendedHandshake::from_payload(payload)?;
+        if let Some(port) = theirs.listen_port {
+            let _ = context.events.send(Event::ListenPort { peer: addr, port });
+        }
+        self.theirs = Some(theirs);
+        Ok(())
+    }
+
+    /// A `ut_metadata` request: the piece of our info dictionary, or `reject`.
+    fn serve_metadata(
+        &self,
+        connection: &mut Connection,
+        context: &ExtensionContext,
+        piece: u32,
+    ) -> Result<(), PeerError> {
+        let Some(their_id) = self.their_id("ut_metadata") else {
+            return Ok(()); // it asked, but gave no id for our answer
+        };
+        let answer = match context.metadata {
+            Some(info) => match metadata_piece_len(info.len() as u64, piece) {
+                Some(len) => {
+                    let start = piece as usize * METADATA_PIECE_LEN;
+                    MetadataMessage::Data {
+                        piece,
+                        total_size: info.len() as u64,
+                        data: info[start..start + len].to_vec(),
+                    }
+                }
+                None => MetadataMessage::Reject { piece },
+            },
+            None => MetadataMessage::Reject { piece },
+        };
+        connection.send(&Message::Extended {
+            id: their_id,
+            payload: answer.to_payload(),
+        })
+    }
+
+    /// `Command::Pex`: tell the peer which addresses appeared and left since our last message.
+    pub fn send_pex(
+        &mut self,
+        connection: &mut Connection,
+        context: &ExtensionContext,
+        connected: &[SocketAddr],
+    ) -> Result<(), PeerError> {
+        let Some(their_id) = self.their_id("ut_pex").filter(|_| context.pex) else {
+            return Ok(());
+        };
+        let now: HashSet<SocketAddr> = connected
+            .iter()
+            .copied()
+            .filter(|a| *a != connection.addr)
+            .collect();
+        let message = PexMessage {
+            added: now.difference(&self.pex_sent).map(|a| (*a, 0)).collect(),
+            dropped: self.pex_sent.difference(&now).copied().collect(),
+        };
+        if message.added.is_empty() && message.dropped.is_empty() {
+            return Ok(());
+        }
+        self.pex_sent = now;
+        connection.send(&Message::Extended {
+            id: their_id,
+            payload: message.to_payload(),
+        })
+    }
+
+    fn their_id(&self, name: &str) -> Option<u8> {
+        self.theirs.as_ref()?.id_of(name)
+    }
+}
