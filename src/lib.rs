@@ -18,6 +18,7 @@
 //! | [`create`]   | makes a `.torrent` from files: streams them, hashes on all cores | §2        |
 //! | [`wire`]     | the peer protocol's bytes: handshake, messages, bitfield; no sockets | §4–§6  |
 //! | [`magnet`] | magnet URIs (BEP 9): info hash, name, trackers, peers | §14 |
+//! | [`metadata`] | fetching the info dictionary from peers for a magnet link (BEP 9) | §13 |
 //! | [`metainfo`] | `.torrent` bytes → [`metainfo::Metainfo`]; info hash over raw bytes; safe paths | §2 |
 //! | [`peer_id`]  | our 20-byte name on the network (BEP 20 style)                 | §3          |
 //! | [`bencode`]  | bencoding: decode (with byte spans) and encode                 | §1          |

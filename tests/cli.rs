@@ -111,6 +111,30 @@ fn info_lists_files_of_a_multi_file_torrent_and_says_none_without_a_tracker() {
     assert_eq!(lines.len(), 8 + 3); // 35000 bytes = 3 pieces of 16 KiB
 }
 
+/// `magnet_parse`: exactly two lines; base32 hashes printed as hex; the first `tr` decoded.
+#[test]
+fn magnet_parse_prints_the_tracker_and_the_hex_info_hash() {
+    let hex = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
+    let link = "magnet:?xt=urn:btih:YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKEK&dn=x&tr=udp%3A%2F%2Ft.example%3A6969%2Fannounce&tr=http%3A%2F%2Fb%2Fa";
+    for spelling in ["magnet_parse", "magnet-parse"] {
+        let out = stdout_of(&[spelling, link]);
+        assert_eq!(
+            out,
+            format!("Tracker URL: udp://t.example:6969/announce\nInfo Hash: {hex}\n")
+        );
+    }
+    let upper = format!("magnet:?xt=urn:btih:{}", hex.to_uppercase());
+    let out = stdout_of(&["magnet_parse", &upper]);
+    assert_eq!(out, format!("Tracker URL: (none)\nInfo Hash: {hex}\n"));
+    let bad = run_with_deadline(peerwire().args(["magnet_parse", "magnet:?dn=x"]), DEADLINE);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr.starts_with("error: not a usable magnet link"),
+        "{stderr}"
+    );
+}
+
 /// The README opens with exactly the two set-up commands: the demo and the tests. (That the
 /// demo works is `tests/demo.rs`.)
 #[test]

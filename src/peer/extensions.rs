@@ -18,8 +18,8 @@ use super::connection::{Connection, PeerError};
 use crate::scheduler::events::Event;
 use crate::wire::Message;
 use crate::wire::extension::{
-    ExtendedHandshake, METADATA_PIECE_LEN, MetadataMessage, PexMessage, UT_METADATA_ID, UT_PEX_ID,
-    metadata_piece_len,
+    ExtendedHandshake, METADATA_PIECE_LEN, MetadataMessage, PEX_REACHABLE, PexMessage,
+    UT_METADATA_ID, UT_PEX_ID, metadata_piece_len,
 };
 use crossbeam_channel::Sender;
 use std::collections::HashSet;
@@ -166,18 +166,29 @@ impl Extensions {
             .copied()
             .filter(|a| *a != connection.addr)
             .collect();
-        let message = PexMessage {
-            added: now.difference(&self.pex_sent).map(|a| (*a, 0)).collect(),
-            dropped: self.pex_sent.difference(&now).copied().collect(),
-        };
-        if message.added.is_empty() && message.dropped.is_empty() {
+        // BEP 11: at most 50 added and 50 dropped per message; the rest goes next time.
+        let added: Vec<SocketAddr> = now.difference(&self.pex_sent).take(50).copied().collect();
+        let dropped: Vec<SocketAddr> = self.pex_sent.difference(&now).take(50).copied().collect();
+        if added.is_empty() && dropped.is_empty() {
             return Ok(());
         }
-        self.pex_sent = now;
+        self.pex_sent.extend(&added);
+        dropped.iter().for_each(|a| {
+            self.pex_sent.remove(a);
+        });
+        let message = PexMessage {
+            added: added.into_iter().map(|a| (a, PEX_REACHABLE)).collect(),
+            dropped,
+        };
         connection.send(&Message::Extended {
             id: their_id,
             payload: message.to_payload(),
         })
+    }
+
+    /// How many requests the peer queues (`reqq` in its extended handshake), if it said.
+    pub fn request_queue(&self) -> Option<usize> {
+        self.theirs.as_ref()?.request_queue.map(|n| n as usize)
     }
 
     fn their_id(&self, name: &str) -> Option<u8> {

@@ -555,13 +555,15 @@ fn request_more(
     state: &mut PeerState,
     context: &PeerContext,
 ) -> Result<(), PeerError> {
-    let room = state
-        .pipeline
-        .depth()
-        .saturating_sub(state.outstanding.len());
+    // As deep as bandwidth × delay needs, but never more than the peer queues (`reqq`).
+    let depth = match state.extensions.request_queue() {
+        Some(reqq) => state.pipeline.depth().min(reqq.max(1)),
+        None => state.pipeline.depth(),
+    };
+    let room = depth.saturating_sub(state.outstanding.len());
     // Ask in batches (a quarter of the pipeline at least): one round trip to the scheduler
     // per block received would cost a thread switch per 16 KiB.
-    let batch = (state.pipeline.depth() / 4).max(1);
+    let batch = (depth / 4).max(1);
     let starving = state.outstanding.is_empty();
     if state.peer_choking || !state.am_interested || room == 0 || (room < batch && !starving) {
         return Ok(());

@@ -1,10 +1,11 @@
-//! # The peer wire protocol, without sockets (BEP 3 "peer protocol") — walkthrough §4–§6
+//! # The peer wire protocol, without sockets (BEP 3 "peer protocol") — walkthrough §4–§6, §13
 //!
 //! Peers talk over TCP: a 68-byte [`handshake`] each way, then length-prefixed [`message`]s
 //! in both directions for as long as the connection lasts. A [`bitfield`] says which pieces a
-//! peer has. This module only turns bytes into values and back, over any `Read`/`Write`: tests
-//! feed it byte slices, and the peer threads (later) feed it TCP streams. It knows nothing of
-//! threads, sockets or time.
+//! peer has; [`extension`] is the payload of the extension protocol's messages (BEP 10: the
+//! extended handshake; BEP 9 `ut_metadata`; BEP 11 `ut_pex`). This module only turns bytes into
+//! values and back, over any `Read`/`Write`: tests feed it byte slices, and the peer threads
+//! feed it TCP streams. It knows nothing of threads, sockets or time.
 
 pub mod bitfield;
 pub mod extension;
