@@ -10,24 +10,11 @@ use std::time::Duration;
 
 const PIECE: u64 = 65_536;
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// Downloads a 33-piece file from `script` and an honest peer; checks the bytes, and that the
 /// log says `expected` about the bad peer (when given).
 fn survive(script: Script, expected: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = Arc::new(pseudo_random(33 * PIECE as usize - 77, 3)); // 33 pieces: 7 spare bits
+    let bytes = Arc::new(common::pseudo_random(33 * PIECE as usize - 77, 3)); // 33 pieces: 7 spare bits
     let file = dir.path().join("data.bin");
     std::fs::write(&file, &*bytes).unwrap();
     let torrent = dir.path().join("data.torrent");

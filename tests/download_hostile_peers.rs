@@ -13,24 +13,11 @@ use std::time::Duration;
 
 const PIECE: u64 = 262_144;
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// A single-file torrent of 8 MiB + a bit (33 pieces); returns (seed dir, file, torrent, bytes).
 fn content(dir: &Path) -> (PathBuf, PathBuf, PathBuf, Arc<Vec<u8>>) {
     let seed_dir = dir.join("seed");
     std::fs::create_dir_all(&seed_dir).unwrap();
-    let bytes = pseudo_random(8 * 1024 * 1024 + 12_345, 42);
+    let bytes = common::pseudo_random(8 * 1024 * 1024 + 12_345, 42);
     let file = seed_dir.join("data.bin");
     std::fs::write(&file, &bytes).unwrap();
     let torrent = dir.join("data.torrent");

@@ -11,27 +11,25 @@ use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// Deterministic pseudo-random bytes, fast enough for tens of MiB.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// Three files of odd sizes (about 64 MiB in all): every file boundary falls inside a piece.
 fn make_content(seed_dir: &Path) -> PathBuf {
     let content = seed_dir.join("album");
     std::fs::create_dir_all(content.join("disc2")).unwrap();
-    std::fs::write(content.join("one.bin"), pseudo_random(33_554_467, 1)).unwrap();
-    std::fs::write(content.join("disc2/two.bin"), pseudo_random(20_971_501, 2)).unwrap();
-    std::fs::write(content.join("three.bin"), pseudo_random(12_582_917, 3)).unwrap();
+    std::fs::write(
+        content.join("one.bin"),
+        common::pseudo_random(33_554_467, 1),
+    )
+    .unwrap();
+    std::fs::write(
+        content.join("disc2/two.bin"),
+        common::pseudo_random(20_971_501, 2),
+    )
+    .unwrap();
+    std::fs::write(
+        content.join("three.bin"),
+        common::pseudo_random(12_582_917, 3),
+    )
+    .unwrap();
     content
 }
 

@@ -10,19 +10,6 @@ use std::time::{Duration, Instant};
 
 const PIECE: u64 = 262_144;
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// The `N bytes downloaded this run` figure of the summary line.
 fn downloaded_this_run(stderr: &str) -> u64 {
     let line = stderr
@@ -36,7 +23,7 @@ fn downloaded_this_run(stderr: &str) -> u64 {
 #[test]
 fn a_killed_download_resumes_and_fetches_only_the_missing_half() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = Arc::new(pseudo_random(40 * PIECE as usize - 1000, 9)); // 40 pieces
+    let bytes = Arc::new(common::pseudo_random(40 * PIECE as usize - 1000, 9)); // 40 pieces
     let file = dir.path().join("data.bin");
     std::fs::write(&file, &*bytes).unwrap();
     let torrent = dir.path().join("data.torrent");
@@ -101,7 +88,7 @@ fn a_killed_download_resumes_and_fetches_only_the_missing_half() {
 fn a_complete_download_is_recognised_without_any_peer() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("data.bin");
-    std::fs::write(&file, pseudo_random(3 * PIECE as usize, 5)).unwrap();
+    std::fs::write(&file, common::pseudo_random(3 * PIECE as usize, 5)).unwrap();
     let torrent = dir.path().join("data.torrent");
     common::create_torrent(&file, &torrent, &[]);
     let result = run_with_deadline(
@@ -120,7 +107,7 @@ fn a_complete_download_is_recognised_without_any_peer() {
 #[test]
 fn ctrl_c_stops_cleanly_and_tells_the_tracker() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = Arc::new(pseudo_random(10 * PIECE as usize, 11));
+    let bytes = Arc::new(common::pseudo_random(10 * PIECE as usize, 11));
     let file = dir.path().join("data.bin");
     std::fs::write(&file, &*bytes).unwrap();
     let tracker = common::local_tracker(Duration::from_secs(60));

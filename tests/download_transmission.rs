@@ -9,19 +9,6 @@ use peerwire::metainfo::Metainfo;
 use std::path::Path;
 use std::time::Duration;
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 fn same_tree(a: &Path, b: &Path, names: &[&str]) {
     for name in names {
         let (x, y) = (
@@ -55,7 +42,11 @@ fn swarm() -> Option<Swarm> {
         .zip([9_437_201usize, 5_242_871, 3_145_757])
         .enumerate()
     {
-        std::fs::write(content.join(name), pseudo_random(len, i as u64 + 10)).unwrap();
+        std::fs::write(
+            content.join(name),
+            common::pseudo_random(len, i as u64 + 10),
+        )
+        .unwrap();
     }
     let plain = dir.path().join("plain.torrent");
     common::create_torrent(&content, &plain, &["--piece-length", "262144"]);

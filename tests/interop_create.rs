@@ -16,27 +16,22 @@ use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// A directory with a nested folder, an empty file and sizes that do not fit pieces evenly.
 fn make_directory(root: &Path) -> PathBuf {
     let dir = root.join("content");
     std::fs::create_dir_all(dir.join("nested/deeper")).unwrap();
-    std::fs::write(dir.join("alpha.bin"), pseudo_random(150_001, 1)).unwrap();
+    std::fs::write(dir.join("alpha.bin"), common::pseudo_random(150_001, 1)).unwrap();
     std::fs::write(dir.join("empty.txt"), b"").unwrap();
-    std::fs::write(dir.join("nested/beta.bin"), pseudo_random(70_000, 2)).unwrap();
-    std::fs::write(dir.join("nested/deeper/gamma.bin"), pseudo_random(3, 3)).unwrap();
+    std::fs::write(
+        dir.join("nested/beta.bin"),
+        common::pseudo_random(70_000, 2),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("nested/deeper/gamma.bin"),
+        common::pseudo_random(3, 3),
+    )
+    .unwrap();
     dir
 }
 
@@ -185,7 +180,7 @@ fn a_single_file_mktorrent_torrent_reads_the_same_in_peerwire_and_transmission()
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("single.bin");
-    std::fs::write(&file, pseudo_random(3 * 65_536 + 123, 7)).unwrap();
+    std::fs::write(&file, common::pseudo_random(3 * 65_536 + 123, 7)).unwrap();
     let torrent = dir.path().join("single.torrent");
     mktorrent(&mk, &file, &torrent);
     let ours = peerwire_info(&torrent);
@@ -239,7 +234,7 @@ fn a_peerwire_single_file_torrent_loads_in_libtorrent_with_the_same_facts() {
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("payload.bin");
-    std::fs::write(&file, pseudo_random(1_000_000, 11)).unwrap();
+    std::fs::write(&file, common::pseudo_random(1_000_000, 11)).unwrap();
     let torrent = dir.path().join("payload.torrent");
     let mut create = peerwire();
     create.arg("create").arg(&file).arg("-o").arg(&torrent);

@@ -13,19 +13,6 @@ use std::time::Duration;
 const PIECE: u64 = 16_384;
 const DEADLINE: Duration = Duration::from_secs(120);
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// 1,700 pieces of 16 KiB: an info dictionary of ~34 KB, three metadata pieces.
 struct Fixture {
     dir: tempfile::TempDir,
@@ -35,7 +22,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = Arc::new(pseudo_random(1_700 * PIECE as usize - 99, 7));
+    let bytes = Arc::new(common::pseudo_random(1_700 * PIECE as usize - 99, 7));
     let file = dir.path().join("data.bin");
     std::fs::write(&file, &*bytes).unwrap();
     let torrent = dir.path().join("data.torrent");

@@ -14,19 +14,6 @@ use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(180);
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// Every byte outside the unreserved set as `%XX`.
 fn percent(text: &str) -> String {
     text.bytes()
@@ -57,7 +44,11 @@ fn album() -> Option<Album> {
     let content = dir.path().join("seed").join("set");
     std::fs::create_dir_all(content.join("sub")).unwrap();
     for (i, (name, len)) in FILES.iter().enumerate() {
-        std::fs::write(content.join(name), pseudo_random(*len, 60 + i as u64)).unwrap();
+        std::fs::write(
+            content.join(name),
+            common::pseudo_random(*len, 60 + i as u64),
+        )
+        .unwrap();
     }
     // 16 KiB pieces: 768 piece hashes, an info dictionary of ~15 KiB... use more pieces to
     // make it span two metadata pieces.

@@ -54,19 +54,6 @@ const STEP: Duration = Duration::from_secs(30);
 // The torrent, the seeder and the honest client
 // ---------------------------------------------------------------------------------------------
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// A single-file torrent without tracker, of pseudo-random bytes, in its own temp dir.
 struct Torrent {
     dir: tempfile::TempDir,
@@ -79,7 +66,7 @@ struct Torrent {
 impl Torrent {
     fn new(seed: u64) -> Torrent {
         let dir = tempfile::tempdir().expect("temp dir");
-        let bytes = pseudo_random(CONTENT_LEN, seed);
+        let bytes = common::pseudo_random(CONTENT_LEN, seed);
         let file = dir.path().join("data.bin");
         std::fs::write(&file, &bytes).expect("write the content");
         let torrent = dir.path().join("data.torrent");

@@ -21,19 +21,6 @@ const FILES: [(&str, usize); 3] = [
     ("three.bin", 12_582_917),
 ];
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// The seeder's data, a torrent of it announced to opentracker.
 struct Album {
     dir: tempfile::TempDir,
@@ -47,7 +34,11 @@ fn album() -> Option<Album> {
     let content = dir.path().join("seed").join("album");
     std::fs::create_dir_all(content.join("disc2")).unwrap();
     for (i, (name, len)) in FILES.iter().enumerate() {
-        std::fs::write(content.join(name), pseudo_random(*len, i as u64 + 40)).unwrap();
+        std::fs::write(
+            content.join(name),
+            common::pseudo_random(*len, i as u64 + 40),
+        )
+        .unwrap();
     }
     let plain = dir.path().join("plain.torrent");
     common::create_torrent(&content, &plain, &["--piece-length", "262144"]);

@@ -10,19 +10,6 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// Polls `check` every 50 ms until it holds, or fails the test after `deadline`.
 fn wait_until(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) {
     let until = Instant::now() + deadline;
@@ -47,7 +34,7 @@ fn spawn(args: &[&str], paths: &[&Path]) -> Child {
 #[test]
 fn download_seed_announces_completed_then_stopped_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
-    let data = pseudo_random(3 * 1024 * 1024 + 5, 21);
+    let data = common::pseudo_random(3 * 1024 * 1024 + 5, 21);
     let file = dir.path().join("data.bin");
     std::fs::write(&file, &data).unwrap();
     let tracker = local_tracker(Duration::from_secs(60));
@@ -106,7 +93,7 @@ fn download_seed_announces_completed_then_stopped_on_ctrl_c() {
 #[test]
 fn seed_ratio_ends_seeding_once_enough_was_uploaded() {
     let dir = tempfile::tempdir().unwrap();
-    let data = pseudo_random(2 * 1024 * 1024 - 3, 22);
+    let data = common::pseudo_random(2 * 1024 * 1024 - 3, 22);
     let file = dir.path().join("data.bin");
     std::fs::write(&file, &data).unwrap();
     let torrent = dir.path().join("data.torrent"); // no tracker: peers are given with --peer

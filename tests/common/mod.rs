@@ -10,6 +10,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+/// Deterministic pseudo-random bytes (xorshift), fast enough for tens of MiB.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
 /// True when `PEERWIRE_INTEROP=require`: every skip becomes a failure.
 pub fn interop_required() -> bool {
     std::env::var("PEERWIRE_INTEROP").is_ok_and(|v| v == "require")
