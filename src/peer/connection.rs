@@ -47,6 +47,10 @@ pub enum PeerError {
     Protocol(String),
     #[error("the peer sent nothing for {0:?}")]
     Silent(Duration),
+    #[error("no block for {0:?} while our requests were out (it snubs us)")]
+    Snubbed(Duration),
+    #[error("neither side was interested for {0:?}")]
+    Useless(Duration),
     #[error("the peer read nothing we sent for {0:?}")]
     NotReading(Duration),
     #[error("banned: {0}")]

@@ -33,8 +33,6 @@ use std::time::{Duration, Instant};
 
 /// Send a keep-alive after this long without sending anything (libtorrent drops at 120 s).
 const KEEP_ALIVE_AFTER: Duration = Duration::from_secs(90);
-/// Drop a peer that delivers no block for this long while our requests are out (snubbed).
-const SNUB_LIMIT: Duration = Duration::from_secs(60);
 /// Blocks nobody asked for that we tolerate (late endgame copies are normal) before hanging up.
 const MAX_UNSOLICITED: u32 = 64;
 /// How long one turn of the loop may wait for the socket to take our bytes.
@@ -161,6 +159,8 @@ struct PeerState {
     last_received: Instant,
     last_block: Instant,
     last_sent: Instant,
+    /// The last time either side was interested (see `check_liveness`).
+    useful_since: Instant,
     unsolicited: u32,
     /// Blocks written to disk but not yet reported to the scheduler.
     written: Vec<BlockRequest>,
@@ -188,6 +188,7 @@ impl PeerState {
             last_received: now,
             last_block: now,
             last_sent: now,
+            useful_since: now,
             unsolicited: 0,
             written: Vec::new(),
             uploads: Uploads::new(),
@@ -275,8 +276,8 @@ fn peer_loop(
         let busy = connection.pending() > 0 || (!state.am_choking && state.uploads.ready(limit));
         let throttled = !state.am_choking && state.uploads.throttled(limit);
         connection.set_tick(Duration::from_millis(if throttled { 20 } else { TICK_MS }));
-        let received = receive_messages(connection, state, context, !busy)?;
-        if !received && !context.patient {
+        receive_messages(connection, state, context, !busy)?;
+        if !context.patient {
             check_liveness(state, context)?;
         }
         for command in commands.try_iter() {
@@ -619,13 +620,22 @@ fn cancel(
     Ok(())
 }
 
-/// Drops a peer that went silent, or that holds our requests without delivering (snubbed).
-fn check_liveness(state: &PeerState, context: &PeerContext) -> Result<(), PeerError> {
-    if state.last_received.elapsed() > context.silent_limit {
-        return Err(PeerError::Silent(context.silent_limit));
+/// Drops a peer that went silent, that holds our requests without delivering (it snubs us:
+/// half the peer timeout, 60 s by default), or that neither wants from us nor has anything we
+/// want for the whole peer timeout (it only takes a connection slot).
+fn check_liveness(state: &mut PeerState, context: &PeerContext) -> Result<(), PeerError> {
+    let limit = context.silent_limit;
+    if state.last_received.elapsed() > limit {
+        return Err(PeerError::Silent(limit));
     }
-    if !state.outstanding.is_empty() && state.last_block.elapsed() > SNUB_LIMIT {
-        return Err(PeerError::Silent(SNUB_LIMIT));
+    let snub_limit = limit / 2;
+    if !state.outstanding.is_empty() && state.last_block.elapsed() > snub_limit {
+        return Err(PeerError::Snubbed(snub_limit));
+    }
+    if state.am_interested || state.peer_interested {
+        state.useful_since = Instant::now();
+    } else if state.useful_since.elapsed() > limit {
+        return Err(PeerError::Useless(limit));
     }
     Ok(())
 }

@@ -577,6 +577,10 @@ pub enum Script {
     UnsolicitedPieces,
     /// Answers every request one byte per second.
     Trickle,
+    /// Has nothing, wants nothing, and sends a keep-alive every 50 ms forever.
+    KeepAlivesForever,
+    /// Claims every piece, unchokes, and never answers a request.
+    Hoarder,
     /// Serves metadata (BEP 9) that does not hash to the info hash.
     MetadataWrongHash,
     /// Announces 1 TiB of metadata in its extended handshake.
@@ -724,6 +728,7 @@ fn send_scripted_bitfield(
     let mut have = peerwire::wire::Bitfield::new(pieces);
     let has = match t.script {
         Script::OnlyFirstPieces(n) => n.min(pieces),
+        Script::KeepAlivesForever => 0,
         _ => pieces,
     };
     (0..has).for_each(|i| have.set(i));
@@ -745,6 +750,10 @@ fn misbehave_after_bitfield(
     use peerwire::wire::Message;
     use std::io::Write;
     match t.script {
+        Script::KeepAlivesForever => loop {
+            socket.write_all(&[0, 0, 0, 0])?;
+            std::thread::sleep(Duration::from_millis(50)); // the misbehaviour itself
+        },
         Script::HugeLength => socket.write_all(&[0xff, 0xff, 0xff, 0xff, 7])?,
         Script::UnknownMessage => socket.write_all(&[0, 0, 0, 4, 99, 1, 2, 3])?,
         Script::HaveOutOfRange => Message::Have {
@@ -777,6 +786,7 @@ fn answer_request(
 ) -> Result<(), peerwire::wire::WireError> {
     use peerwire::wire::Message;
     match t.script {
+        Script::Hoarder => return Ok(()), // claims it all, serves nothing
         Script::DisconnectAfter(limit) if n > limit => {
             return Err(peerwire::wire::WireError::BadProtocol(
                 "scripted hang-up".into(),
