@@ -165,7 +165,9 @@ pub fn percent_encode(bytes: &[u8]) -> String {
     out
 }
 
-fn parse_dictionary(body: &[u8]) -> Result<Value, Problem> {
+/// Decodes a tracker's HTTP body, which must be one bencoded dictionary (announce and scrape
+/// answers both are). Public so the fuzz target `tracker_http` can reach it (docs/fuzzing.md).
+pub fn parse_dictionary(body: &[u8]) -> Result<Value, Problem> {
     let value = bencode::decode(body)?.value;
     match value.as_dict() {
         Some(_) => Ok(value),
