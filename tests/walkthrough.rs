@@ -180,7 +180,8 @@ fn every_name_in_a_code_paragraph_is_in_its_file() {
     );
 }
 
-/// Every `Type::function` a page in `docs/` names must exist in `src/` (a `fn` or a variant).
+/// Every `Type::function` (or `module::Type::function`) a page in `docs/` names must exist in
+/// `src/`: a `fn`, a type, a constant, or a variant.
 #[test]
 fn docs_name_real_code() {
     let mut files = Vec::new();
@@ -196,9 +197,11 @@ fn docs_name_real_code() {
     {
         let text = std::fs::read_to_string(&page).unwrap();
         for word in text.split('`').skip(1).step_by(2) {
-            let Some((owner, item)) = word.split_once("::") else {
+            // `Type::function` or a path `module::Type::function`: the last name is checked.
+            let Some((owner, item)) = word.rsplit_once("::") else {
                 continue;
             };
+            let owner = owner.split("::").next().unwrap_or(owner);
             let external = ["std", "crossbeam_channel"].contains(&owner);
             if external
                 || owner.contains(' ')
@@ -207,7 +210,9 @@ fn docs_name_real_code() {
             {
                 continue;
             }
-            let found = source.contains(&format!("fn {item}"))
+            let found = ["fn", "struct", "enum", "const", "type"]
+                .iter()
+                .any(|kind| source.contains(&format!("{kind} {item}")))
                 || source.contains(&format!("    {item} {{"))
                 || source.contains(&format!("    {item}("));
             assert!(
