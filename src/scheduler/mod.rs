@@ -485,8 +485,13 @@ impl Scheduler {
             .collect()
     }
 
+    /// The traffic entry of a peer, by its peer id; a peer that has left since (say, before
+    /// the piece it sent was verified) is still found by its address.
     fn traffic_of(&mut self, peer: SocketAddr) -> Option<&mut Traffic> {
-        let peer_id = self.peers.get(&peer)?.peer_id?;
+        let peer_id = match self.peers.get(&peer).and_then(|e| e.peer_id) {
+            Some(id) => id,
+            None => self.traffic.values().find(|t| t.addr == peer)?.peer_id,
+        };
         Some(self.traffic.entry(peer_id).or_insert(Traffic {
             peer_id,
             addr: peer,
