@@ -16,7 +16,7 @@ use crate::scheduler::Progress;
 use crate::session::{self, DownloadOptions, SessionError, Target};
 use crate::tracker::server::{RunningTracker, ServerConfig, ServerError};
 use crate::tracker::tiers::{AnnounceError, TrackerTiers};
-use crate::tracker::{AnnounceRequest, Event, TrackerConfig};
+use crate::tracker::{AnnounceRequest, TrackerConfig};
 use crate::wire::handshake::RESERVED_EXTENSIONS;
 use std::ffi::OsStr;
 use std::io::Write;
@@ -136,17 +136,8 @@ pub fn info_lines(metainfo: &Metainfo) -> Vec<String> {
 pub fn peers(path: &Path, port: u16, config: TrackerConfig) -> Result<(), CliError> {
     let metainfo = load_torrent(path)?;
     let mut tiers = TrackerTiers::new(metainfo.tracker_tiers(), config);
-    let request = AnnounceRequest {
-        info_hash: metainfo.info_hash,
-        peer_id: PeerId::generate(),
-        port,
-        uploaded: 0,
-        downloaded: 0,
-        left: metainfo.info.total_length,
-        event: Event::Started,
-        numwant: Some(50),
-        key: fastrand::u32(..),
-    };
+    let left = metainfo.info.total_length;
+    let request = AnnounceRequest::started(metainfo.info_hash, PeerId::generate(), port, left);
     let (url, response) = tiers.announce(&request)?;
     log::info!("{url} answered: {} peers", response.peers.len());
     print_lines(

@@ -186,6 +186,18 @@ struct UploadArgs {
 }
 
 impl UploadArgs {
+    /// The options of a whole download or seed: the peer options, then ours.
+    fn options(
+        &self,
+        peers: &PeerArgs,
+        target: peerwire::session::Target,
+        seed: bool,
+    ) -> peerwire::session::DownloadOptions {
+        let mut options = peers.options(target, None);
+        self.apply(&mut options, seed);
+        options
+    }
+
     fn apply(&self, options: &mut peerwire::session::DownloadOptions, seed: bool) {
         use peerwire::scheduler::AfterComplete;
         options.after_complete = match (seed, self.seed_ratio) {
@@ -314,11 +326,7 @@ fn main() -> ExitCode {
             upload,
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from("."));
-            let options = |target| {
-                let mut options = peers.options(target, None);
-                upload.apply(&mut options, seed);
-                options
-            };
+            let options = |target| upload.options(&peers, target, seed);
             match torrent.to_str().filter(|t| t.starts_with("magnet:")) {
                 Some(uri) => cli::magnet::magnet_download(uri, &output, &peers.sources(), options),
                 None => cli::download(&torrent, &output, options),
@@ -348,9 +356,7 @@ fn main() -> ExitCode {
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from("."));
             cli::magnet::magnet_download(&uri, &output, &peers.sources(), |target| {
-                let mut options = peers.options(target, None);
-                upload.apply(&mut options, seed);
-                options
+                upload.options(&peers, target, seed)
             })
         }
         Command::Seed {
@@ -359,9 +365,7 @@ fn main() -> ExitCode {
             peers,
             upload,
         } => cli::seed(&torrent, &path, |target| {
-            let mut options = peers.options(target, None);
-            upload.apply(&mut options, true);
-            options
+            upload.options(&peers, target, true)
         }),
         Command::Demo {
             size,

@@ -180,8 +180,12 @@ fn spawn_asker(addr: SocketAddr, request: Request, results: Sender<Answer>) {
     }
 }
 
-/// One peer, start to end: handshakes, then the pieces of the dictionary. [W13.1]
-fn ask(addr: SocketAddr, request: &Request) -> Result<Vec<u8>, FromPeer> {
+/// Dials `addr` with the extension bit set and sends our extended handshake (`ut_metadata`
+/// only). `None`: the peer does not speak the extension protocol.
+pub fn open_for_metadata(
+    addr: SocketAddr,
+    request: &Request,
+) -> Result<Option<Connection>, PeerError> {
     let reserved = crate::wire::handshake::RESERVED_EXTENSIONS;
     let mut connection = Connection::open(
         addr,
@@ -191,7 +195,7 @@ fn ask(addr: SocketAddr, request: &Request) -> Result<Vec<u8>, FromPeer> {
         request.trace.clone(),
     )?;
     if !connection.remote.supports_extensions() {
-        return Err(FromPeer::NoSupport);
+        return Ok(None);
     }
     let ours = ExtendedHandshake {
         extensions: vec![("ut_metadata".into(), UT_METADATA_ID)],
@@ -203,6 +207,14 @@ fn ask(addr: SocketAddr, request: &Request) -> Result<Vec<u8>, FromPeer> {
         payload: ours.to_payload(),
     })?;
     connection.flush()?;
+    Ok(Some(connection))
+}
+
+/// One peer, start to end: handshakes, then the pieces of the dictionary. [W13.1]
+fn ask(addr: SocketAddr, request: &Request) -> Result<Vec<u8>, FromPeer> {
+    let Some(mut connection) = open_for_metadata(addr, request)? else {
+        return Err(FromPeer::NoSupport);
+    };
     let started = Instant::now();
     let mut pieces: Option<Assembly> = None;
     loop {

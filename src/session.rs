@@ -24,7 +24,7 @@ use crate::scheduler::{AfterComplete, Ended, Outcome, Progress, Scheduler, Setti
 use crate::storage::{Storage, StorageError};
 use crate::tracker::announcer::{Announcer, Command as AnnouncerCommand};
 use crate::tracker::tiers::TrackerTiers;
-use crate::tracker::{AnnounceRequest, Event as TrackerEvent, TrackerConfig};
+use crate::tracker::{AnnounceRequest, TrackerConfig};
 use crate::wire::Bitfield;
 use crossbeam_channel::{Receiver, Sender};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -174,7 +174,12 @@ pub fn download(
     let swarm = Swarm::start(metainfo, options, &storage, &layout, our_id)?;
     let left = bytes_left(&layout, &have);
     let announcer = (!tiers.is_empty())
-        .then(|| Announcer::spawn(tiers, announce_request(metainfo, our_id, swarm.port, left)))
+        .then(|| {
+            Announcer::spawn(
+                tiers,
+                AnnounceRequest::started(metainfo.info_hash, our_id, swarm.port, left),
+            )
+        })
         .transpose()
         .map_err(SessionError::Thread)?;
     let outcome = run_scheduler(&swarm, &have, options, announcer.as_ref(), on_progress);
@@ -447,18 +452,4 @@ fn bytes_left(layout: &PieceLayout, have: &Bitfield) -> u64 {
         .filter(|&i| !have.has(i as usize))
         .map(|i| u64::from(layout.piece_len(i)))
         .sum()
-}
-
-fn announce_request(metainfo: &Metainfo, peer_id: PeerId, port: u16, left: u64) -> AnnounceRequest {
-    AnnounceRequest {
-        info_hash: metainfo.info_hash,
-        peer_id,
-        port,
-        uploaded: 0,
-        downloaded: 0,
-        left,
-        event: TrackerEvent::Started,
-        numwant: Some(50),
-        key: fastrand::u32(..),
-    }
 }

@@ -33,16 +33,6 @@ fn make_content(seed_dir: &Path) -> PathBuf {
     content
 }
 
-fn assert_same_files(a: &Path, b: &Path) {
-    for name in ["one.bin", "disc2/two.bin", "three.bin"] {
-        let (x, y) = (
-            std::fs::read(a.join(name)).unwrap(),
-            std::fs::read(b.join(name)).unwrap(),
-        );
-        assert!(x == y, "{name} differs ({} vs {} bytes)", x.len(), y.len());
-    }
-}
-
 /// A seeded torrent: content, torrent file, opentracker, libtorrent seeding it.
 struct Swarm {
     dir: tempfile::TempDir,
@@ -92,7 +82,12 @@ fn downloads_a_three_file_torrent_from_libtorrent_through_opentracker() {
             .args(["--port", "24001", "--give-up-after", "60"]),
         DEADLINE,
     );
-    assert_same_files(&swarm.content, &out.join("album"));
+    common::assert_same_files(
+        &swarm.content,
+        &out.join("album"),
+        ["one.bin", "disc2/two.bin", "three.bin"],
+        "peerwire",
+    );
 }
 
 #[test]

@@ -6,18 +6,7 @@ mod common;
 
 use common::{LibtorrentPeer, OpenTracker, Script, ScriptedPeer, Transmission, peerwire, run_ok};
 use peerwire::metainfo::Metainfo;
-use std::path::Path;
 use std::time::Duration;
-
-fn same_tree(a: &Path, b: &Path, names: &[&str]) {
-    for name in names {
-        let (x, y) = (
-            std::fs::read(a.join(name)).unwrap(),
-            std::fs::read(b.join(name)).unwrap(),
-        );
-        assert!(x == y, "{name} differs ({} vs {} bytes)", x.len(), y.len());
-    }
-}
 
 /// A three-file torrent announced to opentracker, seeded by Transmission (which has finished
 /// its hash check and announced). Returns what the tests need; `None` skips.
@@ -88,7 +77,7 @@ fn downloads_a_three_file_torrent_from_transmission_through_opentracker() {
         download.args(["--give-up-after", "90"]),
         Duration::from_secs(180),
     );
-    same_tree(&swarm.content, &out.join("album"), &NAMES);
+    common::assert_same_files(&swarm.content, &out.join("album"), NAMES, "peerwire");
     let _ = &swarm.tracker;
 }
 
@@ -135,7 +124,7 @@ fn libtorrent_and_transmission_seed_together_beside_a_liar() {
     let result = common::run_with_deadline(&mut download, Duration::from_secs(180));
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
-    same_tree(&swarm.content, &out.join("album"), &NAMES);
+    common::assert_same_files(&swarm.content, &out.join("album"), NAMES, "peerwire");
     assert!(
         stderr.contains(&format!("{}: banned", liar.addr)),
         "the liar was not banned:\n{stderr}"

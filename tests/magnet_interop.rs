@@ -75,18 +75,8 @@ fn album() -> Option<Album> {
 
 impl Album {
     fn assert_same(&self, dir: &Path, who: &str) {
-        for (name, _) in FILES {
-            let (a, b) = (
-                std::fs::read(self.content.join(name)).unwrap(),
-                std::fs::read(dir.join("set").join(name)).unwrap_or_default(),
-            );
-            assert!(
-                a == b,
-                "{who}: {name} differs ({} vs {} bytes)",
-                a.len(),
-                b.len()
-            );
-        }
+        let names = FILES.iter().map(|(name, _)| *name);
+        common::assert_same_files(&self.content, &dir.join("set"), names, who);
     }
 
     fn out(&self, name: &str) -> PathBuf {

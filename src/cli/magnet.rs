@@ -5,14 +5,13 @@ use super::{CliError, print_lines};
 use crate::magnet::Magnet;
 use crate::metadata::{self, Request};
 use crate::metainfo::Metainfo;
-use crate::peer::connection::{Connection, PeerError, Trace};
+use crate::peer::connection::{PeerError, Trace};
 use crate::peer_id::PeerId;
 use crate::session::{DownloadOptions, Target};
 use crate::tracker::tiers::TrackerTiers;
-use crate::tracker::{AnnounceRequest, Event, TrackerConfig};
+use crate::tracker::{AnnounceRequest, TrackerConfig};
 use crate::wire::Message;
-use crate::wire::extension::{ExtendedHandshake, UT_METADATA_ID};
-use crate::wire::handshake::RESERVED_EXTENSIONS;
+use crate::wire::extension::ExtendedHandshake;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -69,25 +68,15 @@ fn extended_handshake(
     our_id: PeerId,
     sources: &PeerSources,
 ) -> Result<(PeerId, u8), PeerError> {
-    let mut connection = Connection::open(
-        addr,
-        magnet.info_hash,
+    let request = Request {
+        info_hash: magnet.info_hash,
         our_id,
-        RESERVED_EXTENSIONS,
-        sources.trace.clone(),
-    )?;
-    if !connection.remote.supports_extensions() {
-        return Err(PeerError::Protocol("no extension protocol (BEP 10)".into()));
-    }
-    let ours = ExtendedHandshake {
-        extensions: vec![("ut_metadata".into(), UT_METADATA_ID)],
-        ..ExtendedHandshake::default()
+        trace: sources.trace.clone(),
+        deadline: METADATA_DEADLINE,
     };
-    connection.send(&Message::Extended {
-        id: 0,
-        payload: ours.to_payload(),
-    })?;
-    connection.flush()?;
+    let Some(mut connection) = metadata::open_for_metadata(addr, &request)? else {
+        return Err(PeerError::Protocol("no extension protocol (BEP 10)".into()));
+    };
     for _ in 0..100 {
         if let Some(Message::Extended { id: 0, payload }) = connection.receive(true)? {
             let theirs = ExtendedHandshake::from_payload(&payload)
@@ -141,17 +130,7 @@ fn find_peers(
     peers.extend(&magnet.peers);
     let tiers: Vec<Vec<String>> = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
     if !tiers.is_empty() {
-        let request = AnnounceRequest {
-            info_hash: magnet.info_hash,
-            peer_id: our_id,
-            port: sources.port,
-            uploaded: 0,
-            downloaded: 0,
-            left: 1,
-            event: Event::Started,
-            numwant: Some(50),
-            key: fastrand::u32(..),
-        };
+        let request = AnnounceRequest::started(magnet.info_hash, our_id, sources.port, 1);
         match TrackerTiers::new(tiers, sources.tracker).announce(&request) {
             Ok((_, response)) => peers.extend(response.peers),
             Err(e) if !peers.is_empty() => log::warn!("{e}"),

@@ -263,9 +263,14 @@ impl Connection {
         let socket = self.reader.get_ref();
         let io = |e: std::io::Error| PeerError::Wire(e.into());
         socket.set_read_timeout(Some(self.tick)).map_err(io)?;
-        socket.set_nonblocking(!wait).map_err(io)?;
-        let peeked = socket.peek(&mut [0u8; 1]);
-        socket.set_nonblocking(false).map_err(io)?;
+        let peeked = if wait {
+            socket.peek(&mut [0u8; 1])
+        } else {
+            socket.set_nonblocking(true).map_err(io)?;
+            let peeked = socket.peek(&mut [0u8; 1]);
+            socket.set_nonblocking(false).map_err(io)?;
+            peeked
+        };
         match peeked {
             Ok(0) => return Err(io(ErrorKind::UnexpectedEof.into())),
             Ok(_) => {}

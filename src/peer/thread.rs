@@ -300,26 +300,24 @@ fn peer_loop(
 
 /// Handles every message that has arrived (waiting up to a tick for the first when `wait`),
 /// at most `MESSAGES_PER_TURN`: a peer whose socket is full must still have its requests and
-/// cancels read promptly. Returns whether any message came.
+/// cancels read promptly.
 fn receive_messages(
     connection: &mut Connection,
     state: &mut PeerState,
     context: &PeerContext,
     wait: bool,
-) -> Result<bool, PeerError> {
-    let mut received = false;
-    for _ in 0..MESSAGES_PER_TURN {
-        let Some(message) = connection.receive(wait && !received)? else {
+) -> Result<(), PeerError> {
+    for turn in 0..MESSAGES_PER_TURN {
+        let Some(message) = connection.receive(wait && turn == 0)? else {
             break;
         };
-        received = true;
         state.last_received = Instant::now();
         handle_message(connection, state, context, message)?;
         if state.written.len() >= 16 || !connection.has_buffered_data() {
             report_written(state, context);
         }
     }
-    Ok(received)
+    Ok(())
 }
 
 fn handle_message(

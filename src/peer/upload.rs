@@ -246,6 +246,16 @@ mod tests {
         }
     }
 
+    /// A request check from a test peer.
+    fn check<'a>(layout: &'a PieceLayout, ours: &'a Bitfield, choking: bool) -> RequestCheck<'a> {
+        RequestCheck {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            layout,
+            ours,
+            choking,
+        }
+    }
+
     /// 2 pieces of 32 KiB and a last one of 10 bytes.
     fn layout() -> PieceLayout {
         layout_of(32 * 1024, 64 * 1024 + 10)
@@ -263,12 +273,7 @@ mod tests {
     fn valid_requests_are_queued_once_and_cancel_removes_them() {
         let layout = layout();
         let ours = Bitfield::full(3);
-        let check = RequestCheck {
-            peer: "127.0.0.1:1".parse().unwrap(),
-            layout: &layout,
-            ours: &ours,
-            choking: false,
-        };
+        let check = check(&layout, &ours, false);
         let mut uploads = Uploads::new();
         for _ in 0..2 {
             uploads.on_request(block(0, 16384, 16384), &check).unwrap();
@@ -284,12 +289,7 @@ mod tests {
         let layout = layout();
         let mut ours = Bitfield::new(3);
         ours.set(0);
-        let check = RequestCheck {
-            peer: "127.0.0.1:1".parse().unwrap(),
-            layout: &layout,
-            ours: &ours,
-            choking: false,
-        };
+        let check = check(&layout, &ours, false);
         let bad = [
             block(0, 0, 32 * 1024), // more than 16 KiB
             block(0, 0, 0),         // nothing
@@ -312,12 +312,7 @@ mod tests {
     fn requests_while_choked_are_dropped_and_a_flood_of_them_drops_the_peer() {
         let layout = layout();
         let ours = Bitfield::full(3);
-        let check = RequestCheck {
-            peer: "127.0.0.1:1".parse().unwrap(),
-            layout: &layout,
-            ours: &ours,
-            choking: true,
-        };
+        let check = check(&layout, &ours, true);
         let mut uploads = Uploads::new();
         for _ in 0..MAX_QUEUED {
             uploads.on_request(block(0, 0, 16384), &check).unwrap();
@@ -331,12 +326,7 @@ mod tests {
     fn a_flood_of_requests_drops_the_peer() {
         let layout = layout_of(16 * 1024, 1000 * 16 * 1024);
         let ours = Bitfield::full(1000);
-        let check = RequestCheck {
-            peer: "127.0.0.1:1".parse().unwrap(),
-            layout: &layout,
-            ours: &ours,
-            choking: false,
-        };
+        let check = check(&layout, &ours, false);
         let mut uploads = Uploads::new();
         let result = (0..1000).try_for_each(|i| uploads.on_request(block(i, 0, 16384), &check));
         assert!(result.unwrap_err().to_string().contains("requests queued"));

@@ -88,6 +88,23 @@ pub struct AnnounceRequest {
     pub key: u32,
 }
 
+impl AnnounceRequest {
+    /// A first announce (`started`) with nothing transferred yet, asking for 50 peers.
+    pub fn started(info_hash: InfoHash, peer_id: PeerId, port: u16, left: u64) -> AnnounceRequest {
+        AnnounceRequest {
+            info_hash,
+            peer_id,
+            port,
+            uploaded: 0,
+            downloaded: 0,
+            left,
+            event: Event::Started,
+            numwant: Some(50),
+            key: fastrand::u32(..),
+        }
+    }
+}
+
 /// What a tracker answered.
 #[derive(Debug, Clone, Default)]
 pub struct AnnounceResponse {

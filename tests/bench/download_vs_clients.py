@@ -155,6 +155,28 @@ def sha1_of(path):
     return digest.hexdigest()
 
 
+def prepare(work, size_mib):
+    """The shared set-up of the benchmarks: SIZE_MIB random bytes in `work/seed/bench.bin`,
+    peerwire's tracker on 127.0.0.1, and a torrent of the file (1 MiB pieces) announced to it.
+    Returns (seed_dir, data, its SHA-1, the tracker process, the torrent's path)."""
+    seed_dir = os.path.join(work, "seed")
+    os.makedirs(seed_dir)
+    data = os.path.join(seed_dir, "bench.bin")
+    with open(data, "wb") as f:
+        for _ in range(size_mib):
+            f.write(os.urandom(1 << 20))
+    # A long interval: libtorrent re-announces at most every 5 minutes whatever the tracker
+    # says, and the tracker forgets peers after two intervals.
+    tracker_port = free_port()
+    tracker = subprocess.Popen([PEERWIRE, "-q", "tracker", "--bind", "127.0.0.1", "--port", str(tracker_port),
+                                "--udp-port", str(tracker_port), "--interval", "3600"])
+    wait_port(tracker_port)
+    torrent = os.path.join(work, "bench.torrent")
+    subprocess.run([PEERWIRE, "create", data, "-o", torrent, "--piece-length", str(1 << 20), "-t",
+                    "http://127.0.0.1:%d/announce" % tracker_port], check=True, stderr=subprocess.DEVNULL)
+    return seed_dir, data, sha1_of(data), tracker, torrent
+
+
 def main():
     size_mib = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -162,22 +184,7 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
     work = tempfile.mkdtemp(prefix="peerwire-bench-")
     try:
-        seed_dir = os.path.join(work, "seed")
-        os.makedirs(seed_dir)
-        data = os.path.join(seed_dir, "bench.bin")
-        with open(data, "wb") as f:
-            for _ in range(size_mib):
-                f.write(os.urandom(1 << 20))
-        expected = sha1_of(data)
-        # A long interval: libtorrent re-announces at most every 5 minutes whatever the tracker
-        # says, and the tracker forgets peers after two intervals.
-        tracker_port = free_port()
-        tracker = subprocess.Popen([PEERWIRE, "-q", "tracker", "--bind", "127.0.0.1", "--port", str(tracker_port),
-                                    "--udp-port", str(tracker_port), "--interval", "3600"])
-        wait_port(tracker_port)
-        torrent = os.path.join(work, "bench.torrent")
-        subprocess.run([PEERWIRE, "create", data, "-o", torrent, "--piece-length", str(1 << 20), "-t",
-                        "http://127.0.0.1:%d/announce" % tracker_port], check=True, stderr=subprocess.DEVNULL)
+        seed_dir, data, expected, tracker, torrent = prepare(work, size_mib)
         seeder = LibtorrentPeer(torrent, seed_dir, seed=True)
         seeder.wait_for("tracker_reply")
         clients = {

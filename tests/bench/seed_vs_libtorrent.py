@@ -19,8 +19,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from download_vs_clients import (PEERWIRE, REPO, LibtorrentPeer, free_port, reap,  # noqa: E402
-                                 sha1_of, wait_port)
+from download_vs_clients import (PEERWIRE, REPO, LibtorrentPeer, free_port, prepare,  # noqa: E402
+                                 reap, sha1_of, wait_port)
 
 
 def start_peerwire_seeder(torrent, data):
@@ -63,20 +63,7 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
     work = tempfile.mkdtemp(prefix="peerwire-seed-bench-")
     try:
-        seed_dir = os.path.join(work, "seed")
-        os.makedirs(seed_dir)
-        data = os.path.join(seed_dir, "bench.bin")
-        with open(data, "wb") as f:
-            for _ in range(size_mib):
-                f.write(os.urandom(1 << 20))
-        expected = sha1_of(data)
-        tracker_port = free_port()
-        tracker = subprocess.Popen([PEERWIRE, "-q", "tracker", "--bind", "127.0.0.1", "--port", str(tracker_port),
-                                    "--udp-port", str(tracker_port), "--interval", "3600"])
-        wait_port(tracker_port)
-        torrent = os.path.join(work, "bench.torrent")
-        subprocess.run([PEERWIRE, "create", data, "-o", torrent, "--piece-length", str(1 << 20), "-t",
-                        "http://127.0.0.1:%d/announce" % tracker_port], check=True, stderr=subprocess.DEVNULL)
+        seed_dir, data, expected, tracker, torrent = prepare(work, size_mib)
         seeders = {
             "peerwire": lambda: start_peerwire_seeder(torrent, data),
             "libtorrent": lambda: start_libtorrent_seeder(torrent, seed_dir),

@@ -24,6 +24,28 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// Each of `names` under `actual` holds the same bytes as under `expected` (`who` says which
+/// client wrote `actual`, for the message).
+pub fn assert_same_files<'a>(
+    expected: &Path,
+    actual: &Path,
+    names: impl IntoIterator<Item = &'a str>,
+    who: &str,
+) {
+    for name in names {
+        let (a, b) = (
+            std::fs::read(expected.join(name)).unwrap(),
+            std::fs::read(actual.join(name)).unwrap_or_default(),
+        );
+        assert!(
+            a == b,
+            "{who}: {name} differs ({} vs {} bytes)",
+            a.len(),
+            b.len()
+        );
+    }
+}
+
 /// True when `PEERWIRE_INTEROP=require`: every skip becomes a failure.
 pub fn interop_required() -> bool {
     std::env::var("PEERWIRE_INTEROP").is_ok_and(|v| v == "require")
