@@ -22,7 +22,7 @@ use crate::peer_id::PeerId;
 use crate::piece::PieceLayout;
 use crate::scheduler::{AfterComplete, Ended, Outcome, Progress, Scheduler, Settings, Traffic};
 use crate::storage::{Storage, StorageError};
-use crate::tracker::announcer::{Announcer, Command as AnnouncerCommand};
+use crate::tracker::announcer::{Announcer, Command as AnnouncerCommand, Lonely};
 use crate::tracker::tiers::TrackerTiers;
 use crate::tracker::{AnnounceRequest, TrackerConfig};
 use crate::wire::Bitfield;
@@ -342,8 +342,9 @@ fn run_scheduler(
     Ok(outcome)
 }
 
-/// Sends the announcer our counts every 5 s, and `completed` once when the last piece
-/// verifies (not when we started complete: that is a seed's `started`).
+/// Sends the announcer our counts every 5 s, `completed` once when the last piece verifies
+/// (not when we started complete: that is a seed's `started`), and `NeedPeers` when an
+/// unfinished download has had no peer for a while (see [`Lonely`]).
 fn tracker_reporter(
     announcer: Option<&Announcer>,
     layout: &PieceLayout,
@@ -353,8 +354,12 @@ fn tracker_reporter(
     let (total, piece_length) = (layout.total_length, layout.piece_length);
     let mut last_report = Instant::now();
     let mut told_complete = complete_at_start;
+    let mut lonely = Lonely::default();
     move |p: &Progress| {
         let Some(tracker) = &tracker else { return };
+        if !p.is_complete() && lonely.should_ask(p.peers, Instant::now()) {
+            let _ = tracker.send(AnnouncerCommand::NeedPeers);
+        }
         let now_complete = p.is_complete() && !told_complete;
         if now_complete || last_report.elapsed() > Duration::from_secs(5) {
             last_report = Instant::now();

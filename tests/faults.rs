@@ -40,26 +40,54 @@ impl Data {
         (torrent, metainfo)
     }
 
-    /// `peerwire download` with `extra` arguments, its log in a file; waits for it to end.
-    fn download(&self, torrent: &Path, extra: &[&str], deadline: Duration) -> (bool, String) {
-        let out = self.dir.path().join("out.bin");
+    /// Starts `peerwire download` with `extra` arguments, its log going to a file.
+    fn spawn_download(&self, torrent: &Path, extra: &[&str]) -> (std::process::Child, PathBuf) {
         let log_path = self.dir.path().join("download.log");
         let child = peerwire()
             .env("RUST_LOG", "peerwire=info")
             .arg("download")
             .arg("-o")
-            .arg(&out)
+            .arg(self.out())
             .arg(torrent)
             .args(["--port", "0"])
             .args(extra)
             .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
             .spawn()
             .unwrap();
+        (child, log_path)
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out.bin")
+    }
+
+    /// Waits for a download started by `spawn_download` to end: did it succeed with the right
+    /// bytes, and its log.
+    fn finish(&self, child: std::process::Child, log: &Path, deadline: Duration) -> (bool, String) {
         let status = common::wait_with_deadline(child, deadline).status;
-        let log = std::fs::read_to_string(&log_path).unwrap();
-        let same = std::fs::read(&out).is_ok_and(|d| d == *self.bytes);
+        let log = std::fs::read_to_string(log).unwrap();
+        let same = std::fs::read(self.out()).is_ok_and(|d| d == *self.bytes);
         assert!(same || !status.success(), "success, but the file differs");
         (status.success() && same, log)
+    }
+
+    /// `peerwire download` with `extra` arguments; waits for it to end.
+    fn download(&self, torrent: &Path, extra: &[&str], deadline: Duration) -> (bool, String) {
+        let (child, log) = self.spawn_download(torrent, extra);
+        self.finish(child, &log, deadline)
+    }
+}
+
+/// Waits until the log file holds `needle`.
+fn wait_in_log(log: &Path, needle: &str, deadline: Duration) {
+    let until = Instant::now() + deadline;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(Instant::now() < until, "no `{needle}` in the log:\n{text}");
+        std::thread::sleep(Duration::from_millis(50)); // poll interval while waiting for the event
     }
 }
 
@@ -96,30 +124,12 @@ fn a_tracker_that_vanishes_mid_download_leaves_the_known_peers() {
         Script::Paced,
     );
     announce_for(&url, metainfo.info_hash, seeder.addr.port());
-    let out = d.dir.path().join("out.bin");
-    let log_path = d.dir.path().join("download.log");
-    let child = peerwire()
-        .env("RUST_LOG", "peerwire=info")
-        .arg("download")
-        .arg("-o")
-        .arg(&out)
-        .arg(&torrent)
-        .args(["--port", "0", "--give-up-after", "60"])
-        .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
-        .spawn()
-        .unwrap();
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let (child, log) = d.spawn_download(&torrent, &["--give-up-after", "60"]);
     let connected = format!("{}: connected", seeder.addr);
-    let until = Instant::now() + Duration::from_secs(30);
-    while !log().contains(&connected) {
-        assert!(Instant::now() < until, "never connected:\n{}", log());
-        std::thread::sleep(Duration::from_millis(50)); // poll interval while waiting for the event
-    }
+    wait_in_log(&log, &connected, Duration::from_secs(30));
     tracker.stop(); // mid-download: the seeder serves a block every 10 ms, ~2 s in all
-    let status = common::wait_with_deadline(child, Duration::from_secs(90)).status;
-    let log = log();
-    assert!(status.success(), "{log}");
-    assert!(std::fs::read(&out).unwrap() == *d.bytes, "the file differs");
+    let (ok, log) = d.finish(child, &log, Duration::from_secs(90));
+    assert!(ok, "{log}");
     assert!(
         log.contains("announce failed") || log.contains("HTTP request failed"),
         "{log}"
@@ -169,4 +179,41 @@ fn when_every_peer_hangs_up_peerwire_reconnects_and_finishes() {
         "expected reconnections, saw {hangups}:\n{log}"
     );
     assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn when_every_peer_is_gone_peerwire_asks_the_tracker_again() {
+    let d = data(16, 44); // 64 blocks; the first peer serves 24 and leaves the swarm
+    let tracker = local_tracker(Duration::from_secs(3600)); // no re-announce by the clock
+    let url = tracker.udp_announce_url().unwrap(); // UDP: no `min interval` to wait out
+    let (torrent, metainfo) = d.torrent(&[&url]);
+    let leaving = ScriptedPeer::start(
+        metainfo.info_hash,
+        Arc::clone(&d.bytes),
+        PIECE,
+        Script::GoneAfter(24),
+    );
+    announce_for(&url, metainfo.info_hash, leaving.addr.port());
+    let (child, log) = d.spawn_download(&torrent, &["--give-up-after", "40"]);
+    wait_in_log(
+        &log,
+        &format!("{}: connected", leaving.addr),
+        Duration::from_secs(30),
+    );
+    let newcomer = ScriptedPeer::start(
+        metainfo.info_hash,
+        Arc::clone(&d.bytes),
+        PIECE,
+        Script::Honest,
+    );
+    announce_for(&url, metainfo.info_hash, newcomer.addr.port()); // only the tracker knows it
+    let (ok, log) = d.finish(child, &log, Duration::from_secs(90));
+    assert!(ok, "{log}");
+    assert!(
+        log.contains("no peers left: asking the tracker again"),
+        "{log}"
+    );
+    let served = |p: &ScriptedPeer| p.blocks_served.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(served(&leaving), 24);
+    assert!(served(&newcomer) >= 40, "{log}");
 }

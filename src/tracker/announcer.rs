@@ -70,6 +70,46 @@ impl Announcer {
     }
 }
 
+/// When to send [`Command::NeedPeers`]: a download with no peer at all asks its trackers
+/// again instead of waiting out a long `interval` [W3.6]. It waits [`ALONE_GRACE`] first (the
+/// first announce and reconnections are still under way), then asks, and asks again after a
+/// pause that doubles from [`FIRST_ASK_AGAIN`] to [`LONGEST_ASK_AGAIN`], so a dead swarm costs
+/// the tracker one announce every few minutes, not a flood. A peer connected resets it.
+#[derive(Debug, Default)]
+pub struct Lonely {
+    /// When the peer count fell to zero.
+    alone_since: Option<Instant>,
+    /// When we last asked, and how long to wait before asking again.
+    asked: Option<(Instant, Duration)>,
+}
+
+pub const ALONE_GRACE: Duration = Duration::from_secs(3);
+pub const FIRST_ASK_AGAIN: Duration = Duration::from_secs(15);
+pub const LONGEST_ASK_AGAIN: Duration = Duration::from_secs(5 * 60);
+
+impl Lonely {
+    /// Told the peer count now; true when it is time to send `NeedPeers`.
+    pub fn should_ask(&mut self, peers: usize, now: Instant) -> bool {
+        if peers > 0 {
+            *self = Lonely::default();
+            return false;
+        }
+        let alone_since = *self.alone_since.get_or_insert(now);
+        if now.duration_since(alone_since) < ALONE_GRACE {
+            return false;
+        }
+        let pause = match self.asked {
+            None => FIRST_ASK_AGAIN,
+            Some((at, pause)) if now.duration_since(at) >= pause => {
+                (pause * 2).min(LONGEST_ASK_AGAIN)
+            }
+            Some(_) => return false,
+        };
+        self.asked = Some((now, pause));
+        true
+    }
+}
+
 /// The thread's loop.
 fn run(
     mut tiers: TrackerTiers,
@@ -96,7 +136,11 @@ fn run(
                 (request.uploaded, request.downloaded, request.left) = (uploaded, downloaded, left);
                 continue;
             }
-            Some(Command::NeedPeers) if Instant::now() < earliest => continue,
+            Some(Command::NeedPeers) if Instant::now() < earliest => {
+                log::debug!("no peers, but the tracker's `min interval` has not passed");
+                continue;
+            }
+            Some(Command::NeedPeers) => log::info!("no peers left: asking the tracker again"),
             Some(Command::Completed) => request.event = Event::Completed,
             Some(Command::Stop) => {
                 request.event = Event::Stopped;
@@ -104,7 +148,7 @@ fn run(
                 log::info!("left the swarm (sent `stopped`)");
                 return;
             }
-            Some(Command::NeedPeers) | None => {}
+            None => {}
         }
         match tiers.announce(&request) {
             Ok((url, response)) => {
@@ -125,5 +169,54 @@ fn run(
                 retry = (retry * 2).min(LONGEST_RETRY);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(start: Instant, seconds: u64) -> Instant {
+        start + Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn a_download_with_peers_never_asks() {
+        let (mut lonely, start) = (Lonely::default(), Instant::now());
+        assert!((0..1000).all(|s| !lonely.should_ask(1, at(start, s))));
+    }
+
+    #[test]
+    fn alone_it_asks_after_the_grace_then_less_and_less_often() {
+        let (mut lonely, start) = (Lonely::default(), Instant::now());
+        let asked: Vec<u64> = (0..200)
+            .filter(|&s| lonely.should_ask(0, at(start, s)))
+            .collect();
+        // 3 s of grace, then pauses of 15, 30, 60 s...
+        assert_eq!(asked, vec![3, 18, 48, 108]);
+    }
+
+    #[test]
+    fn a_peer_connecting_starts_the_count_over() {
+        let (mut lonely, start) = (Lonely::default(), Instant::now());
+        assert!(!lonely.should_ask(0, at(start, 0)));
+        assert!(lonely.should_ask(0, at(start, 3)));
+        assert!(!lonely.should_ask(2, at(start, 4)));
+        assert!(!lonely.should_ask(0, at(start, 5)));
+        assert!(
+            lonely.should_ask(0, at(start, 8)),
+            "grace again, not the long pause"
+        );
+    }
+
+    #[test]
+    fn the_pause_stops_growing_at_five_minutes() {
+        let (mut lonely, start) = (Lonely::default(), Instant::now());
+        let asked: Vec<u64> = (0..3000)
+            .filter(|&s| lonely.should_ask(0, at(start, s)))
+            .collect();
+        let gaps: Vec<u64> = asked.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(gaps.last(), Some(&300));
+        assert!(gaps.iter().all(|&g| g <= 300));
     }
 }

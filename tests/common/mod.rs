@@ -577,6 +577,9 @@ pub enum Script {
     CorruptEveryBlock,
     /// Hangs up after serving this many blocks.
     DisconnectAfter(usize),
+    /// Serves this many blocks in all, then hangs up and closes every new connection at
+    /// once: it has left the swarm.
+    GoneAfter(usize),
     /// Chokes us after this many blocks and never serves again.
     ChokeAfter(usize),
     /// Has (and serves) only the first this-many pieces.
@@ -633,6 +636,14 @@ struct ScriptedTorrent {
     metadata: Option<std::sync::Arc<Vec<u8>>>,
 }
 
+impl ScriptedTorrent {
+    /// A `GoneAfter` peer that has served its blocks.
+    fn has_left(&self) -> bool {
+        let served = self.served.load(std::sync::atomic::Ordering::Relaxed);
+        matches!(self.script, Script::GoneAfter(limit) if served >= limit)
+    }
+}
+
 /// The scripted peer's own id for `ut_metadata` (unlike peerwire's 3, as real clients differ).
 const SCRIPTED_UT_METADATA: u8 = 2;
 
@@ -686,6 +697,9 @@ fn serve_scripted(
 ) -> Result<(), peerwire::wire::WireError> {
     use peerwire::wire::{Handshake, Message};
     socket.set_read_timeout(Some(Duration::from_secs(60)))?;
+    if t.has_left() {
+        return Ok(());
+    }
     if Handshake::read_from(&mut socket)?.info_hash != t.info_hash {
         return Ok(());
     }
@@ -812,6 +826,11 @@ fn answer_request(
         Script::DisconnectAfter(limit) if n > limit => {
             return Err(peerwire::wire::WireError::BadProtocol(
                 "scripted hang-up".into(),
+            ));
+        }
+        Script::GoneAfter(_) if t.has_left() => {
+            return Err(peerwire::wire::WireError::BadProtocol(
+                "scripted departure".into(),
             ));
         }
         Script::ChokeAfter(limit) if n == limit + 1 => return Message::Choke.write_to(socket),
