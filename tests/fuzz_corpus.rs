@@ -97,6 +97,11 @@ fn replay_tracker_http() {
         if let Ok(dict) = http::parse_dictionary(data) {
             let _ = http::parse_announce(&dict);
         }
+        let mut hash = [0u8; 20]; // as the target does: the hash a scrape body names first
+        let start = data.len().min(12);
+        let named = &data[start..data.len().min(start + 20)];
+        hash[..named.len()].copy_from_slice(named);
+        let _ = http::parse_scrape(data, peerwire::metainfo::InfoHash(hash));
         let _ = peers::parse_compact_v4(data);
         let _ = peers::parse_compact_v6(data);
     });

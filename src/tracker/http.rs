@@ -87,28 +87,7 @@ impl HttpTracker {
             "{base}{separator}info_hash={}",
             percent_encode(&info_hash.0)
         ))?;
-        let dict = parse_dictionary(&body)?;
-        let stats = dict.get("files").and_then(|files| {
-            files
-                .as_dict()?
-                .iter()
-                .find(|(k, _)| k[..] == info_hash.0[..])
-                .map(|(_, v)| v)
-        });
-        let stats = stats
-            .ok_or_else(|| Problem::Malformed("the scrape does not mention the torrent".into()))?;
-        let count = |key| {
-            stats
-                .get(key)
-                .and_then(Value::as_integer)
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(0)
-        };
-        Ok(ScrapeStats {
-            seeders: count("complete"),
-            completed: count("downloaded"),
-            leechers: count("incomplete"),
-        })
+        parse_scrape(&body, info_hash)
     }
 
     /// GET with status check and body cap.
@@ -175,6 +154,34 @@ pub fn parse_dictionary(body: &[u8]) -> Result<Value, Problem> {
     }
 }
 
+/// Reads a scrape answer (BEP 48): `files` maps each info hash (20 raw bytes) to a dictionary
+/// of `complete`, `downloaded` and `incomplete`. Counts that are missing, negative or too large
+/// read as 0; an answer that does not mention our torrent is an error.
+pub fn parse_scrape(body: &[u8], info_hash: InfoHash) -> Result<ScrapeStats, Problem> {
+    let dict = parse_dictionary(body)?;
+    let stats = dict.get("files").and_then(|files| {
+        files
+            .as_dict()?
+            .iter()
+            .find(|(k, _)| k[..] == info_hash.0[..])
+            .map(|(_, v)| v)
+    });
+    let stats = stats
+        .ok_or_else(|| Problem::Malformed("the scrape does not mention the torrent".into()))?;
+    let count = |key| {
+        stats
+            .get(key)
+            .and_then(Value::as_integer)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0)
+    };
+    Ok(ScrapeStats {
+        seeders: count("complete"),
+        completed: count("downloaded"),
+        leechers: count("incomplete"),
+    })
+}
+
 /// Reads an announce answer: a refusal, or peers and timing.
 pub fn parse_announce(dict: &Value) -> Result<AnnounceResponse, Problem> {
     if let Some(reason) = dict.get("failure reason") {
@@ -235,6 +242,43 @@ mod tests {
             numwant: Some(50),
             key: 0xabcdef,
         }
+    }
+
+    /// A scrape body naming `hash` with the given counts (raw bencode, field by field).
+    fn scrape_body(hash: &[u8; 20], counts: &str) -> Vec<u8> {
+        let mut body = b"d5:filesd20:".to_vec(); // { files: { <20-byte info hash>:
+        body.extend_from_slice(hash);
+        body.extend_from_slice(counts.as_bytes()); //   { complete, downloaded, incomplete }
+        body.extend_from_slice(b"ee"); // } }
+        body
+    }
+
+    #[test]
+    fn a_scrape_reads_the_counts_of_our_torrent() {
+        let hash = request().info_hash;
+        let body = scrape_body(&hash.0, "d8:completei5e10:downloadedi7e10:incompletei2ee");
+        let stats = parse_scrape(&body, hash).unwrap();
+        assert_eq!((stats.seeders, stats.completed, stats.leechers), (5, 7, 2));
+    }
+
+    #[test]
+    fn a_scrape_with_odd_counts_reads_them_as_zero() {
+        let hash = request().info_hash;
+        let body = scrape_body(&hash.0, "d8:completei-5e10:downloadedi99999999999e1:x0:e");
+        let stats = parse_scrape(&body, hash).unwrap();
+        assert_eq!((stats.seeders, stats.completed, stats.leechers), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_scrape_about_another_torrent_or_not_a_dictionary_is_an_error() {
+        let hash = request().info_hash;
+        let other = scrape_body(&[7; 20], "d8:completei5ee");
+        assert!(matches!(
+            parse_scrape(&other, hash),
+            Err(Problem::Malformed(_))
+        ));
+        assert!(parse_scrape(b"d5:filesi3ee", hash).is_err());
+        assert!(parse_scrape(b"<html>", hash).is_err());
     }
 
     #[test]

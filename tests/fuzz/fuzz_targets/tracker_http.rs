@@ -1,9 +1,11 @@
 //! Fuzz target: an HTTP tracker's answer, parsed as `HttpTracker::announce` does
-//! (`parse_dictionary`, then `parse_announce`), and the peer-list parsers on raw bytes.
+//! (`parse_dictionary`, then `parse_announce`), as `HttpTracker::scrape` does (`parse_scrape`,
+//! for an info hash taken from the input), and the peer-list parsers on raw bytes.
 //! Checks only that nothing panics.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use peerwire::metainfo::InfoHash;
 use peerwire::tracker::{http, peers};
 
 fuzz_target!(|data: &[u8]| {
@@ -13,6 +15,13 @@ fuzz_target!(|data: &[u8]| {
             let _ = peers::parse_peers_value(value);
         }
     }
+    // A scrape, asked about the info hash found at the start of the input if any, so the
+    // fuzzer can reach the counts of a torrent it names.
+    let mut hash = [0u8; 20];
+    let start = data.len().min(12); // after `d5:filesd20:`
+    let named = &data[start..data.len().min(start + 20)];
+    hash[..named.len()].copy_from_slice(named);
+    let _ = http::parse_scrape(data, InfoHash(hash));
     // The compact lists alone, as they arrive in `peers` / `peers6`.
     let _ = peers::parse_compact_v4(data);
     let _ = peers::parse_compact_v6(data);
