@@ -130,6 +130,16 @@ pub enum SessionError {
         start: u64,
         end: u64,
     },
+    #[error(
+        "the download stopped: {have} of {total} pieces are verified and kept on disk; run \
+         again to resume once there is room"
+    )]
+    DiskFailed {
+        #[source]
+        error: StorageError,
+        have: usize,
+        total: usize,
+    },
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
     #[error("cannot start a thread: {0}")]
@@ -201,6 +211,11 @@ pub fn download(
             p.pieces_total,
         )),
         Err(Ended::Interrupted(p)) => Err(SessionError::Interrupted(p.pieces_have, p.pieces_total)),
+        Err(Ended::StorageFailed(error, p)) => Err(SessionError::DiskFailed {
+            error,
+            have: p.pieces_have,
+            total: p.pieces_total,
+        }),
     }
 }
 

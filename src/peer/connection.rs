@@ -21,6 +21,7 @@
 
 use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
+use crate::storage::StorageError;
 use crate::wire::{Handshake, Message, WireError};
 use std::io::{BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -55,6 +56,10 @@ pub enum PeerError {
     NotReading(Duration),
     #[error("banned: {0}")]
     Banned(&'static str),
+    /// Not the peer's fault: a block it sent could not be written (the scheduler then ends
+    /// the download).
+    #[error("disk: {}: {}", .0, .0.source)]
+    Disk(StorageError),
 }
 
 /// An open connection after a successful handshake.

@@ -126,6 +126,13 @@ fn start_thread(
             .and_then(|c| run_connection(c, incoming, &context, &mut outstanding));
         let reason = match result {
             Ok(()) => "stopped".to_string(),
+            Err(PeerError::Disk(error)) => {
+                let reason = format!("disk: {error}: {}", error.source);
+                let _ = context
+                    .events
+                    .send(Event::StorageFailed { peer: addr, error });
+                reason
+            }
             Err(error) => error.to_string(),
         };
         let _ = context.events.send(Event::Disconnected {
@@ -505,7 +512,7 @@ fn receive_block(
     context
         .storage
         .write_block(&context.layout, &wanted, data)
-        .map_err(|e| PeerError::Protocol(format!("disk: {e}")))?;
+        .map_err(PeerError::Disk)?;
     state.last_block = Instant::now();
     state.pipeline.received(data.len());
     state.written.push(wanted);

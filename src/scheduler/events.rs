@@ -18,6 +18,7 @@
 
 use crate::peer_id::PeerId;
 use crate::piece::BlockRequest;
+use crate::storage::StorageError;
 use crate::wire::Bitfield;
 use crossbeam_channel::Sender;
 use std::net::SocketAddr;
@@ -74,6 +75,13 @@ pub enum Event {
         peer: SocketAddr,
         reason: String,
         outstanding: Vec<BlockRequest>,
+    },
+    /// Writing a block failed: the disk is full, or the directory read-only or gone. Not the
+    /// peer's fault, and no other peer would do better: the download ends with this error,
+    /// keeping every piece verified so far. [W9.3]
+    StorageFailed {
+        peer: SocketAddr,
+        error: StorageError,
     },
     /// A complete piece was hashed: `ok` if it matched the torrent.
     Verified { index: u32, ok: bool },

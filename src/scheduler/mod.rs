@@ -21,7 +21,7 @@ mod swarm;
 use crate::choker::{Choker, ChokerConfig, PeerStats, ROUND_INTERVAL};
 use crate::peer_id::PeerId;
 use crate::piece::{BlockRequest, PieceLayout};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 use crate::wire::Bitfield;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use events::{Command, Event};
@@ -93,12 +93,14 @@ pub enum AfterComplete {
 }
 
 /// Why a download ended before every piece was verified.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub enum Ended {
     /// Nothing arrived for the `give_up` time.
     GaveUp(Progress),
     /// The stop flag was raised (Ctrl-C).
     Interrupted(Progress),
+    /// A block could not be written (see [`Event::StorageFailed`]).
+    StorageFailed(StorageError, Progress),
 }
 
 /// How a run ended, and with whom we traded.
@@ -141,6 +143,8 @@ pub struct Scheduler {
     last_pex: Instant,
     traffic: HashMap<PeerId, Traffic>,
     progress: Progress,
+    /// Set when a block could not be written: the run ends at the end of this turn.
+    storage_failed: Option<StorageError>,
 }
 
 impl Scheduler {
@@ -181,6 +185,7 @@ impl Scheduler {
             last_pex: Instant::now(),
             traffic: HashMap::new(),
             progress,
+            storage_failed: None,
         }
     }
 
@@ -220,6 +225,9 @@ impl Scheduler {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break Ok(self.progress),
+            }
+            if let Some(error) = self.storage_failed.take() {
+                break Err(Ended::StorageFailed(error, self.progress));
             }
             self.choke_round_if_due();
             self.pex_round_if_due();
@@ -302,6 +310,10 @@ impl Scheduler {
                 reason,
                 outstanding,
             } => self.disconnected(peer, &reason, &outstanding),
+            Event::StorageFailed { peer, error } => {
+                log::info!("writing a block from {peer} failed, stopping: {error}");
+                self.storage_failed.get_or_insert(error);
+            }
             Event::Verified { index, ok } => self.verified(index, ok),
         }
     }
