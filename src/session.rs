@@ -256,7 +256,10 @@ impl Swarm {
             pex: !metainfo.info.private,
             listen_port: 0,
         };
-        let listener = (options.listen && !options.debug_single_peer)
+        // `--debug-single-peer`: a download takes no incoming peer (the one it dials is the
+        // one to follow), but a seed must listen, or its one peer cannot reach it.
+        let one_peer_dials = options.debug_single_peer && !options.require_complete;
+        let listener = (options.listen && !one_peer_dials)
             .then(|| listen(options, &context))
             .transpose()?;
         let port = listener.as_ref().map_or(options.port, |l| l.addr.port());

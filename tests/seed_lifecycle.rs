@@ -163,3 +163,34 @@ fn seed_ratio_ends_seeding_once_enough_was_uploaded() {
         .unwrap_or_else(|| panic!("no upload figure in {summary}"));
     assert!(uploaded >= data.len() as u64, "{summary}");
 }
+
+#[test]
+fn a_seed_under_debug_single_peer_still_listens_for_its_one_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::pseudo_random(300_000, 23);
+    let file = dir.path().join("data.bin");
+    std::fs::write(&file, &data).unwrap();
+    let torrent = dir.path().join("data.torrent");
+    common::create_torrent(&file, &torrent, &["--piece-length", "65536"]);
+    let seed_port = free_port();
+    let _seeder = Killed(spawn(
+        &[
+            "seed",
+            "--debug-single-peer",
+            "--port",
+            &seed_port.to_string(),
+        ],
+        &[&torrent, &file],
+    ));
+    common::wait_for_tcp(seed_port, Duration::from_secs(30), "the debug seeder");
+    let out = dir.path().join("out.bin");
+    let mut leecher = peerwire();
+    leecher
+        .args(["download", "--port", "0", "--give-up-after", "30", "--peer"])
+        .arg(format!("127.0.0.1:{seed_port}"))
+        .arg("-o")
+        .arg(&out)
+        .arg(&torrent);
+    common::run_ok(&mut leecher, Duration::from_secs(60));
+    assert!(std::fs::read(&out).unwrap() == data, "the file differs");
+}
