@@ -5,7 +5,6 @@
 mod common;
 
 use common::{LibtorrentPeer, OpenTracker, peerwire, run_ok};
-use peerwire::metainfo::Metainfo;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,16 +45,8 @@ fn swarm() -> Option<Swarm> {
     let dir = tempfile::tempdir().unwrap();
     let seed_dir = dir.path().join("seed");
     let content = make_content(&seed_dir);
-    let plain = dir.path().join("plain.torrent");
-    common::create_torrent(&content, &plain, &["--piece-length", "262144"]);
-    let info_hash = Metainfo::from_file(&plain).unwrap().info_hash;
-    let tracker = OpenTracker::start(&[info_hash.to_hex()])?;
     let torrent = dir.path().join("album.torrent");
-    common::create_torrent(
-        &content,
-        &torrent,
-        &["--piece-length", "262144", "-t", &tracker.http_url()],
-    );
+    let (tracker, _) = common::opentracker_torrent(&content, &torrent, 262_144)?;
     let seeder = LibtorrentPeer::start(&torrent, &seed_dir, true)?;
     seeder.wait_for("tracker_reply", DEADLINE); // opentracker lists only peers that announced
     Some(Swarm {

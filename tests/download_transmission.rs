@@ -37,16 +37,8 @@ fn swarm() -> Option<Swarm> {
         )
         .unwrap();
     }
-    let plain = dir.path().join("plain.torrent");
-    common::create_torrent(&content, &plain, &["--piece-length", "262144"]);
-    let info_hash = Metainfo::from_file(&plain).unwrap().info_hash;
-    let tracker = OpenTracker::start(&[info_hash.to_hex()])?;
     let torrent = dir.path().join("album.torrent");
-    common::create_torrent(
-        &content,
-        &torrent,
-        &["--piece-length", "262144", "-t", &tracker.http_url()],
-    );
+    let (tracker, _) = common::opentracker_torrent(&content, &torrent, 262_144)?;
     let transmission = Transmission::start()?;
     transmission.add(&torrent, &seed_dir);
     transmission.wait_until_complete(Duration::from_secs(60));

@@ -7,7 +7,6 @@
 mod common;
 
 use common::{Killed, LibtorrentPeer, OpenTracker, Transmission, peerwire, run_ok};
-use peerwire::metainfo::Metainfo;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -52,13 +51,9 @@ fn album() -> Option<Album> {
     }
     // 16 KiB pieces: 768 piece hashes, an info dictionary of ~15 KiB... use more pieces to
     // make it span two metadata pieces.
-    let plain = dir.path().join("plain.torrent");
-    common::create_torrent(&content, &plain, &["--piece-length", "16384"]);
-    let info_hash = Metainfo::from_file(&plain).unwrap().info_hash;
-    let tracker = OpenTracker::start(&[info_hash.to_hex()])?;
     let torrent = dir.path().join("set.torrent");
+    let (tracker, info_hash) = common::opentracker_torrent(&content, &torrent, 16_384)?;
     let url = tracker.http_url();
-    common::create_torrent(&content, &torrent, &["--piece-length", "16384", "-t", &url]);
     let magnet = format!(
         "magnet:?xt=urn:btih:{}&dn=set&tr={}",
         info_hash.to_hex(),

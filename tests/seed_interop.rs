@@ -9,7 +9,6 @@
 mod common;
 
 use common::{Killed, LibtorrentPeer, OpenTracker, Transmission, peerwire};
-use peerwire::metainfo::Metainfo;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -40,16 +39,8 @@ fn album() -> Option<Album> {
         )
         .unwrap();
     }
-    let plain = dir.path().join("plain.torrent");
-    common::create_torrent(&content, &plain, &["--piece-length", "262144"]);
-    let info_hash = Metainfo::from_file(&plain).unwrap().info_hash;
-    let tracker = OpenTracker::start(&[info_hash.to_hex()])?;
     let torrent = dir.path().join("album.torrent");
-    common::create_torrent(
-        &content,
-        &torrent,
-        &["--piece-length", "262144", "-t", &tracker.http_url()],
-    );
+    let (tracker, _) = common::opentracker_torrent(&content, &torrent, 262_144)?;
     Some(Album {
         dir,
         content,

@@ -462,6 +462,31 @@ pub fn create_torrent(content: &Path, torrent: &Path, extra: &[&str]) {
     run_ok(&mut command, Duration::from_secs(60));
 }
 
+/// A torrent of `content` (pieces of `piece_length`) at `torrent`, announcing to a fresh
+/// opentracker that knows it. opentracker is told the info hashes it accepts when it starts, so a
+/// tracker-less torrent is made first to learn the hash (the announce URL is outside `info` and
+/// does not change it). Skips when opentracker is missing.
+pub fn opentracker_torrent(
+    content: &Path,
+    torrent: &Path,
+    piece_length: u32,
+) -> Option<(OpenTracker, peerwire::metainfo::InfoHash)> {
+    let plain = torrent.with_extension("plain.torrent");
+    let piece_length = piece_length.to_string();
+    create_torrent(content, &plain, &["--piece-length", &piece_length]);
+    let info_hash = peerwire::metainfo::Metainfo::from_file(&plain)
+        .expect("the torrent we made loads")
+        .info_hash;
+    let tracker = OpenTracker::start(&[info_hash.to_hex()])?;
+    let url = tracker.http_url();
+    create_torrent(
+        content,
+        torrent,
+        &["--piece-length", &piece_length, "-t", &url],
+    );
+    Some((tracker, info_hash))
+}
+
 /// peerwire's built-in tracker on 127.0.0.1, HTTP and UDP on free ports.
 pub fn local_tracker(interval: Duration) -> peerwire::tracker::server::RunningTracker {
     use peerwire::tracker::server::{RunningTracker, ServerConfig};
