@@ -22,6 +22,18 @@ struct Data {
     metainfo: Metainfo,
 }
 
+impl Data {
+    /// A scripted peer that has this data and follows `script`.
+    fn peer(&self, script: Script) -> ScriptedPeer {
+        ScriptedPeer::start(
+            self.metainfo.info_hash,
+            Arc::clone(&self.bytes),
+            PIECE,
+            script,
+        )
+    }
+}
+
 fn data(pieces: usize) -> Data {
     let dir = tempfile::tempdir().unwrap();
     let bytes = Arc::new(pseudo_random(pieces * PIECE as usize - 5, 90));
@@ -85,18 +97,8 @@ fn start_download(d: &Data, peers: &[&ScriptedPeer], timeout: u64) -> (Killed, P
 #[test]
 fn a_peer_that_only_sends_keep_alives_is_dropped() {
     let d = data(16);
-    let chatter = ScriptedPeer::start(
-        d.metainfo.info_hash,
-        Arc::clone(&d.bytes),
-        PIECE,
-        Script::KeepAlivesForever,
-    );
-    let honest = ScriptedPeer::start(
-        d.metainfo.info_hash,
-        Arc::clone(&d.bytes),
-        PIECE,
-        Script::Honest,
-    );
+    let chatter = d.peer(Script::KeepAlivesForever);
+    let honest = d.peer(Script::Honest);
     let (_download, log) = start_download(&d, &[&chatter, &honest], 3);
     wait_for_line(&log, "download complete", Duration::from_secs(60));
     let dropped = format!(
@@ -112,18 +114,8 @@ fn a_peer_that_claims_everything_and_serves_nothing_is_dropped() {
     // 640 blocks at one per 10 ms from the honest peer: over 6 s, well past the 2 s after which
     // a peer holding our requests without delivering counts as snubbing us.
     let d = data(160);
-    let hoarder = ScriptedPeer::start(
-        d.metainfo.info_hash,
-        Arc::clone(&d.bytes),
-        PIECE,
-        Script::Hoarder,
-    );
-    let honest = ScriptedPeer::start(
-        d.metainfo.info_hash,
-        Arc::clone(&d.bytes),
-        PIECE,
-        Script::Paced,
-    );
+    let hoarder = d.peer(Script::Hoarder);
+    let honest = d.peer(Script::Paced);
     let (_download, log) = start_download(&d, &[&hoarder, &honest], 4);
     let dropped = format!("{}: disconnected: no block for 2s", hoarder.addr);
     wait_for_line(&log, &dropped, Duration::from_secs(60));
