@@ -199,11 +199,15 @@ fn check_the_first_request() {
         .or(seen("<-", "Have"))
         .expect("the peer says what it has (Bitfield or Have) before we request");
     let interested = seen("->", "Interested").expect("we say Interested before we request");
-    seen("<-", "Unchoke").expect("the peer unchokes us before we request");
+    let unchoke = seen("<-", "Unchoke").expect("the peer unchokes us before we request");
     assert!(handshake < has, "a Bitfield before the handshake?");
     assert!(
         has < interested,
         "we are interested only once we know the peer has something"
+    );
+    assert!(
+        interested < unchoke,
+        "a peerwire seeder unchokes only peers that are interested"
     );
     // How many requests go out before the first block comes back: the pipeline (exercise 3).
     let in_flight = lines[first..]
