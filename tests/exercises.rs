@@ -436,88 +436,126 @@ fn addr(port: u16) -> SocketAddr {
 
 /// A download simulated without sockets, driving `Picker` the way the scheduler does: peers
 /// join with random bitfields, ask for blocks, deliver some, drop others (a choke), and every
-/// tenth completed piece fails its hash check. Whatever the picking order, the picker must
-/// only hand out blocks that exist, of pieces the peer has and we lack, never the same block
-/// twice to one peer, at most as many as asked, and the download must complete.
-fn simulate_a_download(seed: u64) {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let pieces = 24;
-    let layout = PieceLayout {
-        piece_length: 32 * 1024,
-        total_length: pieces as u64 * 32 * 1024 - 5000,
-        hashes: vec![peerwire::metainfo::PieceHash([0; 20]); pieces],
-    };
-    let mut have = Bitfield::new(pieces);
-    (0..pieces)
-        .filter(|_| rng.u8(..) < 40)
-        .for_each(|i| have.set(i)); // resumed pieces
-    let mut picker = Picker::new(layout.clone(), &have);
-    // Five peers; together they have every piece.
-    let mut peers: Vec<(SocketAddr, Bitfield)> = (0..5)
-        .map(|n| {
-            let mut field = Bitfield::new(pieces);
-            (0..pieces)
-                .filter(|_| rng.bool())
-                .for_each(|i| field.set(i));
-            (addr(7000 + n), field)
-        })
-        .collect();
-    (0..pieces).for_each(|i| peers[i % 5].1.set(i));
-    peers
-        .iter()
-        .for_each(|(_, field)| picker.peer_joined(field));
-    let mut outstanding: HashMap<SocketAddr, Vec<BlockRequest>> = HashMap::new();
-    let mut completed = 0;
-    for turn in 0..20_000 {
-        if picker.is_complete() {
-            assert_eq!(have.count(), pieces, "the picker says complete too early");
-            return;
+/// tenth completed piece fails its hash check.
+struct Simulation {
+    rng: fastrand::Rng,
+    layout: PieceLayout,
+    picker: Picker,
+    /// The pieces verified so far: what the picker must never hand out again.
+    have: Bitfield,
+    /// Five peers; together they have every piece.
+    peers: Vec<(SocketAddr, Bitfield)>,
+    /// Each peer's requests that it has neither delivered nor dropped.
+    outstanding: HashMap<SocketAddr, Vec<BlockRequest>>,
+    /// Pieces completed (verified or failed) so far.
+    completed: usize,
+}
+
+impl Simulation {
+    fn new(seed: u64) -> Simulation {
+        const PIECES: usize = 24;
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let layout = PieceLayout {
+            piece_length: 32 * 1024,
+            total_length: PIECES as u64 * 32 * 1024 - 5000,
+            hashes: vec![peerwire::metainfo::PieceHash([0; 20]); PIECES],
+        };
+        let mut have = Bitfield::new(PIECES); // pieces found on disk (resume)
+        (0..PIECES)
+            .filter(|_| rng.u8(..) < 40)
+            .for_each(|i| have.set(i));
+        let mut picker = Picker::new(layout.clone(), &have);
+        let mut peers: Vec<(SocketAddr, Bitfield)> = (0..5)
+            .map(|n| {
+                let mut field = Bitfield::new(PIECES);
+                (0..PIECES)
+                    .filter(|_| rng.bool())
+                    .for_each(|i| field.set(i));
+                (addr(7000 + n), field)
+            })
+            .collect();
+        (0..PIECES).for_each(|i| peers[i % 5].1.set(i));
+        peers
+            .iter()
+            .for_each(|(_, field)| picker.peer_joined(field));
+        Simulation {
+            rng,
+            layout,
+            picker,
+            have,
+            peers,
+            outstanding: HashMap::new(),
+            completed: 0,
         }
-        let (peer, field) = &peers[rng.usize(..peers.len())];
-        let asked = rng.usize(1..12);
-        let picked = picker.pick(*peer, field, asked);
+    }
+
+    /// A random peer asks for blocks; every block handed out must be a real block of a piece
+    /// the peer has and we lack, never given twice to one peer, never more than asked for.
+    fn ask(&mut self, context: &str) -> SocketAddr {
+        let (peer, field) = &self.peers[self.rng.usize(..self.peers.len())];
+        let asked = self.rng.usize(1..12);
+        let picked = self.picker.pick(*peer, field, asked);
         assert!(picked.len() <= asked, "asked for {asked}, got {picked:?}");
-        let mine = outstanding.entry(*peer).or_default();
+        let mine = self.outstanding.entry(*peer).or_default();
         for block in &picked {
-            let context = format!("seed {seed}, turn {turn}: {peer} got {block:?}");
-            assert!(layout.is_valid_block(block), "not a block: {context}");
+            let context = format!("{context}: {peer} got {block:?}");
+            assert!(self.layout.is_valid_block(block), "not a block: {context}");
             assert!(
                 field.has(block.index as usize),
                 "the peer lacks it: {context}"
             );
-            assert!(!have.has(block.index as usize), "we have it: {context}");
+            assert!(
+                !self.have.has(block.index as usize),
+                "we have it: {context}"
+            );
             assert!(!mine.contains(block), "asked twice: {context}");
             mine.push(*block);
         }
-        // The peer delivers a random part of what it holds, and may choke us.
-        let deliver = rng.usize(..=mine.len());
-        let delivered: Vec<BlockRequest> = mine.drain(..deliver).collect();
-        if rng.u8(..) < 30 {
-            picker.release(*peer, &std::mem::take(mine));
+        *peer
+    }
+
+    /// `peer` delivers some of its outstanding blocks, and may choke us (dropping the rest).
+    fn deliver(&mut self, peer: SocketAddr) {
+        let mine = self.outstanding.entry(peer).or_default();
+        let delivered: Vec<BlockRequest> = mine.drain(..self.rng.usize(..=mine.len())).collect();
+        if self.rng.u8(..) < 30 {
+            self.picker.release(peer, &std::mem::take(mine));
         }
         for block in delivered {
-            let written = picker.written(*peer, &block);
+            let written = self.picker.written(peer, &block);
             // Endgame: the scheduler cancels the other copies of this block.
             for other in written.cancel_at {
-                outstanding
-                    .entry(other)
-                    .or_default()
-                    .retain(|b| *b != block);
+                let theirs = self.outstanding.entry(other).or_default();
+                theirs.retain(|b| *b != block);
             }
             let Some(index) = written.piece_complete else {
                 continue;
             };
-            completed += 1;
-            let ok = completed % 10 != 0; // every tenth piece fails its hash check
-            picker.verified(index, ok);
+            self.completed += 1;
+            let ok = !self.completed.is_multiple_of(10); // every tenth piece fails its hash check
+            self.picker.verified(index, ok);
             if ok {
-                have.set(index as usize);
+                self.have.set(index as usize);
             }
         }
     }
+}
+
+/// Whatever the picking order, the simulated download obeys the rules and completes.
+fn simulate_a_download(seed: u64) {
+    let mut simulation = Simulation::new(seed);
+    for turn in 0..20_000 {
+        if simulation.picker.is_complete() {
+            assert!(simulation.have.is_complete(), "complete too early");
+            return;
+        }
+        let peer = simulation.ask(&format!("seed {seed}, turn {turn}"));
+        simulation.deliver(peer);
+    }
     panic!(
-        "seed {seed}: not complete after 20,000 turns ({} of {pieces} pieces)",
-        have.count()
+        "seed {seed}: not complete after 20,000 turns ({} of {} pieces)",
+        simulation.have.count(),
+        simulation.have.num_pieces()
     );
 }
 
@@ -565,58 +603,56 @@ fn check_any_choker() {
     let mut rng = fastrand::Rng::with_seed(11);
     for case in 0..2000 {
         let peers = random_peers(&mut rng);
-        let seeding = rng.bool();
-        let slots = rng.usize(1..6);
-        let by_addr: HashMap<SocketAddr, &PeerStats> = peers.iter().map(|p| (p.peer, p)).collect();
-        let context = format!("case {case}, seeding {seeding}, {slots} slots: {peers:#?}");
-        let best = best_peers(&peers, seeding, slots);
-        let distinct: HashSet<&SocketAddr> = best.iter().collect();
-        assert_eq!(distinct.len(), best.len(), "twice in {best:?}: {context}");
-        assert!(best.len() <= slots, "{best:?}: {context}");
-        assert!(
-            best.iter()
-                .all(|a| by_addr.get(a).is_some_and(|p| p.interested)),
-            "{best:?} is not all connected and interested: {context}"
-        );
-        let eligible = peers
-            .iter()
-            .filter(|p| p.interested && (seeding || !p.snubbed))
-            .count();
-        assert!(
-            best.len() >= eligible.min(slots),
-            "{best:?} leaves a slot empty: {context}"
-        );
-        let config = ChokerConfig {
-            regular_slots: slots,
-            optimistic_every: 3,
-        };
-        let mut choker = Choker::with_seed(config, case);
-        for _round in 0..4 {
-            let unchoked = choker.round(&peers, seeding);
-            let distinct: HashSet<&SocketAddr> = unchoked.iter().collect();
-            assert_eq!(distinct.len(), unchoked.len(), "{unchoked:?}: {context}");
-            assert!(unchoked.len() <= slots + 1, "{unchoked:?}: {context}");
-            assert!(
-                unchoked
-                    .iter()
-                    .all(|a| by_addr.get(a).is_some_and(|p| p.interested)),
-                "{unchoked:?}: {context}"
-            );
-            let any_interested = peers.iter().any(|p| p.interested);
-            assert_eq!(
-                !unchoked.is_empty(),
-                any_interested,
-                "{unchoked:?}: {context}"
-            );
-        }
+        check_choker_case(case, &peers, rng.bool(), rng.usize(1..6));
     }
     let report = small_demo(4, 3, Some(2 << 20));
-    let traded: u64 = (1..report.participants.len())
-        .flat_map(|from| (1..report.participants.len()).map(move |to| (from, to)))
+    let leechers = 1..report.participants.len();
+    let traded: u64 = leechers
+        .clone()
+        .flat_map(|from| leechers.clone().map(move |to| (from, to)))
         .filter(|(from, to)| from != to)
         .map(|(from, to)| report.uploaded(from, to))
         .sum();
     println!("leechers uploaded {traded} bytes to each other");
+}
+
+/// One random case: `best_peers`, then four rounds of `Choker::round`, on the same peers.
+fn check_choker_case(case: u64, peers: &[PeerStats], seeding: bool, slots: usize) {
+    let context = || format!("case {case}, seeding {seeding}, {slots} slots: {peers:#?}");
+    let all_interested = |list: &[SocketAddr]| {
+        list.iter()
+            .all(|a| peers.iter().any(|p| p.peer == *a && p.interested))
+    };
+    let no_duplicates =
+        |list: &[SocketAddr]| list.iter().collect::<HashSet<_>>().len() == list.len();
+    let best = best_peers(peers, seeding, slots);
+    assert!(no_duplicates(&best), "twice in {best:?}: {}", context());
+    assert!(best.len() <= slots, "too many: {best:?}: {}", context());
+    assert!(
+        all_interested(&best),
+        "not interested: {best:?}: {}",
+        context()
+    );
+    let eligible = peers
+        .iter()
+        .filter(|p| p.interested && (seeding || !p.snubbed))
+        .count();
+    let empty_slot = best.len() < eligible.min(slots);
+    assert!(!empty_slot, "{best:?} leaves a slot empty: {}", context());
+    let config = ChokerConfig {
+        regular_slots: slots,
+        optimistic_every: 3,
+    };
+    let mut choker = Choker::with_seed(config, case);
+    let any_interested = peers.iter().any(|p| p.interested);
+    for round in 0..4 {
+        let unchoked = choker.round(peers, seeding);
+        let what = || format!("round {round} unchoked {unchoked:?}: {}", context());
+        assert!(no_duplicates(&unchoked), "twice: {}", what());
+        assert!(unchoked.len() <= slots + 1, "too many: {}", what());
+        assert!(all_interested(&unchoked), "not interested: {}", what());
+        assert_eq!(!unchoked.is_empty(), any_interested, "{}", what());
+    }
 }
 
 #[test]
