@@ -444,6 +444,23 @@ impl LibtorrentPeer {
         }
     }
 
+    /// Waits for the next event line starting with any of `prefixes`, and returns it: for a
+    /// test that must tell "finished" from "peer_disconnected" as soon as either happens.
+    pub fn wait_for_any(&self, prefixes: &[&str], deadline: Duration) -> String {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(line) if prefixes.iter().any(|p| line.starts_with(p)) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!(
+                    "libtorrent peer on port {} sent none of {prefixes:?} within {deadline:?}",
+                    self.port
+                ),
+            }
+        }
+    }
+
     pub fn send(&mut self, command: &str) {
         use std::io::Write;
         writeln!(self.stdin, "{command}").expect("libtorrent peer is running");

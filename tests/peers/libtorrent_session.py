@@ -54,6 +54,8 @@ It prints one event per line on stdout (and flushes):
     peer_connected <ip:port>         a peer connection came up -- for one we dial, when the
                                      dial starts: printed even if it then fails
     peer_disconnected <ip:port>      a peer connection went away (also after a failed dial)
+    peer_error <ip:port> <why>       a peer broke the protocol and libtorrent hangs up, e.g.
+                                     `peer_error 127.0.0.1:6881 bitfield of invalid size`
     metadata_received                the metadata arrived from a peer (--magnet only)
     finished                         the download completed
     state <name>                     the torrent's state changed (e.g. `state seeding`)
@@ -132,6 +134,8 @@ def handle_alert(alert):
         say("peer_connected", endpoint(alert.endpoint))
     elif isinstance(alert, lt.peer_disconnected_alert):
         say("peer_disconnected", endpoint(alert.endpoint))
+    elif isinstance(alert, lt.peer_error_alert):
+        say("peer_error", endpoint(alert.endpoint), alert.error.message())
     elif isinstance(alert, lt.metadata_received_alert):
         say("metadata_received")
     elif isinstance(alert, lt.torrent_finished_alert):

@@ -1,0 +1,816 @@
+//! The checks of the classroom exercises in `docs/exercises.md` (issue P7).
+//!
+//! Each exercise has one test here, `exercise_N_...`, which a student runs with
+//! `cargo test --test exercises exercise_N` (add `-- --nocapture` to see what it prints). The
+//! tests are not `#[ignore]`d: `cargo test` runs every one of them against the reference code,
+//! so an exercise whose check stops passing on the code as shipped is caught in CI, and every
+//! exercise stays solvable.
+//!
+//! Where an exercise asks the student to *change* peerwire (another pipeline depth, another
+//! piece picker, another choker, a new message), its check tests what must hold for *any*
+//! correct solution, never the reference's exact choices: "the picker only asks a peer for
+//! blocks it has and we lack, and the download completes", "the demo swarm finishes". Where an
+//! exercise asks the student to *break* peerwire, the check is the one that the breakage
+//! makes fail, with a message that says what a real peer did about it.
+//!
+//! Checks that need a real peer (libtorrent) skip loudly when it is missing, and fail instead
+//! under `PEERWIRE_INTEROP=require` (as in CI). Every process has a deadline and is killed by
+//! PID; every wait is on an event with a deadline.
+
+mod common;
+
+use common::{Killed, LibtorrentPeer, Script, ScriptedPeer, peerwire};
+use peerwire::choker::{Choker, ChokerConfig, PeerStats, best_peers};
+use peerwire::demo::{DemoConfig, DemoReport};
+use peerwire::metainfo::{InfoHash, Metainfo};
+use peerwire::peer::pipeline::{Pipeline, depth_for_rate};
+use peerwire::peer_id::PeerId;
+use peerwire::piece::{BlockRequest, PieceLayout};
+use peerwire::scheduler::picker::Picker;
+use peerwire::wire::{Bitfield, Handshake, Message, WireError};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared by several exercises
+// ---------------------------------------------------------------------------------------------
+
+/// One line of the wire trace: `127.0.0.1:6881 -> Request { index: 3, ... }`.
+struct TraceLine<'a> {
+    peer: &'a str,
+    /// `->` (we sent it) or `<-` (we received it).
+    direction: &'a str,
+    message: &'a str,
+}
+
+/// The lines of `text` that are wire trace lines (log lines and the rest are skipped).
+fn trace_lines(text: &str) -> Vec<TraceLine<'_>> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.splitn(3, ' ');
+            let (peer, direction, message) = (words.next()?, words.next()?, words.next()?);
+            let is_trace = peer.parse::<SocketAddr>().is_ok() && ["->", "<-"].contains(&direction);
+            is_trace.then_some(TraceLine {
+                peer,
+                direction,
+                message,
+            })
+        })
+        .collect()
+}
+
+/// The `index` of a traced `Request { index: 3, begin: 0, length: 16384 }`.
+fn requested_index(message: &str) -> Option<u32> {
+    let rest = message.strip_prefix("Request { index: ")?;
+    rest.split(',').next()?.parse().ok()
+}
+
+/// A small demo swarm (walkthrough §12), run in this process: a seeder and `leechers`
+/// leechers sharing `size_mib` MiB. Fails the test if any leecher does not complete.
+fn small_demo(size_mib: u64, leechers: usize, seeder_rate: Option<u64>) -> DemoReport {
+    let config = DemoConfig {
+        size_mib,
+        leechers,
+        seeder_rate,
+        piece_length: 64 * 1024,
+        progress: false,
+        deadline: Duration::from_secs(60),
+        ..DemoConfig::default()
+    };
+    let report = peerwire::demo::run(&config).expect("the demo swarm completes");
+    let summary = report.summary_lines().join("\n");
+    for leecher in &report.participants[1..] {
+        assert!(
+            leecher.completed_after.is_some(),
+            "{} did not complete\n{summary}",
+            leecher.name
+        );
+    }
+    println!("{summary}");
+    report
+}
+
+/// A file of pseudo-random bytes in a fresh directory, and a torrent of it (no tracker).
+struct Content {
+    dir: tempfile::TempDir,
+    data: PathBuf,
+    bytes: Arc<Vec<u8>>,
+    torrent: PathBuf,
+    metainfo: Metainfo,
+}
+
+fn content(pieces: usize, piece_length: usize, seed: u64) -> Content {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let seed_dir = dir.path().join("seed");
+    std::fs::create_dir_all(&seed_dir).expect("the seed dir");
+    let data = seed_dir.join("data.bin");
+    // The last piece a little shorter than the others, as in most real torrents.
+    let bytes = Arc::new(common::pseudo_random(pieces * piece_length - 1000, seed));
+    std::fs::write(&data, &*bytes).expect("the data file");
+    let torrent = dir.path().join("data.torrent");
+    common::create_torrent(
+        &data,
+        &torrent,
+        &["--piece-length", &piece_length.to_string()],
+    );
+    let metainfo = Metainfo::from_file(&torrent).expect("the torrent loads");
+    Content {
+        dir,
+        data,
+        bytes,
+        torrent,
+        metainfo,
+    }
+}
+
+/// `peerwire seed` of a [`Content`] on a free port, its log in `seeder.log`; killed when
+/// dropped.
+struct PeerwireSeeder {
+    addr: SocketAddr,
+    log: PathBuf,
+    _process: Killed,
+}
+
+impl PeerwireSeeder {
+    /// `extra`: more options, e.g. `--peer IP:PORT` to dial a peer.
+    fn start(content: &Content, extra: &[&str]) -> PeerwireSeeder {
+        let port = common::free_port();
+        let log = content.dir.path().join("seeder.log");
+        let child = peerwire()
+            .env("RUST_LOG", "peerwire=debug")
+            .arg("seed")
+            .arg(&content.torrent)
+            .arg(&content.data)
+            .args(["--port", &port.to_string()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).expect("a log")))
+            .spawn()
+            .expect("start peerwire seed");
+        let process = Killed(child);
+        common::wait_for_tcp(port, Duration::from_secs(30), "peerwire seed");
+        PeerwireSeeder {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log,
+            _process: process,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 1: read a wire trace
+// ---------------------------------------------------------------------------------------------
+
+/// The first `Request` of a demo leecher comes after the handshake, after the seeder said
+/// what it has, after our `Interested`, and after its `Unchoke` (BEP 3: requests only while
+/// unchoked). Prints the trace up to that line.
+fn check_the_first_request() {
+    let mut demo = peerwire();
+    demo.args(["demo", "--size", "1", "--peers", "1", "--trace"]);
+    let out = common::run_with_deadline(&mut demo, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the demo failed:\n{stderr}");
+    let lines = trace_lines(&stderr);
+    let first = lines
+        .iter()
+        .position(|l| l.direction == "->" && l.message.starts_with("Request"))
+        .unwrap_or_else(|| panic!("no Request in the trace:\n{stderr}"));
+    let peer = lines[first].peer;
+    let before: Vec<&TraceLine> = lines[..first].iter().filter(|l| l.peer == peer).collect();
+    println!("the trace of {peer} up to our first request:");
+    for line in before.iter().chain([&&lines[first]]) {
+        println!("  {} {} {}", line.peer, line.direction, line.message);
+    }
+    let seen = |direction: &str, name: &str| {
+        before
+            .iter()
+            .position(|l| l.direction == direction && l.message.starts_with(name))
+    };
+    let handshake = seen("<-", "Handshake").expect("the peer's handshake comes first");
+    let has = seen("<-", "Bitfield")
+        .or(seen("<-", "Have"))
+        .expect("the peer says what it has (Bitfield or Have) before we request");
+    let interested = seen("->", "Interested").expect("we say Interested before we request");
+    let unchoke = seen("<-", "Unchoke").expect("the peer unchokes us before we request");
+    assert!(handshake < has, "a Bitfield before the handshake?");
+    assert!(
+        has < interested,
+        "we are interested only once we know the peer has something"
+    );
+    assert!(
+        interested < unchoke,
+        "a peerwire seeder unchokes only peers that are interested"
+    );
+    // How many requests go out before the first block comes back: the pipeline (exercise 3).
+    let in_flight = lines[first..]
+        .iter()
+        .filter(|l| l.peer == peer)
+        .take_while(|l| !(l.direction == "<-" && l.message.starts_with("Piece")))
+        .filter(|l| l.direction == "->" && l.message.starts_with("Request"))
+        .count();
+    println!("requests sent before the first Piece arrived: {in_flight}");
+    assert!(in_flight >= 1);
+}
+
+#[test]
+fn exercise_1_reading_a_trace() {
+    check_the_first_request();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 2: one flipped byte
+// ---------------------------------------------------------------------------------------------
+
+/// A download that finds a complete file with one byte flipped in piece `DAMAGED` requests
+/// that piece again, and only that piece: the resume check (walkthrough §9) hashes every piece.
+fn check_only_the_damaged_piece_is_fetched() {
+    const DAMAGED: u32 = 5;
+    const PIECE: usize = 32 * 1024;
+    let content = content(8, PIECE, 21);
+    let out = content.dir.path().join("out.bin");
+    let mut damaged = content.bytes.to_vec();
+    damaged[DAMAGED as usize * PIECE + 100] ^= 0xff;
+    std::fs::write(&out, &damaged).expect("the damaged copy");
+    let seeder = ScriptedPeer::start(
+        content.metainfo.info_hash,
+        Arc::clone(&content.bytes),
+        PIECE as u64,
+        Script::Honest,
+    );
+    let mut download = peerwire();
+    download
+        .arg("download")
+        .arg("-o")
+        .arg(&out)
+        .arg(&content.torrent)
+        .args(["--peer", &seeder.addr.to_string(), "--port", "0", "--trace"])
+        .args(["--give-up-after", "30"]);
+    let result = common::run_with_deadline(&mut download, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "the download failed:\n{stderr}");
+    let requested: BTreeSet<u32> = trace_lines(&stderr)
+        .iter()
+        .filter(|l| l.direction == "->")
+        .filter_map(|l| requested_index(l.message))
+        .collect();
+    println!("pieces requested: {requested:?}");
+    assert_eq!(
+        requested,
+        BTreeSet::from([DAMAGED]),
+        "only the damaged piece should be fetched again:\n{stderr}"
+    );
+    assert!(
+        std::fs::read(&out).expect("the repaired copy") == *content.bytes,
+        "the file is not repaired"
+    );
+}
+
+#[test]
+fn exercise_2_one_flipped_byte() {
+    check_only_the_damaged_piece_is_fetched();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 3: the pipeline depth
+// ---------------------------------------------------------------------------------------------
+
+/// What any pipeline depth must satisfy: at least one request in flight (none would stall the
+/// download), at most 500 (peerwire and Transmission drop a peer that queues more), and never
+/// fewer requests for more bandwidth. Then the demo swarm still completes.
+fn check_pipeline_depth() {
+    let start = Pipeline::new().depth();
+    assert!(
+        (1..=500).contains(&start),
+        "a new pipeline's depth is {start}"
+    );
+    let mut previous = 0;
+    for step in 0..=200 {
+        let rate = if step == 0 {
+            0.0
+        } else {
+            1.2f64.powi(step) // up to about 7 × 10^15 bytes per second
+        };
+        let depth = depth_for_rate(rate);
+        assert!(
+            (1..=500).contains(&depth),
+            "depth_for_rate({rate}) = {depth}"
+        );
+        assert!(
+            depth >= previous,
+            "depth_for_rate({rate}) = {depth}, less than {previous} for a lower rate"
+        );
+        previous = depth;
+    }
+    let report = small_demo(4, 2, None);
+    println!(
+        "pipeline: starts at {start}; demo: {:.2} s (a debug build: measure with --release)",
+        report.elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn exercise_3_the_pipeline_depth() {
+    check_pipeline_depth();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 4: break the bitfield, and watch libtorrent hang up
+// ---------------------------------------------------------------------------------------------
+
+/// The bitfield we send passes the check we (and Transmission, and libtorrent) apply to the
+/// bitfields we receive: exactly ⌈pieces ÷ 8⌉ bytes, spare bits zero.
+fn check_our_bitfield_passes_our_own_check() {
+    for pieces in 1..=100 {
+        let mut some = Bitfield::new(pieces);
+        (0..pieces).step_by(3).for_each(|i| some.set(i));
+        for field in [Bitfield::new(pieces), some, Bitfield::full(pieces)] {
+            let sent = field.as_bytes().to_vec();
+            let received = Bitfield::from_payload(sent.clone(), pieces);
+            assert!(
+                received.is_ok(),
+                "for {pieces} pieces we send {} bytes {sent:02x?}, which we would refuse: {}",
+                sent.len(),
+                received.err().map(|e| e.to_string()).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// A libtorrent leecher downloads 16 pieces (a multiple of 8: an off-by-one in the bitfield's
+/// length shows) from `peerwire seed`. If libtorrent hangs up instead, the failure says why.
+fn check_libtorrent_accepts_our_bitfield() {
+    let content = content(16, 16 * 1024, 4);
+    let save = content.dir.path().join("libtorrent");
+    std::fs::create_dir_all(&save).expect("the leecher's dir");
+    let Some(leecher) = LibtorrentPeer::start(&content.torrent, &save, false) else {
+        return;
+    };
+    // peerwire dials libtorrent (libtorrent would dial encrypted first, which we do not speak).
+    let libtorrent = format!("127.0.0.1:{}", leecher.port);
+    let seeder = PeerwireSeeder::start(&content, &["--peer", &libtorrent]);
+    // libtorrent reports `peer_error <addr> <why>` when a peer breaks the protocol.
+    let event = std::panic::catch_unwind(|| {
+        leecher.wait_for_any(&["finished", "peer_error"], Duration::from_secs(20))
+    })
+    .unwrap_or_else(|_| "nothing for 20 s".into());
+    if event != "finished" {
+        let seen: Vec<String> = seeder
+            .log()
+            .lines()
+            .filter(|l| l.contains(&libtorrent))
+            .map(str::to_string)
+            .collect();
+        panic!(
+            "libtorrent did not finish downloading from peerwire: {event}\n\
+             what peerwire saw of libtorrent ({libtorrent}):\n{}",
+            seen.join("\n")
+        );
+    }
+    common::assert_same_files(
+        content.data.parent().expect("the seed dir"),
+        &save,
+        ["data.bin"],
+        "libtorrent",
+    );
+    println!("libtorrent took our bitfield and downloaded all 16 pieces");
+}
+
+#[test]
+fn exercise_4_a_broken_bitfield() {
+    check_libtorrent_accepts_our_bitfield();
+    check_our_bitfield_passes_our_own_check();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 5: a new message in the trace
+// ---------------------------------------------------------------------------------------------
+
+/// BEP 6's `HaveAll` (id 14) and `HaveNone` (id 15) have no payload. Whether `Message` knows
+/// them (the exercise) or not (the reference, which skips them as `Unknown`), reading one
+/// keeps the stream in step, writing it back gives the same five bytes, and the trace shows it
+/// on one line; once taught, the line names it.
+fn check_have_all_and_have_none() {
+    let peer = SocketAddr::from(([127, 0, 0, 1], 6881));
+    for (id, name) in [(14u8, "HaveAll"), (15, "HaveNone")] {
+        let frame = [0, 0, 0, 1, id];
+        let mut stream: Vec<u8> = frame.to_vec();
+        stream.extend(Message::Have { index: 3 }.to_bytes());
+        let mut reader = &stream[..];
+        let message = Message::read_from(&mut reader).expect("a known or skipped message");
+        let line = format!("{peer} <- {message}");
+        println!("{line}");
+        assert_eq!(message.id(), Some(id), "{line}");
+        assert_eq!(message.to_bytes(), frame, "written back: {line}");
+        assert!(!line.contains('\n'), "one line per message: {line:?}");
+        let unknown = format!("Unknown {{ id: {id}, length: 0 }}");
+        let shown = message.to_string();
+        assert!(
+            shown == unknown || shown.starts_with(name),
+            "the trace shows `{shown}`: expected `{name}` (or `{unknown}` before the exercise)"
+        );
+        let next = Message::read_from(&mut reader).expect("the next message");
+        assert_eq!(next, Message::Have { index: 3 }, "out of step after {name}");
+    }
+}
+
+#[test]
+fn exercise_5_a_new_message_in_the_trace() {
+    check_have_all_and_have_none();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 6: another piece picker
+// ---------------------------------------------------------------------------------------------
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A download simulated without sockets, driving `Picker` the way the scheduler does: peers
+/// join with random bitfields, ask for blocks, deliver some, drop others (a choke), and every
+/// tenth completed piece fails its hash check.
+struct Simulation {
+    rng: fastrand::Rng,
+    layout: PieceLayout,
+    picker: Picker,
+    /// The pieces verified so far: what the picker must never hand out again.
+    have: Bitfield,
+    /// Five peers; together they have every piece.
+    peers: Vec<(SocketAddr, Bitfield)>,
+    /// Each peer's requests that it has neither delivered nor dropped.
+    outstanding: HashMap<SocketAddr, Vec<BlockRequest>>,
+    /// Pieces completed (verified or failed) so far.
+    completed: usize,
+}
+
+impl Simulation {
+    fn new(seed: u64) -> Simulation {
+        const PIECES: usize = 24;
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let layout = PieceLayout {
+            piece_length: 32 * 1024,
+            total_length: PIECES as u64 * 32 * 1024 - 5000,
+            hashes: vec![peerwire::metainfo::PieceHash([0; 20]); PIECES],
+        };
+        let mut have = Bitfield::new(PIECES); // pieces found on disk (resume)
+        (0..PIECES)
+            .filter(|_| rng.u8(..) < 40)
+            .for_each(|i| have.set(i));
+        let mut picker = Picker::new(layout.clone(), &have);
+        let mut peers: Vec<(SocketAddr, Bitfield)> = (0..5)
+            .map(|n| {
+                let mut field = Bitfield::new(PIECES);
+                (0..PIECES)
+                    .filter(|_| rng.bool())
+                    .for_each(|i| field.set(i));
+                (addr(7000 + n), field)
+            })
+            .collect();
+        (0..PIECES).for_each(|i| peers[i % 5].1.set(i));
+        peers
+            .iter()
+            .for_each(|(_, field)| picker.peer_joined(field));
+        Simulation {
+            rng,
+            layout,
+            picker,
+            have,
+            peers,
+            outstanding: HashMap::new(),
+            completed: 0,
+        }
+    }
+
+    /// A random peer asks for blocks; every block handed out must be a real block of a piece
+    /// the peer has and we lack, never given twice to one peer, never more than asked for.
+    fn ask(&mut self, context: &str) -> SocketAddr {
+        let (peer, field) = &self.peers[self.rng.usize(..self.peers.len())];
+        let asked = self.rng.usize(1..12);
+        let picked = self.picker.pick(*peer, field, asked);
+        assert!(picked.len() <= asked, "asked for {asked}, got {picked:?}");
+        let mine = self.outstanding.entry(*peer).or_default();
+        for block in &picked {
+            let context = format!("{context}: {peer} got {block:?}");
+            assert!(self.layout.is_valid_block(block), "not a block: {context}");
+            assert!(
+                field.has(block.index as usize),
+                "the peer lacks it: {context}"
+            );
+            assert!(
+                !self.have.has(block.index as usize),
+                "we have it: {context}"
+            );
+            assert!(!mine.contains(block), "asked twice: {context}");
+            mine.push(*block);
+        }
+        *peer
+    }
+
+    /// `peer` delivers some of its outstanding blocks, and may choke us (dropping the rest).
+    fn deliver(&mut self, peer: SocketAddr) {
+        let mine = self.outstanding.entry(peer).or_default();
+        let delivered: Vec<BlockRequest> = mine.drain(..self.rng.usize(..=mine.len())).collect();
+        if self.rng.u8(..) < 30 {
+            self.picker.release(peer, &std::mem::take(mine));
+        }
+        for block in delivered {
+            let written = self.picker.written(peer, &block);
+            // Endgame: the scheduler cancels the other copies of this block.
+            for other in written.cancel_at {
+                let theirs = self.outstanding.entry(other).or_default();
+                theirs.retain(|b| *b != block);
+            }
+            let Some(index) = written.piece_complete else {
+                continue;
+            };
+            self.completed += 1;
+            let ok = !self.completed.is_multiple_of(10); // every tenth piece fails its hash check
+            self.picker.verified(index, ok);
+            if ok {
+                self.have.set(index as usize);
+            }
+        }
+    }
+}
+
+/// Whatever the picking order, the simulated download obeys the rules and completes.
+fn simulate_a_download(seed: u64) {
+    let mut simulation = Simulation::new(seed);
+    for turn in 0..20_000 {
+        if simulation.picker.is_complete() {
+            assert!(simulation.have.is_complete(), "complete too early");
+            return;
+        }
+        let peer = simulation.ask(&format!("seed {seed}, turn {turn}"));
+        simulation.deliver(peer);
+    }
+    panic!(
+        "seed {seed}: not complete after 20,000 turns ({} of {} pieces)",
+        simulation.have.count(),
+        simulation.have.num_pieces()
+    );
+}
+
+/// The picker's rules hold in simulated downloads, and the demo swarm completes with it.
+fn check_any_picker() {
+    (1..=20).for_each(simulate_a_download);
+    let report = small_demo(4, 3, Some(4 << 20));
+    for n in 1..report.participants.len() {
+        let (from_leechers, from_seeder) = report.pieces_from(n);
+        println!(
+            "leecher {n}: {from_leechers} pieces from leechers, {from_seeder} from the seeder"
+        );
+    }
+}
+
+#[test]
+fn exercise_6_another_piece_picker() {
+    check_any_picker();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 7: another choker
+// ---------------------------------------------------------------------------------------------
+
+/// Random peers for the choker: some interested, some snubbed, some new, random rates.
+fn random_peers(rng: &mut fastrand::Rng) -> Vec<PeerStats> {
+    (0..rng.usize(0..12))
+        .map(|n| PeerStats {
+            peer: addr(8000 + n as u16),
+            interested: rng.u8(..) < 180,
+            download_rate: f64::from(rng.u32(..1_000_000)),
+            upload_rate: f64::from(rng.u32(..1_000_000)),
+            connected_for: Duration::from_secs(rng.u64(..300)),
+            snubbed: rng.u8(..) < 40,
+            unchoked: rng.bool(),
+        })
+        .collect()
+}
+
+/// What any choker must do: unchoke only connected, interested peers, each once; no more than
+/// the slots (plus the optimistic one); and never leave a slot empty while an interested peer
+/// that is not snubbed (or any, when seeding) waits. Then the demo swarm, whose seeder must
+/// choose among the leechers, still completes.
+fn check_any_choker() {
+    let mut rng = fastrand::Rng::with_seed(11);
+    for case in 0..2000 {
+        let peers = random_peers(&mut rng);
+        check_choker_case(case, &peers, rng.bool(), rng.usize(1..6));
+    }
+    let report = small_demo(4, 3, Some(2 << 20));
+    let leechers = 1..report.participants.len();
+    let traded: u64 = leechers
+        .clone()
+        .flat_map(|from| leechers.clone().map(move |to| (from, to)))
+        .filter(|(from, to)| from != to)
+        .map(|(from, to)| report.uploaded(from, to))
+        .sum();
+    println!("leechers uploaded {traded} bytes to each other");
+}
+
+/// One random case: `best_peers`, then four rounds of `Choker::round`, on the same peers.
+fn check_choker_case(case: u64, peers: &[PeerStats], seeding: bool, slots: usize) {
+    let context = || format!("case {case}, seeding {seeding}, {slots} slots: {peers:#?}");
+    let all_interested = |list: &[SocketAddr]| {
+        list.iter()
+            .all(|a| peers.iter().any(|p| p.peer == *a && p.interested))
+    };
+    let no_duplicates =
+        |list: &[SocketAddr]| list.iter().collect::<HashSet<_>>().len() == list.len();
+    let best = best_peers(peers, seeding, slots);
+    assert!(no_duplicates(&best), "twice in {best:?}: {}", context());
+    assert!(best.len() <= slots, "too many: {best:?}: {}", context());
+    assert!(
+        all_interested(&best),
+        "not interested: {best:?}: {}",
+        context()
+    );
+    let eligible = peers
+        .iter()
+        .filter(|p| p.interested && (seeding || !p.snubbed))
+        .count();
+    let empty_slot = best.len() < eligible.min(slots);
+    assert!(!empty_slot, "{best:?} leaves a slot empty: {}", context());
+    let config = ChokerConfig {
+        regular_slots: slots,
+        optimistic_every: 3,
+    };
+    let mut choker = Choker::with_seed(config, case);
+    let any_interested = peers.iter().any(|p| p.interested);
+    for round in 0..4 {
+        let unchoked = choker.round(peers, seeding);
+        let what = || format!("round {round} unchoked {unchoked:?}: {}", context());
+        assert!(no_duplicates(&unchoked), "twice: {}", what());
+        assert!(unchoked.len() <= slots + 1, "too many: {}", what());
+        assert!(all_interested(&unchoked), "not interested: {}", what());
+        assert_eq!(!unchoked.is_empty(), any_interested, "{}", what());
+    }
+}
+
+#[test]
+fn exercise_7_another_choker() {
+    check_any_choker();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 8: a leecher of your own
+// ---------------------------------------------------------------------------------------------
+
+/// Exercise 8: downloads piece `index` from the peer at `addr` using nothing but
+/// `peerwire::wire` over a `TcpStream`. This body is our solution: delete it, keep the
+/// signature, and write your own.
+fn fetch_piece(
+    addr: SocketAddr,
+    info_hash: InfoHash,
+    layout: &PieceLayout,
+    index: u32,
+) -> Result<Vec<u8>, WireError> {
+    let mut socket = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    socket.set_read_timeout(Some(Duration::from_secs(20)))?;
+    // 1. Handshakes: ours (no extension bits: we speak plain BEP 3), then theirs.
+    let ours = Handshake {
+        reserved: [0; 8],
+        info_hash,
+        peer_id: PeerId::generate(),
+    };
+    ours.write_to(&mut socket)?;
+    let theirs = Handshake::read_from(&mut socket)?;
+    if theirs.info_hash != info_hash {
+        return Err(WireError::BadProtocol("another torrent".into()));
+    }
+    // 2. Say we are interested, then wait until the peer has the piece and unchokes us.
+    Message::Interested.write_to(&mut socket)?;
+    let (mut has_piece, mut unchoked) = (false, false);
+    while !(has_piece && unchoked) {
+        match Message::read_from(&mut socket)? {
+            Message::Bitfield(bits) => {
+                let field = Bitfield::from_payload(bits, layout.num_pieces())?;
+                has_piece = field.has(index as usize);
+            }
+            Message::Have { index: i } if i == index => has_piece = true,
+            Message::Unchoke => unchoked = true,
+            Message::Choke => unchoked = false,
+            _ => {} // keep-alives, extension messages, other haves
+        }
+    }
+    // 3. Request every block of the piece at once (a pipeline as deep as the piece).
+    for block in layout.blocks(index) {
+        let BlockRequest {
+            index,
+            begin,
+            length,
+        } = block;
+        Message::Request {
+            index,
+            begin,
+            length,
+        }
+        .write_to(&mut socket)?;
+    }
+    // 4. Put the blocks where they belong until every one has arrived.
+    let mut piece = vec![0u8; layout.piece_len(index) as usize];
+    let mut missing: Vec<BlockRequest> = layout.blocks(index).collect();
+    while !missing.is_empty() {
+        match Message::read_from(&mut socket)? {
+            Message::Piece {
+                index: i,
+                begin,
+                block,
+            } if i == index => {
+                let arrived = BlockRequest {
+                    index,
+                    begin,
+                    length: block.len() as u32,
+                };
+                if let Some(at) = missing.iter().position(|b| *b == arrived) {
+                    missing.swap_remove(at);
+                    piece[begin as usize..begin as usize + block.len()].copy_from_slice(&block);
+                }
+            }
+            Message::Choke => return Err(WireError::BadProtocol("choked mid-piece".into())),
+            _ => {}
+        }
+    }
+    Ok(piece)
+}
+
+/// `fetch_piece` gets pieces that pass their SHA-1 check from `peer`.
+fn fetch_and_verify(peer: SocketAddr, who: &str, content: &Content) {
+    let layout = PieceLayout::new(&content.metainfo.info);
+    let last = layout.num_pieces() as u32 - 1;
+    for index in [0, 3, last] {
+        let piece = fetch_piece(peer, content.metainfo.info_hash, &layout, index)
+            .unwrap_or_else(|e| panic!("piece {index} from {who} at {peer}: {e}"));
+        assert!(
+            layout.verify(index, &piece),
+            "piece {index} from {who} does not match its SHA-1"
+        );
+        println!("piece {index} from {who}: {} bytes, SHA-1 ok", piece.len());
+    }
+}
+
+/// Waits until the peer at `addr` answers a handshake for `info_hash`: libtorrent resets
+/// connections for a second or so after it says `state seeding`. (Our probe, not yours.)
+fn wait_for_handshake(addr: SocketAddr, info_hash: InfoHash, deadline: Duration) {
+    let until = std::time::Instant::now() + deadline;
+    let answers = || -> Result<bool, WireError> {
+        let mut socket = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        socket.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let peer_id = PeerId::generate();
+        let reserved = [0; 8];
+        Handshake {
+            reserved,
+            info_hash,
+            peer_id,
+        }
+        .write_to(&mut socket)?;
+        Ok(Handshake::read_from(&mut socket)?.info_hash == info_hash)
+    };
+    while !answers().unwrap_or(false) {
+        assert!(
+            std::time::Instant::now() < until,
+            "{addr} answered no handshake within {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100)); // poll interval while waiting for the event
+    }
+}
+
+/// `fetch_piece` works against a peerwire seeder, and against libtorrent (skipped loudly
+/// when libtorrent is missing).
+fn check_your_own_leecher() {
+    let content = content(6, 64 * 1024, 8);
+    let seeder = PeerwireSeeder::start(&content, &[]);
+    fetch_and_verify(seeder.addr, "peerwire", &content);
+    let seed_dir = content.data.parent().expect("the seed dir");
+    let Some(libtorrent) = LibtorrentPeer::start(&content.torrent, seed_dir, true) else {
+        return;
+    };
+    let peer = addr(libtorrent.port);
+    wait_for_handshake(peer, content.metainfo.info_hash, Duration::from_secs(20));
+    fetch_and_verify(peer, "libtorrent", &content);
+}
+
+#[test]
+fn exercise_8_a_leecher_of_your_own() {
+    check_your_own_leecher();
+}
+
+/// The trace parser the exercises read traces with.
+#[test]
+fn trace_lines_are_parsed() {
+    let text = "127.0.0.1:6881 -> Request { index: 3, begin: 0, length: 16384 }\n\
+                [2026 INFO peerwire] a log line\n\
+                127.0.0.1:6881 <- Unchoke";
+    let lines = trace_lines(text);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(requested_index(lines[0].message), Some(3));
+    assert_eq!((lines[1].direction, lines[1].message), ("<-", "Unchoke"));
+}
