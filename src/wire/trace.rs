@@ -189,20 +189,24 @@ fn message_with_fields(name: &str, fields: &Fields) -> Result<Message, TraceErro
 
 /// The `key: value` pairs between the braces; a value without a key (the bitfield's
 /// `<2 bytes>`) has the key `""`.
-struct Fields<'a>(Vec<(&'a str, &'a str)>);
+struct Fields<'a> {
+    pairs: Vec<(&'a str, &'a str)>,
+    /// All of them, for error messages.
+    text: &'a str,
+}
 
 impl<'a> Fields<'a> {
     fn split(text: &'a str) -> Fields<'a> {
         let pair = |field: &'a str| field.split_once(": ").unwrap_or(("", field));
-        Fields(text.split(", ").map(pair).collect())
+        let pairs = text.split(", ").map(pair).collect();
+        Fields { pairs, text }
     }
 
     fn value(&self, key: &'static str) -> Result<&'a str, TraceError> {
-        let found = self.0.iter().find(|(k, _)| *k == key);
-        found.map(|(_, v)| *v).ok_or(TraceError::Unreadable {
-            what: key,
-            text: String::new(),
-        })
+        let found = self.pairs.iter().find(|(k, _)| *k == key);
+        found
+            .map(|(_, v)| *v)
+            .ok_or_else(|| unreadable(key, self.text))
     }
 
     fn number<T: FromStr>(&self, key: &'static str) -> Result<T, TraceError> {
