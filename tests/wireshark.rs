@@ -29,7 +29,7 @@ const PIECE_LENGTH: u32 = 32_768;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// What tshark prints for each packet, tab-separated, in this order.
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
     "tcp.srcport",
     "udp.dstport",
     "bittorrent", // one per handshake or message
@@ -39,8 +39,9 @@ const FIELDS: [&str; 9] = [
     "bittorrent.extended.id",
     "bittorrent.continuous_data", // bytes it could not place in a message
     "_ws.expert.severity",
+    "_ws.malformed", // "[Malformed Packet]": the dissector ran out of bytes
 ];
-/// Malformed frames show up as `_ws.malformed`; they are errors to the expert system too.
+/// The expert system's "Error" severity (its "Warning"s are TCP flow control, and fine).
 const SEVERITY_ERROR: &str = "8388608";
 
 /// Kinds of messages counted: how many of each went one way.
@@ -139,6 +140,7 @@ fn decoded(packets: &[Vec<String>], port: u16) -> (Tally, Tally) {
             |n: usize| -> Vec<&str> { packet[n].split(',').filter(|s| !s.is_empty()).collect() };
         assert!(list(7).is_empty(), "bytes outside any message: {packet:?}");
         assert!(!list(8).contains(&SEVERITY_ERROR), "an error: {packet:?}");
+        assert!(list(9).is_empty(), "a malformed packet: {packet:?}");
         let counts = match packet[0] == port.to_string() {
             true => &mut from_seeder,
             false => &mut from_leecher,
