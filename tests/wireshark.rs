@@ -171,8 +171,8 @@ fn decoded(packets: &[Vec<String>], port: u16) -> (Tally, Tally) {
 struct Capture {
     tshark: Child,
     rows: Receiver<String>,
-    /// Kept open so that tshark never writes to a closed pipe.
-    _errors: Receiver<String>,
+    /// Its stderr, kept open so that tshark never writes to a closed pipe.
+    errors: Receiver<String>,
     /// Two UDP ports that tshark also captures: a datagram sent to one marks a moment (the
     /// capture has begun; the transfer is over). Two, so that a late copy of the first
     /// cannot pass for the second.
@@ -200,40 +200,64 @@ impl Capture {
             .expect("start tshark");
         let rows = lines_of(tshark.stdout.take().expect("piped stdout"));
         let errors = lines_of(tshark.stderr.take().expect("piped stderr"));
-        let waited = wait_for_line(&errors, "Capturing on", Duration::from_secs(30));
+        // tshark says "Capturing on 'Loopback: lo'" even when it then finds it may not
+        // (no permission), and before the first packets are really seen: only a packet seen
+        // shows that it captures.
+        let mut said = wait_for_line(&errors, "Capturing on", Duration::from_secs(30));
         let capture = Capture {
             tshark,
             rows,
-            _errors: errors,
+            errors,
             markers,
         };
-        if let Err(said) = waited {
-            return common::skip(&format!("tshark cannot capture on lo: {said}"));
+        if said.is_ok() && capture.until_marker(start).is_none() {
+            said = Err(capture.stderr());
         }
-        // "Capturing on" can come before the first packets are really seen: wait for one.
-        capture.until_marker(start);
-        Some(capture)
+        match said {
+            Ok(()) => Some(capture),
+            Err(said) => common::skip(&format!("tshark cannot capture on lo: {said}")),
+        }
+    }
+
+    /// The first lines tshark said on stderr since "Capturing on", once it has ended.
+    fn stderr(&self) -> String {
+        let until = Instant::now() + Duration::from_secs(10);
+        let mut said = Vec::new();
+        while let Ok(line) = self
+            .errors
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
+            said.push(line);
+        }
+        let first = said.iter().filter(|l| !l.trim().is_empty()).take(2);
+        first.cloned().collect::<Vec<_>>().join(" ")
     }
 
     /// Every packet up to the end of the transfer; stops tshark (by PID).
     fn finish(self) -> Vec<Vec<String>> {
-        self.until_marker(self.markers[1])
+        let packets = self.until_marker(self.markers[1]);
+        packets.unwrap_or_else(|| panic!("tshark ended early: {}", self.stderr()))
     }
 
     /// Sends a UDP datagram to `marker` and returns every packet before it: all that was on
-    /// the wire before has then been decoded.
-    fn until_marker(&self, marker: u16) -> Vec<Vec<String>> {
+    /// the wire before has then been decoded. `None` if tshark ended.
+    fn until_marker(&self, marker: u16) -> Option<Vec<Vec<String>>> {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let until = Instant::now() + DEADLINE;
         let mut packets = Vec::new();
         while Instant::now() < until {
             socket.send_to(b"marker", ("127.0.0.1", marker)).unwrap();
             // Sent again after a quiet half second: it may have gone before the capture began.
-            while let Ok(row) = self.rows.recv_timeout(Duration::from_millis(500)) {
+            loop {
+                let row = match self.rows.recv_timeout(Duration::from_millis(500)) {
+                    Ok(row) => row,
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return None,
+                };
                 let fields: Vec<String> = row.split('\t').map(str::to_string).collect();
                 assert_eq!(fields.len(), FIELDS.len(), "tshark printed {row:?}");
                 if fields[1] == marker.to_string() {
-                    return packets;
+                    return Some(packets);
                 }
                 packets.push(fields);
             }
@@ -245,9 +269,31 @@ impl Capture {
     }
 }
 
+/// Stops tshark with SIGTERM, by PID: it then stops the `dumpcap` it started. (SIGKILL would
+/// leave that `dumpcap` capturing for ever; it is killed by PID only if tshark does not end.)
 impl Drop for Capture {
     fn drop(&mut self) {
-        let _ = self.tshark.kill(); // by PID
+        let pid = self.tshark.id();
+        let children = format!("/proc/{pid}/task/{pid}/children");
+        let dumpcap = std::fs::read_to_string(children).unwrap_or_default();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let until = Instant::now() + Duration::from_secs(10);
+        let left = || until.saturating_duration_since(Instant::now());
+        let ended = loop {
+            match self.rows.recv_timeout(left()) {
+                Ok(_) => continue,                                 // packets after the end
+                Err(RecvTimeoutError::Disconnected) => break true, // stdout closed: it ended
+                Err(RecvTimeoutError::Timeout) => break false,
+            }
+        };
+        if !ended {
+            let _ = Command::new("kill")
+                .args(dumpcap.split_whitespace())
+                .status();
+        }
+        let _ = self.tshark.kill();
         let _ = self.tshark.wait();
     }
 }
