@@ -131,40 +131,44 @@ fn message_kind(id: Option<u8>) -> String {
     name.to_string()
 }
 
-/// Wireshark's counts for the two directions (from the leecher, from the seeder on `port`),
-/// failing on any malformed frame or undecodable bytes.
+/// Wireshark's counts for the two directions (from the leecher, from the seeder on `port`).
 fn decoded(packets: &[Vec<String>], port: u16) -> (Tally, Tally) {
     let (mut from_leecher, mut from_seeder) = (Tally::new(), Tally::new());
     for packet in packets.iter().filter(|p| !p[0].is_empty()) {
-        let list =
-            |n: usize| -> Vec<&str> { packet[n].split(',').filter(|s| !s.is_empty()).collect() };
-        assert!(list(7).is_empty(), "bytes outside any message: {packet:?}");
-        assert!(!list(8).contains(&SEVERITY_ERROR), "an error: {packet:?}");
-        assert!(list(9).is_empty(), "a malformed packet: {packet:?}");
         let counts = match packet[0] == port.to_string() {
             true => &mut from_seeder,
             false => &mut from_leecher,
         };
-        let mut kinds = Vec::new();
-        let (hashes, ids) = (list(3), list(4));
-        kinds.extend(hashes.iter().zip(&ids).map(|(h, p)| handshake_kind(h, p)));
-        let mut extended_ids = list(6).into_iter();
-        for id in list(5) {
-            kinds.push(match id {
-                "20" => extended_kind(extended_ids.next().unwrap_or("?")),
-                id => message_kind(id.parse().ok()),
-            });
+        for kind in packet_kinds(packet) {
+            *counts.entry(kind).or_default() += 1;
         }
-        let bare = list(2)
-            .len()
-            .checked_sub(kinds.len())
-            .expect("more kinds than PDUs");
-        kinds.extend(std::iter::repeat_n(message_kind(None), bare));
-        kinds
-            .into_iter()
-            .for_each(|k| *counts.entry(k).or_default() += 1);
     }
     (from_leecher, from_seeder)
+}
+
+/// The kind of every handshake and message Wireshark decoded in one packet (a row of
+/// `FIELDS`), failing on a malformed packet, an error, or bytes outside any message.
+fn packet_kinds(packet: &[String]) -> Vec<String> {
+    let list = |n: usize| -> Vec<&str> { packet[n].split(',').filter(|s| !s.is_empty()).collect() };
+    assert!(list(7).is_empty(), "bytes outside any message: {packet:?}");
+    assert!(!list(8).contains(&SEVERITY_ERROR), "an error: {packet:?}");
+    assert!(list(9).is_empty(), "a malformed packet: {packet:?}");
+    let (hashes, peer_ids) = (list(3), list(4));
+    let handshakes = hashes.iter().zip(&peer_ids);
+    let mut kinds: Vec<String> = handshakes.map(|(h, p)| handshake_kind(h, p)).collect();
+    let mut extended_ids = list(6).into_iter();
+    for id in list(5) {
+        kinds.push(match id.parse::<u8>() {
+            Ok(20) => extended_kind(extended_ids.next().unwrap_or("?")),
+            Ok(id) => message_kind(Some(id)),
+            Err(_) => format!("Message type {id}"),
+        });
+    }
+    // A PDU with neither a handshake nor a type is a keep-alive.
+    let bare = list(2).len().checked_sub(kinds.len());
+    let bare = bare.unwrap_or_else(|| panic!("more messages than PDUs: {packet:?}"));
+    kinds.extend(std::iter::repeat_n(message_kind(None), bare));
+    kinds
 }
 
 /// `tshark -i lo` decoding the seeder's port as BitTorrent, one line of `FIELDS` per packet.
