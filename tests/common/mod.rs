@@ -996,3 +996,135 @@ impl ScriptedMetadata {
         .write_to(socket)
     }
 }
+
+/// A running program whose stderr is read line by line as it comes (peerwire's `--trace` and
+/// log go there), so a test can wait for a line, then stop it and have every line.
+pub struct StderrLines {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line read so far, in order.
+    pub seen: Vec<String>,
+}
+
+impl StderrLines {
+    /// Starts `cmd` with stdout discarded and stderr read by a thread.
+    pub fn spawn(cmd: &mut Command) -> StderrLines {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let reader = std::io::BufReader::new(stderr);
+            for line in reader.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let seen = Vec::new();
+        StderrLines { child, lines, seen }
+    }
+
+    /// Waits for a line containing `needle` (lines before it are kept in `seen`).
+    pub fn wait_for(&mut self, needle: &str, deadline: Duration) -> String {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                panic!(
+                    "PID {}: no line with {needle:?} within {deadline:?}; stderr so far:\n{}",
+                    self.child.id(),
+                    self.seen.join("\n")
+                );
+            };
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// Stops the program with `signal` (by PID) and reads stderr to its end, within `deadline`.
+    pub fn stop(mut self, signal: &str, deadline: Duration) -> Vec<String> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args([signal, &pid]).status();
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(_) => panic!("PID {pid} did not end within {deadline:?} of kill {signal}"),
+            }
+        }
+        let _ = self.child.wait();
+        std::mem::take(&mut self.seen)
+    }
+}
+
+impl Drop for StderrLines {
+    fn drop(&mut self) {
+        let _ = self.child.kill(); // by PID; harmless if it has already ended
+        let _ = self.child.wait();
+    }
+}
+
+/// The `--trace` lines among `stderr`, read back. Log lines and the summary are skipped; a line
+/// that starts like a trace line but cannot be read fails the test (the format changed).
+pub fn trace_lines(stderr: &[String]) -> Vec<peerwire::wire::trace::TraceLine> {
+    use peerwire::wire::trace::{TraceError, parse_trace_line};
+    let mut traced = Vec::new();
+    for line in stderr {
+        match parse_trace_line(line) {
+            Ok(read) => traced.push(read),
+            Err(TraceError::NotATraceLine(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    traced
+}
+
+/// A single-file torrent of `size` pseudo-random bytes in `dir`: (the file, the .torrent).
+pub fn small_torrent(dir: &Path, size: usize, piece_length: u32) -> (PathBuf, PathBuf) {
+    let seed_dir = dir.join("seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let content = seed_dir.join("lesson.bin");
+    std::fs::write(&content, pseudo_random(size, 7)).unwrap();
+    let torrent = dir.join("lesson.torrent");
+    let piece_length = piece_length.to_string();
+    create_torrent(&content, &torrent, &["--piece-length", &piece_length]);
+    (content, torrent)
+}
+
+/// `peerwire -v seed --trace` of `content` on `port` (no tracker), listening when returned.
+/// `-v` logs each peer's `disconnected`, which tests wait for.
+pub fn traced_seeder(torrent: &Path, content: &Path, port: u16) -> StderrLines {
+    let mut command = peerwire();
+    command
+        .args(["-v", "seed"])
+        .arg(torrent)
+        .arg(content)
+        .args(["--trace", "--port", &port.to_string()]);
+    let seeder = StderrLines::spawn(&mut command);
+    wait_for_tcp(port, Duration::from_secs(30), "peerwire seed");
+    seeder
+}
+
+/// `peerwire download --trace` of `torrent` into `out` from the peer on `seeder_port` only;
+/// returns its stderr lines once the download is complete.
+pub fn traced_download(torrent: &Path, out: &Path, seeder_port: u16) -> Vec<String> {
+    let peer = format!("127.0.0.1:{seeder_port}");
+    let port = free_port().to_string();
+    let mut command = peerwire();
+    command.arg("download").arg("-o").arg(out).arg(torrent);
+    command.args(["--peer", &peer, "--port", &port, "--trace"]);
+    let output = run_with_deadline(&mut command, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "download failed:\n{stderr}");
+    stderr.lines().map(str::to_string).collect()
+}
