@@ -98,6 +98,40 @@ fn quoted_excerpts(text: &str) -> Vec<(String, Vec<String>)> {
     excerpts
 }
 
+/// The chapters (`## §n Title`) with their text, in order.
+fn chapters(text: &str) -> Vec<(String, String)> {
+    let starts: Vec<usize> = text.match_indices("\n## §").map(|(i, _)| i + 1).collect();
+    let mut ends: Vec<usize> = starts.iter().skip(1).copied().collect();
+    ends.push(text.find("\n## Glossary").unwrap_or(text.len()));
+    starts
+        .iter()
+        .zip(ends)
+        .map(|(&start, end)| {
+            let title = text[start..].lines().next().unwrap_or_default().to_string();
+            (title, text[start..end].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn every_chapter_has_a_marker_code_and_try_it() {
+    let text = walkthrough();
+    let chapters = chapters(&text);
+    assert!(chapters.len() >= 14, "{} chapters", chapters.len());
+    for (title, body) in &chapters {
+        assert!(!markers(body).is_empty(), "{title}: no [Wn.m] marker");
+        assert!(
+            body.contains("**Code:**"),
+            "{title}: no **Code:** paragraph"
+        );
+        assert!(
+            body.contains("**Try it:**"),
+            "{title}: no **Try it:** paragraph"
+        );
+    }
+    assert!(text.contains("\n## Glossary"), "no glossary");
+}
+
 #[test]
 fn every_quoted_excerpt_is_still_in_its_file() {
     let excerpts = quoted_excerpts(&walkthrough());

@@ -307,7 +307,7 @@ fn split(stream: TcpStream) -> Result<(TcpStream, BufReader<TcpStream>), PeerErr
     Ok((writer, BufReader::with_capacity(64 * 1024, stream)))
 }
 
-/// The checks every handshake gets: same torrent, and not a connection to ourselves.
+/// The checks every handshake gets: same torrent, and not a connection to ourselves. [W4.2]
 fn check_remote(remote: &Handshake, info_hash: InfoHash, our_id: PeerId) -> Result<(), PeerError> {
     if remote.info_hash != info_hash {
         return Err(PeerError::WrongInfoHash(remote.info_hash));

@@ -51,7 +51,8 @@ impl Handshake {
         Ok(())
     }
 
-    /// Reads a handshake, refusing anything that is not `19` + `BitTorrent protocol`.
+    /// Reads a handshake, refusing anything that is not `19` + `BitTorrent protocol`: the
+    /// first byte is checked before the other 67 are read. [W4.1]
     pub fn read_from(r: &mut impl Read) -> Result<Handshake, WireError> {
         let mut bytes = [0u8; HANDSHAKE_LEN];
         r.read_exact(&mut bytes[..1])?;
