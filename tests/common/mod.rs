@@ -173,13 +173,21 @@ pub fn run_ok(cmd: &mut Command, deadline: Duration) -> String {
 }
 
 /// A port below 32768 (outside Linux's ephemeral range, see INTEROP.md) that is free for
-/// both TCP and UDP right now.
+/// both TCP and UDP right now, and never handed out before in this test binary: tests run in
+/// parallel, and a port chosen by one but not yet bound by its program (a daemon still starting)
+/// looks free to another.
 pub fn free_port() -> u16 {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..200 {
         let port = 20_000 + fastrand::u16(..12_000);
+        if handed_out.contains(&port) {
+            continue;
+        }
         let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
         let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
         if tcp.is_ok() && udp.is_ok() {
+            handed_out.push(port);
             return port;
         }
     }
