@@ -89,4 +89,13 @@ fn the_demo_command_prints_its_summary() {
         .find(|l| l.starts_with("seeder "))
         .expect("a seeder row");
     assert_eq!(seeder_row.split_whitespace().count(), 4, "{seeder_row}");
+    // The trace sample: one indented message per line, each the way `--trace` prints it.
+    let sample = stdout.split("first messages):\n").nth(1).expect("a sample");
+    for line in sample.lines() {
+        let trace = line
+            .strip_prefix("  ")
+            .unwrap_or_else(|| panic!("not indented: {line}"));
+        peerwire::wire::trace::parse_trace_line(trace)
+            .unwrap_or_else(|e| panic!("not a trace line: {line}: {e:?}"));
+    }
 }

@@ -104,7 +104,8 @@ impl Connection {
         let (mut writer, mut reader) = split(stream)?;
         ours.write_to(&mut writer)?;
         let remote = Handshake::read_from(&mut reader)?;
-        trace.line(|| format!("{addr} -> {ours:?}\n{addr} <- {remote:?}"));
+        trace.line(|| format!("{addr} -> {ours:?}"));
+        trace.line(|| format!("{addr} <- {remote:?}"));
         check_remote(&remote, info_hash, our_id)?;
         Ok(Connection::new(addr, remote, reader, writer, trace))
     }
