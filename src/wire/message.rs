@@ -334,6 +334,41 @@ impl fmt::Display for Message {
     }
 }
 
+/// One message of every kind (blobs zero-filled, as a trace line reads them back): the
+/// table the tests here and in `wire::trace` go through.
+#[cfg(test)]
+pub(crate) fn one_of_each() -> Vec<Message> {
+    vec![
+        Message::KeepAlive,
+        Message::Choke,
+        Message::Unchoke,
+        Message::Interested,
+        Message::NotInterested,
+        Message::Have { index: 7 },
+        Message::Bitfield(vec![0; 2]),
+        Message::Request {
+            index: 3,
+            begin: 16384,
+            length: 16384,
+        },
+        Message::Piece {
+            index: 1,
+            begin: 16384,
+            block: vec![0; 848],
+        },
+        Message::Cancel {
+            index: 3,
+            begin: 0,
+            length: 16384,
+        },
+        Message::Port(6881),
+        Message::Extended {
+            id: 0,
+            payload: vec![0; 97],
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,37 +380,11 @@ mod tests {
 
     #[test]
     fn every_message_round_trips() {
-        for m in [
-            Message::KeepAlive,
-            Message::Choke,
-            Message::Unchoke,
-            Message::Interested,
-            Message::NotInterested,
-            Message::Have { index: 7 },
-            Message::Bitfield(vec![0b1010_0000]),
-            Message::Request {
-                index: 1,
-                begin: 16384,
-                length: 16384,
-            },
-            Message::Piece {
-                index: 1,
-                begin: 0,
-                block: vec![9; 100],
-            },
-            Message::Cancel {
-                index: 1,
-                begin: 16384,
-                length: 16384,
-            },
-            Message::Port(6881),
-            Message::Extended {
-                id: 0,
-                payload: b"d1:md11:ut_metadatai1eee".to_vec(),
-            },
-        ] {
-            round_trip(m);
-        }
+        one_of_each().into_iter().for_each(round_trip);
+        round_trip(Message::Extended {
+            id: 0,
+            payload: b"d1:md11:ut_metadatai1eee".to_vec(),
+        });
     }
 
     #[test]

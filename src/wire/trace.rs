@@ -284,36 +284,9 @@ mod tests {
 
     #[test]
     fn every_message_reads_back_from_its_trace_line() {
-        for message in [
-            Message::KeepAlive,
-            Message::Choke,
-            Message::Unchoke,
-            Message::Interested,
-            Message::NotInterested,
-            Message::Have { index: 7 },
-            Message::Bitfield(vec![0; 2]),
-            Message::Request {
-                index: 3,
-                begin: 16384,
-                length: 16384,
-            },
-            Message::Piece {
-                index: 1,
-                begin: 16384,
-                block: vec![0; 848],
-            },
-            Message::Cancel {
-                index: 3,
-                begin: 0,
-                length: 16384,
-            },
-            Message::Port(6881),
-            Message::Extended {
-                id: 0,
-                payload: vec![0; 97],
-            },
-            Message::Unknown { id: 42, length: 3 },
-        ] {
+        let mut messages = crate::wire::message::one_of_each();
+        messages.push(Message::Unknown { id: 42, length: 3 });
+        for message in messages {
             let line = parse_trace_line(&message_line("<-", &message)).unwrap();
             assert_eq!(line.peer, PEER.parse().unwrap());
             assert_eq!(line.direction, Direction::Received);
