@@ -39,20 +39,7 @@ enum Command {
         tracker: TrackerArgs,
     },
     /// Run a tracker (HTTP and UDP) for local swarms, until killed.
-    Tracker {
-        /// HTTP port (0 = any free port).
-        #[arg(long, default_value_t = 6969)]
-        port: u16,
-        /// UDP port (BEP 15).
-        #[arg(long, default_value_t = 6969)]
-        udp_port: u16,
-        /// Address to listen on (127.0.0.1 keeps the swarm on this machine).
-        #[arg(long, default_value = "0.0.0.0")]
-        bind: std::net::IpAddr,
-        /// Seconds between announces that clients are told; silent peers expire after two.
-        #[arg(long, default_value_t = 60)]
-        interval: u64,
-    },
+    Tracker(TrackerServerArgs),
     /// Connect to a peer, exchange handshakes, print its peer id.
     Handshake {
         torrent: PathBuf,
@@ -134,41 +121,100 @@ enum Command {
         upload: UploadArgs,
     },
     /// A whole swarm on 127.0.0.1 in one command: tracker, a seeder, leechers, and a summary.
-    Demo {
-        /// Size of the file shared, in MiB.
-        #[arg(long, default_value_t = 64)]
-        size: u64,
-        /// Leechers (the seeder comes on top).
-        #[arg(long, default_value_t = 4)]
-        peers: usize,
-        /// The seeder's upload limit in KiB/s (0: none); a slow seeder makes leechers share.
-        #[arg(long, default_value_t = 8192)]
-        seeder_rate: u64,
-        /// Show every leecher's wire messages, not only a sample.
-        #[arg(long)]
-        trace: bool,
-    },
+    Demo(DemoArgs),
     /// Make a .torrent file of a file or a directory.
-    Create {
-        path: PathBuf,
-        /// Where to write the .torrent file.
-        #[arg(short, long)]
-        output: PathBuf,
-        /// Tracker announce URL (repeat for backup trackers, one tier each).
-        #[arg(short = 't', long = "tracker")]
-        trackers: Vec<String>,
-        /// Bytes per piece: a power of two, at least 16384. Chosen from the size if omitted.
-        #[arg(long)]
-        piece_length: Option<u64>,
-        /// Mark the torrent private (BEP 27).
-        #[arg(long)]
-        private: bool,
-        #[arg(long)]
-        comment: Option<String>,
-        /// Hashing threads (default: one per core).
-        #[arg(long)]
-        threads: Option<usize>,
-    },
+    Create(CreateArgs),
+}
+
+/// `tracker`: where to listen, and the interval clients are told.
+#[derive(clap::Args)]
+struct TrackerServerArgs {
+    /// HTTP port (0 = any free port).
+    #[arg(long, default_value_t = 6969)]
+    port: u16,
+    /// UDP port (BEP 15).
+    #[arg(long, default_value_t = 6969)]
+    udp_port: u16,
+    /// Address to listen on (127.0.0.1 keeps the swarm on this machine).
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: std::net::IpAddr,
+    /// Seconds between announces that clients are told; silent peers expire after two.
+    #[arg(long, default_value_t = 60)]
+    interval: u64,
+}
+
+impl TrackerServerArgs {
+    fn config(self) -> peerwire::tracker::server::ServerConfig {
+        peerwire::tracker::server::ServerConfig {
+            http: Some((self.bind, self.port).into()),
+            udp: Some((self.bind, self.udp_port).into()),
+            interval: Duration::from_secs(self.interval),
+        }
+    }
+}
+
+/// `demo`: the size of the swarm and of its file.
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Size of the file shared, in MiB.
+    #[arg(long, default_value_t = 64)]
+    size: u64,
+    /// Leechers (the seeder comes on top).
+    #[arg(long, default_value_t = 4)]
+    peers: usize,
+    /// The seeder's upload limit in KiB/s (0: none); a slow seeder makes leechers share.
+    #[arg(long, default_value_t = 8192)]
+    seeder_rate: u64,
+    /// Show every leecher's wire messages, not only a sample.
+    #[arg(long)]
+    trace: bool,
+}
+
+impl DemoArgs {
+    fn config(self) -> peerwire::demo::DemoConfig {
+        peerwire::demo::DemoConfig {
+            size_mib: self.size,
+            leechers: self.peers,
+            seeder_rate: (self.seeder_rate > 0).then_some(self.seeder_rate * 1024),
+            trace_all: self.trace,
+            ..Default::default()
+        }
+    }
+}
+
+/// `create`: what to hash, and what to write in the torrent.
+#[derive(clap::Args)]
+struct CreateArgs {
+    path: PathBuf,
+    /// Where to write the .torrent file.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Tracker announce URL (repeat for backup trackers, one tier each).
+    #[arg(short = 't', long = "tracker")]
+    trackers: Vec<String>,
+    /// Bytes per piece: a power of two, at least 16384. Chosen from the size if omitted.
+    #[arg(long)]
+    piece_length: Option<u64>,
+    /// Mark the torrent private (BEP 27).
+    #[arg(long)]
+    private: bool,
+    #[arg(long)]
+    comment: Option<String>,
+    /// Hashing threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl CreateArgs {
+    fn options(&self) -> peerwire::create::CreateOptions {
+        peerwire::create::CreateOptions {
+            trackers: self.trackers.clone(),
+            piece_length: self.piece_length,
+            private: self.private,
+            comment: self.comment.clone(),
+            threads: self.threads,
+        }
+    }
 }
 
 /// How we upload.
@@ -367,52 +413,9 @@ fn main() -> ExitCode {
         } => cli::seed(&torrent, &path, |target| {
             upload.options(&peers, target, true)
         }),
-        Command::Demo {
-            size,
-            peers,
-            seeder_rate,
-            trace,
-        } => {
-            let config = peerwire::demo::DemoConfig {
-                size_mib: size,
-                leechers: peers,
-                seeder_rate: (seeder_rate > 0).then_some(seeder_rate * 1024),
-                trace_all: trace,
-                ..Default::default()
-            };
-            cli::demo(config)
-        }
-        Command::Tracker {
-            port,
-            udp_port,
-            bind,
-            interval,
-        } => {
-            let config = peerwire::tracker::server::ServerConfig {
-                http: Some((bind, port).into()),
-                udp: Some((bind, udp_port).into()),
-                interval: Duration::from_secs(interval),
-            };
-            cli::tracker(config)
-        }
-        Command::Create {
-            path,
-            output,
-            trackers,
-            piece_length,
-            private,
-            comment,
-            threads,
-        } => {
-            let options = peerwire::create::CreateOptions {
-                trackers,
-                piece_length,
-                private,
-                comment,
-                threads,
-            };
-            cli::create(&path, &output, options)
-        }
+        Command::Demo(args) => cli::demo(args.config()),
+        Command::Tracker(args) => cli::tracker(args.config()),
+        Command::Create(args) => cli::create(&args.path, &args.output, args.options()),
     };
     cli::exit(result)
 }
