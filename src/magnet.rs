@@ -45,7 +45,7 @@
 //!   such entries are skipped with a warning.
 //! - Error offsets count characters from 0, the `m` of `magnet:` being 0.
 
-use crate::metainfo::InfoHash;
+use crate::metainfo::{InfoHash, hex_byte};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use thiserror::Error;
@@ -411,7 +411,7 @@ fn percent_decode(param: &Param, plus: Plus) -> Result<Vec<u8>, MagnetError> {
     while let Some(&byte) = raw.get(i) {
         match byte {
             b'%' => {
-                let escaped = raw.get(i + 1..i + 3).and_then(hex_pair);
+                let escaped = raw.get(i + 1..i + 3).and_then(hex_byte);
                 let escaped = escaped.ok_or_else(|| MagnetError::Percent {
                     param: param.key.to_string(),
                     offset: param.offset_of(i),
@@ -430,14 +430,6 @@ fn percent_decode(param: &Param, plus: Plus) -> Result<Vec<u8>, MagnetError> {
         }
     }
     Ok(out)
-}
-
-/// `[b'4', b'1']` → `0x41`.
-fn hex_pair(pair: &[u8]) -> Option<u8> {
-    let &[high, low] = pair else { return None };
-    let high = char::from(high).to_digit(16)?;
-    let low = char::from(low).to_digit(16)?;
-    u8::try_from(high * 16 + low).ok()
 }
 
 /// Every byte outside `A-Z a-z 0-9 - . _ ~` (RFC 3986 "unreserved") as `%XX`.
@@ -484,11 +476,7 @@ mod tests {
     }
 
     fn hex_bytes(hex: &str) -> [u8; 20] {
-        let mut bytes = [0u8; 20];
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
-        }
-        bytes
+        crate::metainfo::from_hex(hex).expect("40 hex digits")
     }
 
     #[test]

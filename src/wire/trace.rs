@@ -19,7 +19,7 @@
 
 use super::message::MAX_MESSAGE_LEN;
 use super::{Handshake, Message};
-use crate::metainfo::InfoHash;
+use crate::metainfo::{InfoHash, from_hex, hex_byte};
 use crate::peer_id::PeerId;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -233,19 +233,6 @@ fn number<T: FromStr>(text: &str, what: &'static str) -> Result<T, TraceError> {
     text.parse().map_err(|_| unreadable(what, text))
 }
 
-/// Lowercase or uppercase hex → exactly `N` bytes.
-fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N || !text.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// Undoes `<[u8]>::escape_ascii` (how peer ids print): `\t \r \n \\ \' \"` and `\xNN`;
 /// every other character stands for itself.
 fn unescape_ascii(text: &str) -> Option<Vec<u8>> {
@@ -260,10 +247,7 @@ fn unescape_ascii(text: &str) -> Option<Vec<u8>> {
             b't' => b'\t',
             b'r' => b'\r',
             b'n' => b'\n',
-            b'x' => {
-                let pair = [bytes.next()?, bytes.next()?];
-                u8::from_str_radix(std::str::from_utf8(&pair).ok()?, 16).ok()?
-            }
+            b'x' => hex_byte(&[bytes.next()?, bytes.next()?])?,
             other @ (b'\\' | b'\'' | b'"') => other,
             _ => return None,
         };

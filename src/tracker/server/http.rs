@@ -23,7 +23,7 @@
 
 use super::{Counter, ServerError, Shared, SwarmPeer, numwant};
 use crate::bencode::{self, Item, Value};
-use crate::metainfo::InfoHash;
+use crate::metainfo::{InfoHash, hex_byte};
 use crate::peer_id::PeerId;
 use crate::tracker::Event;
 use crate::tracker::ScrapeStats;
@@ -310,12 +310,12 @@ fn percent_decode(text: &str) -> Vec<u8> {
     let mut i = 0;
     while i < bytes.len() {
         let escaped = match bytes.get(i..i + 3) {
-            Some(&[b'%', high, low]) => hex_digit(high).zip(hex_digit(low)),
+            Some(&[b'%', high, low]) => hex_byte(&[high, low]),
             _ => None,
         };
         match escaped {
-            Some((high, low)) => {
-                out.push(high << 4 | low);
+            Some(byte) => {
+                out.push(byte);
                 i += 3;
             }
             None => {
@@ -325,11 +325,6 @@ fn percent_decode(text: &str) -> Vec<u8> {
         }
     }
     out
-}
-
-/// `b'7'` → 7, `b'c'` or `b'C'` → 12. (Not `u8::from_str_radix`, which would accept `%+f`.)
-fn hex_digit(byte: u8) -> Option<u8> {
-    char::from(byte).to_digit(16).map(|d| d as u8)
 }
 
 /// The first value of `name`; later repeats are ignored (except `info_hash` in a scrape).
