@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{Killed, free_port, need_program, peerwire, skip, wait_for_tcp, wait_with_deadline};
+use common::{Killed, need_program, peerwire, skip, wait_with_deadline};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -46,18 +46,9 @@ impl Swarm {
         std::fs::write(&data, common::pseudo_random(100_000, 7)).expect("write the data");
         let torrent = dir.path().join("lesson.torrent");
         common::create_torrent(&data, &torrent, &["--piece-length", "16384"]);
-        let port = free_port();
-        let seed = peerwire()
-            .args(["seed", "--port", &port.to_string()])
-            .arg(&torrent)
-            .arg(&data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the seed");
-        let seed = Killed(seed);
-        wait_for_tcp(port, Duration::from_secs(30), "the seed");
+        let mut quiet = peerwire();
+        quiet.stderr(Stdio::null());
+        let (seed, port) = common::start_seed(quiet, &torrent, &data, &[]);
         Swarm {
             dir,
             torrent,

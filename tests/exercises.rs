@@ -138,21 +138,12 @@ struct PeerwireSeeder {
 impl PeerwireSeeder {
     /// `extra`: more options, e.g. `--peer IP:PORT` to dial a peer.
     fn start(content: &Content, extra: &[&str]) -> PeerwireSeeder {
-        let port = common::free_port();
         let log = content.dir.path().join("seeder.log");
-        let child = peerwire()
+        let mut logged = peerwire();
+        logged
             .env("RUST_LOG", "peerwire=debug")
-            .arg("seed")
-            .arg(&content.torrent)
-            .arg(&content.data)
-            .args(["--port", &port.to_string()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).expect("a log")))
-            .spawn()
-            .expect("start peerwire seed");
-        let process = Killed(child);
-        common::wait_for_tcp(port, Duration::from_secs(30), "peerwire seed");
+            .stderr(Stdio::from(std::fs::File::create(&log).expect("a log")));
+        let (process, port) = common::start_seed(logged, &content.torrent, &content.data, extra);
         PeerwireSeeder {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             log,

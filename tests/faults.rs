@@ -8,7 +8,7 @@ mod common;
 use common::{Script, ScriptedPeer, free_port, local_tracker, peerwire, pseudo_random};
 use peerwire::metainfo::Metainfo;
 use peerwire::tracker::tiers::TrackerTiers;
-use peerwire::tracker::{AnnounceRequest, Event, TrackerConfig};
+use peerwire::tracker::{AnnounceRequest, TrackerConfig};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -139,16 +139,10 @@ fn a_tracker_that_vanishes_mid_download_leaves_the_known_peers() {
 /// Registers the scripted seeder with the tracker, as if it had announced itself.
 fn announce_for(url: &str, info_hash: peerwire::metainfo::InfoHash, port: u16) {
     let mut tiers = TrackerTiers::new(vec![vec![url.to_string()]], TrackerConfig::default());
+    let peer_id = peerwire::peer_id::PeerId::generate();
     let request = AnnounceRequest {
-        info_hash,
-        peer_id: peerwire::peer_id::PeerId::generate(),
-        port,
-        uploaded: 0,
-        downloaded: 0,
-        left: 0,
-        event: Event::Started,
-        numwant: Some(0),
-        key: 1,
+        numwant: Some(0), // a seed registering, not looking for peers
+        ..AnnounceRequest::started(info_hash, peer_id, port, 0)
     };
     tiers
         .announce(&request)

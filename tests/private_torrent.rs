@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Killed, free_port, peerwire, wait_for_tcp};
+use common::peerwire;
 use peerwire::metainfo::{InfoHash, Metainfo};
 use peerwire::peer_id::PeerId;
 use peerwire::wire::extension::ExtendedHandshake;
@@ -25,17 +25,9 @@ fn seeds_extended_handshake(dir: &Path, data: &Path, extra: &[&str]) -> Extended
     let torrent = dir.join(format!("data{}.torrent", extra.len()));
     common::create_torrent(data, &torrent, extra);
     let info_hash = Metainfo::from_file(&torrent).unwrap().info_hash;
-    let port = free_port();
-    let _seed = Killed(
-        peerwire()
-            .args(["seed", "--port", &port.to_string()])
-            .arg(&torrent)
-            .arg(data)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("peerwire seed starts"),
-    );
-    wait_for_tcp(port, Duration::from_secs(30), "the seed");
+    let mut quiet = peerwire();
+    quiet.stderr(Stdio::null());
+    let (_seed, port) = common::start_seed(quiet, &torrent, data, &[]);
     read_extended_handshake(port, info_hash)
 }
 

@@ -15,12 +15,12 @@
 
 mod common;
 
-use common::{free_port, small_torrent, trace_lines, traced_download, traced_seeder};
+use common::{free_port, lines_of, small_torrent, trace_lines, traced_download, traced_seeder};
 use peerwire::wire::trace::{Direction, TraceLine, Traced};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// 9 full pieces of 32 KiB and a short one: 19 blocks.
@@ -300,23 +300,6 @@ impl Drop for Capture {
         let _ = self.tshark.kill();
         let _ = self.tshark.wait();
     }
-}
-
-/// The lines of `stream`, as a thread reads them.
-fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stream)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
 }
 
 /// Waits for a line starting with `prefix`; on failure, what was said instead.

@@ -126,14 +126,15 @@ fn start_thread(
             .and_then(|c| run_connection(c, incoming, &context, &mut outstanding));
         let reason = match result {
             Ok(()) => "stopped".to_string(),
-            Err(PeerError::Disk(error)) => {
-                let reason = format!("disk: {error}: {}", error.source);
-                let _ = context
-                    .events
-                    .send(Event::StorageFailed { peer: addr, error });
+            Err(error) => {
+                let reason = error.to_string();
+                if let PeerError::Disk(error) = error {
+                    let _ = context
+                        .events
+                        .send(Event::StorageFailed { peer: addr, error });
+                }
                 reason
             }
-            Err(error) => error.to_string(),
         };
         let _ = context.events.send(Event::Disconnected {
             peer: addr,

@@ -252,6 +252,31 @@ impl Drop for Killed {
     }
 }
 
+/// `peerwire seed TORRENT DATA --port P EXTRA...` on a free port P, run by `command`
+/// (`peerwire()` with whatever environment or stderr the test wants, and no arguments yet);
+/// returns once the seed listens. Killed when the `Killed` is dropped.
+pub fn start_seed(
+    mut command: Command,
+    torrent: &Path,
+    data: &Path,
+    extra: &[&str],
+) -> (Killed, u16) {
+    let port = free_port();
+    let child = command
+        .arg("seed")
+        .arg(torrent)
+        .arg(data)
+        .args(["--port", &port.to_string()])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start peerwire seed");
+    let seed = Killed(child);
+    wait_for_tcp(port, Duration::from_secs(30), "peerwire seed");
+    (seed, port)
+}
+
 /// opentracker (Debian package `opentracker`) on a free port, HTTP and UDP, whitelisting the
 /// given info hashes (the Debian build runs in whitelist mode). Stopped when dropped.
 pub struct OpenTracker {
@@ -409,19 +434,7 @@ impl LibtorrentPeer {
             .spawn()
             .expect("start libtorrent");
         let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, events) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let events = lines_of(child.stdout.take().expect("piped stdout"));
         let peer = LibtorrentPeer {
             port,
             stdin,
@@ -1005,6 +1018,24 @@ impl ScriptedMetadata {
     }
 }
 
+/// The lines of `stream` (a child's stdout or stderr), read by a thread as they come, so a
+/// test can wait for one with a deadline and the child never blocks on a full pipe.
+pub fn lines_of(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stream)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 /// A running program whose stderr is read line by line as it comes (peerwire's `--trace` and
 /// log go there), so a test can wait for a line, then stop it and have every line.
 pub struct StderrLines {
@@ -1023,17 +1054,7 @@ impl StderrLines {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            let reader = std::io::BufReader::new(stderr);
-            for line in reader.lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = lines_of(child.stderr.take().expect("piped stderr"));
         let seen = Vec::new();
         StderrLines { child, lines, seen }
     }
