@@ -6,13 +6,14 @@ mod common;
 use common::{Script, ScriptedPeer, peerwire, run_with_deadline};
 use peerwire::metainfo::Metainfo;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const PIECE: u64 = 65_536;
 
-/// Downloads a 33-piece file from `script` and an honest peer; checks the bytes, and that the
-/// log says `expected` about the bad peer (when given).
-fn survive(script: Script, expected: Option<&str>) {
+/// Downloads a 33-piece file from the scripted peers `scripts` (and nobody else); checks the
+/// bytes and returns the peers (with what each served) and the log.
+fn download_from(scripts: &[Script]) -> (Vec<ScriptedPeer>, String) {
     let dir = tempfile::tempdir().unwrap();
     let bytes = Arc::new(common::pseudo_random(33 * PIECE as usize - 77, 3)); // 33 pieces: 7 spare bits
     let file = dir.path().join("data.bin");
@@ -20,33 +21,39 @@ fn survive(script: Script, expected: Option<&str>) {
     let torrent = dir.path().join("data.torrent");
     common::create_torrent(&file, &torrent, &["--piece-length", &PIECE.to_string()]);
     let info_hash = Metainfo::from_file(&torrent).unwrap().info_hash;
-    let bad = ScriptedPeer::start(info_hash, Arc::clone(&bytes), PIECE, script);
-    let good = ScriptedPeer::start(info_hash, Arc::clone(&bytes), PIECE, Script::Paced);
+    let peers: Vec<ScriptedPeer> = scripts
+        .iter()
+        .map(|script| ScriptedPeer::start(info_hash, Arc::clone(&bytes), PIECE, *script))
+        .collect();
     let out = dir.path().join("out.bin");
     let mut cmd = peerwire();
     cmd.env("RUST_LOG", "peerwire=info")
         .arg("download")
         .arg("-o")
         .arg(&out)
-        .arg(&torrent);
-    cmd.args([
-        "--peer",
-        &bad.addr.to_string(),
-        "--peer",
-        &good.addr.to_string(),
-        "--give-up-after",
-        "60",
-    ]);
+        .arg(&torrent)
+        .args(["--give-up-after", "60"]);
+    for peer in &peers {
+        cmd.args(["--peer", &peer.addr.to_string()]);
+    }
     let result = run_with_deadline(&mut cmd, Duration::from_secs(120));
-    let stderr = String::from_utf8_lossy(&result.stderr);
+    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
     assert!(
         result.status.success(),
-        "{script:?}: the download failed:\n{stderr}"
+        "{scripts:?}: the download failed:\n{stderr}"
     );
     assert!(
         std::fs::read(&out).unwrap() == *bytes,
-        "{script:?}: the file differs"
+        "{scripts:?}: the file differs"
     );
+    (peers, stderr)
+}
+
+/// Downloads from `script` and an honest peer; checks the bytes, and that the log says
+/// `expected` about the bad peer (when given). Returns the blocks the bad peer served.
+fn survive(script: Script, expected: Option<&str>) -> usize {
+    let (peers, stderr) = download_from(&[script, Script::Paced]);
+    let bad = &peers[0];
     if let Some(reason) = expected {
         let line = format!("{}: disconnected: ", bad.addr);
         let dropped = stderr
@@ -58,6 +65,7 @@ fn survive(script: Script, expected: Option<&str>) {
             "{script:?}: dropped for another reason: {dropped}"
         );
     }
+    bad.blocks_served.load(Ordering::Relaxed)
 }
 
 #[test]
@@ -103,7 +111,22 @@ fn blocks_nobody_asked_for() {
 
 #[test]
 fn an_unknown_message_id_is_skipped_not_fatal() {
-    survive(Script::UnknownMessage, None);
+    // The unknown message comes right after the bitfield: a peer still served blocks after
+    // it was not dropped for it.
+    let served = survive(Script::UnknownMessage, None);
+    assert!(
+        served > 0,
+        "the peer that sent an unknown id served nothing"
+    );
+}
+
+#[test]
+fn a_late_bitfield_updates_what_the_peer_has() {
+    // The only peer announces half its pieces, then the rest in a second bitfield: the
+    // download can finish only if that bitfield is taken as an update.
+    let (peers, stderr) = download_from(&[Script::LateBitfield]);
+    let served = peers[0].blocks_served.load(Ordering::Relaxed);
+    assert!(served >= 33 * 4, "served only {served} blocks:\n{stderr}");
 }
 
 #[test]

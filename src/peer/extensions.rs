@@ -59,6 +59,8 @@ impl Extensions {
         let ours = ExtendedHandshake {
             extensions,
             client: Some(concat!("peerwire ", env!("CARGO_PKG_VERSION")).into()),
+            // The address we see the peer at: how it learns its own public address.
+            your_ip: Some(connection.addr.ip()),
             listen_port: (context.listen_port != 0).then_some(context.listen_port),
             request_queue: Some(super::upload::MAX_QUEUED as u32),
             metadata_size: context.metadata.map(|m| m.len() as u64),

@@ -38,11 +38,14 @@ impl Listener {
     /// `max_live` accepted connections exist at once; more are closed at once, with a log line.
     pub fn spawn(
         bind: SocketAddr,
-        context: PeerContext,
+        mut context: PeerContext,
         max_live: usize,
     ) -> std::io::Result<Listener> {
         let socket = TcpListener::bind(bind)?;
         let addr = socket.local_addr()?;
+        // Only now is the port known (port 0 picks one): every incoming peer hears it in our
+        // extended handshake (`p`), so it can give our address to others (PEX).
+        context.listen_port = addr.port();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()

@@ -156,8 +156,6 @@ struct PeerState {
     ours: Bitfield,
     /// How many of the peer's pieces we lack: we are interested while this is above 0.
     wanted: usize,
-    /// Any message other than an extension message seen yet? (A bitfield must come first.)
-    started: bool,
     am_interested: bool,
     peer_choking: bool,
     am_choking: bool,
@@ -186,7 +184,6 @@ impl PeerState {
             bitfield: Bitfield::new(num_pieces),
             ours: Bitfield::new(num_pieces),
             wanted: 0,
-            started: false,
             am_interested: false,
             peer_choking: true,
             am_choking: true,
@@ -334,23 +331,10 @@ fn handle_message(
     context: &PeerContext,
     message: Message,
 ) -> Result<(), PeerError> {
-    let first = !state.started && !matches!(message, Message::Extended { .. } | Message::KeepAlive);
-    if first {
-        state.started = true;
-    }
     match message {
-        Message::Bitfield(bits) if first => {
+        Message::Bitfield(bits) => {
             let bitfield = Bitfield::from_payload(bits, context.layout.num_pieces())?;
-            state.wanted = bitfield.count_missing_from(&state.ours);
-            state.bitfield = bitfield.clone();
-            let _ = context.events.send(Event::Bitfield {
-                peer: state.addr,
-                bitfield,
-            });
-            update_interest(connection, state)?;
-        }
-        Message::Bitfield(_) => {
-            return Err(PeerError::Protocol("bitfield after other messages".into()));
+            peer_announced(connection, state, context, bitfield)?;
         }
         Message::Have { index } => peer_has(connection, state, context, index)?,
         Message::Choke => {
@@ -408,6 +392,43 @@ fn handle_message(
                 .receive(connection, &extensions, id, &payload)?;
         }
         other => log::trace!("{}: ignoring {other}", state.addr),
+    }
+    Ok(())
+}
+
+/// A whole set of pieces from the peer: its `bitfield`, normally right after the handshake.
+/// Some clients (aria2) send another one later instead of a batch of `have`s, whenever it is
+/// shorter; that is harmless, so it is taken as an update: what the peer announced before
+/// stays announced (the union), and the scheduler hears only what is new.
+fn peer_announced(
+    connection: &mut Connection,
+    state: &mut PeerState,
+    context: &PeerContext,
+    bitfield: Bitfield,
+) -> Result<(), PeerError> {
+    if state.bitfield.count() == 0 {
+        // The first announcement (the usual case): the scheduler counts every piece at once.
+        state.wanted = bitfield.count_missing_from(&state.ours);
+        state.bitfield = bitfield.clone();
+        let _ = context.events.send(Event::Bitfield {
+            peer: state.addr,
+            bitfield,
+        });
+        return update_interest(connection, state);
+    }
+    // A late one: the scheduler already counted the pieces announced so far, so only the new
+    // ones go to it, one `Have` each, exactly as if the peer had sent those.
+    let new: Vec<u32> = (0..bitfield.num_pieces())
+        .filter(|&i| bitfield.has(i) && !state.bitfield.has(i))
+        .map(|i| i as u32)
+        .collect();
+    log::debug!(
+        "{}: a bitfield after other messages: {} new pieces",
+        state.addr,
+        new.len()
+    );
+    for index in new {
+        peer_has(connection, state, context, index)?;
     }
     Ok(())
 }

@@ -655,6 +655,10 @@ pub enum Script {
     HugeLength,
     /// Sends a message with an unknown id first, then behaves.
     UnknownMessage,
+    /// Announces only the first half of its pieces in its bitfield, then, after serving its
+    /// first block, a whole bitfield in the middle of the connection (as aria2 does instead
+    /// of a batch of `have`s).
+    LateBitfield,
     /// Sends a bitfield one byte too long.
     LongBitfield,
     /// Sends a bitfield with the spare bits after the last piece set.
@@ -828,6 +832,7 @@ fn send_scripted_bitfield(
     let has = match t.script {
         Script::OnlyFirstPieces(n) => n.min(pieces),
         Script::KeepAlivesForever => 0,
+        Script::LateBitfield => pieces.div_ceil(2),
         _ => pieces,
     };
     (0..has).for_each(|i| have.set(i));
@@ -920,6 +925,11 @@ fn answer_request(
     }
     .write_to(socket)?;
     t.served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if matches!(t.script, Script::LateBitfield) && n == 1 {
+        let pieces = (t.stream.len() as u64).div_ceil(t.piece_length) as usize;
+        let all = peerwire::wire::Bitfield::full(pieces);
+        Message::Bitfield(all.as_bytes().to_vec()).write_to(socket)?;
+    }
     Ok(())
 }
 
