@@ -187,19 +187,32 @@ fn check_the_first_request() {
     };
     let handshake = seen("<-", "Handshake").expect("the peer's handshake comes first");
     let has = seen("<-", "Bitfield")
-        .or(seen("<-", "Have"))
-        .expect("the peer says what it has (Bitfield or Have) before we request");
+        .or(seen("<-", "Have")) // also HaveAll (BEP 6)
+        .expect("the peer says what it has (Bitfield, HaveAll or Have) before we request");
     let interested = seen("->", "Interested").expect("we say Interested before we request");
-    let unchoke = seen("<-", "Unchoke").expect("the peer unchokes us before we request");
     assert!(handshake < has, "a Bitfield before the handshake?");
     assert!(
         has < interested,
         "we are interested only once we know the peer has something"
     );
-    assert!(
-        interested < unchoke,
-        "a peerwire seeder unchokes only peers that are interested"
-    );
+    // A request needs an Unchoke first, or (BEP 6) a piece the peer allowed while it chokes.
+    let requested = match peerwire::wire::trace::parse_message(lines[first].message) {
+        Ok(peerwire::wire::Message::Request { index, .. }) => index,
+        other => panic!("not a request: {other:?}"),
+    };
+    let allowed = format!("AllowedFast {{ index: {requested} }}");
+    match seen("<-", "Unchoke") {
+        Some(unchoke) => assert!(
+            interested < unchoke,
+            "a peerwire seeder unchokes only peers that are interested"
+        ),
+        None => assert!(
+            before
+                .iter()
+                .any(|l| l.direction == "<-" && l.message == allowed),
+            "we requested piece {requested} while choked, and the peer did not allow it"
+        ),
+    }
     // How many requests go out before the first block comes back: the pipeline (exercise 3).
     let in_flight = lines[first..]
         .iter()

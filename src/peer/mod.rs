@@ -8,6 +8,7 @@
 
 pub mod connection;
 pub mod extensions;
+pub mod fast;
 pub mod listener;
 pub mod pipeline;
 pub mod thread;

@@ -17,17 +17,18 @@
 
 use super::connection::{Connection, PeerError, Trace};
 use super::extensions::{ExtensionContext, Extensions};
+use super::fast::{ALLOWED_FAST_COUNT, FastState, allowed_fast_set};
 use super::pipeline::Pipeline;
-use super::upload::{RateLimit, RequestCheck, Uploads};
+use super::upload::{Answer, RateLimit, RequestCheck, Uploads};
 use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
 use crate::piece::{BlockRequest, PieceLayout};
 use crate::scheduler::events::{Command, Event};
 use crate::storage::Storage;
-use crate::wire::handshake::RESERVED_EXTENSIONS;
+use crate::wire::handshake::RESERVED_PEER;
 use crate::wire::{Bitfield, Message};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,13 +84,7 @@ impl PeerContext {
 /// Starts the thread `peer <addr>` that connects to `addr` and serves the scheduler.
 pub fn spawn(addr: SocketAddr, context: PeerContext) {
     start_thread(addr, false, context, move |c| {
-        Connection::open(
-            addr,
-            c.info_hash,
-            c.our_id,
-            RESERVED_EXTENSIONS,
-            c.trace.clone(),
-        )
+        Connection::open(addr, c.info_hash, c.our_id, RESERVED_PEER, c.trace.clone())
     });
 }
 
@@ -107,7 +102,7 @@ pub fn spawn_incoming(
             stream,
             c.info_hash,
             c.our_id,
-            RESERVED_EXTENSIONS,
+            RESERVED_PEER,
             c.trace.clone(),
         )
     });
@@ -174,10 +169,12 @@ struct PeerState {
     uploads: Uploads,
     /// The extension protocol's state (BEP 10).
     extensions: Extensions,
+    /// The fast extension's state (BEP 6).
+    fast: FastState,
 }
 
 impl PeerState {
-    fn new(addr: SocketAddr, num_pieces: usize) -> PeerState {
+    fn new(addr: SocketAddr, num_pieces: usize, fast: bool) -> PeerState {
         let now = Instant::now();
         PeerState {
             addr,
@@ -198,6 +195,7 @@ impl PeerState {
             written: Vec::new(),
             uploads: Uploads::new(),
             extensions: Extensions::default(),
+            fast: FastState::new(fast),
         }
     }
 }
@@ -220,7 +218,10 @@ fn run_connection(
     if context.events.send(connected).is_err() {
         return Ok(());
     }
-    let mut state = PeerState::new(connection.addr, context.layout.num_pieces());
+    // We set the fast bit in every handshake of a peer thread (`RESERVED_PEER`), so the
+    // extension is on exactly when the peer set it too.
+    let fast = connection.remote.supports_fast();
+    let mut state = PeerState::new(connection.addr, context.layout.num_pieces(), fast);
     let result =
         send_our_pieces(&mut connection, &mut state, context, &commands).and_then(|go_on| {
             match go_on {
@@ -254,19 +255,50 @@ fn send_our_pieces(
             return Err(PeerError::Protocol("the scheduler did not answer".into()));
         }
     };
-    if ours.count() > 0 {
-        send(
-            connection,
-            state,
-            &Message::Bitfield(ours.as_bytes().to_vec()),
-        )?;
+    // With the fast extension one of bitfield / have_all / have_none is always sent, the
+    // short ones where they say it all; without it, no bitfield at all when we have nothing.
+    let first = match (state.fast.enabled, ours.count()) {
+        (true, 0) => Some(Message::HaveNone),
+        (true, n) if n == ours.num_pieces() => Some(Message::HaveAll),
+        (false, 0) => None,
+        _ => Some(Message::Bitfield(ours.as_bytes().to_vec())),
+    };
+    if let Some(first) = first {
+        send(connection, state, &first)?;
     }
     if connection.remote.supports_extensions() {
         Extensions::send_handshake(connection, &context.extensions())?;
     }
-    connection.flush()?;
     state.ours = ours;
+    if state.fast.enabled {
+        send_allowed_fast(connection, state, context)?;
+    }
+    connection.flush()?;
     Ok(true)
+}
+
+/// BEP 6: the pieces of the peer's allowed fast set that we have, which it may fetch even
+/// while we choke it, so that a new peer gets something to trade before its first unchoke.
+fn send_allowed_fast(
+    connection: &mut Connection,
+    state: &mut PeerState,
+    context: &PeerContext,
+) -> Result<(), PeerError> {
+    // The BEP defines the set for IPv4 addresses only.
+    let IpAddr::V4(ip) = state.addr.ip() else {
+        return Ok(());
+    };
+    let num_pieces = context.layout.num_pieces() as u32;
+    let set = allowed_fast_set(ALLOWED_FAST_COUNT, num_pieces, context.info_hash, ip);
+    let ours: Vec<u32> = set
+        .into_iter()
+        .filter(|&i| state.ours.has(i as usize))
+        .collect();
+    for index in ours {
+        state.fast.we_allow.push(index);
+        send(connection, state, &Message::AllowedFast { index })?;
+    }
+    Ok(())
 }
 
 /// The loop of §7: one message (or tick), then commands, then requests, then uploads.
@@ -278,8 +310,10 @@ fn peer_loop(
 ) -> Result<(), PeerError> {
     let limit = context.upload_limit.as_deref();
     loop {
-        let busy = connection.pending() > 0 || (!state.am_choking && state.uploads.ready(limit));
-        let throttled = !state.am_choking && state.uploads.throttled(limit);
+        // The upload queue holds only requests we serve now (while we choke the peer: none,
+        // or with BEP 6 those of its allowed fast set), so it is served whatever our choke.
+        let busy = connection.pending() > 0 || state.uploads.ready(limit);
+        let throttled = state.uploads.throttled(limit);
         connection.set_tick(Duration::from_millis(if throttled { 20 } else { TICK_MS }));
         receive_messages(connection, state, context, !busy)?;
         if !context.patient {
@@ -291,10 +325,8 @@ fn peer_loop(
             }
         }
         request_more(connection, state, context)?;
-        if !state.am_choking {
-            let (storage, layout) = (&context.storage, &context.layout);
-            state.uploads.serve(connection, storage, layout, limit)?;
-        }
+        let (storage, layout) = (&context.storage, &context.layout);
+        state.uploads.serve(connection, storage, layout, limit)?;
         report_uploaded(state, context, false);
         if state.last_sent.elapsed() > KEEP_ALIVE_AFTER {
             send(connection, state, &Message::KeepAlive)?;
@@ -336,14 +368,30 @@ fn handle_message(
             let bitfield = Bitfield::from_payload(bits, context.layout.num_pieces())?;
             peer_announced(connection, state, context, bitfield)?;
         }
+        // BEP 6 stands for "I have everything / nothing" in place of a bitfield. Taken even
+        // from a peer that did not set the fast bit (BEP 6 says to hang up): the meaning is
+        // plain and harms no one.
+        Message::HaveAll => {
+            let all = Bitfield::full(context.layout.num_pieces());
+            peer_announced(connection, state, context, all)?;
+        }
+        Message::HaveNone => {
+            let none = Bitfield::new(context.layout.num_pieces());
+            peer_announced(connection, state, context, none)?;
+        }
         Message::Have { index } => peer_has(connection, state, context, index)?,
         Message::Choke => {
             state.peer_choking = true;
-            let dropped = std::mem::take(&mut state.outstanding);
-            let _ = context.events.send(Event::Choked {
-                peer: state.addr,
-                dropped,
-            });
+            // BEP 3: a choke silently drops every request we sent, so they go back to the
+            // scheduler now. BEP 6 changes that: the peer answers each one itself, with the
+            // block or a reject, so ours stay outstanding until then.
+            if !state.fast.enabled {
+                let dropped = std::mem::take(&mut state.outstanding);
+                let _ = context.events.send(Event::Choked {
+                    peer: state.addr,
+                    dropped,
+                });
+            }
         }
         Message::Unchoke => state.peer_choking = false,
         Message::Interested | Message::NotInterested => {
@@ -363,23 +411,52 @@ fn handle_message(
                 layout: &context.layout,
                 ours: &state.ours,
                 choking: state.am_choking,
+                fast: &state.fast,
             };
             let block = BlockRequest {
                 index,
                 begin,
                 length,
             };
-            state.uploads.on_request(block, &check)?;
+            if state.uploads.on_request(block, &check)? == Answer::Reject {
+                reject(connection, state, block)?;
+            }
         }
         Message::Cancel {
             index,
             begin,
             length,
-        } => state.uploads.on_cancel(&BlockRequest {
+        } => {
+            let block = BlockRequest {
+                index,
+                begin,
+                length,
+            };
+            // BEP 6: even a cancelled request gets its one answer; a block already in the
+            // outbox is the answer, otherwise a reject.
+            if state.uploads.on_cancel(&block) && state.fast.enabled {
+                reject(connection, state, block)?;
+            }
+        }
+        Message::RejectRequest {
             index,
             begin,
             length,
-        }),
+        } => rejected(state, context, index, begin, length),
+        Message::AllowedFast { index } => {
+            // A promise about a piece that does not exist is worth nothing: ignored.
+            if (index as usize) < context.layout.num_pieces() && state.fast.peer_allows(index) {
+                log::debug!("{}: allows piece {index} while it chokes us", state.addr);
+            }
+        }
+        Message::SuggestPiece { index } => {
+            if (index as usize) < context.layout.num_pieces() {
+                let _ = context.events.send(Event::Suggested {
+                    peer: state.addr,
+                    index,
+                });
+            }
+        }
         Message::Piece {
             index,
             begin,
@@ -394,6 +471,41 @@ fn handle_message(
         other => log::trace!("{}: ignoring {other}", state.addr),
     }
     Ok(())
+}
+
+/// BEP 6 `reject_request`: the peer will not send this block, so it goes back to the
+/// scheduler at once rather than after a timeout.
+fn rejected(state: &mut PeerState, context: &PeerContext, index: u32, begin: u32, length: u32) {
+    let block = BlockRequest {
+        index,
+        begin,
+        length,
+    };
+    let Some(position) = state.outstanding.iter().position(|b| *b == block) else {
+        // The answer to a request we cancelled (endgame): it is already back in the pool.
+        log::trace!("{}: reject of {block:?}, not outstanding", state.addr);
+        return;
+    };
+    state.outstanding.swap_remove(position);
+    let _ = context.events.send(Event::Rejected {
+        peer: state.addr,
+        block,
+        choked: state.peer_choking,
+    });
+}
+
+/// Tells the peer we will not serve one of its requests (fast extension only).
+fn reject(
+    connection: &mut Connection,
+    state: &mut PeerState,
+    block: BlockRequest,
+) -> Result<(), PeerError> {
+    let message = Message::RejectRequest {
+        index: block.index,
+        begin: block.begin,
+        length: block.length,
+    };
+    send(connection, state, &message)
 }
 
 /// A whole set of pieces from the peer: its `bitfield`, normally right after the handshake.
@@ -473,8 +585,15 @@ fn run_command(
         Command::Have(index) => we_have(connection, state, index)?,
         Command::Choke if !state.am_choking => {
             state.am_choking = true;
-            state.uploads.clear();
+            // Choke first, then reject (BEP 6): a peer that hears the rejects before the
+            // choke would ask again.
             send(connection, state, &Message::Choke)?;
+            let unserved = state.uploads.choke(&state.fast);
+            if state.fast.enabled {
+                for block in unserved {
+                    reject(connection, state, block)?;
+                }
+            }
         }
         Command::Unchoke if state.am_choking => {
             state.am_choking = false;
@@ -588,12 +707,26 @@ fn request_more(
         Some(reqq) => state.pipeline.depth().min(reqq.max(1)),
         None => state.pipeline.depth(),
     };
+    // While the peer chokes us, only the pieces it allows (BEP 6 allowed fast) that it has
+    // and we lack may be asked for; without the fast extension, nothing.
+    let only = match state.peer_choking {
+        false => None,
+        true => {
+            let allowed: Vec<u32> = (state.fast.they_allow.iter().copied())
+                .filter(|&i| state.bitfield.has(i as usize) && !state.ours.has(i as usize))
+                .collect();
+            if allowed.is_empty() {
+                return Ok(());
+            }
+            Some(allowed)
+        }
+    };
     let room = depth.saturating_sub(state.outstanding.len());
     // Ask in batches (a quarter of the pipeline at least): one round trip to the scheduler
     // per block received would cost a thread switch per 16 KiB.
     let batch = (depth / 4).max(1);
     let starving = state.outstanding.is_empty();
-    if state.peer_choking || !state.am_interested || room == 0 || (room < batch && !starving) {
+    if !state.am_interested || room == 0 || (room < batch && !starving) {
         return Ok(());
     }
     let (reply, answer) = crossbeam_channel::bounded(1);
@@ -602,6 +735,7 @@ fn request_more(
         .send(Event::WantBlocks {
             peer: state.addr,
             count: room,
+            only,
             reply,
         })
         .is_err()

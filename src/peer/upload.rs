@@ -4,18 +4,24 @@
 //! ```text
 //!   peer: request(index, begin, length) ──► check it ──► queue ──► serve(): read from disk
 //!   peer: cancel(...)                   ──► drop it from the queue      straight into the
-//!   scheduler: Choke                    ──► drop the whole queue        connection's outbox
+//!   scheduler: Choke                    ──► drop the queue              connection's outbox
 //! ```
 //!
 //! Every request is checked before it is believed [W10.1]: a block of at most 16 KiB, inside
 //! the piece, of a piece we have, asked while we unchoke the peer. A peer that breaks the
 //! rules again and again, or queues more than [`MAX_QUEUED`] requests, is dropped. Requests
 //! that arrive just after we choked are normal (they crossed our `choke` on the wire) and are
-//! dropped silently, as BEP 3 says; a flood of them drops the peer.
+//! not served; a flood of them drops the peer.
+//!
+//! Without the fast extension (BEP 3 alone) a request we do not serve gets silence, and a
+//! choke drops the whole queue. With it (BEP 6) every request gets exactly one answer — the
+//! block or a `reject_request` — and the pieces of the peer's *allowed fast set* are served
+//! even while it is choked. [W10.4]
 //!
 //! This runs on the peer's own thread: a slow reader only slows its own thread, never the rest.
 
 use super::connection::{Connection, PeerError};
+use super::fast::FastState;
 use crate::piece::{BlockRequest, PieceLayout};
 use crate::storage::Storage;
 use crate::wire::Bitfield;
@@ -50,6 +56,19 @@ pub struct RequestCheck<'a> {
     pub layout: &'a PieceLayout,
     pub ours: &'a Bitfield,
     pub choking: bool,
+    /// The fast extension (BEP 6) on this connection, and the pieces we allow while choked.
+    pub fast: &'a FastState,
+}
+
+/// What becomes of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Queued: a `piece` follows.
+    Queued,
+    /// Not served, and the peer is told so: send `reject_request` (fast extension only).
+    Reject,
+    /// Not served, silently (BEP 3 without the fast extension has no way to say no).
+    Ignore,
 }
 
 impl Uploads {
@@ -63,23 +82,19 @@ impl Uploads {
         }
     }
 
-    /// A `request` from the peer: queued if it is valid.
+    /// A `request` from the peer: queued if it is valid and we serve the peer now. With the
+    /// fast extension every request we will not serve is answered with a reject; without
+    /// it, it is dropped in silence.
     pub fn on_request(
         &mut self,
         block: BlockRequest,
         check: &RequestCheck,
-    ) -> Result<(), PeerError> {
-        if check.choking {
-            log::debug!("request {block:?} while choked: dropped");
-            self.while_choked += 1;
-            if self.while_choked > MAX_QUEUED {
-                return Err(PeerError::Protocol(format!(
-                    "{} requests while choked",
-                    self.while_choked
-                )));
-            }
-            return Ok(());
-        }
+    ) -> Result<Answer, PeerError> {
+        let no = if check.fast.enabled {
+            Answer::Reject
+        } else {
+            Answer::Ignore
+        };
         if let Some(problem) = request_problem(&block, check) {
             self.violations += 1;
             log::info!("{}: bad request {block:?}: {problem}", check.peer);
@@ -89,9 +104,24 @@ impl Uploads {
                     self.violations
                 )));
             }
-            return Ok(());
+            return Ok(no);
+        }
+        if check.choking && !check.fast.we_allow(block.index) {
+            // Requests that crossed our `choke` on the wire are normal; thousands are not.
+            log::debug!("request {block:?} while choked: not served");
+            self.while_choked += 1;
+            if self.while_choked > MAX_QUEUED {
+                return Err(PeerError::Protocol(format!(
+                    "{} requests while choked",
+                    self.while_choked
+                )));
+            }
+            return Ok(no);
         }
         if self.queue.len() >= MAX_QUEUED {
+            if check.fast.enabled {
+                return Ok(Answer::Reject); // it can tell it asked too much, and ask later
+            }
             return Err(PeerError::Protocol(format!(
                 "more than {MAX_QUEUED} requests queued"
             )));
@@ -99,18 +129,25 @@ impl Uploads {
         if !self.queue.contains(&block) {
             self.queue.push_back(block);
         }
-        Ok(())
+        Ok(Answer::Queued)
     }
 
-    /// A `cancel`: the peer got the block elsewhere.
-    pub fn on_cancel(&mut self, block: &BlockRequest) {
+    /// A `cancel`: the peer got the block elsewhere. `true` if it was still queued (with the
+    /// fast extension the peer then expects a reject for it).
+    pub fn on_cancel(&mut self, block: &BlockRequest) -> bool {
+        let before = self.queue.len();
         self.queue.retain(|b| b != block);
+        self.queue.len() < before
     }
 
-    /// We choked the peer: BEP 3 says its pending requests are dropped.
-    pub fn clear(&mut self) {
-        self.queue.clear();
+    /// We choked the peer. BEP 3: its pending requests are dropped. BEP 6: those of pieces we
+    /// allow while choked stay; the others are returned, to be rejected one by one.
+    pub fn choke(&mut self, fast: &FastState) -> Vec<BlockRequest> {
         self.while_choked = 0;
+        let (keep, drop): (VecDeque<BlockRequest>, VecDeque<BlockRequest>) =
+            self.queue.drain(..).partition(|b| fast.we_allow(b.index));
+        self.queue = keep;
+        drop.into()
     }
 
     /// Whether a block could be sent now (queued, and the rate limit allows).
@@ -246,13 +283,21 @@ mod tests {
         }
     }
 
-    /// A request check from a test peer.
+    /// No fast extension on the connection.
+    static PLAIN: FastState = FastState {
+        enabled: false,
+        we_allow: Vec::new(),
+        they_allow: Vec::new(),
+    };
+
+    /// A request check from a test peer, without the fast extension.
     fn check<'a>(layout: &'a PieceLayout, ours: &'a Bitfield, choking: bool) -> RequestCheck<'a> {
         RequestCheck {
             peer: "127.0.0.1:1".parse().unwrap(),
             layout,
             ours,
             choking,
+            fast: &PLAIN,
         }
     }
 
@@ -304,7 +349,8 @@ mod tests {
             uploads.on_request(request, &check).unwrap();
         }
         assert!(uploads.queue.is_empty());
-        let result = (0..MAX_VIOLATIONS).try_for_each(|_| uploads.on_request(bad[0], &check));
+        let result =
+            (0..MAX_VIOLATIONS).try_for_each(|_| uploads.on_request(bad[0], &check).map(drop));
         assert!(result.unwrap_err().to_string().contains("bad requests"));
     }
 
@@ -328,9 +374,53 @@ mod tests {
         let ours = Bitfield::full(1000);
         let check = check(&layout, &ours, false);
         let mut uploads = Uploads::new();
-        let result = (0..1000).try_for_each(|i| uploads.on_request(block(i, 0, 16384), &check));
+        let result =
+            (0..1000).try_for_each(|i| uploads.on_request(block(i, 0, 16384), &check).map(drop));
         assert!(result.unwrap_err().to_string().contains("requests queued"));
         assert_eq!(uploads.queue.len(), MAX_QUEUED);
+    }
+
+    #[test]
+    fn with_the_fast_extension_every_unserved_request_is_rejected() {
+        let layout = layout_of(16 * 1024, 1000 * 16 * 1024);
+        let mut ours = Bitfield::full(1000);
+        ours.clear(5);
+        let fast = FastState {
+            enabled: true,
+            we_allow: vec![7],
+            they_allow: Vec::new(),
+        };
+        let mut check = check(&layout, &ours, true);
+        check.fast = &fast;
+        let mut uploads = Uploads::new();
+        // Choked: rejected, except a piece of its allowed fast set, which is served.
+        assert_eq!(
+            uploads.on_request(block(1, 0, 16384), &check).unwrap(),
+            Answer::Reject
+        );
+        assert_eq!(
+            uploads.on_request(block(7, 0, 16384), &check).unwrap(),
+            Answer::Queued
+        );
+        // A piece we lack: rejected (and counted as a bad request).
+        check.choking = false;
+        assert_eq!(
+            uploads.on_request(block(5, 0, 16384), &check).unwrap(),
+            Answer::Reject
+        );
+        // A full queue: rejected rather than a reason to hang up.
+        (0..MAX_QUEUED as u32 + 20).for_each(|i| {
+            let _ = uploads.on_request(block(10 + i % 900, 0, 16384), &check);
+        });
+        assert_eq!(uploads.queue.len(), MAX_QUEUED);
+        assert_eq!(
+            uploads.on_request(block(999, 0, 16384), &check).unwrap(),
+            Answer::Reject
+        );
+        // Choking keeps the allowed-fast request and hands back the others, to reject.
+        let unserved = uploads.choke(&fast);
+        assert_eq!(uploads.queue, [block(7, 0, 16384)]);
+        assert_eq!(unserved.len(), MAX_QUEUED - 1);
     }
 
     #[test]

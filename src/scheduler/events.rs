@@ -43,10 +43,21 @@ pub enum Event {
     /// The peer got a new piece (`have`).
     Have { peer: SocketAddr, index: u32 },
     /// The peer choked us: it dropped our queued requests, so they return to the pool.
+    /// (With the fast extension, BEP 6, a choke drops nothing: see `Rejected`.)
     Choked {
         peer: SocketAddr,
         dropped: Vec<BlockRequest>,
     },
+    /// The peer will not serve this request (`reject_request`, BEP 6): the block returns to the
+    /// pool at once. `choked`: the peer chokes us (the usual reason); otherwise it refuses the
+    /// piece itself, and the scheduler asks it for other pieces.
+    Rejected {
+        peer: SocketAddr,
+        block: BlockRequest,
+        choked: bool,
+    },
+    /// The peer suggests a piece (`suggest_piece`, BEP 6): a hint for the picker.
+    Suggested { peer: SocketAddr, index: u32 },
     /// The peer said `interested` (true) or `not interested` (false) — the choker's input.
     Interest { peer: SocketAddr, interested: bool },
     /// The peer told us of other peers (`ut_pex`, BEP 11).
@@ -59,10 +70,12 @@ pub enum Event {
     /// We sent the peer this many bytes of blocks (reported a few at a time).
     Uploaded { peer: SocketAddr, bytes: u64 },
     /// The peer thread can send up to `count` more requests: which blocks? Answered on `reply`
-    /// at once (possibly with none), so the peer thread can wait for it.
+    /// at once (possibly with none), so the peer thread can wait for it. `only`: blocks of
+    /// these pieces alone (the peer chokes us but allows them: BEP 6 `allowed_fast`).
     WantBlocks {
         peer: SocketAddr,
         count: usize,
+        only: Option<Vec<u32>>,
         reply: Sender<Vec<BlockRequest>>,
     },
     /// Requested blocks arrived and are written to disk (reported a few at a time).

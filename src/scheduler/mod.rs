@@ -39,6 +39,8 @@ const MAX_STRIKES: u32 = 3;
 const PEX_EVERY: Duration = Duration::from_secs(60);
 /// Addresses taken from one `ut_pex` message (BEP 11 asks senders for at most 50).
 const PEX_TAKE: usize = 50;
+/// Suggestions (BEP 6) remembered per peer.
+const MAX_SUGGESTED: usize = 16;
 /// A peer that has sent us nothing for this long, while it has pieces we want, is snubbed.
 const SNUBBED_AFTER: Duration = Duration::from_secs(60);
 
@@ -280,11 +282,15 @@ impl Scheduler {
                 self.drop_if_both_seeds(peer);
             }
             Event::Interest { peer, interested } => self.interest(peer, interested),
-            Event::WantBlocks { peer, count, reply } => {
-                let blocks = match self.peers.get(&peer) {
-                    Some(entry) => self.picker.pick(peer, &entry.bitfield, count),
-                    None => Vec::new(),
-                };
+            Event::WantBlocks {
+                peer,
+                count,
+                only,
+                reply,
+            } => {
+                let blocks = self.pick_for(peer, count, only.as_deref());
+                // The peer thread may have ended meanwhile; its Disconnected returns nothing
+                // of these, so nothing is lost if no one reads them.
                 let _ = reply.send(blocks);
             }
             Event::BlocksWritten { peer, blocks } => {
@@ -305,6 +311,33 @@ impl Scheduler {
                 }
             }
             Event::Choked { peer, dropped } => self.picker.release(peer, &dropped),
+            Event::Rejected {
+                peer,
+                block,
+                choked,
+            } => {
+                self.picker.release(peer, &[block]);
+                if let Some(entry) = self.peers.get_mut(&peer)
+                    && !choked
+                    && !entry.refused.contains(&block.index)
+                {
+                    log::debug!(
+                        "{peer}: refuses piece {}; asking it for others",
+                        block.index
+                    );
+                    entry.refused.push(block.index);
+                }
+            }
+            Event::Suggested { peer, index } => {
+                if let Some(entry) = self.peers.get_mut(&peer) {
+                    // A hint, bounded: the newest few suggestions are enough.
+                    entry.suggested.retain(|&i| i != index);
+                    if entry.suggested.len() >= MAX_SUGGESTED {
+                        entry.suggested.remove(0);
+                    }
+                    entry.suggested.push(index);
+                }
+            }
             Event::Disconnected {
                 peer,
                 reason,
@@ -316,6 +349,39 @@ impl Scheduler {
             }
             Event::Verified { index, ok } => self.verified(index, ok),
         }
+    }
+
+    /// Blocks for `peer` to request: of the pieces it has, less those it refused, and only of
+    /// `only` when given (the allowed-fast pieces of a peer that chokes us); the pieces it
+    /// suggested first.
+    fn pick_for(
+        &mut self,
+        peer: SocketAddr,
+        count: usize,
+        only: Option<&[u32]>,
+    ) -> Vec<BlockRequest> {
+        let Some(entry) = self.peers.get(&peer) else {
+            return Vec::new();
+        };
+        if only.is_none() && entry.refused.is_empty() {
+            // The common case, on the hot path: no copy of the peer's bitfield.
+            return self
+                .picker
+                .pick_preferring(peer, &entry.bitfield, count, &entry.suggested);
+        }
+        let mut has = match only {
+            Some(pieces) => {
+                let mut allowed = Bitfield::new(entry.bitfield.num_pieces());
+                for &i in pieces.iter().filter(|&&i| entry.bitfield.has(i as usize)) {
+                    allowed.set(i as usize);
+                }
+                allowed
+            }
+            None => entry.bitfield.clone(),
+        };
+        entry.refused.iter().for_each(|&i| has.clear(i as usize));
+        self.picker
+            .pick_preferring(peer, &has, count, &entry.suggested)
     }
 
     fn block_written(&mut self, peer: SocketAddr, block: BlockRequest) {

@@ -138,10 +138,25 @@ impl Picker {
         peer_has: &Bitfield,
         count: usize,
     ) -> Vec<BlockRequest> {
+        self.pick_preferring(peer, peer_has, count, &[])
+    }
+
+    /// Like [`Picker::pick`], but a new piece is taken from `suggested` first when the peer
+    /// has one we miss (BEP 6 `suggest_piece`: the peer says those are cheap for it to send).
+    pub fn pick_preferring(
+        &mut self,
+        peer: SocketAddr,
+        peer_has: &Bitfield,
+        count: usize,
+        suggested: &[u32],
+    ) -> Vec<BlockRequest> {
         let mut picked = Vec::new();
         self.pick_from_active(peer, peer_has, count, &mut picked, false);
         while picked.len() < count {
-            let Some(index) = self.next_new_piece(peer_has) else {
+            let Some(index) = self
+                .suggested_piece(peer_has, suggested)
+                .or_else(|| self.next_new_piece(peer_has))
+            else {
                 break;
             };
             let blocks = vec![BlockState::Missing; self.layout.num_blocks(index) as usize];
@@ -195,6 +210,14 @@ impl Picker {
                 }
             }
         }
+    }
+
+    /// The newest suggestion that is a missing piece the peer has.
+    fn suggested_piece(&self, peer_has: &Bitfield, suggested: &[u32]) -> Option<u32> {
+        suggested.iter().rev().copied().find(|&i| {
+            peer_has.has(i as usize)
+                && matches!(self.pieces.get(i as usize), Some(PieceState::Missing))
+        })
     }
 
     /// A missing piece the peer has: random while we have few, then the rarest.
@@ -387,6 +410,19 @@ mod tests {
         );
         let written = p.written(peer(2), &duplicate[0]);
         assert_eq!(written.cancel_at, [peer(1)]);
+    }
+
+    #[test]
+    fn a_suggested_piece_is_started_first() {
+        let mut p = picker();
+        let all = Bitfield::full(4);
+        let blocks = p.pick_preferring(peer(1), &all, 1, &[3]);
+        assert_eq!(blocks[0].index, 3);
+        // A suggestion the peer does not have is only a hint: the picker goes on as usual.
+        let mut only_two = Bitfield::new(4);
+        only_two.set(2);
+        let blocks = p.pick_preferring(peer(2), &only_two, 1, &[1]);
+        assert_eq!(blocks[0].index, 2);
     }
 
     #[test]

@@ -42,6 +42,11 @@ pub(super) struct PeerEntry {
     pub listen_addr: Option<SocketAddr>,
     /// Closed on purpose (we are both seeds, or it was refused): not to be dialled again.
     pub finished: bool,
+    /// Pieces it suggested (BEP 6 `suggest_piece`), newest last: tried first when it has them.
+    pub suggested: Vec<u32>,
+    /// Pieces it refused to serve while it unchoked us (BEP 6 `reject_request`): not asked of
+    /// it again on this connection, so a refusal cannot turn into a request/reject loop.
+    pub refused: Vec<u32>,
 }
 
 impl PeerEntry {
@@ -58,6 +63,8 @@ impl PeerEntry {
             connected_at: now,
             last_block: now,
             downloaded: 0,
+            suggested: Vec::new(),
+            refused: Vec::new(),
             uploaded: 0,
             round_start: (0, 0),
             listen_addr: None,

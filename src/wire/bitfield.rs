@@ -63,6 +63,13 @@ impl Bitfield {
         }
     }
 
+    /// Marks a piece as absent; an index past the end is ignored.
+    pub fn clear(&mut self, index: usize) {
+        if index < self.num_pieces {
+            self.bits[index / 8] &= !(0x80 >> (index % 8));
+        }
+    }
+
     pub fn count(&self) -> usize {
         self.bits.iter().map(|b| b.count_ones() as usize).sum()
     }

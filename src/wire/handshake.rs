@@ -10,7 +10,7 @@
 //!
 //! The reserved bytes are promises: each set bit announces an extension the sender handles
 //! (BEP 10 extension protocol: byte 5, `0x10`; BEP 6 fast extension: byte 7, `0x04`; BEP 5 DHT:
-//! byte 7, `0x01`). Set a bit only when the extension really works (INTEROP.md).
+//! byte 7, `0x01`). Set a bit only when the extension really works: real clients act on them.
 
 use super::WireError;
 use crate::metainfo::InfoHash;
@@ -22,8 +22,12 @@ use std::io::{Read, Write};
 pub const PSTR: &[u8; 19] = b"BitTorrent protocol";
 /// Total size of a handshake on the wire.
 pub const HANDSHAKE_LEN: usize = 68;
-/// Reserved bytes announcing only the extension protocol (BEP 10), as CLI.md asks.
+/// Reserved bytes announcing only the extension protocol (BEP 10): what the one-step
+/// `handshake` and `magnet_handshake` commands send, whose output depends on nothing else.
 pub const RESERVED_EXTENSIONS: [u8; 8] = [0, 0, 0, 0, 0, 0x10, 0, 0];
+/// Reserved bytes of a download's or a seed's connections: the extension protocol (BEP 10)
+/// and the fast extension (BEP 6, byte 7 `0x04`).
+pub const RESERVED_PEER: [u8; 8] = [0, 0, 0, 0, 0, 0x10, 0, 0x04];
 
 /// One side's handshake.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -80,6 +84,12 @@ impl Handshake {
     pub fn supports_extensions(&self) -> bool {
         self.reserved[5] & 0x10 != 0
     }
+
+    /// BEP 6: the fast extension bit (reserved byte 7, `0x04`). It is in use on a connection
+    /// only when *both* handshakes set it.
+    pub fn supports_fast(&self) -> bool {
+        self.reserved[7] & 0x04 != 0
+    }
 }
 
 impl fmt::Debug for Handshake {
@@ -116,6 +126,13 @@ mod tests {
         assert_eq!(&bytes[48..], b"-PW0001-123456789012"); // peer_id
         assert_eq!(Handshake::read_from(&mut &bytes[..]).unwrap(), sample());
         assert!(sample().supports_extensions());
+        assert!(!sample().supports_fast());
+        let fast = Handshake {
+            reserved: RESERVED_PEER,
+            ..sample()
+        };
+        assert_eq!(fast.to_bytes()[27], 0x04); //  reserved byte 7: fast extension (BEP 6)
+        assert!(fast.supports_fast());
     }
 
     #[test]

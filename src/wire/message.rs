@@ -13,6 +13,11 @@
 //!      7 piece     index u32 · begin u32 · block (the bytes)
 //!      8 cancel    index u32 · begin u32 · length u32
 //!      9 port      u16 (DHT port, BEP 5)
+//!     13 suggest piece   index u32                                  (BEP 6, the fast extension:
+//!     14 have all        (no payload)                                only when both peers set
+//!     15 have none       (no payload)                                reserved bit 0x04 of
+//!     16 reject request  index u32 · begin u32 · length u32          byte 7, see `handshake`)
+//!     17 allowed fast    index u32
 //!     20 extended  extension id u8 · payload                         (BEP 10)
 //! ```
 //!
@@ -60,6 +65,25 @@ pub enum Message {
         length: u32,
     },
     Port(u16),
+    /// BEP 6: "you might like to download this piece" (a hint, not a promise).
+    SuggestPiece {
+        index: u32,
+    },
+    /// BEP 6: the sender has every piece (instead of a full bitfield).
+    HaveAll,
+    /// BEP 6: the sender has no piece (instead of sending no bitfield at all).
+    HaveNone,
+    /// BEP 6: the answer to a request the sender will not serve: every request gets exactly
+    /// one `Piece` or one `RejectRequest`.
+    RejectRequest {
+        index: u32,
+        begin: u32,
+        length: u32,
+    },
+    /// BEP 6: the sender will serve this piece even while it chokes the receiver.
+    AllowedFast {
+        index: u32,
+    },
     /// BEP 10: an extension message (`id` 0 is the extended handshake).
     Extended {
         id: u8,
@@ -87,6 +111,11 @@ impl Message {
             Message::Piece { .. } => 7,
             Message::Cancel { .. } => 8,
             Message::Port(_) => 9,
+            Message::SuggestPiece { .. } => 13,
+            Message::HaveAll => 14,
+            Message::HaveNone => 15,
+            Message::RejectRequest { .. } => 16,
+            Message::AllowedFast { .. } => 17,
             Message::Extended { .. } => 20,
             Message::Unknown { id, .. } => *id,
         })
@@ -96,7 +125,9 @@ impl Message {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut payload = Vec::new();
         match self {
-            Message::Have { index } => payload.extend_from_slice(&index.to_be_bytes()),
+            Message::Have { index }
+            | Message::SuggestPiece { index }
+            | Message::AllowedFast { index } => payload.extend_from_slice(&index.to_be_bytes()),
             Message::Bitfield(bits) => payload.extend_from_slice(bits),
             Message::Request {
                 index,
@@ -104,6 +135,11 @@ impl Message {
                 length,
             }
             | Message::Cancel {
+                index,
+                begin,
+                length,
+            }
+            | Message::RejectRequest {
                 index,
                 begin,
                 length,
@@ -171,7 +207,7 @@ impl Message {
                 expected,
             });
         }
-        if id > 9 && id != 20 {
+        if !is_known(id) {
             // Unknown extension of the protocol: skip exactly its payload and carry on.
             io::copy(&mut r.take(payload_len.into()), &mut io::sink())?;
             return Ok(Message::Unknown {
@@ -216,12 +252,17 @@ fn read_piece(r: &mut impl Read, payload_len: u32) -> Result<Message, WireError>
     })
 }
 
+/// The ids this module decodes: BEP 3's 0–9, BEP 6's 13–17 and BEP 10's 20.
+fn is_known(id: u8) -> bool {
+    matches!(id, 0..=9 | 13..=17 | 20)
+}
+
 /// Payload sizes of the messages that have a fixed size.
 fn fixed_payload_len(id: u8) -> Option<u32> {
     match id {
-        0..=3 => Some(0),
-        4 => Some(4),
-        6 | 8 => Some(12),
+        0..=3 | 14 | 15 => Some(0),
+        4 | 13 | 17 => Some(4),
+        6 | 8 | 16 => Some(12),
         9 => Some(2),
         _ => None,
     }
@@ -261,6 +302,15 @@ fn decode(id: u8, payload: Vec<u8>) -> Result<Message, WireError> {
             length: u32_at(8),
         },
         9 => Message::Port(u16::from_be_bytes([payload[0], payload[1]])),
+        13 => Message::SuggestPiece { index: u32_at(0) },
+        14 => Message::HaveAll,
+        15 => Message::HaveNone,
+        16 => Message::RejectRequest {
+            index: u32_at(0),
+            begin: u32_at(4),
+            length: u32_at(8),
+        },
+        17 => Message::AllowedFast { index: u32_at(0) },
         20 if payload.is_empty() => {
             return Err(WireError::BadLength {
                 id,
@@ -316,6 +366,18 @@ impl fmt::Debug for Message {
                 "Cancel {{ index: {index}, begin: {begin}, length: {length} }}"
             ),
             Message::Port(port) => write!(f, "Port({port})"),
+            Message::SuggestPiece { index } => write!(f, "SuggestPiece {{ index: {index} }}"),
+            Message::HaveAll => write!(f, "HaveAll"),
+            Message::HaveNone => write!(f, "HaveNone"),
+            Message::RejectRequest {
+                index,
+                begin,
+                length,
+            } => write!(
+                f,
+                "RejectRequest {{ index: {index}, begin: {begin}, length: {length} }}"
+            ),
+            Message::AllowedFast { index } => write!(f, "AllowedFast {{ index: {index} }}"),
             Message::Extended { id, payload } => write!(
                 f,
                 "Extended {{ id: {id}, payload: <{} bytes> }}",
@@ -362,6 +424,15 @@ pub(crate) fn one_of_each() -> Vec<Message> {
             length: 16384,
         },
         Message::Port(6881),
+        Message::SuggestPiece { index: 5 },
+        Message::HaveAll,
+        Message::HaveNone,
+        Message::RejectRequest {
+            index: 3,
+            begin: 32768,
+            length: 16384,
+        },
+        Message::AllowedFast { index: 9 },
         Message::Extended {
             id: 0,
             payload: vec![0; 97],

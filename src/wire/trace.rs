@@ -138,6 +138,8 @@ pub fn parse_message(text: &str) -> Result<Message, TraceError> {
         "Unchoke" => Some(Message::Unchoke),
         "Interested" => Some(Message::Interested),
         "NotInterested" => Some(Message::NotInterested),
+        "HaveAll" => Some(Message::HaveAll),
+        "HaveNone" => Some(Message::HaveNone),
         _ => None,
     };
     if let Some(message) = bare {
@@ -158,6 +160,17 @@ fn message_with_fields(name: &str, fields: &Fields) -> Result<Message, TraceErro
     Ok(match name {
         "Have" => Message::Have {
             index: fields.number("index")?,
+        },
+        "SuggestPiece" => Message::SuggestPiece {
+            index: fields.number("index")?,
+        },
+        "AllowedFast" => Message::AllowedFast {
+            index: fields.number("index")?,
+        },
+        "RejectRequest" => Message::RejectRequest {
+            index: fields.number("index")?,
+            begin: fields.number("begin")?,
+            length: fields.number("length")?,
         },
         "Bitfield" => Message::Bitfield(fields.blob("")?),
         "Request" => Message::Request {
