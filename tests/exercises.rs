@@ -33,7 +33,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by several exercises
@@ -394,40 +394,82 @@ fn exercise_4_a_broken_bitfield() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Exercise 5: a new message in the trace
+// Exercise 5: what a choke does to your requests (BEP 6)
 // ---------------------------------------------------------------------------------------------
 
-/// BEP 6's `HaveAll` (id 14) and `HaveNone` (id 15) have no payload. Whether `Message` knows
-/// them (the exercise) or not (the reference, which skips them as `Unknown`), reading one
-/// keeps the stream in step, writing it back gives the same five bytes, and the trace shows it
-/// on one line; once taught, the line names it.
-fn check_have_all_and_have_none() {
-    let peer = SocketAddr::from(([127, 0, 0, 1], 6881));
-    for (id, name) in [(14u8, "HaveAll"), (15, "HaveNone")] {
-        let frame = [0, 0, 0, 1, id];
-        let mut stream: Vec<u8> = frame.to_vec();
-        stream.extend(Message::Have { index: 3 }.to_bytes());
-        let mut reader = &stream[..];
-        let message = Message::read_from(&mut reader).expect("a known or skipped message");
-        let line = format!("{peer} <- {message}");
-        println!("{line}");
-        assert_eq!(message.id(), Some(id), "{line}");
-        assert_eq!(message.to_bytes(), frame, "written back: {line}");
-        assert!(!line.contains('\n'), "one line per message: {line:?}");
-        let unknown = format!("Unknown {{ id: {id}, length: 0 }}");
-        let shown = message.to_string();
+/// A download from one scripted peer that speaks the fast extension: after 12 blocks it
+/// chokes, rejects every request still arriving, and unchokes once they stop. Each rejected
+/// block must go back to the scheduler at once and be requested again after the unchoke, and
+/// the download must finish well before the snub timeout (30 s here) could have rescued it
+/// (it gives up after 15 s without progress).
+fn check_rejected_blocks_are_requested_again() {
+    let content = content(16, 32 * 1024, 55);
+    let info_hash = content.metainfo.info_hash;
+    let peer = ScriptedPeer::start(
+        info_hash,
+        Arc::clone(&content.bytes),
+        32 * 1024,
+        Script::FastChokeAndReject(12),
+    );
+    let out = content.dir.path().join("out.bin");
+    let mut download = peerwire();
+    download
+        .args(["download", "--trace", "--port", "0", "--peer-timeout", "60"])
+        .args([
+            "--give-up-after",
+            "15",
+            "--peer",
+            &peer.addr.to_string(),
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&content.torrent);
+    let started = Instant::now();
+    let result = common::run_with_deadline(&mut download, Duration::from_secs(90));
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    let lines = trace_lines(&stderr);
+    let rejected: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.direction == "<-" && l.message.starts_with("RejectRequest"))
+        .map(|l| l.message)
+        .collect();
+    println!(
+        "{} requests rejected after the choke, e.g. {:?}",
+        rejected.len(),
+        rejected.first()
+    );
+    assert!(
+        !rejected.is_empty(),
+        "the peer rejected nothing: did it choke?\n{stderr}"
+    );
+    for reject in &rejected {
+        let request = reject.replacen("RejectRequest", "Request", 1);
+        let asked = lines
+            .iter()
+            .filter(|l| l.direction == "->" && l.message == request);
         assert!(
-            shown == unknown || shown.starts_with(name),
-            "the trace shows `{shown}`: expected `{name}` (or `{unknown}` before the exercise)"
+            asked.count() >= 2,
+            "{request} was rejected and never asked again: does the peer thread give a \
+             rejected block back to the scheduler (Event::Rejected)?"
         );
-        let next = Message::read_from(&mut reader).expect("the next message");
-        assert_eq!(next, Message::Have { index: 3 }, "out of step after {name}");
     }
+    println!("the download took {took:?}");
+    assert!(result.status.success(), "the download failed:\n{stderr}");
+    assert!(
+        took < Duration::from_secs(20),
+        "the download took {took:?}: the rejected blocks waited for a timeout instead of \
+         going back to the scheduler when their reject arrived"
+    );
+    assert!(
+        std::fs::read(&out).expect("the file") == *content.bytes,
+        "the file differs"
+    );
 }
 
 #[test]
-fn exercise_5_a_new_message_in_the_trace() {
-    check_have_all_and_have_none();
+fn exercise_5_what_a_choke_does_to_your_requests() {
+    check_rejected_blocks_are_requested_again();
 }
 
 // ---------------------------------------------------------------------------------------------

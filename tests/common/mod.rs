@@ -679,6 +679,10 @@ pub enum Script {
     MetadataHuge,
     /// Answers metadata requests in reverse order (allowed: it must still work).
     MetadataReversed,
+    /// Speaks the fast extension (BEP 6): `HaveAll` instead of a bitfield; after serving
+    /// this many blocks it chokes, rejects every request still coming in, and unchokes once
+    /// the requests stop (200 ms of quiet).
+    FastChokeAndReject(usize),
     /// Honest, but serves at most one block per 10 ms (a download from it alone takes a
     /// while, so a bad peer beside it is surely read before the end).
     Paced,
@@ -778,6 +782,12 @@ fn serve_scripted(
     let mut requests = 0;
     let mut metadata = ScriptedMetadata::default();
     loop {
+        if let Script::FastChokeAndReject(limit) = t.script
+            && requests == limit
+        {
+            choke_and_reject(&mut socket)?;
+            requests += 1;
+        }
         match Message::read_from(&mut socket)? {
             Message::Extended { id, payload } => metadata.receive(&mut socket, t, id, &payload)?,
             Message::Interested => Message::Unchoke.write_to(&mut socket)?,
@@ -811,6 +821,9 @@ fn send_scripted_handshake(
     if t.metadata.is_some() {
         reserved = peerwire::wire::handshake::RESERVED_EXTENSIONS;
     }
+    if matches!(t.script, Script::FastChokeAndReject(_)) {
+        reserved[7] |= 0x04; // the fast extension (BEP 6)
+    }
     let mut bytes = peerwire::wire::Handshake {
         reserved,
         info_hash,
@@ -836,6 +849,9 @@ fn send_scripted_bitfield(
         _ => pieces,
     };
     (0..has).for_each(|i| have.set(i));
+    if matches!(t.script, Script::FastChokeAndReject(_)) {
+        return peerwire::wire::Message::HaveAll.write_to(socket);
+    }
     let mut bits = have.as_bytes().to_vec();
     match t.script {
         Script::LongBitfield => bits.push(0),
@@ -879,6 +895,41 @@ fn misbehave_after_bitfield(
         _ => {}
     }
     Ok(())
+}
+
+/// BEP 6 from the choking side: `choke`, then a `reject_request` for every request that
+/// arrives, until 200 ms pass without one (all that were in flight are answered); then
+/// `unchoke`.
+fn choke_and_reject(socket: &mut std::net::TcpStream) -> Result<(), peerwire::wire::WireError> {
+    use peerwire::wire::Message;
+    Message::Choke.write_to(socket)?;
+    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    loop {
+        match Message::read_from(socket) {
+            Ok(Message::Request {
+                index,
+                begin,
+                length,
+            }) => Message::RejectRequest {
+                index,
+                begin,
+                length,
+            }
+            .write_to(socket)?,
+            Ok(_) => {}
+            Err(peerwire::wire::WireError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    socket.set_read_timeout(Some(Duration::from_secs(60)))?;
+    Message::Unchoke.write_to(socket)
 }
 
 /// Serves (or mis-serves) the `n`-th request of this connection.
