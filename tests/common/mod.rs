@@ -277,6 +277,39 @@ pub fn start_seed(
     (seed, port)
 }
 
+/// The client side of a BEP 10 exchange on `stream`, a connection to a peerwire for
+/// `info_hash` (whichever side dialled): sends our handshake with the extension bit, reads
+/// peerwire's, and returns the payload of the extended handshake that follows it (the
+/// bitfield before it is skipped). Panics when there is none within 10 s.
+pub fn extended_handshake_payload(
+    stream: &mut std::net::TcpStream,
+    info_hash: peerwire::metainfo::InfoHash,
+) -> Vec<u8> {
+    use peerwire::wire::{Handshake, Message, handshake::RESERVED_EXTENSIONS};
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set a read timeout");
+    let ours = Handshake {
+        reserved: RESERVED_EXTENSIONS,
+        info_hash,
+        peer_id: peerwire::peer_id::PeerId::generate(),
+    };
+    ours.write_to(stream).expect("send our handshake");
+    let theirs = Handshake::read_from(stream).expect("peerwire's handshake");
+    assert!(
+        theirs.supports_extensions(),
+        "peerwire did not set the BEP 10 bit"
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < until {
+        match Message::read_from(stream).expect("a message from peerwire") {
+            Message::Extended { id: 0, payload } => return payload,
+            _ => continue, // its bitfield
+        }
+    }
+    panic!("no extended handshake within 10 s");
+}
+
 /// opentracker (Debian package `opentracker`) on a free port, HTTP and UDP, whitelisting the
 /// given info hashes (the Debian build runs in whitelist mode). Stopped when dropped.
 pub struct OpenTracker {
