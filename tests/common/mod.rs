@@ -1,10 +1,13 @@
 //! Shared helpers for the integration tests: finding the `peerwire` binary, the third-party
 //! fixtures and the real peer programs, and running processes with a deadline.
 //!
-//! Interop tests need real software (mktorrent, transmission, libtorrent, opentracker). When a
-//! program is missing the test *skips loudly*, so `cargo test` passes on a fresh machine; with
-//! `PEERWIRE_INTEROP=require` (set by `.ci/run`) a missing program fails the test instead.
+//! Interop tests need real software (mktorrent, transmission, libtorrent, opentracker, aria2c;
+//! the aria2c driver is in `aria2.rs`). When a program is missing the test *skips loudly*, so
+//! `cargo test` passes on a fresh machine; with `PEERWIRE_INTEROP=require` (set by `.ci/run`)
+//! a missing program fails the test instead.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
+
+pub mod aria2;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
