@@ -10,14 +10,10 @@ mod common;
 
 use common::peerwire;
 use peerwire::metainfo::{InfoHash, Metainfo};
-use peerwire::peer_id::PeerId;
 use peerwire::wire::extension::ExtendedHandshake;
-use peerwire::wire::handshake::RESERVED_EXTENSIONS;
-use peerwire::wire::{Handshake, Message};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 /// Seeds `data` as a torrent made with `extra` `create` flags, and returns the extended
 /// handshake the seed sends a client that supports extensions.
@@ -33,30 +29,8 @@ fn seeds_extended_handshake(dir: &Path, data: &Path, extra: &[&str]) -> Extended
 
 fn read_extended_handshake(port: u16, info_hash: InfoHash) -> ExtendedHandshake {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the seed");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let ours = Handshake {
-        reserved: RESERVED_EXTENSIONS,
-        info_hash,
-        peer_id: PeerId::generate(),
-    };
-    ours.write_to(&mut stream).expect("send our handshake");
-    let theirs = Handshake::read_from(&mut stream).expect("the seed's handshake");
-    assert!(
-        theirs.supports_extensions(),
-        "the seed did not set the BEP 10 bit"
-    );
-    let until = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < until {
-        match Message::read_from(&mut stream).expect("a message from the seed") {
-            Message::Extended { id: 0, payload } => {
-                return ExtendedHandshake::from_payload(&payload).expect("a valid handshake");
-            }
-            _ => continue, // its bitfield
-        }
-    }
-    panic!("no extended handshake within 10 s");
+    let payload = common::extended_handshake_payload(&mut stream, info_hash);
+    ExtendedHandshake::from_payload(&payload).expect("a valid handshake")
 }
 
 #[test]

@@ -64,7 +64,6 @@ impl Extensions {
             listen_port: (context.listen_port != 0).then_some(context.listen_port),
             request_queue: Some(super::upload::MAX_QUEUED as u32),
             metadata_size: context.metadata.map(|m| m.len() as u64),
-            ..ExtendedHandshake::default()
         };
         connection.send(&Message::Extended {
             id: 0,

@@ -1,10 +1,13 @@
 //! Shared helpers for the integration tests: finding the `peerwire` binary, the third-party
 //! fixtures and the real peer programs, and running processes with a deadline.
 //!
-//! Interop tests need real software (mktorrent, transmission, libtorrent, opentracker). When a
-//! program is missing the test *skips loudly*, so `cargo test` passes on a fresh machine; with
-//! `PEERWIRE_INTEROP=require` (set by `.ci/run`) a missing program fails the test instead.
+//! Interop tests need real software (mktorrent, transmission, libtorrent, opentracker, aria2c;
+//! the aria2c driver is in `aria2.rs`). When a program is missing the test *skips loudly*, so
+//! `cargo test` passes on a fresh machine; with `PEERWIRE_INTEROP=require` (set by `.ci/run`)
+//! a missing program fails the test instead.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
+
+pub mod aria2;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -275,6 +278,39 @@ pub fn start_seed(
     let seed = Killed(child);
     wait_for_tcp(port, Duration::from_secs(30), "peerwire seed");
     (seed, port)
+}
+
+/// The client side of a BEP 10 exchange on `stream`, a connection to a peerwire for
+/// `info_hash` (whichever side dialled): sends our handshake with the extension bit, reads
+/// peerwire's, and returns the payload of the extended handshake that follows it (the
+/// bitfield before it is skipped). Panics when there is none within 10 s.
+pub fn extended_handshake_payload(
+    stream: &mut std::net::TcpStream,
+    info_hash: peerwire::metainfo::InfoHash,
+) -> Vec<u8> {
+    use peerwire::wire::{Handshake, Message, handshake::RESERVED_EXTENSIONS};
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set a read timeout");
+    let ours = Handshake {
+        reserved: RESERVED_EXTENSIONS,
+        info_hash,
+        peer_id: peerwire::peer_id::PeerId::generate(),
+    };
+    ours.write_to(stream).expect("send our handshake");
+    let theirs = Handshake::read_from(stream).expect("peerwire's handshake");
+    assert!(
+        theirs.supports_extensions(),
+        "peerwire did not set the BEP 10 bit"
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < until {
+        match Message::read_from(stream).expect("a message from peerwire") {
+            Message::Extended { id: 0, payload } => return payload,
+            _ => continue, // its bitfield
+        }
+    }
+    panic!("no extended handshake within 10 s");
 }
 
 /// opentracker (Debian package `opentracker`) on a free port, HTTP and UDP, whitelisting the
