@@ -132,7 +132,7 @@ pub enum SessionError {
     },
     #[error(
         "the download stopped: {have} of {total} pieces are verified and kept on disk; run \
-         again to resume once there is room"
+         again to resume once the disk is fixed (room, permissions, the files in place)"
     )]
     DiskFailed {
         #[source]
@@ -144,6 +144,11 @@ pub enum SessionError {
     Listen(SocketAddr, std::io::Error),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error(
+        "peerwire crashed: the scheduler thread panicked ({0}). This is a bug in peerwire; \
+         every piece verified so far is kept on disk, and a new run resumes from it"
+    )]
+    Crashed(String),
 }
 
 /// How a session went.
@@ -348,16 +353,25 @@ fn run_scheduler(
         on_progress(p);
     };
     let (give_up, stop) = (options.give_up, options.stop.clone());
-    let outcome = std::thread::Builder::new()
+    let scheduler = std::thread::Builder::new()
         .name("scheduler".into())
         .spawn(move || scheduler.run(give_up, stop, report))
-        .map_err(SessionError::Thread)?
-        .join()
-        .unwrap_or(Outcome {
-            result: Err(Ended::GaveUp(Progress::default())),
-            traffic: Vec::new(),
-        });
-    Ok(outcome)
+        .map_err(SessionError::Thread)?;
+    join_scheduler(scheduler)
+}
+
+/// Waits for the scheduler thread. A panic there is a bug of ours and is reported as one,
+/// not as a download that gave up: the user should know to report it, and that every piece
+/// verified so far is on disk all the same.
+fn join_scheduler(scheduler: std::thread::JoinHandle<Outcome>) -> Result<Outcome, SessionError> {
+    scheduler.join().map_err(|panic| {
+        let why = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+            (Some(text), _) => text.to_string(),
+            (None, Some(text)) => text.clone(),
+            (None, None) => "no message".to_string(),
+        };
+        SessionError::Crashed(why)
+    })
 }
 
 /// Sends the announcer our counts every 5 s, `completed` once when the last piece verifies
@@ -475,4 +489,24 @@ fn bytes_left(layout: &PieceLayout, have: &Bitfield) -> u64 {
         .filter(|&i| !have.has(i as usize))
         .map(|i| u64::from(layout.piece_len(i)))
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_of_the_scheduler_is_a_crash_not_a_stall() {
+        let scheduler = std::thread::Builder::new()
+            .name("scheduler".into())
+            .spawn(|| -> Outcome { panic!("piece 7 twice in the picker") })
+            .unwrap();
+        let error = join_scheduler(scheduler).err().expect("an error");
+        let text = error.to_string();
+        assert!(matches!(error, SessionError::Crashed(_)), "{text}");
+        assert!(
+            text.contains("crashed") && text.contains("piece 7 twice"),
+            "{text}"
+        );
+    }
 }

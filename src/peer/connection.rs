@@ -56,8 +56,8 @@ pub enum PeerError {
     NotReading(Duration),
     #[error("banned: {0}")]
     Banned(&'static str),
-    /// Not the peer's fault: a block it sent could not be written (the scheduler then ends
-    /// the download).
+    /// Not the peer's fault: a block it sent could not be written, or one it asked for could
+    /// not be read (the scheduler then ends the download).
     #[error("disk: {}: {}", .0, .0.source)]
     Disk(StorageError),
 }

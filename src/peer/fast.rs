@@ -28,7 +28,6 @@ const MAX_REMEMBERED: usize = 64;
 
 /// The allowed fast set of the peer at `ip`, for a torrent of `num_pieces` pieces: BEP 6's
 /// canonical algorithm, so that any two peers that compute it for the same peer agree.
-/// [W5.3]
 pub fn allowed_fast_set(
     count: usize,
     num_pieces: u32,
@@ -40,7 +39,7 @@ pub fn allowed_fast_set(
     let mut set = Vec::with_capacity(count);
     // Only the first three bytes of the address: one user with many addresses on the same
     // network gets one set, not one per address.
-    let masked = u32::from(ip) & 0xffff_ff00;
+    let masked = u32::from(ip) & 0xffff_ff00; // [W5.3]
     let mut x = masked.to_be_bytes().to_vec();
     x.extend_from_slice(&info_hash.0);
     while set.len() < count {

@@ -382,9 +382,9 @@ fn handle_message(
         Message::Have { index } => peer_has(connection, state, context, index)?,
         Message::Choke => {
             state.peer_choking = true;
-            // BEP 3: a choke silently drops every request we sent, so they go back to the
-            // scheduler now. BEP 6 changes that: the peer answers each one itself, with the
-            // block or a reject, so ours stay outstanding until then.
+            // [W7.3] BEP 3: a choke silently drops every request we sent, so they go back
+            // to the scheduler now. BEP 6 changes that: the peer answers each one itself,
+            // with the block or a reject, so ours stay outstanding until then.
             if !state.fast.enabled {
                 let dropped = std::mem::take(&mut state.outstanding);
                 let _ = context.events.send(Event::Choked {
@@ -519,7 +519,8 @@ fn peer_announced(
     bitfield: Bitfield,
 ) -> Result<(), PeerError> {
     if state.bitfield.count() == 0 {
-        // The first announcement (the usual case): the scheduler counts every piece at once.
+        // [W6.2] The first announcement (the usual case): the scheduler counts every
+        // piece at once.
         state.wanted = bitfield.count_missing_from(&state.ours);
         state.bitfield = bitfield.clone();
         let _ = context.events.send(Event::Bitfield {

@@ -16,7 +16,7 @@
 //! Without the fast extension (BEP 3 alone) a request we do not serve gets silence, and a
 //! choke drops the whole queue. With it (BEP 6) every request gets exactly one answer — the
 //! block or a `reject_request` — and the pieces of the peer's *allowed fast set* are served
-//! even while it is choked. [W10.4]
+//! even while it is choked.
 //!
 //! This runs on the peer's own thread: a slow reader only slows its own thread, never the rest.
 
@@ -90,6 +90,7 @@ impl Uploads {
         block: BlockRequest,
         check: &RequestCheck,
     ) -> Result<Answer, PeerError> {
+        // [W10.4] BEP 3 has no way to say no but silence; BEP 6 answers every request.
         let no = if check.fast.enabled {
             Answer::Reject
         } else {
@@ -177,10 +178,10 @@ impl Uploads {
             }
             self.queue.pop_front();
             let offset = layout.piece_offset(block.index) + u64::from(block.begin);
+            // A failed read is our disk's fault, not the peer's: `PeerError::Disk` ends the
+            // run with the disk's error instead of blaming (and dropping) this peer.
             connection.send_block(block.index, block.begin, block.length, |buf| {
-                storage
-                    .read_at(offset, buf)
-                    .map_err(|e| PeerError::Protocol(format!("disk: {e}")))
+                storage.read_at(offset, buf).map_err(PeerError::Disk)
             })?;
             self.unreported += u64::from(block.length);
         }

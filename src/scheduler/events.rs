@@ -89,15 +89,19 @@ pub enum Event {
         reason: String,
         outstanding: Vec<BlockRequest>,
     },
-    /// Writing a block failed: the disk is full, or the directory read-only or gone. Not the
-    /// peer's fault, and no other peer would do better: the download ends with this error,
-    /// keeping every piece verified so far. [W9.3]
+    /// Writing a block the peer sent failed (the disk is full, or the directory read-only or
+    /// gone), or reading one it asked for did. Not the peer's fault, and no other peer would
+    /// do better: the download ends with this error, keeping every piece verified so far.
+    /// [W9.3]
     StorageFailed {
         peer: SocketAddr,
         error: StorageError,
     },
     /// A complete piece was hashed: `ok` if it matched the torrent.
     Verified { index: u32, ok: bool },
+    /// A complete piece could not be read back for its hash check. The disk's fault, never
+    /// that of the peers that sent it (no strike): the download ends as for `StorageFailed`.
+    PieceUnreadable { index: u32, error: StorageError },
 }
 
 /// What the scheduler tells one peer thread.

@@ -101,7 +101,8 @@ pub enum Ended {
     GaveUp(Progress),
     /// The stop flag was raised (Ctrl-C).
     Interrupted(Progress),
-    /// A block could not be written (see [`Event::StorageFailed`]).
+    /// The disk failed: a block could not be written, or read back to verify or to upload
+    /// (see [`Event::StorageFailed`], [`Event::PieceUnreadable`]).
     StorageFailed(StorageError, Progress),
 }
 
@@ -344,10 +345,14 @@ impl Scheduler {
                 outstanding,
             } => self.disconnected(peer, &reason, &outstanding),
             Event::StorageFailed { peer, error } => {
-                log::info!("writing a block from {peer} failed, stopping: {error}");
+                log::info!("the disk failed on a block of {peer}, stopping: {error}");
                 self.storage_failed.get_or_insert(error);
             }
             Event::Verified { index, ok } => self.verified(index, ok),
+            Event::PieceUnreadable { index, error } => {
+                log::info!("piece {index} could not be read back to verify it, stopping: {error}");
+                self.storage_failed.get_or_insert(error);
+            }
         }
     }
 
@@ -614,10 +619,17 @@ fn spawn_verifiers(
         let verify = move || {
             let mut buffer = Vec::new();
             for index in queue {
-                let ok = storage.read_piece(&layout, index, &mut buffer).is_ok()
-                    && layout.verify(index, &buffer);
-                if events.send(Event::Verified { index, ok }).is_err() {
-                    return;
+                // A piece that cannot be read is not a piece that failed its hash: only a
+                // hash mismatch is the senders' fault (errors in the right tier).
+                let event = match storage.read_piece(&layout, index, &mut buffer) {
+                    Ok(()) => Event::Verified {
+                        index,
+                        ok: layout.verify(index, &buffer),
+                    },
+                    Err(error) => Event::PieceUnreadable { index, error },
+                };
+                if events.send(event).is_err() {
+                    return; // the scheduler has ended: nobody wants the verdict
                 }
             }
         };

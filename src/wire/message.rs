@@ -302,7 +302,7 @@ fn decode(id: u8, payload: Vec<u8>) -> Result<Message, WireError> {
             length: u32_at(8),
         },
         9 => Message::Port(u16::from_be_bytes([payload[0], payload[1]])),
-        13 => Message::SuggestPiece { index: u32_at(0) },
+        13 => Message::SuggestPiece { index: u32_at(0) }, // BEP 6, the fast extension [W5.2]
         14 => Message::HaveAll,
         15 => Message::HaveNone,
         16 => Message::RejectRequest {
