@@ -501,7 +501,9 @@ mod tests {
             .name("scheduler".into())
             .spawn(|| -> Outcome { panic!("piece 7 twice in the picker") })
             .unwrap();
-        let error = join_scheduler(scheduler).err().expect("an error");
+        let Err(error) = join_scheduler(scheduler) else {
+            panic!("a panicking scheduler gave an outcome");
+        };
         let text = error.to_string();
         assert!(matches!(error, SessionError::Crashed(_)), "{text}");
         assert!(
