@@ -68,8 +68,62 @@ fn wireshark_decodes_every_handshake_and_message_peerwire_sent() {
     within(&from_leecher, &leecher, &seeder, "leecher → seeder");
     within(&from_seeder, &seeder, &leecher, "seeder → leecher");
     assert_eq!(from_seeder.get("Piece"), Some(&19), "{from_seeder:?}");
+    // Both speak the fast extension (BEP 6): a seed's `have all`, and its allowed fast set
+    // (all 10 pieces of this small torrent).
+    assert_eq!(from_seeder.get("Have All"), Some(&1), "{from_seeder:?}");
+    assert_eq!(
+        from_seeder.get("Allowed Fast"),
+        Some(&10),
+        "{from_seeder:?}"
+    );
     println!("Wireshark decoded, leecher → seeder: {from_leecher:#?}");
     println!("Wireshark decoded, seeder → leecher: {from_seeder:#?}");
+}
+
+/// A peer that chokes in the middle and rejects what is in flight (BEP 6): Wireshark decodes
+/// its `have all` and every `reject request` the leecher traced as received, and the
+/// leecher's requests as no more than it traced as sent.
+#[test]
+fn wireshark_decodes_rejects_of_the_fast_extension() {
+    let Some(tshark) = common::need_program("tshark") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent) = small_torrent(dir.path(), SIZE, PIECE_LENGTH);
+    let info_hash = peerwire::metainfo::Metainfo::from_file(&torrent)
+        .unwrap()
+        .info_hash;
+    let bytes = std::sync::Arc::new(std::fs::read(&content).unwrap());
+    let script = common::Script::FastChokeAndReject(8);
+    let peer = common::ScriptedPeer::start(info_hash, bytes, PIECE_LENGTH.into(), script);
+    let port = peer.addr.port();
+    let Some(capture) = Capture::start(&tshark, port) else {
+        return;
+    };
+    let leecher = trace_lines(&traced_download(&torrent, &dir.path().join("out"), port));
+    let packets = capture.finish();
+
+    let (from_leecher, from_peer) = decoded(&packets, port);
+    let received = tally(&leecher, Direction::Received);
+    for (kind, count) in &received {
+        let seen = from_peer.get(kind).copied().unwrap_or(0);
+        assert!(
+            seen >= *count,
+            "{kind}: Wireshark decoded {seen}, peerwire received {count}"
+        );
+    }
+    let sent = tally(&leecher, Direction::Sent);
+    for (kind, seen) in &from_leecher {
+        let count = sent.get(kind).copied().unwrap_or(0);
+        assert!(
+            *seen <= count,
+            "{kind}: Wireshark decoded {seen}, peerwire sent {count}"
+        );
+    }
+    assert_eq!(from_peer.get("Have All"), Some(&1), "{from_peer:?}");
+    let rejects = received.get("Reject Request").copied().unwrap_or(0);
+    assert!(rejects > 0, "the peer rejected nothing: {received:?}");
+    println!("Wireshark decoded, peer → leecher: {from_peer:#?}");
 }
 
 /// For every kind: received (`<-` of `to`) ≤ decoded by Wireshark ≤ sent (`->` of `from`).
@@ -126,6 +180,11 @@ fn message_kind(id: Option<u8>) -> String {
         Some(7) => "Piece",
         Some(8) => "Cancel",
         Some(9) => "Port",
+        Some(13) => "Suggest Piece",
+        Some(14) => "Have All",
+        Some(15) => "Have None",
+        Some(16) => "Reject Request",
+        Some(17) => "Allowed Fast",
         Some(other) => return format!("Message type {other}"),
     };
     name.to_string()
