@@ -121,6 +121,15 @@ fn an_unknown_message_id_is_skipped_not_fatal() {
 }
 
 #[test]
+fn a_garbled_extension_message_is_ignored_not_fatal() {
+    let served = survive(Script::GarbledPex, None);
+    assert!(
+        served > 0,
+        "the peer that sent a garbled ut_pex served nothing"
+    );
+}
+
+#[test]
 fn a_late_bitfield_updates_what_the_peer_has() {
     // The only peer announces half its pieces, then the rest in a second bitfield: the
     // download can finish only if that bitfield is taken as an update.

@@ -71,7 +71,9 @@ impl Extensions {
         })
     }
 
-    /// One `extended` message from the peer.
+    /// One `extended` message from the peer. A malformed one is logged and ignored: a broken
+    /// `ut_pex` list or metadata request harms no one, and hanging up on it would lose a peer
+    /// that may serve us well (only what harms us ends a connection).
     pub fn receive(
         &mut self,
         connection: &mut Connection,
@@ -79,25 +81,41 @@ impl Extensions {
         id: u8,
         payload: &[u8],
     ) -> Result<(), PeerError> {
-        let bad = |e: crate::wire::extension::ExtensionError| PeerError::Protocol(e.to_string());
+        let ignore = |e: crate::wire::extension::ExtensionError| {
+            log::info!("{}: extended message {id} ignored: {e}", connection.addr);
+        };
         match id {
-            0 => self
-                .handshake(connection.addr, context, payload)
-                .map_err(bad),
-            UT_METADATA_ID => match MetadataMessage::from_payload(payload).map_err(bad)? {
-                MetadataMessage::Request { piece } => {
+            0 => {
+                if let Err(e) = self.handshake(connection.addr, context, payload) {
+                    ignore(e);
+                }
+                Ok(())
+            }
+            UT_METADATA_ID => match MetadataMessage::from_payload(payload) {
+                Ok(MetadataMessage::Request { piece }) => {
                     self.serve_metadata(connection, context, piece)
                 }
-                _ => Ok(()), // we already have the metadata
+                Ok(_) => Ok(()), // we already have the metadata
+                Err(e) => {
+                    ignore(e);
+                    Ok(())
+                }
             },
             UT_PEX_ID if context.pex => {
-                let pex = PexMessage::from_payload(payload).map_err(bad)?;
+                let pex = match PexMessage::from_payload(payload) {
+                    Ok(pex) => pex,
+                    Err(e) => {
+                        ignore(e);
+                        return Ok(());
+                    }
+                };
                 let addrs: Vec<SocketAddr> = pex.added.iter().map(|(a, _)| *a).collect();
                 log::debug!("{}: pex: {} added", connection.addr, addrs.len());
                 let found = Event::PeersFound {
                     peer: connection.addr,
                     addrs,
                 };
+                // The scheduler may have ended (the download is over): nobody needs them.
                 let _ = context.events.send(found);
                 Ok(())
             }

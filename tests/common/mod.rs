@@ -691,6 +691,8 @@ pub enum Script {
     HugeLength,
     /// Sends a message with an unknown id first, then behaves.
     UnknownMessage,
+    /// Sends a garbled `ut_pex` message (an `added` list of 3 bytes) first, then behaves.
+    GarbledPex,
     /// Announces only the first half of its pieces in its bitfield, then, after serving its
     /// first block, a whole bitfield in the middle of the connection (as aria2 does instead
     /// of a batch of `have`s).
@@ -912,6 +914,11 @@ fn misbehave_after_bitfield(
         },
         Script::HugeLength => socket.write_all(&[0xff, 0xff, 0xff, 0xff, 7])?,
         Script::UnknownMessage => socket.write_all(&[0, 0, 0, 4, 99, 1, 2, 3])?,
+        Script::GarbledPex => Message::Extended {
+            id: 1, // peerwire's id for ut_pex (its extended handshake says so)
+            payload: b"d5:added3:abce".to_vec(),
+        }
+        .write_to(socket)?,
         Script::HaveOutOfRange => Message::Have {
             index: (pieces + 10_000) as u32,
         }
