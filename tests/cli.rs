@@ -135,6 +135,39 @@ fn magnet_parse_prints_the_tracker_and_the_hex_info_hash() {
     );
 }
 
+/// A link as the world writes it: keys in capitals, `xt` escaped, a first tracker with a
+/// broken escape (dropped, with a warning on stderr naming it as written), a second tracker
+/// in Latin-1 (its byte kept escaped).
+#[test]
+fn magnet_parse_reads_untidy_links_and_warns_about_a_broken_tracker() {
+    let hex = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
+    let broken = "udp%3A%2F%2Ftracker.example%3A6969%ZZannounce";
+    let link = format!(
+        "magnet:?XT=urn%3Abtih%3A{hex}&DN=caf%C3%A9&TR={broken}\
+         &Tr=http%3A%2F%2Ftracker.example%2Fcaf%E9%2Fannounce"
+    );
+    let out = run_with_deadline(peerwire().args(["magnet_parse", &link]), DEADLINE);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        format!("Tracker URL: http://tracker.example/caf%E9/announce\nInfo Hash: {hex}\n")
+    );
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("WARN"))
+        .unwrap_or_else(|| panic!("no warning on stderr:\n{stderr}"));
+    assert!(
+        warning.contains(&format!("ignoring `TR={broken}`")),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("is not followed by two hex digits"),
+        "{warning}"
+    );
+}
+
 /// The README opens with exactly the two set-up commands: the demo and the tests. (That the
 /// demo works is `tests/demo.rs`.)
 #[test]
