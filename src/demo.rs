@@ -93,6 +93,8 @@ pub struct Participant {
     pub peer_id: PeerId,
     /// How long it took to complete (leechers).
     pub completed_after: Option<Duration>,
+    /// Pieces it downloaded and verified in this run (0 for the seeder).
+    pub pieces_downloaded: u32,
     /// Whom it traded with.
     pub traffic: Vec<Traffic>,
 }
@@ -157,6 +159,7 @@ fn run_in(config: &DemoConfig, dir: &Path) -> Result<DemoReport, DemoError> {
             name,
             peer_id: summary.peer_id,
             completed_after: n.checked_sub(1).and_then(|i| completed[i]),
+            pieces_downloaded: pieces_downloaded(&summary.progress),
             traffic: summary.traffic,
         })
         .collect();
@@ -325,6 +328,13 @@ fn finish(members: Vec<Member>) -> Result<Vec<(String, Summary)>, DemoError> {
     Ok(summaries)
 }
 
+fn pieces_downloaded(progress: &crate::scheduler::Progress) -> u32 {
+    let pieces = progress
+        .pieces_have
+        .saturating_sub(progress.pieces_at_start);
+    u32::try_from(pieces).unwrap_or(u32::MAX)
+}
+
 /// One progress bar per leecher on stderr (none when the config says so).
 struct Bars {
     multi: Option<indicatif::MultiProgress>,
@@ -366,8 +376,10 @@ impl DemoReport {
             .sum()
     }
 
-    /// For leecher `n` (1-based): pieces whose blocks came from other leechers, and from the
-    /// seeder. (A piece finished in endgame by two peers counts for both.)
+    /// For leecher `n` (1-based): pieces credited to other leechers, and to the seeder. Each
+    /// piece is credited once, to the peer whose block of it was written first (in endgame
+    /// several peers send blocks of one piece), so the two add up to the pieces downloaded,
+    /// but for the rare piece whose sender reconnected just before the piece was verified.
     pub fn pieces_from(&self, n: usize) -> (u32, u32) {
         let seeder = self.participants[0].peer_id;
         let mut from_leechers = 0;
@@ -442,15 +454,30 @@ impl DemoReport {
         lines
     }
 
+    /// `leecher 1: 163 from leechers, 93 from the seeder, of 256 (64 % from leechers)`.
     fn sharing_lines(&self) -> Vec<String> {
-        let mut lines =
-            vec!["pieces each leecher got from other leechers rather than the seeder:".into()];
-        for n in 1..self.participants.len() {
+        let mut lines = vec![
+            "pieces each leecher got from other leechers rather than the seeder \
+             (a piece counts once, for the peer whose block of it came first):"
+                .into(),
+        ];
+        for (n, participant) in self.participants.iter().enumerate().skip(1) {
             let (leechers, seeder) = self.pieces_from(n);
             let share = 100.0 * f64::from(leechers) / f64::from((leechers + seeder).max(1));
+            // Rare: a piece whose sender's connection was replaced (by a newer one from the
+            // same peer) before the piece was verified is credited to no one. Say so, rather
+            // than print counts that do not add up.
+            let unnamed = participant
+                .pieces_downloaded
+                .saturating_sub(leechers + seeder);
+            let unnamed = match unnamed {
+                0 => String::new(),
+                _ => format!(", {unnamed} from a peer that had since reconnected"),
+            };
             lines.push(format!(
-                "  {}: {leechers} from leechers, {seeder} from the seeder ({share:.0} % from leechers)",
-                self.participants[n].name
+                "  {}: {leechers} from leechers, {seeder} from the seeder{unnamed}, of {} \
+                 ({share:.0} % from leechers)",
+                participant.name, participant.pieces_downloaded
             ));
         }
         lines

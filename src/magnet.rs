@@ -31,13 +31,23 @@
 //!
 //! Decisions the BEP leaves open, and what we chose:
 //! - The hash is 40 hex digits or 32 base32 characters (RFC 4648: `A`–`Z`, `2`–`7`), in either
-//!   case. `xt` is read as written, not percent-decoded: a hash needs no escaping, and reading
-//!   it raw lets an error point at the exact offending character.
+//!   case. A hash needs no escaping, but some sites escape it anyway (`xt=urn%3Abtih%3A...`, or
+//!   one digit as `%61`), so `xt` is percent-decoded first; each decoded byte remembers where
+//!   it was written, and an error still points at the offending character of the link.
+//! - Parameter names ignore case (`XT=`, `dN=`, `Tr=`): links are written by hand too.
+//! - Only `xt` must be readable. A `dn`, `tr`, `ws` or `x.pe` with a broken escape (`%ZZ`, a
+//!   trailing `%3`) is a hint we cannot read: it is dropped with a warning that names it, and
+//!   the link is used without it. A broken escape in `xt` is an error: it may hide the hash.
 //! - A link with only a v2 hash (`urn:btmh:`, BEP 52) is refused: peerwire speaks v1. A hybrid
 //!   torrent's link may carry both; then the `btih` is used. Two *different* `btih` are an error.
 //! - `+` means a space only in `dn`, as most clients treat it (sites build that part with HTML
 //!   form encoding). In `tr`, `ws` and `x.pe` it is a literal `+`: a tracker URL is kept byte
 //!   for byte after percent-decoding, since its query string is the tracker's business.
+//! - A `tr` or `ws` whose decoded bytes are not UTF-8 (a Latin-1 path, a binary passkey) keeps
+//!   those bytes escaped: `%E9` stays `%E9`, while the UTF-8 around it is decoded. A URL cannot
+//!   carry the byte 0xE9 any other way (RFC 3986, section 2.1), so this is exactly what the
+//!   tracker will receive; `String::from_utf8_lossy` would send `%EF%BF%BD` instead, and a
+//!   `Vec<u8>` field would make every user escape the bytes again.
 //! - Some clients number repeated keys (`tr.1=`, `tr.2=`, `xt.1=`): the suffix is dropped.
 //!   Unknown keys (`xl`, `as`, `kt`, ...) are ignored. Repeated trackers, peers and web seeds
 //!   are dropped after their first appearance; of several `dn`, the first wins.
@@ -58,11 +68,12 @@ pub struct Magnet {
     pub info_hash: InfoHash,
     /// `dn`: the display name, percent-decoded (`+` is a space here); bad UTF-8 becomes `�`.
     pub name: Option<String>,
-    /// Every `tr`, percent-decoded, in the link's order, each once.
+    /// Every readable `tr`, percent-decoded (bytes that are not UTF-8 stay `%XX`), in the
+    /// link's order, each once.
     pub trackers: Vec<String>,
     /// Every `x.pe` that is an IP address and port (`1.2.3.4:5`, `[::1]:5`), each once.
     pub peers: Vec<SocketAddr>,
-    /// Every `ws` (BEP 19 web seed), percent-decoded, each once. Not used yet.
+    /// Every readable `ws` (BEP 19 web seed), decoded like `tr`, each once. Not used yet.
     pub web_seeds: Vec<String>,
 }
 
@@ -100,7 +111,7 @@ pub enum MagnetError {
         character: char,
         alphabet: &'static str,
     },
-    /// A `%` without two hex digits after it, in `dn`, `tr`, `ws` or `x.pe`.
+    /// A `%` without two hex digits after it, in `xt` (any other parameter is dropped instead).
     #[error("`{param}`: the `%` at offset {offset} is not followed by two hex digits")]
     Percent { param: String, offset: usize },
     /// Two `urn:btih:` that name different torrents: which one was meant?
@@ -170,12 +181,13 @@ struct Param<'a> {
 }
 
 impl Param<'_> {
-    /// The key without a numeric suffix: `tr.1` → `tr`, while `x.pe` stays `x.pe`.
-    fn name(&self) -> &str {
-        match self.key.rsplit_once('.') {
+    /// The key in lower case without a numeric suffix: `Tr.1` → `tr`, `X.PE` → `x.pe`.
+    fn name(&self) -> String {
+        let base = match self.key.rsplit_once('.') {
             Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
             _ => self.key,
-        }
+        };
+        base.to_ascii_lowercase()
     }
 
     /// Character offset in the link of byte `i` of the value.
@@ -233,15 +245,28 @@ struct Found {
 
 impl Found {
     fn add(&mut self, param: &Param) -> Result<(), MagnetError> {
-        match param.name() {
+        match param.name().as_str() {
             "xt" => self.add_exact_topic(param)?,
             "dn" => {
-                let name = decode_text(param, Plus::Space)?;
-                self.name.get_or_insert(name);
+                if let Some(name) = readable(param, decode_text(param, Plus::Space)) {
+                    self.name.get_or_insert(name);
+                }
             }
-            "tr" => push_unique(&mut self.trackers, decode_text(param, Plus::Literal)?),
-            "ws" => push_unique(&mut self.web_seeds, decode_text(param, Plus::Literal)?),
-            "x.pe" => self.add_peer(param)?,
+            "tr" => {
+                if let Some(url) = readable(param, decode_url(param)) {
+                    push_unique(&mut self.trackers, url);
+                }
+            }
+            "ws" => {
+                if let Some(url) = readable(param, decode_url(param)) {
+                    push_unique(&mut self.web_seeds, url);
+                }
+            }
+            "x.pe" => {
+                if let Some(text) = readable(param, decode_text(param, Plus::Literal)) {
+                    self.add_peer(param, &text);
+                }
+            }
             _ => {} // someone else's parameter (xl, as, kt, ...): not ours to judge
         }
         Ok(())
@@ -250,31 +275,33 @@ impl Found {
     /// `xt`: a v1 hash is decoded, a v2 one only noted; other URNs (`urn:sha1:`, `urn:ed2k:`)
     /// name the file on other networks and are ignored.
     fn add_exact_topic(&mut self, param: &Param) -> Result<(), MagnetError> {
-        if let Some(hash) = strip_prefix_ignore_case(param.value, "urn:btih:") {
-            let start = param.value.len() - hash.len();
-            let info_hash = decode_btih(param, start)?;
+        // Decoded first, `urn%3Abtih%3A` being `urn:btih:`; a broken `%` here is an error, as
+        // it may sit in the one parameter the link cannot do without.
+        let topic = percent_decode(param, Plus::Literal)?;
+        let urn = topic.bytes.get(..URN_LENGTH).unwrap_or_default();
+        if urn.eq_ignore_ascii_case(b"urn:btih:") {
+            let info_hash = decode_btih(param, &topic)?;
             match self.btih {
                 None => self.btih = Some(info_hash),
                 Some(first) if first == info_hash => {} // the same hash again (hex and base32)
                 Some(first) => {
                     return Err(MagnetError::ConflictingHashes {
                         param: param.key.to_string(),
-                        offset: param.offset_of(start),
+                        offset: topic.offset_of(param, URN_LENGTH),
                         first,
                         second: info_hash,
                     });
                 }
             }
-        } else if strip_prefix_ignore_case(param.value, "urn:btmh:").is_some() {
+        } else if urn.eq_ignore_ascii_case(b"urn:btmh:") {
             self.btmh
                 .get_or_insert((param.key.to_string(), param.offset));
         }
         Ok(())
     }
 
-    /// `x.pe`: kept if it is an IP address and port, skipped with a warning otherwise.
-    fn add_peer(&mut self, param: &Param) -> Result<(), MagnetError> {
-        let text = decode_text(param, Plus::Literal)?;
+    /// `x.pe`, decoded: kept if it is an IP address and port, skipped with a warning otherwise.
+    fn add_peer(&mut self, param: &Param, text: &str) {
         match text.parse::<SocketAddr>() {
             Ok(addr) => push_unique(&mut self.peers, addr),
             Err(_) => log::warn!(
@@ -284,7 +311,6 @@ impl Found {
                 param.offset
             ),
         }
-        Ok(())
     }
 
     /// The link as a whole: it must have named a v1 hash.
@@ -309,6 +335,21 @@ fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
         list.push(item);
     }
 }
+
+/// A hint (`dn`, `tr`, `ws`, `x.pe`) we could not decode is not worth refusing the whole
+/// link for: the warning names it as written, and the link goes on without it.
+fn readable<T>(param: &Param, decoded: Result<T, MagnetError>) -> Option<T> {
+    match decoded {
+        Ok(value) => Some(value),
+        Err(e) => {
+            log::warn!("magnet link: ignoring `{}={}`: {e}", param.key, param.value);
+            None
+        }
+    }
+}
+
+/// `urn:btih:` and `urn:btmh:` are both 9 characters; the hash follows.
+const URN_LENGTH: usize = 9;
 
 /// The digits a btih hash may be written in. Both spell exactly 160 bits:
 /// 40 hex digits × 4 bits = 32 base32 characters × 5 bits = 20 bytes.
@@ -344,15 +385,16 @@ fn base32_value(c: char) -> Option<u32> {
     }
 }
 
-/// The hash that starts at byte `start` of `param`'s value: its length picks the alphabet.
-fn decode_btih(param: &Param, start: usize) -> Result<InfoHash, MagnetError> {
-    let hash = param.value.get(start..).unwrap_or_default();
-    match hash.chars().count() {
-        40 => decode_digits(param, start, &HEX),
-        32 => decode_digits(param, start, &BASE32),
+/// The hash after `urn:btih:` in the decoded `xt`: its length picks the alphabet.
+fn decode_btih(param: &Param, topic: &Decoded) -> Result<InfoHash, MagnetError> {
+    let hash = topic.bytes.get(URN_LENGTH..).unwrap_or_default();
+    // Characters, not bytes: "this one has 40" must be true of what the user sees.
+    match String::from_utf8_lossy(hash).chars().count() {
+        40 => decode_digits(param, topic, &HEX),
+        32 => decode_digits(param, topic, &BASE32),
         found => Err(MagnetError::HashLength {
             param: param.key.to_string(),
-            offset: param.offset_of(start),
+            offset: topic.offset_of(param, URN_LENGTH),
             found,
         }),
     }
@@ -362,19 +404,22 @@ fn decode_btih(param: &Param, start: usize) -> Result<InfoHash, MagnetError> {
 /// The caller has checked that there are exactly 160 bits' worth of digits.
 fn decode_digits(
     param: &Param,
-    start: usize,
+    topic: &Decoded,
     alphabet: &Alphabet,
 ) -> Result<InfoHash, MagnetError> {
-    let hash = param.value.get(start..).unwrap_or_default();
+    let hash = topic.bytes.get(URN_LENGTH..).unwrap_or_default();
     let mut bytes = [0u8; 20];
     let mut filled = 0;
     let mut pending: u32 = 0; // bits read but not yet placed in a byte
     let mut pending_bits = 0;
-    for (i, character) in hash.char_indices() {
-        let digit = (alphabet.value)(character).ok_or_else(|| MagnetError::HashCharacter {
+    for (i, &byte) in hash.iter().enumerate() {
+        // Every digit is ASCII; the first byte that is not one is the error. For the message,
+        // the character it begins (a `é` is two bytes), or U+FFFD if it begins none.
+        let digit = (alphabet.value)(char::from(byte)).filter(|_| byte.is_ascii());
+        let digit = digit.ok_or_else(|| MagnetError::HashCharacter {
             param: param.key.to_string(),
-            offset: param.offset_of(start + i),
-            character,
+            offset: topic.offset_of(param, URN_LENGTH + i),
+            character: first_character(&hash[i..]),
             alphabet: alphabet.name,
         })?;
         pending = (pending << alphabet.bits) | digit;
@@ -398,38 +443,81 @@ enum Plus {
     Literal,
 }
 
-/// The value percent-decoded as bytes (`%F0%9F%98%80` is one emoji), then read as UTF-8.
-fn decode_text(param: &Param, plus: Plus) -> Result<String, MagnetError> {
-    let bytes = percent_decode(param, plus)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+/// The character `bytes` begin with, or U+FFFD if they do not begin with valid UTF-8.
+fn first_character(bytes: &[u8]) -> char {
+    let text = String::from_utf8_lossy(bytes.get(..4).unwrap_or(bytes));
+    text.chars().next().unwrap_or(char::REPLACEMENT_CHARACTER)
 }
 
-fn percent_decode(param: &Param, plus: Plus) -> Result<Vec<u8>, MagnetError> {
-    let raw = param.value.as_bytes();
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while let Some(&byte) = raw.get(i) {
-        match byte {
-            b'%' => {
-                let escaped = raw.get(i + 1..i + 3).and_then(hex_byte);
+/// The value percent-decoded as bytes (`%F0%9F%98%80` is one emoji), then read as UTF-8.
+fn decode_text(param: &Param, plus: Plus) -> Result<String, MagnetError> {
+    let decoded = percent_decode(param, plus)?;
+    Ok(String::from_utf8_lossy(&decoded.bytes).into_owned())
+}
+
+/// A URL (`tr`, `ws`) percent-decoded, except bytes that are not UTF-8: they stay `%XX`
+/// (the module doc says why).
+fn decode_url(param: &Param) -> Result<String, MagnetError> {
+    let decoded = percent_decode(param, Plus::Literal)?;
+    let mut url = String::with_capacity(decoded.bytes.len());
+    for chunk in decoded.bytes.utf8_chunks() {
+        url.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            url.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Ok(url)
+}
+
+/// A value after percent-decoding, each byte with the place it was written: `%61` and `a`
+/// both give `a`, but an error about it must point at the `%`.
+struct Decoded {
+    bytes: Vec<u8>,
+    /// `written_at[i]`: where in the raw value the character that gave byte `i` starts.
+    written_at: Vec<usize>,
+}
+
+impl Decoded {
+    /// Character offset in the link of decoded byte `i` (the value's end if there is none).
+    fn offset_of(&self, param: &Param, i: usize) -> usize {
+        let raw_index = self.written_at.get(i).copied();
+        param.offset_of(raw_index.unwrap_or(param.value.len()))
+    }
+}
+
+fn percent_decode(param: &Param, plus: Plus) -> Result<Decoded, MagnetError> {
+    let raw = param.value;
+    let mut decoded = Decoded {
+        bytes: Vec::with_capacity(raw.len()),
+        written_at: Vec::with_capacity(raw.len()),
+    };
+    let mut characters = raw.char_indices();
+    while let Some((i, character)) = characters.next() {
+        match character {
+            '%' => {
+                let escaped = raw.as_bytes().get(i + 1..i + 3).and_then(hex_byte);
                 let escaped = escaped.ok_or_else(|| MagnetError::Percent {
                     param: param.key.to_string(),
                     offset: param.offset_of(i),
                 })?;
-                out.push(escaped);
-                i += 3;
+                decoded.bytes.push(escaped);
+                decoded.written_at.push(i);
+                characters.nth(1); // the two hex digits, ASCII: one character each
             }
-            b'+' if plus == Plus::Space => {
-                out.push(b' ');
-                i += 1;
+            '+' if plus == Plus::Space => {
+                decoded.bytes.push(b' ');
+                decoded.written_at.push(i);
             }
             _ => {
-                out.push(byte);
-                i += 1;
+                let mut buffer = [0u8; 4];
+                for &byte in character.encode_utf8(&mut buffer).as_bytes() {
+                    decoded.bytes.push(byte);
+                    decoded.written_at.push(i);
+                }
             }
         }
     }
-    Ok(out)
+    Ok(decoded)
 }
 
 /// Every byte outside `A-Z a-z 0-9 - . _ ~` (RFC 3986 "unreserved") as `%XX`.
@@ -512,6 +600,136 @@ mod tests {
         assert_eq!(m.info_hash, InfoHash(COUNTING));
         assert_eq!(m.name, None);
         assert!(m.trackers.is_empty() && m.peers.is_empty() && m.web_seeds.is_empty());
+    }
+
+    /// Links as some sites and clients write them: the whole `xt` escaped (hex digits of the
+    /// escapes in either case), one digit of the hash escaped (`%61` is `a`, `%59` is `Y`),
+    /// every character escaped.
+    #[test]
+    fn an_escaped_xt_is_decoded_before_it_is_read() {
+        let one_digit = EXAMPLE_HEX.replacen('a', "%61", 1);
+        let vectors = [
+            format!("magnet:?xt=urn%3Abtih%3A{EXAMPLE_HEX}&dn=ubuntu.iso"),
+            format!("magnet:?xt=urn%3abtih%3a{EXAMPLE_BASE32}"),
+            format!("magnet:?xt=urn:btih:{one_digit}"),
+            format!("magnet:?xt=urn:btih:%59{}", &EXAMPLE_BASE32[1..]),
+            format!("magnet:?xt=%75%72%6E%3A%62%74%69%68%3A{EXAMPLE_HEX}"),
+        ];
+        for uri in vectors {
+            assert_eq!(parse(&uri).info_hash.to_hex(), EXAMPLE_HEX, "{uri}");
+        }
+    }
+
+    #[test]
+    fn errors_in_an_escaped_xt_point_at_the_link_as_written() {
+        // "magnet:?xt=urn%3Abtih%3A" is 24 characters: the hash starts at offset 24, not 20.
+        let e = error("magnet:?xt=urn%3Abtih%3Aabcdef");
+        assert!(
+            matches!(
+                e,
+                MagnetError::HashLength {
+                    offset: 24,
+                    found: 6,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // `%67` is a `g`: reported as `g`, at the offset of its `%` (20 + 7).
+        let hash = format!("{}%67{}", &COUNTING_HEX[..7], &COUNTING_HEX[8..]);
+        let e = error(&format!("magnet:?xt=urn:btih:{hash}"));
+        assert!(
+            matches!(
+                e,
+                MagnetError::HashCharacter {
+                    offset: 27,
+                    character: 'g',
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // `%C3%A9` is one character, `é`, two bytes; `%FF` begins no character at all.
+        for (escape, character) in [("%C3%A9", '\u{e9}'), ("%FF", char::REPLACEMENT_CHARACTER)] {
+            let e = error(&format!(
+                "magnet:?xt=urn:btih:{escape}{}",
+                &COUNTING_HEX[1..]
+            ));
+            assert!(
+                matches!(e, MagnetError::HashCharacter { offset: 20, character: c, .. } if c == character),
+                "{escape}: {e:?}"
+            );
+        }
+        // A second, different hash behind an escaped URN: the offset is its first digit,
+        // 64 + 13 (`urn%3Abtih%3A`).
+        let uri = format!("magnet:?xt=urn:btih:{COUNTING_HEX}&xt=urn%3Abtih%3A{EXAMPLE_HEX}");
+        let e = error(&uri);
+        assert!(
+            matches!(e, MagnetError::ConflictingHashes { offset: 77, .. }),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn parameter_names_ignore_case() {
+        let m = parse(&format!(
+            "magnet:?XT=urn:btih:{EXAMPLE_HEX}&dN=Ubuntu+24.04\
+             &TR=udp%3A%2F%2Ftracker.example%3A6969%2Fannounce\
+             &Tr.1=http%3A%2F%2Fbackup.example%2Fannounce&X.PE=10.0.0.2:6881\
+             &WS=https%3A%2F%2Fmirror.example%2Fubuntu.iso&XL=1048576"
+        ));
+        assert_eq!(m.info_hash.to_hex(), EXAMPLE_HEX);
+        assert_eq!(m.name.as_deref(), Some("Ubuntu 24.04"));
+        assert_eq!(
+            m.trackers,
+            [
+                "udp://tracker.example:6969/announce",
+                "http://backup.example/announce"
+            ]
+        );
+        assert_eq!(m.peers, ["10.0.0.2:6881".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(m.web_seeds, ["https://mirror.example/ubuntu.iso"]);
+        let e = error(&format!("magnet:?Xt.1=urn:btih:{}", &COUNTING_HEX[1..]));
+        assert!(e.to_string().starts_with("`Xt.1` at offset 22"), "{e}");
+    }
+
+    /// `%ZZ`, a trailing `%3`, a `%` followed by `+`: each parameter is dropped (with a
+    /// warning, shown by the `magnet_parse` test in `tests/cli.rs`); the link still works.
+    #[test]
+    fn a_hint_with_a_bad_escape_is_dropped_and_the_link_still_works() {
+        let m = parse(&link(
+            "&dn=50%+off&dn=Ubuntu\
+             &tr=udp%3A%2F%2Ftracker.example%3A6969%ZZannounce\
+             &tr=udp%3A%2F%2Ftracker.example%3A6969%2Fannounce\
+             &tr=http%3A%2F%2Fbackup.example%2Fannounce%3\
+             &ws=https%3A%2F%2Fmirror.example%2F%GG.iso&x.pe=%5B::1%5&x.pe=10.0.0.2:6881",
+        ));
+        assert_eq!(m.info_hash, InfoHash(COUNTING));
+        assert_eq!(m.name.as_deref(), Some("Ubuntu")); // the first readable `dn`
+        assert_eq!(m.trackers, ["udp://tracker.example:6969/announce"]);
+        assert!(m.web_seeds.is_empty());
+        assert_eq!(m.peers, ["10.0.0.2:6881".parse::<SocketAddr>().unwrap()]);
+    }
+
+    /// A Latin-1 path (`%E9` is `é` in Latin-1, not UTF-8) and a binary passkey: the UTF-8
+    /// around them is decoded, the stray bytes stay escaped, as the tracker must receive them.
+    #[test]
+    fn a_tracker_that_is_not_utf8_keeps_its_bytes_escaped() {
+        let m = parse(&link(
+            "&tr=http%3A%2F%2Ftracker.example%2Fcaf%e9%2Fannounce\
+             &tr=http%3A%2F%2Ft.example%2Fannounce%3Fpasskey%3D%FF%FEab%C3%A9%80\
+             &ws=http%3A%2F%2Fmirror.example%2F%E9t%E9.iso",
+        ));
+        assert_eq!(
+            m.trackers,
+            [
+                "http://tracker.example/caf%E9/announce",
+                "http://t.example/announce?passkey=%FF%FEab\u{e9}%80"
+            ]
+        );
+        assert_eq!(m.web_seeds, ["http://mirror.example/%E9t%E9.iso"]);
+        // Kept escaped, the bytes survive the way back to a link and a second reading.
+        assert_eq!(parse(&m.to_uri()), m);
     }
 
     #[test]
@@ -712,30 +930,39 @@ mod tests {
     }
 
     #[test]
-    fn error_bad_percent_encoding_names_parameter_and_offset() {
-        // `link` is 60 characters; a value after `&tr=` or `&dn=` starts at offset 64, after
-        // `&x.pe=` at 66.
+    fn error_bad_percent_in_xt_names_parameter_and_offset() {
         let cases = [
-            ("&tr=udp%3A%2F%2Gx", "tr", 64 + 9),
-            ("&tr=udp%3A%2F%2F%", "tr", 64 + 12),
-            ("&dn=50%", "dn", 64 + 2),
-            ("&x.pe=%5B::1%5", "x.pe", 66 + 6),
+            // "magnet:?xt=urn:btih:" is 20 characters: `%6G` is the hash's first digit.
+            (
+                format!("magnet:?xt=urn:btih:%6G{}", &COUNTING_HEX[1..]),
+                "xt",
+                20,
+            ),
+            // A trailing `%3`, the `:` cut short.
+            ("magnet:?xt=urn%3Abtih%3".to_string(), "xt", 21),
+            // "magnet:?dn=a&XT=urn:btih:" is 25 characters; the key is quoted as written.
+            (
+                format!("magnet:?dn=a&XT=urn:btih:{}%", &COUNTING_HEX[..39]),
+                "XT",
+                25 + 39,
+            ),
         ];
-        for (rest, param, offset) in cases {
-            let e = error(&link(rest));
+        for (uri, param, offset) in cases {
+            let e = error(&uri);
+            assert!(matches!(e, MagnetError::Percent { .. }), "{uri}: {e:?}");
             let message = e.to_string();
             let expected = format!("`{param}`: the `%` at offset {offset} is not followed");
-            assert!(message.contains(&expected), "{rest}: {message}");
+            assert!(message.contains(&expected), "{uri}: {message}");
         }
     }
 
     #[test]
     fn error_offsets_count_characters_not_bytes() {
         // "é" is two bytes in UTF-8 but one character: once in an earlier parameter, once
-        // earlier in the same value. The `%` is character 19 (byte 21).
-        let e = error("magnet:?x=\u{e9}&dn=caf\u{e9}%G&xt=urn:btih:00");
+        // earlier in the same value. The `%` is character 28 (byte 30).
+        let e = error("magnet:?x=\u{e9}&xt=urn:btih:caf\u{e9}%G");
         assert!(
-            matches!(e, MagnetError::Percent { offset: 19, .. }),
+            matches!(e, MagnetError::Percent { offset: 28, .. }),
             "{e:?}"
         );
     }

@@ -135,6 +135,126 @@ fn magnet_parse_prints_the_tracker_and_the_hex_info_hash() {
     );
 }
 
+/// The bug report's torrent: 11,718 pieces, so `info` prints 11,723 lines (480 KB), far more
+/// than a pipe holds (64 KiB on Linux). Hand-made, with a hash per piece that is just counted.
+fn big_torrent(dir: &std::path::Path) -> std::path::PathBuf {
+    const PIECES: u32 = 11_718;
+    let hashes: Vec<u8> = (0..PIECES)
+        .flat_map(|i| peerwire::metainfo::InfoHash::of(&i.to_be_bytes()).0)
+        .collect();
+    let mut bytes = b"d8:announce30:http://127.0.0.1:6969/announce4:info".to_vec();
+    bytes.extend_from_slice(
+        format!(
+            "d6:lengthi{}e4:name5:a.bin12:piece lengthi16384e6:pieces{}:",
+            u64::from(PIECES) * 16384,
+            hashes.len()
+        )
+        .as_bytes(),
+    );
+    bytes.extend_from_slice(&hashes);
+    bytes.extend_from_slice(b"ee");
+    let torrent = dir.join("big.torrent");
+    std::fs::write(&torrent, bytes).unwrap();
+    torrent
+}
+
+/// `peerwire info big.torrent | head -1`: the reader takes one line and closes the pipe while
+/// `info` still has most of its 480 KB to write (the pipe cannot hold them, so `info` is
+/// certainly still writing). A Unix tool stops there, quietly, with status 0.
+#[test]
+fn info_into_a_pipe_closed_after_one_line_exits_0_quietly() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = big_torrent(dir.path());
+    let mut child = peerwire()
+        .arg("info")
+        .arg(&torrent)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("peerwire starts");
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut first = String::new();
+    reader.read_line(&mut first).expect("a first line");
+    drop(reader); // what `head -1` does after its line
+    let out = common::wait_with_deadline(child, DEADLINE);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(first, "Tracker URL: http://127.0.0.1:6969/announce\n");
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(stderr.is_empty(), "stderr is not empty:\n{stderr}");
+}
+
+/// `info` writes through a buffer: counted by strace, the `write` calls on stdout (fd 1) for
+/// 480 KB of output are a handful, not one per line (11,723 before the buffer).
+#[test]
+fn info_writes_stdout_in_a_few_system_calls() {
+    let Some(strace) = common::need_program("strace") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = big_torrent(dir.path());
+    let log = dir.path().join("strace.log");
+    let mut traced = std::process::Command::new(strace);
+    traced
+        .args(["-f", "-qq", "-e", "trace=write", "-o"])
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_peerwire"))
+        .arg("info")
+        .arg(&torrent);
+    let out = run_with_deadline(&mut traced, DEADLINE);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.stdout.is_empty() && stderr.contains("strace: ") {
+        // ptrace forbidden in this container, say: there is no count to check.
+        common::skip::<()>(&format!("strace cannot trace here: {stderr}"));
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let calls = std::fs::read_to_string(&log).expect("strace's log");
+    let lines = out.stdout.iter().filter(|&&b| b == b'\n').count();
+    assert_eq!(lines, 5 + 11_718, "the whole output arrived");
+    let writes = calls.lines().filter(|l| l.contains("write(1,")).count();
+    // 480 KB in 64 KiB buffers: 8 writes here; a little slack for how std's stdout splits them.
+    assert!(
+        (1..=20).contains(&writes),
+        "{writes} write calls on stdout for {lines} lines"
+    );
+}
+
+/// A link as the world writes it: keys in capitals, `xt` escaped, a first tracker with a
+/// broken escape (dropped, with a warning on stderr naming it as written), a second tracker
+/// in Latin-1 (its byte kept escaped).
+#[test]
+fn magnet_parse_reads_untidy_links_and_warns_about_a_broken_tracker() {
+    let hex = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
+    let broken = "udp%3A%2F%2Ftracker.example%3A6969%ZZannounce";
+    let link = format!(
+        "magnet:?XT=urn%3Abtih%3A{hex}&DN=caf%C3%A9&TR={broken}\
+         &Tr=http%3A%2F%2Ftracker.example%2Fcaf%E9%2Fannounce"
+    );
+    let out = run_with_deadline(peerwire().args(["magnet_parse", &link]), DEADLINE);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        format!("Tracker URL: http://tracker.example/caf%E9/announce\nInfo Hash: {hex}\n")
+    );
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("WARN"))
+        .unwrap_or_else(|| panic!("no warning on stderr:\n{stderr}"));
+    assert!(
+        warning.contains(&format!("ignoring `TR={broken}`")),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("is not followed by two hex digits"),
+        "{warning}"
+    );
+}
+
 /// The README opens with exactly the two set-up commands: the demo and the tests. (That the
 /// demo works is `tests/demo.rs`.)
 #[test]

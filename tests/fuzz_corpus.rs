@@ -584,7 +584,7 @@ fn write_magnet_seeds() {
         web_seeds: vec!["https://mirror.example/ubuntu.iso".into()],
     };
     write_seed(t, "full", full.to_uri().as_bytes());
-    let links: [(&str, &str); 7] = [
+    let links: [(&str, &str); 10] = [
         (
             "hash_only",
             "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
@@ -612,6 +612,18 @@ fn write_magnet_seeds() {
         (
             "conflict",
             "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&xt=urn:btih:ffffffffffffffffffffffffffffffffffffffff&&",
+        ),
+        (
+            "escaped_xt",
+            "magnet:?XT=urn%3Abtih%3A0123456789%61bcdef0123456789abcdef01234567&Tr=udp%3A%2F%2Fa%3A1",
+        ),
+        (
+            "bad_tracker",
+            "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&tr=udp%3A%2F%2Fa%3A1%ZZ&tr=http%3A%2F%2Fb%2F%3",
+        ),
+        (
+            "latin1_tracker",
+            "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&tr=http%3A%2F%2Ft%2Fcaf%E9%2Fannounce",
         ),
     ];
     for (name, link) in links {

@@ -80,7 +80,8 @@ pub struct Traffic {
     pub downloaded: u64,
     /// Bytes of blocks we sent it.
     pub uploaded: u64,
-    /// Verified pieces whose blocks it sent (all of them, or some in endgame).
+    /// Verified pieces credited to it. Each piece is credited to one sender, the one whose
+    /// block was written first, even when others sent some of its blocks (endgame).
     pub pieces: u32,
 }
 
@@ -426,9 +427,14 @@ impl Scheduler {
             log::debug!("piece {index} verified");
             self.progress.pieces_have = self.picker.have_count();
             self.ours.set(index as usize);
+            // One sender is credited, so that no piece counts twice: the one whose block was
+            // written first (`senders` is in that order; in endgame, usually the peer that began
+            // the piece), or the next if we cannot name it: a connection replaced by a newer one
+            // to the same peer is no longer known by its address.
             for sender in &senders {
                 if let Some(t) = self.traffic_of(*sender) {
                     t.pieces += 1;
+                    break;
                 }
             }
             self.broadcast(Command::Have(index));
