@@ -378,8 +378,7 @@ impl DemoReport {
 
     /// For leecher `n` (1-based): pieces credited to other leechers, and to the seeder. Each
     /// piece is credited once, to the peer whose block of it was written first (in endgame
-    /// several peers send blocks of one piece), so the two add up to the pieces downloaded,
-    /// but for the rare piece whose sender reconnected just before the piece was verified.
+    /// several peers send blocks of one piece), so the two add up to the pieces downloaded.
     pub fn pieces_from(&self, n: usize) -> (u32, u32) {
         let seeder = self.participants[0].peer_id;
         let mut from_leechers = 0;
@@ -464,9 +463,9 @@ impl DemoReport {
         for (n, participant) in self.participants.iter().enumerate().skip(1) {
             let (leechers, seeder) = self.pieces_from(n);
             let share = 100.0 * f64::from(leechers) / f64::from((leechers + seeder).max(1));
-            // Rare: a piece whose sender's connection was replaced (by a newer one from the
-            // same peer) before the piece was verified is credited to no one. Say so, rather
-            // than print counts that do not add up.
+            // Should not happen (the scheduler credits every piece to a peer id, across its
+            // reconnections); if it ever does, say so rather than print counts that do not
+            // add up.
             let unnamed = participant
                 .pieces_downloaded
                 .saturating_sub(leechers + seeder);

@@ -146,6 +146,9 @@ pub struct Scheduler {
     last_choke: Instant,
     last_pex: Instant,
     traffic: HashMap<PeerId, Traffic>,
+    /// Every address a peer id has been connected from: a piece sent over a connection that
+    /// has since been replaced (the same peer reconnected) is still credited to its peer.
+    ids_by_addr: HashMap<SocketAddr, PeerId>,
     progress: Progress,
     /// Set when a block could not be written: the run ends at the end of this turn.
     storage_failed: Option<StorageError>,
@@ -188,6 +191,7 @@ impl Scheduler {
             last_choke: Instant::now(),
             last_pex: Instant::now(),
             traffic: HashMap::new(),
+            ids_by_addr: HashMap::new(),
             progress,
             storage_failed: None,
         }
@@ -579,7 +583,7 @@ impl Scheduler {
     fn traffic_of(&mut self, peer: SocketAddr) -> Option<&mut Traffic> {
         let peer_id = match self.peers.get(&peer).and_then(|e| e.peer_id) {
             Some(id) => id,
-            None => self.traffic.values().find(|t| t.addr == peer)?.peer_id,
+            None => *self.ids_by_addr.get(&peer)?,
         };
         Some(self.traffic.entry(peer_id).or_insert(Traffic {
             peer_id,

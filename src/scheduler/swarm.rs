@@ -14,6 +14,8 @@ use crossbeam_channel::Sender;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// Addresses remembered with their peer id (see `Scheduler::ids_by_addr`).
+const MAX_REMEMBERED_ADDRS: usize = 10_000;
 /// Connection attempts to one address before we give up on it.
 const MAX_CONNECT_FAILURES: u32 = 5;
 
@@ -130,6 +132,12 @@ impl Scheduler {
             listen_addr: (!incoming).then_some(peer),
             ..PeerEntry::new(num_pieces, incoming)
         };
+        // Bounded: a peer reconnecting without end must not grow it for ever; forgetting old
+        // addresses only costs the credit of a piece in flight when one reconnected.
+        if self.ids_by_addr.len() >= MAX_REMEMBERED_ADDRS {
+            self.ids_by_addr.clear();
+        }
+        self.ids_by_addr.insert(peer, peer_id);
         if let Some(t) = self.traffic_of(peer) {
             t.addr = peer;
         }
