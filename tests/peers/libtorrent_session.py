@@ -2,6 +2,7 @@
 
     /usr/bin/python3 tests/peers/libtorrent_session.py --port PORT
         (--torrent FILE | --magnet URI) --save DIR [--seed] [--pex] [--upload-limit BYTES]
+        [--chokable]
 
 Runs one libtorrent session on 127.0.0.1:PORT (TCP only: no uTP, DHT, LSD, UPnP or NAT-PMP,
 several connections per IP allowed since every test peer is 127.0.0.1) with one torrent.
@@ -25,6 +26,31 @@ Options:
                             libtorrent puts peers on 127.0.0.1 in its unlimited "local" peer
                             class, so the session-wide upload_rate_limit would not apply to
                             them). 0 means unlimited (the default).
+    --chokable              peers on 127.0.0.1 take unchoke slots like any other peer, so that
+                            `choke_all` can choke them (see "Choking local peers" below).
+
+Choking local peers (libtorrent 2.0.8, measured with these sessions on 127.0.0.1):
+  - libtorrent puts peers on loopback and private networks in its "local" peer class, which
+    ignores unchoke slots: such a peer is unchoked as soon as it is interested, and the choker
+    never chokes it, whatever `unchoke_slots_limit` says. --chokable clears the class's
+    `ignore_unchoke_slots` when the session starts.
+  - It must be cleared before any peer connects, not by `choke_all` itself: a peer unchoked
+    while exempt is not counted in the torrent's unchoked peers, so choking it afterwards takes
+    that 24-bit count below zero (measured: `status().num_uploads` 16777215) and the torrent
+    never unchokes anyone again.
+  - Changing `unchoke_slots_limit` makes the choker run at the next one-second tick (measured:
+    the choke or unchoke goes out 0.3-0.7 s after the command), not after `unchoke_interval`
+    (15 s).
+  - Choking a peer that speaks the fast extension (BEP 6), libtorrent sends `choke`, then a
+    `reject_request` for every request it has queued, except requests for the pieces of the
+    allowed fast set it gave that peer; a few more rejects may follow, for requests it was
+    already reading from disk. Requests queue only when the upload is slower than the peer
+    asks (use --upload-limit): on 127.0.0.1 without a limit there is nothing left to reject.
+  - The allowed fast set: `allowed_fast_set_size` (5) `allowed_fast` messages early in the
+    connection (measured: right after the first `unchoke`), less pieces the peer has. It is
+    not BEP 6's canonical set: libtorrent hashes the peer's whole IPv4 address where the BEP
+    masks the last byte (for 127.0.0.1 it hashes 127.0.0.1, the BEP 127.0.0.0). Read in its
+    src/peer_connection.cpp (`send_allowed_set`), and what it sent matched.
 
 PEX in libtorrent 2.0.8 (read in src/ut_pex.cpp, then measured with these sessions on 127.0.0.1):
   - Each connection "ticks" once a second. The first message to a peer that advertised ut_pex
@@ -69,6 +95,9 @@ and reads commands on stdin, one per line:
     status          print a status line
     peers           print the connected peers (handshake done, not still connecting)
     connect IP:PORT dial that peer now, without a tracker (IPv6 as [IP]:PORT)
+    choke_all       no unchoke slots (`unchoke_slots_limit` 0): every peer is choked within
+                    about a second (needs --chokable for peers on 127.0.0.1)
+    unchoke_all     the default unchoke slots again (8): peers are unchoked within a second
     quit            exit (also on end of input)
 """
 import argparse
@@ -88,7 +117,7 @@ def endpoint(ep):
     return "%s:%d" % (ep[0], ep[1])
 
 
-def make_session(port):
+def make_session(port, chokable):
     settings = {
         "listen_interfaces": "127.0.0.1:%d" % port,
         "enable_dht": False,
@@ -103,7 +132,11 @@ def make_session(port):
     # add_default_plugins is also lt.session's default `flags`: it loads ut_metadata, ut_pex and
     # smart_ban. Asked for explicitly so that --magnet (ut_metadata) and --pex (ut_pex) are sure
     # to work. Not add_extension("ut_pex") on top: that would load a second ut_pex plugin.
-    return lt.session(settings, lt.session_flags_t.add_default_plugins)
+    session = lt.session(settings, lt.session_flags_t.add_default_plugins)
+    if chokable:
+        # Before any peer connects (see "Choking local peers" above).
+        session.set_peer_class(lt.session.local_peer_class_id, {"ignore_unchoke_slots": False})
+    return session
 
 
 def add_torrent(session, args):
@@ -154,7 +187,7 @@ def parse_endpoint(text):
     return host, int(port)
 
 
-def handle_command(line, handle):
+def handle_command(line, session, handle):
     command = line.strip()
     word, _, rest = command.partition(" ")
     if command == "reannounce":
@@ -173,6 +206,11 @@ def handle_command(line, handle):
             print("bad command: %r (want connect IP:PORT)" % command, file=sys.stderr, flush=True)
         else:
             handle.connect_peer(peer)
+    elif command == "choke_all":
+        session.apply_settings({"unchoke_slots_limit": 0})
+    elif command == "unchoke_all":
+        default = lt.default_settings()["unchoke_slots_limit"]
+        session.apply_settings({"unchoke_slots_limit": default})
     elif command in ("quit", ""):
         return False
     return True
@@ -188,18 +226,19 @@ def main():
     parser.add_argument("--seed", action="store_true")
     parser.add_argument("--pex", action="store_true")
     parser.add_argument("--upload-limit", type=int, default=0, metavar="BYTES")
+    parser.add_argument("--chokable", action="store_true")
     args = parser.parse_args()
     if args.seed and args.magnet:
         parser.error("--seed needs --torrent (a magnet link has no metadata to seed from)")
     if args.upload_limit < 0:
         parser.error("--upload-limit must be >= 0")
-    session = make_session(args.port)
+    session = make_session(args.port, args.chokable)
     handle = add_torrent(session, args)
     while True:
         for alert in session.pop_alerts():
             handle_alert(alert)
         readable, _, _ = select.select([sys.stdin], [], [], 0.1)
-        if readable and not handle_command(sys.stdin.readline(), handle):
+        if readable and not handle_command(sys.stdin.readline(), session, handle):
             return
 
 
