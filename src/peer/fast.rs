@@ -28,6 +28,8 @@ const MAX_REMEMBERED: usize = 64;
 
 /// The allowed fast set of the peer at `ip`, for a torrent of `num_pieces` pieces: BEP 6's
 /// canonical algorithm, so that any two peers that compute it for the same peer agree.
+/// (libtorrent 2.0.8 hashes the whole address, without the mask, so its sets differ from the
+/// BEP's; that harms no one, since a receiver goes by the `allowed_fast` messages it gets.)
 pub fn allowed_fast_set(
     count: usize,
     num_pieces: u32,
