@@ -75,18 +75,22 @@ fn extended_handshake(
         deadline: METADATA_DEADLINE,
     };
     let Some(mut connection) = metadata::open_for_metadata(addr, &request)? else {
-        return Err(PeerError::Protocol("no extension protocol (BEP 10)".into()));
+        return Err(PeerError::NoExtensions);
     };
-    for _ in 0..100 {
+    for _ in 0..FIRST_MESSAGES {
         if let Some(Message::Extended { id: 0, payload }) = connection.receive(true)? {
             let theirs = ExtendedHandshake::from_payload(&payload)
-                .map_err(|e| PeerError::Protocol(e.to_string()))?;
+                .map_err(PeerError::BadExtendedHandshake)?;
             let id = theirs.id_of("ut_metadata").unwrap_or(0);
             return Ok((connection.remote.peer_id, id));
         }
     }
-    Err(PeerError::Protocol("no extended handshake".into()))
+    Err(PeerError::NoExtendedHandshake(FIRST_MESSAGES))
 }
+
+/// Messages read while waiting for the peer's extended handshake (libtorrent sends it first;
+/// others after their bitfield and a few `have`s).
+const FIRST_MESSAGES: usize = 100;
 
 /// `magnet_info <uri>`: the same lines as `info`, from metadata fetched from peers.
 pub fn magnet_info(uri: &str, sources: &PeerSources) -> Result<(), CliError> {

@@ -44,8 +44,28 @@ pub enum PeerError {
     WrongInfoHash(InfoHash),
     #[error("connected to ourselves")]
     Ourselves,
-    #[error("{0}")]
-    Protocol(String),
+    #[error("{what} {index}: no such piece (the torrent has {pieces})")]
+    NoSuchPiece {
+        what: &'static str,
+        index: u32,
+        pieces: usize,
+    },
+    #[error("{0} blocks nobody asked for")]
+    Unsolicited(u32),
+    #[error("{count} bad requests (last: {last})")]
+    BadRequests { count: u32, last: String },
+    #[error("{0} requests while choked")]
+    RequestsWhileChoked(usize),
+    #[error("more than {0} requests queued")]
+    TooManyRequests(usize),
+    #[error("the scheduler did not answer")]
+    SchedulerSilent,
+    #[error("the peer does not speak the extension protocol (BEP 10)")]
+    NoExtensions,
+    #[error("no extended handshake among the peer's first {0} messages")]
+    NoExtendedHandshake(usize),
+    #[error("bad extended handshake: {0}")]
+    BadExtendedHandshake(crate::wire::extension::ExtensionError),
     #[error("the peer sent nothing for {0:?}")]
     Silent(Duration),
     #[error("no block for {0:?} while our requests were out (it snubs us)")]

@@ -7,9 +7,11 @@
 //! dial us and gives each its own thread.
 
 pub mod connection;
+mod dispatch;
 pub mod extensions;
 pub mod fast;
 pub mod listener;
 pub mod pipeline;
+pub mod state;
 pub mod thread;
 pub mod upload;

@@ -100,10 +100,10 @@ impl Uploads {
             self.violations += 1;
             log::info!("{}: bad request {block:?}: {problem}", check.peer);
             if self.violations > MAX_VIOLATIONS {
-                return Err(PeerError::Protocol(format!(
-                    "{} bad requests (last: {problem})",
-                    self.violations
-                )));
+                return Err(PeerError::BadRequests {
+                    count: self.violations,
+                    last: problem,
+                });
             }
             return Ok(no);
         }
@@ -112,10 +112,7 @@ impl Uploads {
             log::debug!("request {block:?} while choked: not served");
             self.while_choked += 1;
             if self.while_choked > MAX_QUEUED {
-                return Err(PeerError::Protocol(format!(
-                    "{} requests while choked",
-                    self.while_choked
-                )));
+                return Err(PeerError::RequestsWhileChoked(self.while_choked));
             }
             return Ok(no);
         }
@@ -123,9 +120,7 @@ impl Uploads {
             if check.fast.enabled {
                 return Ok(Answer::Reject); // it can tell it asked too much, and ask later
             }
-            return Err(PeerError::Protocol(format!(
-                "more than {MAX_QUEUED} requests queued"
-            )));
+            return Err(PeerError::TooManyRequests(MAX_QUEUED));
         }
         if !self.queue.contains(&block) {
             self.queue.push_back(block);

@@ -1,0 +1,541 @@
+//! What one connection knows of the protocol, as a pure state machine (BEP 3 "peer protocol",
+//! BEP 6 "Fast Extension") — walkthrough §6, §7.
+//!
+//! ```text
+//!   message from the peer ──┐                          ┌──► messages to send the peer
+//!   command of the scheduler ┼──► PeerState (choked?   ┼──► events for the scheduler
+//!   blocks the scheduler gave┘     interested? who has └──► errors (the peer lied)
+//!                                  what? what is asked?)
+//! ```
+//!
+//! Both sides start *choked* and *not interested* (BEP 3). We are interested while the peer
+//! has a piece we lack; we request only while it unchokes us (or, with the fast extension,
+//! pieces it allowed us while it chokes us); every request stays *outstanding* until its
+//! block arrives, the peer rejects it, or a choke without the fast extension throws it away.
+//!
+//! Nothing here touches a socket, a channel or the clock: the peer thread (`thread.rs`) feeds
+//! it what happened and carries out the [`Actions`] it returns, and the unit tests at the
+//! bottom do the same with plain values.
+
+use super::connection::PeerError;
+use super::fast::{ALLOWED_FAST_COUNT, FastState, allowed_fast_set};
+use crate::metainfo::InfoHash;
+use crate::piece::BlockRequest;
+use crate::scheduler::events::Event;
+use crate::wire::{Bitfield, Message};
+use std::net::{IpAddr, SocketAddr};
+
+/// Blocks nobody asked for that we tolerate (late endgame copies are normal) before hanging up.
+const MAX_UNSOLICITED: u32 = 64;
+
+/// What the peer thread must do after a step: send these messages to the peer, in order, and
+/// tell the scheduler these events.
+#[derive(Debug, Default)]
+pub struct Actions {
+    pub send: Vec<Message>,
+    pub tell: Vec<Event>,
+}
+
+impl Actions {
+    fn send(message: Message) -> Actions {
+        Actions {
+            send: vec![message],
+            tell: Vec::new(),
+        }
+    }
+
+    fn tell(event: Event) -> Actions {
+        Actions {
+            send: Vec::new(),
+            tell: vec![event],
+        }
+    }
+
+    fn and(mut self, more: Actions) -> Actions {
+        self.send.extend(more.send);
+        self.tell.extend(more.tell);
+        self
+    }
+}
+
+/// Our view of one connection: the four BEP 3 flags, both sides' pieces, our requests.
+#[derive(Debug)]
+pub struct PeerState {
+    pub addr: SocketAddr,
+    /// The peer's pieces, from its bitfield (or `have all`) and its `have`s.
+    pub theirs: Bitfield,
+    /// Our pieces, as the scheduler told us (`OurPieces`, then `Have`).
+    pub ours: Bitfield,
+    /// How many of the peer's pieces we lack: we are interested while this is above 0.
+    wanted: usize,
+    pub am_interested: bool,
+    pub peer_choking: bool,
+    pub am_choking: bool,
+    pub peer_interested: bool,
+    /// Our requests the peer has not answered yet.
+    pub outstanding: Vec<BlockRequest>,
+    /// Blocks that came without a request of ours (see `MAX_UNSOLICITED`).
+    unsolicited: u32,
+    /// The fast extension (BEP 6) on this connection.
+    pub fast: FastState,
+}
+
+impl PeerState {
+    /// A new connection to `addr`; `fast`: both handshakes set the fast extension's bit.
+    pub fn new(addr: SocketAddr, num_pieces: usize, fast: bool) -> PeerState {
+        PeerState {
+            addr,
+            theirs: Bitfield::new(num_pieces),
+            ours: Bitfield::new(num_pieces),
+            wanted: 0,
+            am_interested: false,
+            peer_choking: true,
+            am_choking: true,
+            peer_interested: false,
+            outstanding: Vec::new(),
+            unsolicited: 0,
+            fast: FastState::new(fast),
+        }
+    }
+
+    fn num_pieces(&self) -> usize {
+        self.theirs.num_pieces()
+    }
+
+    /// Our first messages after the handshakes, from the pieces the scheduler says we have:
+    /// BEP 3's bitfield, or with the fast extension one of bitfield / `have all` / `have
+    /// none` (always one, the short ones where they say it all), then the pieces of the
+    /// peer's allowed fast set that we have. The extended handshake goes between the two
+    /// (the thread's job): what is returned is (what we have, what we allow).
+    pub fn start(
+        &mut self,
+        ours: Bitfield,
+        info_hash: InfoHash,
+    ) -> (Option<Message>, Vec<Message>) {
+        let have = match (self.fast.enabled, ours.count()) {
+            (true, 0) => Some(Message::HaveNone),
+            (true, n) if n == ours.num_pieces() => Some(Message::HaveAll),
+            // BEP 3 allows no bitfield at all when we have nothing: never an empty one.
+            (false, 0) => None,
+            _ => Some(Message::Bitfield(ours.as_bytes().to_vec())),
+        };
+        self.wanted = self.theirs.count_missing_from(&ours);
+        self.ours = ours;
+        let allow = match (self.fast.enabled, self.addr.ip()) {
+            // BEP 6 defines the set for IPv4 only. It may name pieces we lack; we offer
+            // only those we could serve.
+            (true, IpAddr::V4(ip)) => {
+                let n = self.num_pieces() as u32;
+                let set = allowed_fast_set(ALLOWED_FAST_COUNT, n, info_hash, ip);
+                set.into_iter()
+                    .filter(|&i| self.ours.has(i as usize))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        self.fast.we_allow = allow.clone();
+        let allow = allow
+            .into_iter()
+            .map(|index| Message::AllowedFast { index })
+            .collect();
+        (have, allow)
+    }
+
+    /// A whole set of pieces from the peer: its `bitfield` (or BEP 6's `have all` / `have
+    /// none`), normally right after the handshake. Some clients (aria2) send another one
+    /// later instead of a batch of `have`s, whenever it is shorter; that is harmless, so it
+    /// is taken as an update: what the peer announced before stays announced (the union),
+    /// and the scheduler hears only what is new.
+    pub fn peer_announced(&mut self, bitfield: Bitfield) -> Actions {
+        if self.theirs.count() == 0 {
+            // [W6.2] The first announcement (the usual case): the scheduler counts every
+            // piece at once.
+            self.wanted = bitfield.count_missing_from(&self.ours);
+            self.theirs = bitfield.clone();
+            let told = Actions::tell(Event::Bitfield {
+                peer: self.addr,
+                bitfield,
+            });
+            return told.and(self.update_interest());
+        }
+        // A late one: the scheduler already counted the pieces announced so far, so only
+        // the new ones go to it, one `Have` each, exactly as if the peer had sent those.
+        let new: Vec<u32> = (0..bitfield.num_pieces())
+            .filter(|&i| bitfield.has(i) && !self.theirs.has(i))
+            .map(|i| i as u32)
+            .collect();
+        log::debug!(
+            "{}: a bitfield after other messages: {} new pieces",
+            self.addr,
+            new.len()
+        );
+        let mut actions = Actions::default();
+        for index in new {
+            // In range: `bitfield` has exactly our number of pieces.
+            actions = actions.and(self.peer_has_valid(index));
+        }
+        actions
+    }
+
+    /// A `have`: the peer got a new piece; maybe now it has something we want. An index past
+    /// the end is a lie about the torrent, and ends the connection.
+    pub fn peer_has(&mut self, index: u32) -> Result<Actions, PeerError> {
+        if index as usize >= self.num_pieces() {
+            return Err(PeerError::NoSuchPiece {
+                what: "have",
+                index,
+                pieces: self.num_pieces(),
+            });
+        }
+        Ok(self.peer_has_valid(index))
+    }
+
+    fn peer_has_valid(&mut self, index: u32) -> Actions {
+        if !self.theirs.has(index as usize) {
+            self.theirs.set(index as usize);
+            if !self.ours.has(index as usize) {
+                self.wanted += 1;
+            }
+        }
+        let told = Actions::tell(Event::Have {
+            peer: self.addr,
+            index,
+        });
+        told.and(self.update_interest())
+    }
+
+    /// The peer chokes us. [W7.3] BEP 3: a choke silently drops every request we sent, so
+    /// they go back to the scheduler now. BEP 6 changes that: the peer answers each one
+    /// itself, with the block or a reject, so ours stay outstanding until then.
+    pub fn peer_chokes(&mut self) -> Actions {
+        self.peer_choking = true;
+        if self.fast.enabled {
+            return Actions::default();
+        }
+        let dropped = std::mem::take(&mut self.outstanding);
+        Actions::tell(Event::Choked {
+            peer: self.addr,
+            dropped,
+        })
+    }
+
+    pub fn peer_unchokes(&mut self) {
+        self.peer_choking = false;
+    }
+
+    /// `interested` or `not interested`: the choker's input.
+    pub fn peer_interest(&mut self, interested: bool) -> Actions {
+        self.peer_interested = interested;
+        Actions::tell(Event::Interest {
+            peer: self.addr,
+            interested,
+        })
+    }
+
+    /// BEP 6 `reject_request`: the peer will not send this block, so it goes back to the
+    /// scheduler at once rather than after a timeout. A reject of a request we no longer
+    /// have is the answer to one we cancelled (endgame): it is already back in the pool.
+    pub fn peer_rejects(&mut self, block: BlockRequest) -> Actions {
+        let Some(position) = self.outstanding.iter().position(|b| *b == block) else {
+            log::trace!("{}: reject of {block:?}, not outstanding", self.addr);
+            return Actions::default();
+        };
+        self.outstanding.swap_remove(position);
+        Actions::tell(Event::Rejected {
+            peer: self.addr,
+            block,
+            // Refused while it unchokes us: the scheduler asks it for other pieces.
+            choked: self.peer_choking,
+        })
+    }
+
+    /// BEP 6 `allowed_fast`: a piece the peer serves us even while it chokes us. A promise
+    /// about a piece that does not exist is worth nothing: ignored.
+    pub fn peer_allows(&mut self, index: u32) {
+        if (index as usize) < self.num_pieces() && self.fast.peer_allows(index) {
+            log::debug!("{}: allows piece {index} while it chokes us", self.addr);
+        }
+    }
+
+    /// BEP 6 `suggest_piece`: passed on to the picker as a hint.
+    pub fn peer_suggests(&mut self, index: u32) -> Actions {
+        if index as usize >= self.num_pieces() {
+            return Actions::default(); // a hint about nothing: ignored
+        }
+        Actions::tell(Event::Suggested {
+            peer: self.addr,
+            index,
+        })
+    }
+
+    /// A `piece` message: `Ok(true)` if it answers one of our requests (then it is ours to
+    /// write), `Ok(false)` if nobody asked for it. A late copy after our `cancel` is normal;
+    /// a flood is not.
+    pub fn block_arrived(&mut self, block: &BlockRequest) -> Result<bool, PeerError> {
+        let Some(position) = self.outstanding.iter().position(|b| b == block) else {
+            self.unsolicited += 1;
+            if self.unsolicited > MAX_UNSOLICITED {
+                return Err(PeerError::Unsolicited(self.unsolicited));
+            }
+            return Ok(false);
+        };
+        self.outstanding.swap_remove(position);
+        Ok(true)
+    }
+
+    /// The scheduler's `OurPieces` (sent again, say after a resume check).
+    pub fn our_pieces(&mut self, ours: Bitfield) {
+        self.wanted = self.theirs.count_missing_from(&ours);
+        self.ours = ours;
+    }
+
+    /// We verified a piece: tell the peer (`have`) unless it has every piece (a seed needs no
+    /// news), and lose interest if it has nothing more for us.
+    pub fn we_have(&mut self, index: u32) -> Actions {
+        if !self.ours.has(index as usize) {
+            self.ours.set(index as usize);
+            if self.theirs.has(index as usize) {
+                self.wanted -= 1;
+            }
+        }
+        let mut actions = Actions::default();
+        if !self.theirs.is_complete() {
+            actions.send.push(Message::Have { index });
+        }
+        actions.and(self.update_interest())
+    }
+
+    /// How many more requests to ask the scheduler for, with a pipeline `depth` deep, and
+    /// from which pieces alone (`Some`: the peer chokes us but allows these, BEP 6). `None`:
+    /// nothing to ask now. Requests are asked in batches (a quarter of the pipeline at
+    /// least): one round trip to the scheduler per block would cost a thread switch per
+    /// 16 KiB.
+    pub fn want_blocks(&self, depth: usize) -> Option<(usize, Option<Vec<u32>>)> {
+        let only = match self.peer_choking {
+            false => None,
+            true => {
+                let allowed: Vec<u32> = (self.fast.they_allow.iter().copied())
+                    .filter(|&i| self.theirs.has(i as usize) && !self.ours.has(i as usize))
+                    .collect();
+                if allowed.is_empty() {
+                    return None; // choked, and nothing allowed: BEP 3 says wait
+                }
+                Some(allowed)
+            }
+        };
+        let room = depth.saturating_sub(self.outstanding.len());
+        let batch = (depth / 4).max(1);
+        let starving = self.outstanding.is_empty();
+        if !self.am_interested || room == 0 || (room < batch && !starving) {
+            return None;
+        }
+        Some((room, only))
+    }
+
+    /// The scheduler gave us these blocks: request them.
+    pub fn requested(&mut self, blocks: Vec<BlockRequest>) -> Vec<Message> {
+        let messages = blocks
+            .iter()
+            .map(|b| Message::Request {
+                index: b.index,
+                begin: b.begin,
+                length: b.length,
+            })
+            .collect();
+        self.outstanding.extend(blocks);
+        messages
+    }
+
+    /// The scheduler's `Cancel`: another peer delivered this block first (endgame).
+    pub fn cancel(&mut self, block: BlockRequest) -> Option<Message> {
+        let position = self.outstanding.iter().position(|b| *b == block)?;
+        self.outstanding.swap_remove(position);
+        Some(Message::Cancel {
+            index: block.index,
+            begin: block.begin,
+            length: block.length,
+        })
+    }
+
+    /// `interested` when the peer has a piece we lack, `not interested` when it no longer has.
+    fn update_interest(&mut self) -> Actions {
+        let interested = self.wanted > 0;
+        if interested == self.am_interested {
+            return Actions::default();
+        }
+        self.am_interested = interested;
+        Actions::send(match interested {
+            true => Message::Interested,
+            false => Message::NotInterested,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIECES: usize = 10;
+
+    fn peer(fast: bool) -> PeerState {
+        PeerState::new("127.0.0.1:6881".parse().unwrap(), PIECES, fast)
+    }
+
+    fn pieces(indexes: &[usize]) -> Bitfield {
+        let mut field = Bitfield::new(PIECES);
+        indexes.iter().for_each(|&i| field.set(i));
+        field
+    }
+
+    fn block(index: u32) -> BlockRequest {
+        BlockRequest {
+            index,
+            begin: 0,
+            length: 16384,
+        }
+    }
+
+    #[test]
+    fn a_bitfield_with_pieces_we_lack_makes_us_interested() {
+        let mut state = peer(false);
+        state.start(pieces(&[0]), InfoHash([1; 20]));
+        let actions = state.peer_announced(pieces(&[0, 3]));
+        assert_eq!(actions.send, [Message::Interested]);
+        assert!(matches!(actions.tell[..], [Event::Bitfield { .. }]));
+        // We get piece 3 ourselves: the peer has nothing more for us.
+        let actions = state.we_have(3);
+        assert_eq!(
+            actions.send,
+            [Message::Have { index: 3 }, Message::NotInterested]
+        );
+    }
+
+    #[test]
+    fn a_late_bitfield_is_an_update_told_as_haves() {
+        let mut state = peer(false);
+        state.peer_announced(pieces(&[1]));
+        let actions = state.peer_announced(pieces(&[2, 5]));
+        let told: Vec<u32> = actions
+            .tell
+            .iter()
+            .filter_map(|e| match e {
+                Event::Have { index, .. } => Some(*index),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(told, [2, 5], "only the new pieces");
+        assert!(
+            state.theirs.has(1),
+            "what it announced before stays announced"
+        );
+    }
+
+    #[test]
+    fn a_have_out_of_range_is_a_lie() {
+        let mut state = peer(false);
+        let error = state.peer_has(PIECES as u32).unwrap_err();
+        assert!(error.to_string().contains("no such piece"), "{error}");
+    }
+
+    #[test]
+    fn without_the_fast_extension_a_choke_returns_every_request() {
+        let mut state = peer(false);
+        state.peer_announced(pieces(&[0, 1]));
+        state.peer_unchokes();
+        state.requested(vec![block(0), block(1)]);
+        let actions = state.peer_chokes();
+        let [Event::Choked { dropped, .. }] = &actions.tell[..] else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(dropped.len(), 2);
+        assert!(state.outstanding.is_empty());
+    }
+
+    #[test]
+    fn with_the_fast_extension_a_choke_keeps_requests_until_each_is_rejected() {
+        let mut state = peer(true);
+        state.peer_announced(pieces(&[0, 1]));
+        state.peer_unchokes();
+        state.requested(vec![block(0), block(1)]);
+        assert!(state.peer_chokes().tell.is_empty());
+        assert_eq!(state.outstanding.len(), 2);
+        let actions = state.peer_rejects(block(1));
+        assert!(matches!(
+            actions.tell[..],
+            [Event::Rejected { choked: true, .. }]
+        ));
+        assert_eq!(state.outstanding, [block(0)]);
+        // A reject of what we no longer asked for (we cancelled it) changes nothing.
+        assert!(state.peer_rejects(block(7)).tell.is_empty());
+    }
+
+    #[test]
+    fn while_choked_only_allowed_fast_pieces_are_asked_for() {
+        let mut state = peer(true);
+        state.start(Bitfield::new(PIECES), InfoHash([2; 20]));
+        state.peer_announced(pieces(&[0, 1, 2]));
+        assert_eq!(state.want_blocks(8), None, "choked and nothing allowed");
+        state.peer_allows(2);
+        state.peer_allows(9); // it does not have 9: not worth asking
+        state.peer_allows(99); // no such piece: ignored
+        assert_eq!(state.want_blocks(8), Some((8, Some(vec![2]))));
+        state.peer_unchokes();
+        assert_eq!(state.want_blocks(8), Some((8, None)));
+    }
+
+    #[test]
+    fn our_first_message_is_the_shortest_that_says_what_we_have() {
+        let info_hash = InfoHash([3; 20]);
+        let mut plain = peer(false);
+        assert_eq!(plain.start(Bitfield::new(PIECES), info_hash).0, None);
+        let mut fast = peer(true);
+        let (have, allow) = fast.start(Bitfield::full(PIECES), info_hash);
+        assert_eq!(have, Some(Message::HaveAll));
+        assert_eq!(
+            allow.len(),
+            PIECES,
+            "a 10-piece torrent: every piece is allowed fast"
+        );
+        let mut fast = peer(true);
+        assert_eq!(
+            fast.start(pieces(&[]), info_hash).0,
+            Some(Message::HaveNone)
+        );
+        let mut fast = peer(true);
+        let (have, _) = fast.start(pieces(&[4]), info_hash);
+        assert!(matches!(have, Some(Message::Bitfield(_))));
+    }
+
+    #[test]
+    fn a_seed_gets_no_have() {
+        let mut state = peer(false);
+        state.peer_announced(Bitfield::full(PIECES));
+        let actions = state.we_have(4);
+        assert!(!actions.send.contains(&Message::Have { index: 4 }));
+    }
+
+    #[test]
+    fn blocks_nobody_asked_for_are_tolerated_then_fatal() {
+        let mut state = peer(false);
+        state.requested(vec![block(3)]);
+        assert!(state.block_arrived(&block(3)).unwrap());
+        for _ in 0..MAX_UNSOLICITED {
+            assert!(!state.block_arrived(&block(3)).unwrap());
+        }
+        assert!(state.block_arrived(&block(3)).is_err());
+    }
+
+    #[test]
+    fn requests_go_out_in_batches() {
+        let mut state = peer(false);
+        state.peer_announced(pieces(&[0]));
+        state.peer_unchokes();
+        assert_eq!(state.want_blocks(8), Some((8, None)));
+        state.requested((0..7).map(|_| block(0)).collect());
+        assert_eq!(
+            state.want_blocks(8),
+            None,
+            "room for 1, less than a batch of 2"
+        );
+    }
+}
