@@ -20,7 +20,9 @@ use crate::peer::thread::{self as peer_thread, PeerContext};
 use crate::peer::upload::RateLimit;
 use crate::peer_id::PeerId;
 use crate::piece::PieceLayout;
-use crate::scheduler::{AfterComplete, Ended, Outcome, Progress, Scheduler, Settings, Traffic};
+use crate::scheduler::{
+    AfterComplete, Ended, Outcome, Progress, Scheduler, Settings, Traffic, verify,
+};
 use crate::storage::{Storage, StorageError};
 use crate::tracker::announcer::{Announcer, Command as AnnouncerCommand, Lonely};
 use crate::tracker::tiers::TrackerTiers;
@@ -335,11 +337,18 @@ fn run_scheduler(
             None => have.clone(),
         },
     };
+    // The hash checks run on their own threads, started here, so that the scheduler starts
+    // none and its decisions can be tested alone.
+    let verify = verify::start(
+        Arc::clone(&swarm.layout),
+        Arc::clone(&swarm.storage),
+        swarm.events.0.clone(),
+    );
     let mut scheduler = Scheduler::new(
         Arc::clone(&swarm.layout),
         have,
-        Arc::clone(&swarm.storage),
-        swarm.events.clone(),
+        swarm.events.1.clone(),
+        verify,
         connect,
         settings,
     );

@@ -16,12 +16,17 @@
 
 pub mod events;
 pub mod picker;
+mod progress;
+mod rounds;
 mod swarm;
+pub mod verify;
 
-use crate::choker::{Choker, ChokerConfig, PeerStats, ROUND_INTERVAL};
+pub use progress::{AfterComplete, Ended, Outcome, Progress, Traffic};
+
+use crate::choker::{Choker, ChokerConfig};
 use crate::peer_id::PeerId;
 use crate::piece::{BlockRequest, PieceLayout};
-use crate::storage::{Storage, StorageError};
+use crate::storage::StorageError;
 use crate::wire::Bitfield;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use events::{Command, Event};
@@ -47,72 +52,6 @@ const SNUBBED_AFTER: Duration = Duration::from_secs(60);
 /// Starts a connection (a peer thread) to an address; given by the session, so the scheduler
 /// does not depend on the peer module.
 pub type Connect = Box<dyn FnMut(SocketAddr) + Send>;
-
-/// Progress, for the progress bar and the summary.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Progress {
-    /// Pieces already on disk and verified when the download started (resume).
-    pub pieces_at_start: usize,
-    pub pieces_have: usize,
-    pub pieces_total: usize,
-    /// Bytes of blocks received and written this run.
-    pub downloaded: u64,
-    /// Bytes of blocks sent to peers this run.
-    pub uploaded: u64,
-    pub peers: usize,
-    pub failed_pieces: u32,
-    pub banned: usize,
-}
-
-impl Progress {
-    pub fn is_complete(&self) -> bool {
-        self.pieces_have == self.pieces_total
-    }
-}
-
-/// What we exchanged with one peer (by peer id, across reconnections) — the demo's matrix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Traffic {
-    pub peer_id: PeerId,
-    /// Its last address.
-    pub addr: SocketAddr,
-    /// Bytes of blocks it sent us.
-    pub downloaded: u64,
-    /// Bytes of blocks we sent it.
-    pub uploaded: u64,
-    /// Verified pieces credited to it. Each piece is credited to one sender, the one whose
-    /// block was written first, even when others sent some of its blocks (endgame).
-    pub pieces: u32,
-}
-
-/// After the last piece: stop, or go on seeding (`download --seed`, `seed`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum AfterComplete {
-    Stop,
-    /// Seed until the stop flag is raised (Ctrl-C).
-    Seed,
-    /// Seed until we uploaded this many times the torrent's size (`--seed-ratio`), or stopped.
-    SeedToRatio(f64),
-}
-
-/// Why a download ended before every piece was verified.
-#[derive(Debug)]
-pub enum Ended {
-    /// Nothing arrived for the `give_up` time.
-    GaveUp(Progress),
-    /// The stop flag was raised (Ctrl-C).
-    Interrupted(Progress),
-    /// The disk failed: a block could not be written, or read back to verify or to upload
-    /// (see [`Event::StorageFailed`], [`Event::PieceUnreadable`]).
-    StorageFailed(StorageError, Progress),
-}
-
-/// How a run ended, and with whom we traded.
-#[derive(Debug)]
-pub struct Outcome {
-    pub result: Result<Progress, Ended>,
-    pub traffic: Vec<Traffic>,
-}
 
 /// The settings a session gives the scheduler.
 pub struct Settings {
@@ -155,17 +94,17 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// `events` is the receiving end of the channel whose senders the peer threads get;
-    /// `events_tx` is given to the verifying threads.
+    /// `events` is the receiving end of the channel whose senders the peer threads (and the
+    /// verifiers) get; `verify` is where complete pieces go to be hashed (`verify::start`).
+    /// Nothing here starts a thread: a test can feed `handle` events and read the commands.
     pub fn new(
         layout: Arc<PieceLayout>,
         have: &Bitfield,
-        storage: Arc<Storage>,
-        events: (Sender<Event>, Receiver<Event>),
+        events: Receiver<Event>,
+        verify: Sender<u32>,
         connect: Connect,
         mut settings: Settings,
     ) -> Scheduler {
-        let verify = spawn_verifiers(Arc::clone(&layout), storage, events.0);
         let picker = Picker::new((*layout).clone(), have);
         let progress = Progress {
             pieces_at_start: have.count(),
@@ -177,7 +116,7 @@ impl Scheduler {
         Scheduler {
             picker,
             layout,
-            events: events.1,
+            events,
             verify,
             peers: HashMap::new(),
             candidates: HashMap::new(),
@@ -491,93 +430,6 @@ impl Scheduler {
         }
     }
 
-    /// The choker's input changed: an interested peer may take a free slot at once, rather
-    /// than wait for the next round.
-    fn interest(&mut self, peer: SocketAddr, interested: bool) {
-        let slots = self.settings.choker.regular_slots + 1;
-        let unchoked = self.peers.values().filter(|p| p.unchoked).count();
-        let Some(entry) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        entry.interested = interested;
-        if interested && !entry.unchoked && unchoked < slots {
-            entry.unchoked = true;
-            self.command(peer, Command::Unchoke);
-        }
-    }
-
-    /// Every 10 s: ask the choker whom to unchoke, and tell the peers whose state changes.
-    /// The rates are what each peer gave and took during the round just ended. [W11.3]
-    fn choke_round_if_due(&mut self) {
-        let elapsed = self.last_choke.elapsed();
-        if elapsed < ROUND_INTERVAL {
-            return;
-        }
-        self.last_choke = Instant::now();
-        let stats = self.peer_stats(elapsed);
-        let unchoke: HashSet<SocketAddr> = self
-            .choker
-            .round(&stats, self.picker.is_complete())
-            .into_iter()
-            .collect();
-        log::debug!("choke round: unchoking {unchoke:?}");
-        let mut changes = Vec::new();
-        for (addr, entry) in &mut self.peers {
-            let wanted = unchoke.contains(addr);
-            if wanted != entry.unchoked {
-                entry.unchoked = wanted;
-                changes.push((*addr, wanted));
-            }
-            entry.round_start = (entry.downloaded, entry.uploaded);
-        }
-        for (addr, unchoke) in changes {
-            let command = if unchoke {
-                Command::Unchoke
-            } else {
-                Command::Choke
-            };
-            self.command(addr, command);
-        }
-    }
-
-    /// Once a minute: every peer thread gets the addresses of our other peers for `ut_pex`
-    /// (it sends only what changed, and only to peers that support it). [W14.2]
-    fn pex_round_if_due(&mut self) {
-        if !self.settings.pex || self.last_pex.elapsed() < PEX_EVERY {
-            return;
-        }
-        self.last_pex = Instant::now();
-        let reachable: Vec<SocketAddr> = self
-            .peers
-            .values()
-            .filter(|p| p.commands.is_some())
-            .filter_map(|p| p.listen_addr)
-            .collect();
-        self.broadcast(Command::Pex(reachable));
-    }
-
-    /// What the choker sees of each connected peer over the last round.
-    fn peer_stats(&self, round: Duration) -> Vec<PeerStats> {
-        let seconds = round.as_secs_f64().max(0.001);
-        let downloading = !self.picker.is_complete();
-        self.peers
-            .iter()
-            .filter(|(_, e)| e.commands.is_some())
-            .map(|(addr, e)| PeerStats {
-                peer: *addr,
-                interested: e.interested,
-                download_rate: (e.downloaded - e.round_start.0) as f64 / seconds,
-                upload_rate: (e.uploaded - e.round_start.1) as f64 / seconds,
-                connected_for: e.connected_at.elapsed(),
-                snubbed: downloading
-                    && e.connected_at.elapsed() > SNUBBED_AFTER
-                    && e.last_block.elapsed() > SNUBBED_AFTER
-                    && e.bitfield.count_missing_from(&self.ours) > 0,
-                unchoked: e.unchoked,
-            })
-            .collect()
-    }
-
     /// The traffic entry of a peer, by its peer id; a peer that has left since (say, before
     /// the piece it sent was verified) is still found by its address.
     fn traffic_of(&mut self, peer: SocketAddr) -> Option<&mut Traffic> {
@@ -611,42 +463,5 @@ impl Scheduler {
     }
 }
 
-/// One hashing thread per core: read a completed piece back from disk, check its SHA-1.
-fn spawn_verifiers(
-    layout: Arc<PieceLayout>,
-    storage: Arc<Storage>,
-    events: Sender<Event>,
-) -> Sender<u32> {
-    let (jobs, queue) = crossbeam_channel::unbounded::<u32>();
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    for n in 0..threads {
-        let (queue, layout, storage, events) = (
-            queue.clone(),
-            Arc::clone(&layout),
-            Arc::clone(&storage),
-            events.clone(),
-        );
-        let verify = move || {
-            let mut buffer = Vec::new();
-            for index in queue {
-                // A piece that cannot be read is not a piece that failed its hash: only a
-                // hash mismatch is the senders' fault (errors in the right tier).
-                let event = match storage.read_piece(&layout, index, &mut buffer) {
-                    Ok(()) => Event::Verified {
-                        index,
-                        ok: layout.verify(index, &buffer),
-                    },
-                    Err(error) => Event::PieceUnreadable { index, error },
-                };
-                if events.send(event).is_err() {
-                    return; // the scheduler has ended: nobody wants the verdict
-                }
-            }
-        };
-        std::thread::Builder::new()
-            .name(format!("verify {n}"))
-            .spawn(verify)
-            .expect("spawning a verifying thread");
-    }
-    jobs
-}
+#[cfg(test)]
+mod tests;
