@@ -60,6 +60,11 @@ pub enum CliError {
         "no peers: the magnet link names no tracker and no peer (x.pe), and no --peer was given"
     )]
     NoPeers,
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the demo failed")]
     Demo(#[source] crate::demo::DemoError),
     #[error("cannot write to stdout")]
@@ -131,14 +136,15 @@ pub fn info_lines(metainfo: &Metainfo) -> Vec<String> {
     lines
 }
 
-/// `peers <file.torrent>`: one announce (`started`) to the first tracker that answers, in
-/// BEP 12 order; prints the peers it returned, one `ip:port` per line (IPv6 as `[addr]:port`).
+/// `peers <file.torrent>`: one look-up ([`look_up_peers`]) at the first tracker that answers,
+/// in BEP 12 order; prints the peers it returned, one `ip:port` per line (IPv6 as
+/// `[addr]:port`).
 pub fn peers(path: &Path, port: u16, config: TrackerConfig) -> Result<(), CliError> {
     let metainfo = load_torrent(path)?;
     let mut tiers = TrackerTiers::new(metainfo.tracker_tiers(), config);
     let left = metainfo.info.total_length;
     let request = AnnounceRequest::started(metainfo.info_hash, PeerId::generate(), port, left);
-    let (url, response) = tiers.announce(&request)?;
+    let (url, response) = look_up_peers(&mut tiers, request)?;
     log::info!("{url} answered: {} peers", response.peers.len());
     print_lines(
         &response
@@ -147,6 +153,42 @@ pub fn peers(path: &Path, port: u16, config: TrackerConfig) -> Result<(), CliErr
             .map(|p| p.to_string())
             .collect::<Vec<_>>(),
     )
+}
+
+/// Asks the trackers for peers without staying in the swarm: `started` from a port we hold,
+/// then, once answered, `stopped` to the tracker that answered. A command that only looks
+/// (`peers`, and the magnet commands before they have the metadata) must not leave the
+/// tracker handing out an address where nobody answers. [W3.7]
+///
+/// The port is held (bound) while the tracker lists us: announcing a port another program
+/// listens on (a seed on the default 6881) would replace that program in the tracker's list,
+/// and our `stopped` would remove it. If `request.port` is taken, any free port is announced.
+pub(crate) fn look_up_peers(
+    tiers: &mut TrackerTiers,
+    mut request: AnnounceRequest,
+) -> Result<(String, crate::tracker::AnnounceResponse), CliError> {
+    let held = hold_port(request.port)?;
+    request.port = held.local_addr().map_or(request.port, |a| a.port());
+    let (url, response) = tiers.announce(&request)?;
+    request.event = crate::tracker::Event::Stopped;
+    if let Err(e) = tiers.announce_to(&url, &request) {
+        log::info!("could not tell {url} that we left: {e}");
+    }
+    Ok((url, response))
+}
+
+/// Binds `port` on every address (or any free port when it is taken, or 0).
+fn hold_port(port: u16) -> Result<std::net::TcpListener, CliError> {
+    let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
+    std::net::TcpListener::bind(any(port))
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => std::net::TcpListener::bind(any(0)),
+            _ => Err(e),
+        })
+        .map_err(|source| CliError::Listen {
+            addr: any(port),
+            source,
+        })
 }
 
 /// `handshake <torrent> <ip:port>`: `Peer ID: <hex>` of the peer, after a BEP 3 handshake

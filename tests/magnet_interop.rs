@@ -13,18 +13,6 @@ use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(180);
 
-/// Every byte outside the unreserved set as `%XX`.
-fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// A two-file torrent (about 12 MiB, 16 KiB-unaligned files) in `dir/seed/set`, announced to
 /// opentracker; `metadata` of about 40 KiB (3 metadata pieces: 32 KiB pieces of 12 MiB need
 /// 7.7 KiB of hashes... so small pieces are used to make the info dictionary span pieces).
@@ -57,7 +45,7 @@ fn album() -> Option<Album> {
     let magnet = format!(
         "magnet:?xt=urn:btih:{}&dn=set&tr={}",
         info_hash.to_hex(),
-        percent(&url)
+        common::percent_encode(&url)
     );
     Some(Album {
         dir,
