@@ -50,10 +50,9 @@ pub struct DownloadOptions {
     pub target: Target,
     /// Peers to connect to directly, with or without a tracker.
     pub peers: Vec<SocketAddr>,
-    /// The port we listen on and announce (0: any free port).
+    /// The port we listen on and announce (0, or taken by another program: any free port).
     pub port: u16,
-    /// Accept incoming connections (on `bind`:`port`).
-    pub listen: bool,
+    /// The address we listen on.
     pub bind: IpAddr,
     pub max_peers: usize,
     /// Where every wire message is traced (`--trace`: stderr).
@@ -88,7 +87,6 @@ impl DownloadOptions {
             target,
             peers: Vec::new(),
             port: 6881,
-            listen: true,
             bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             max_peers: 50,
             trace: Trace::Off,
@@ -236,7 +234,8 @@ struct Swarm {
         Sender<crate::scheduler::events::Event>,
         Receiver<crate::scheduler::events::Event>,
     ),
-    listener: Option<Listener>,
+    listener: Listener,
+    /// Where the listener really is (the port we announce).
     port: u16,
     layout: Arc<PieceLayout>,
     storage: Arc<Storage>,
@@ -265,29 +264,25 @@ impl Swarm {
             pex: !metainfo.info.private,
             listen_port: 0,
         };
-        // `--debug-single-peer`: a download takes no incoming peer (the one it dials is the
-        // one to follow), but a seed must listen, or its one peer cannot reach it.
-        let one_peer_dials = options.debug_single_peer && !options.require_complete;
-        let listener = (options.listen && !one_peer_dials)
-            .then(|| listen(options, &context))
-            .transpose()?;
-        let port = listener.as_ref().map_or(options.port, |l| l.addr.port());
+        // Every session listens, `download_piece` and `--debug-single-peer` too: the port we
+        // announce is handed to every peer that asks the tracker, so it must answer. (Under
+        // `--debug-single-peer` the scheduler still keeps one peer: it may be one that dialled
+        // us, and the others are refused.)
+        let listener = listen(options, &context)?;
         let mut context = context;
-        context.listen_port = listener.as_ref().map_or(0, |l| l.addr.port());
+        context.listen_port = listener.addr.port();
         Ok(Swarm {
             context,
             events,
+            port: listener.addr.port(),
             listener,
-            port,
             layout: Arc::clone(layout),
             storage: Arc::clone(storage),
         })
     }
 
     fn stop(self) {
-        if let Some(listener) = self.listener {
-            listener.stop();
-        }
+        self.listener.stop();
     }
 }
 

@@ -198,6 +198,7 @@ fn download_piece_says_the_whole_torrent_is_missing_and_never_completed() {
         story(&told),
         [(Event::Started, SIZE), (Event::Stopped, SIZE - PIECE)]
     );
+    assert_reachable(&told, "download_piece");
     assert_only_the_seed(&swarm, 0);
 }
 
@@ -317,5 +318,59 @@ fn magnet_download_piece_is_download_piece_after_a_look_up() {
             (Event::Stopped, SIZE - 1_000)
         ]
     );
+    assert_reachable(&told, "magnet_download_piece");
     assert_only_the_seed(&swarm, 0);
+}
+
+#[test]
+fn a_download_under_debug_single_peer_listens_where_it_announces() {
+    let swarm = swarm();
+    let (torrent, out) = (swarm.torrent.display().to_string(), swarm.path("debug.bin"));
+    let port = free_port().to_string();
+    let args = [
+        "download",
+        "-o",
+        &out,
+        &torrent,
+        "--port",
+        &port,
+        "--debug-single-peer",
+    ];
+    swarm.run(&args);
+    let told = swarm.told_by_others();
+    assert_eq!(
+        story(&told),
+        [
+            (Event::Started, SIZE),
+            (Event::Completed, 0),
+            (Event::Stopped, 0)
+        ]
+    );
+    assert_reachable(&told, "download --debug-single-peer");
+}
+
+/// The magnet look-up used to stay listed at a port nobody listened on: the next download from
+/// that tracker dialled it again and again ("Connection refused").
+#[test]
+fn after_a_magnet_look_up_the_next_download_is_sent_to_no_dead_address() {
+    let swarm = swarm();
+    let port = free_port().to_string();
+    swarm.run(&["magnet_info", &swarm.magnet(), "--port", &port]);
+    let (torrent, out) = (swarm.torrent.display().to_string(), swarm.path("next.bin"));
+    let next_port = free_port().to_string();
+    let output = common::run_with_deadline(
+        peerwire().args(["-v", "download", "-o", &out, &torrent, "--port", &next_port]),
+        DEADLINE,
+    );
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    let dialled_elsewhere: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("127.0.0.1:") && !l.contains(&swarm.seed_port.to_string()))
+        .filter(|l| l.contains("cannot connect") || l.contains("connected, peer id"))
+        .collect();
+    assert!(
+        dialled_elsewhere.is_empty(),
+        "the tracker sent the download to another address: {dialled_elsewhere:?}\n{log}"
+    );
 }

@@ -141,13 +141,15 @@ impl Shared {
         lock(&self.swarms)
     }
 
-    /// Records an announce (HTTP or UDP alike) and answers it; the watchers see it first, so
-    /// that when a client has its answer, every watcher has seen what it said.
+    /// Records an announce (HTTP or UDP alike) and answers it. The watchers see it once it is
+    /// recorded and before it is answered: when a client has its answer, every watcher has
+    /// seen what it said, and a scrape counts it.
     fn announce(&self, announce: &Announce) -> Result<AnnounceAnswer, &'static str> {
+        let answer = self.swarms().announce(announce, Instant::now());
         lock(&self.watchers)
             .iter()
             .for_each(|watch| watch(announce));
-        self.swarms().announce(announce, Instant::now())
+        answer
     }
 
     fn count(&self, counter: Counter) {
