@@ -47,6 +47,8 @@ pub enum CliError {
     Peer { addr: SocketAddr, source: PeerError },
     #[error(transparent)]
     Download(#[from] SessionError),
+    #[error("piece {index} was not fetched: {reason}; nothing was written")]
+    PieceNotFetched { index: u32, reason: String },
     #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
@@ -253,13 +255,8 @@ pub fn seed(
 
 /// A download or a seed with the progress bar, Ctrl-C, and the closing summary on stderr.
 pub(crate) fn run_session(metainfo: &Metainfo, options: DownloadOptions) -> Result<(), CliError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let raise = Arc::clone(&stop);
-    if let Err(e) = ctrlc::set_handler(move || raise.store(true, Ordering::Relaxed)) {
-        log::warn!("Ctrl-C will not stop cleanly: {e}");
-    }
     let options = DownloadOptions {
-        stop: Some(stop),
+        stop: Some(stop_on_ctrl_c()),
         ..options
     };
     let bar = progress_bar(metainfo.info.num_pieces());
@@ -293,43 +290,92 @@ pub fn download_piece(path: &Path, out: &Path, options: DownloadOptions) -> Resu
     piece_of(&metainfo, out, options)
 }
 
-/// Fetches one piece into a scratch directory, verifies it, writes it to `out`.
+/// Fetches one piece into a scratch directory, verifies it, writes it to `out`. The scratch
+/// directory goes away however this ends: done, failed, or stopped by Ctrl-C.
 pub(crate) fn piece_of(
     metainfo: &Metainfo,
     out: &Path,
     options: DownloadOptions,
 ) -> Result<(), CliError> {
-    let scratch = tempdir_for(metainfo)?;
+    let scratch = Scratch::create(metainfo)?;
+    let index = options.only_piece.unwrap_or(0);
     let options = DownloadOptions {
-        target: Target::Directory(scratch.clone()),
+        target: Target::Directory(scratch.0.clone()),
+        stop: Some(stop_on_ctrl_c()),
         ..options
     };
-    let index = options.only_piece.unwrap_or(0);
-    let storage = session::download(metainfo, &options, |_| {})?.storage;
+    let not_fetched = |reason: String| CliError::PieceNotFetched { index, reason };
+    let storage = match session::download(metainfo, &options, |_| {}) {
+        Ok(summary) => summary.storage,
+        // The session's own words count pieces "kept on disk" and say "run again to resume":
+        // true of a download, not of one piece in a scratch directory that is about to go.
+        Err(SessionError::Interrupted(..)) => return Err(not_fetched("interrupted".into())),
+        Err(SessionError::Stalled(after, ..)) => {
+            return Err(not_fetched(format!("no data arrived for {after:?}")));
+        }
+        Err(SessionError::DiskFailed { error, .. }) => {
+            return Err(not_fetched(format!(
+                "the scratch directory failed: {error}"
+            )));
+        }
+        Err(other) => return Err(other.into()),
+    };
     let mut piece = Vec::new();
     let layout = crate::piece::PieceLayout::new(&metainfo.info);
     storage
         .read_piece(&layout, index, &mut piece)
         .map_err(SessionError::from)?;
-    let _ = std::fs::remove_dir_all(&scratch);
     std::fs::write(out, piece).map_err(|source| CliError::Write {
         path: out.to_path_buf(),
         source,
     })
 }
 
-/// A private scratch directory for `download_piece` (removed afterwards).
-fn tempdir_for(metainfo: &Metainfo) -> Result<PathBuf, CliError> {
-    let dir = std::env::temp_dir().join(format!(
-        "peerwire-piece-{}-{}",
-        metainfo.info_hash,
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).map_err(|source| CliError::Write {
-        path: dir.clone(),
-        source,
-    })?;
-    Ok(dir)
+/// `download_piece`'s private scratch directory (`peerwire-piece-<info hash>-<pid>` in the
+/// temp dir), removed when dropped: every way out of [`piece_of`] drops it.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn create(metainfo: &Metainfo) -> Result<Scratch, CliError> {
+        let dir = std::env::temp_dir().join(format!(
+            "peerwire-piece-{}-{}",
+            metainfo.info_hash,
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|source| CliError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!(
+                "cannot remove the scratch directory {}: {e}",
+                self.0.display()
+            );
+        }
+    }
+}
+
+/// A flag raised by Ctrl-C, for a session to stop cleanly (say `stopped` to the trackers, keep
+/// or remove what it must). The handler is installed once per process, on first use.
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    let stop = STOP.get_or_init(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let raise = Arc::clone(&stop);
+        if let Err(e) = ctrlc::set_handler(move || raise.store(true, Ordering::Relaxed)) {
+            log::warn!("Ctrl-C will not stop cleanly: {e}");
+        }
+        stop
+    });
+    Arc::clone(stop)
 }
 
 fn progress_bar(pieces: usize) -> indicatif::ProgressBar {
