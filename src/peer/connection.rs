@@ -44,6 +44,16 @@ pub enum PeerError {
     WrongInfoHash(InfoHash),
     #[error("connected to ourselves")]
     Ourselves,
+    /// Between two messages: the normal end of a connection.
+    #[error("the peer closed the connection")]
+    Closed,
+    #[error("the peer closed the connection before its handshake")]
+    ClosedBeforeHandshake,
+    #[error(
+        "not a plain BitTorrent handshake (first byte {0}, not 19): it looks like an encrypted \
+         (MSE/PE) handshake, which peerwire does not speak yet"
+    )]
+    Encrypted(u8),
     #[error("{0}")]
     Protocol(String),
     #[error("the peer sent nothing for {0:?}")]
@@ -103,6 +113,12 @@ impl Connection {
         };
         let (mut writer, mut reader) = split(stream)?;
         ours.write_to(&mut writer)?;
+        if std::io::BufRead::fill_buf(&mut reader)
+            .map_err(WireError::from)?
+            .is_empty()
+        {
+            return Err(PeerError::ClosedBeforeHandshake);
+        }
         let remote = Handshake::read_from(&mut reader)?;
         trace.line(|| format!("{addr} -> {ours:?}"));
         trace.line(|| format!("{addr} <- {remote:?}"));
@@ -121,6 +137,12 @@ impl Connection {
     ) -> Result<Connection, PeerError> {
         let addr = stream.peer_addr().map_err(PeerError::Connect)?;
         let (mut writer, mut reader) = split(stream)?;
+        // libtorrent and aria2 dial with MSE/PE first: a Diffie-Hellman key, not `19`.
+        match std::io::BufRead::fill_buf(&mut reader).map_err(WireError::from)? {
+            [] => return Err(PeerError::ClosedBeforeHandshake),
+            [first, ..] if *first != 19 => return Err(PeerError::Encrypted(*first)),
+            _ => {}
+        }
         let remote = Handshake::read_from(&mut reader)?;
         trace.line(|| format!("{addr} <- {remote:?}"));
         check_remote(&remote, info_hash, our_id)?;
@@ -278,7 +300,7 @@ impl Connection {
             peeked
         };
         match peeked {
-            Ok(0) => return Err(io(ErrorKind::UnexpectedEof.into())),
+            Ok(0) => return Err(PeerError::Closed),
             Ok(_) => {}
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 return Ok(false);
