@@ -173,8 +173,13 @@ pub(crate) fn look_up_peers(
     request.port = held.local_addr().map_or(request.port, |a| a.port());
     let (url, response) = tiers.announce(&request)?;
     request.event = crate::tracker::Event::Stopped;
-    if let Err(e) = tiers.announce_to(&url, &request) {
-        log::info!("could not tell {url} that we left: {e}");
+    // Once more if it fails: a kept-alive connection the tracker has just closed fails the
+    // first try, and a lost `stopped` leaves the tracker handing out our address.
+    let left = tiers
+        .announce_to(&url, &request)
+        .or_else(|_| tiers.announce_to(&url, &request));
+    if let Err(e) = left {
+        log::warn!("could not tell {url} that we left: {e}");
     }
     Ok((url, response))
 }
@@ -205,7 +210,10 @@ pub fn handshake(path: &Path, addr: SocketAddr) -> Result<(), CliError> {
         Default::default(),
     )
     .map_err(|source| CliError::Peer { addr, source })?;
-    print_lines(&[format!("Peer ID: {}", connection.remote.peer_id.to_hex())])
+    print_lines(&[format!("Peer ID: {}", connection.remote.peer_id.to_hex())])?;
+    // The next command (`download_piece`, say) may dial the same peer at once.
+    connection.close(crate::metadata::CLOSE_WAIT);
+    Ok(())
 }
 
 /// `download -o <out> <torrent>`: the whole torrent, with a progress bar on stderr (then

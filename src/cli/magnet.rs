@@ -82,7 +82,9 @@ fn extended_handshake(
             let theirs = ExtendedHandshake::from_payload(&payload)
                 .map_err(|e| PeerError::Protocol(e.to_string()))?;
             let id = theirs.id_of("ut_metadata").unwrap_or(0);
-            return Ok((connection.remote.peer_id, id));
+            let peer_id = connection.remote.peer_id;
+            connection.close(metadata::CLOSE_WAIT); // the next command may dial it at once
+            return Ok((peer_id, id));
         }
     }
     Err(PeerError::Protocol("no extended handshake".into()))

@@ -285,6 +285,27 @@ impl Connection {
         Ok(Some(message))
     }
 
+    /// Ends the connection politely: sends what is queued, says we are done (TCP FIN), and
+    /// waits up to `wait` for the peer to close its side, discarding whatever it still sends.
+    /// Transmission keys its peers by IP and forgets a closed one only on its next pulse
+    /// (about half a second later); a new connection from us before then is dropped before its
+    /// handshake. Waiting here means the next connection, ours or the next command's, gets
+    /// through the first time.
+    pub fn close(mut self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let _ = self.pump(wait);
+        let _ = self.writer.shutdown(std::net::Shutdown::Write);
+        let socket = self.reader.get_mut();
+        let mut discard = [0u8; 4096];
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            let closed = socket.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            match closed.and_then(|()| std::io::Read::read(socket, &mut discard)) {
+                Ok(0) | Err(_) => return, // closed by the peer, or the wait is over
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// Peeks at the socket for the first byte of a message; on `true` the read timeout is set
     /// for the rest of the message.
     fn message_started(&mut self, wait: bool) -> Result<bool, PeerError> {

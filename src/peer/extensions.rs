@@ -91,7 +91,9 @@ impl Extensions {
             },
             UT_PEX_ID if context.pex => {
                 let pex = PexMessage::from_payload(payload).map_err(bad)?;
-                let addrs: Vec<SocketAddr> = pex.added.iter().map(|(a, _)| *a).collect();
+                let addrs: Vec<SocketAddr> = (pex.added.iter().map(|(a, _)| *a))
+                    .filter(|a| !crate::tracker::is_ourselves(a, context.listen_port))
+                    .collect(); // Transmission lists us to ourselves
                 log::debug!("{}: pex: {} added", connection.addr, addrs.len());
                 let found = Event::PeersFound {
                     peer: connection.addr,
