@@ -6,13 +6,13 @@
 //! (status 2, usage errors, is clap's).
 
 pub mod magnet;
+pub mod progress;
 
 use crate::bencode;
 use crate::create::{self, CreateError, CreateOptions};
 use crate::metainfo::{Metainfo, MetainfoError};
 use crate::peer::connection::{Connection, PeerError};
 use crate::peer_id::PeerId;
-use crate::scheduler::Progress;
 use crate::session::{self, DownloadOptions, SessionError, Target};
 use crate::tracker::server::{RunningTracker, ServerConfig, ServerError};
 use crate::tracker::tiers::{AnnounceError, TrackerTiers};
@@ -83,7 +83,13 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).build();
+    let max_level = logger.filter();
+    // Log lines go through the progress bar, so that it is drawn once, below them.
+    if log::set_boxed_logger(Box::new(progress::ThroughTheBar(logger))).is_ok() {
+        log::set_max_level(max_level);
+    }
 }
 
 /// Prints a failure as `error:` plus its `caused by:` chain and picks the exit status.
@@ -267,11 +273,13 @@ pub(crate) fn run_session(metainfo: &Metainfo, options: DownloadOptions) -> Resu
         stop: Some(stop_on_ctrl_c()),
         ..options
     };
-    let bar = progress_bar(metainfo.info.num_pieces());
-    let shown = bar.clone();
+    let tracing = matches!(options.trace, crate::peer::connection::Trace::Stderr);
+    let bar = Arc::new(progress::Bar::start(metainfo.info.num_pieces(), tracing));
+    let shown = Arc::clone(&bar);
     let started = std::time::Instant::now();
-    let summary = session::download(metainfo, &options, move |p| show_progress(&shown, p))?;
-    bar.finish_and_clear();
+    let summary = session::download(metainfo, &options, move |p| shown.show(p));
+    drop(bar); // off the terminal before the summary, or the error
+    let summary = summary?;
     let done = summary.progress;
     eprintln!(
         "done: {} pieces ({} already on disk), {} bytes downloaded this run, {} bytes uploaded, in {:.1} s, {} pieces failed the hash check, {} peers banned",
@@ -384,27 +392,6 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
         stop
     });
     Arc::clone(stop)
-}
-
-fn progress_bar(pieces: usize) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(pieces as u64);
-    let style = indicatif::ProgressStyle::with_template("{bar:30} {percent:>3}% {msg} ETA {eta}")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar
-}
-
-/// Percent, average rates down and up, peers (the ETA is the bar's own).
-fn show_progress(bar: &indicatif::ProgressBar, p: &Progress) {
-    bar.set_position(p.pieces_have as u64);
-    let elapsed = bar.elapsed().as_secs_f64().max(0.001);
-    let down = p.downloaded as f64 / elapsed / 1_048_576.0;
-    let up = p.uploaded as f64 / elapsed / 1_048_576.0;
-    let state = if p.is_complete() { "seeding, " } else { "" };
-    bar.set_message(format!(
-        "{state}{down:.1} MiB/s down, {up:.1} MiB/s up, {} peers",
-        p.peers
-    ));
 }
 
 /// `tracker`: serves until killed. Where it listens goes to stderr (stdout stays empty).

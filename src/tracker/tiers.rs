@@ -77,7 +77,9 @@ impl TrackerTiers {
                         return Ok((tier[0].url.clone(), response));
                     }
                     Err(error) => {
-                        log::warn!("{error}");
+                        // Not a warning: the next tracker may answer, and when none does the
+                        // caller reports every failure at once.
+                        log::info!("{error}");
                         failures.push(error);
                     }
                 }
