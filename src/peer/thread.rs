@@ -623,7 +623,9 @@ fn we_have(
             state.wanted -= 1;
         }
     }
-    send(connection, state, &Message::Have { index })?;
+    if !state.bitfield.is_complete() {
+        send(connection, state, &Message::Have { index })?; // a seed has nothing to learn
+    }
     update_interest(connection, state)
 }
 

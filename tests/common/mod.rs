@@ -561,6 +561,18 @@ pub fn opentracker_torrent(
     Some((tracker, info_hash))
 }
 
+/// Every byte of `text` outside the unreserved set as `%XX` (a URL inside a magnet link).
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// peerwire's built-in tracker on 127.0.0.1, HTTP and UDP on free ports.
 pub fn local_tracker(interval: Duration) -> peerwire::tracker::server::RunningTracker {
     use peerwire::tracker::server::{RunningTracker, ServerConfig};
