@@ -404,7 +404,14 @@ impl OpenTracker {
             event: Event::Stopped,
             ..request
         };
-        tracker.announce(&stopped).expect("removing the probe peer");
+        // opentracker under load may reset a connection now and then: retry until the deadline.
+        while let Err(e) = tracker.announce(&stopped) {
+            assert!(
+                std::time::Instant::now() < until,
+                "opentracker never took the probe's stopped: {e}"
+            );
+            std::thread::sleep(Duration::from_millis(50)); // poll interval while waiting for the event
+        }
     }
 
     pub fn http_url(&self) -> String {
