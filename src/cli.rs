@@ -8,13 +8,13 @@
 //! (`print_lines`).
 
 pub mod magnet;
+pub mod progress;
 
 use crate::bencode;
 use crate::create::{self, CreateError, CreateOptions};
 use crate::metainfo::{Metainfo, MetainfoError};
 use crate::peer::connection::{Connection, PeerError};
 use crate::peer_id::PeerId;
-use crate::scheduler::Progress;
 use crate::session::{self, DownloadOptions, SessionError, Target};
 use crate::tracker::server::{RunningTracker, ServerConfig, ServerError};
 use crate::tracker::tiers::{AnnounceError, TrackerTiers};
@@ -49,6 +49,8 @@ pub enum CliError {
     Peer { addr: SocketAddr, source: PeerError },
     #[error(transparent)]
     Download(#[from] SessionError),
+    #[error("piece {index} was not fetched: {reason}; nothing was written")]
+    PieceNotFetched { index: u32, reason: String },
     #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
@@ -62,6 +64,11 @@ pub enum CliError {
         "no peers: the magnet link names no tracker and no peer (x.pe), and no --peer was given"
     )]
     NoPeers,
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the demo failed")]
     Demo(#[source] crate::demo::DemoError),
     #[error("cannot write to stdout")]
@@ -78,7 +85,13 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).build();
+    let max_level = logger.filter();
+    // Log lines go through the progress bar, so that it is drawn once, below them.
+    if log::set_boxed_logger(Box::new(progress::ThroughTheBar(logger))).is_ok() {
+        log::set_max_level(max_level);
+    }
 }
 
 /// Prints a failure as `error:` plus its `caused by:` chain and picks the exit status.
@@ -133,14 +146,15 @@ pub fn info_lines(metainfo: &Metainfo) -> Vec<String> {
     lines
 }
 
-/// `peers <file.torrent>`: one announce (`started`) to the first tracker that answers, in
-/// BEP 12 order; prints the peers it returned, one `ip:port` per line (IPv6 as `[addr]:port`).
+/// `peers <file.torrent>`: one look-up ([`look_up_peers`]) at the first tracker that answers,
+/// in BEP 12 order; prints the peers it returned, one `ip:port` per line (IPv6 as
+/// `[addr]:port`).
 pub fn peers(path: &Path, port: u16, config: TrackerConfig) -> Result<(), CliError> {
     let metainfo = load_torrent(path)?;
     let mut tiers = TrackerTiers::new(metainfo.tracker_tiers(), config);
     let left = metainfo.info.total_length;
     let request = AnnounceRequest::started(metainfo.info_hash, PeerId::generate(), port, left);
-    let (url, response) = tiers.announce(&request)?;
+    let (url, response) = look_up_peers(&mut tiers, request)?;
     log::info!("{url} answered: {} peers", response.peers.len());
     print_lines(
         &response
@@ -149,6 +163,47 @@ pub fn peers(path: &Path, port: u16, config: TrackerConfig) -> Result<(), CliErr
             .map(|p| p.to_string())
             .collect::<Vec<_>>(),
     )
+}
+
+/// Asks the trackers for peers without staying in the swarm: `started` from a port we hold,
+/// then, once answered, `stopped` to the tracker that answered. A command that only looks
+/// (`peers`, and the magnet commands before they have the metadata) must not leave the
+/// tracker handing out an address where nobody answers. [W3.7]
+///
+/// The port is held (bound) while the tracker lists us: announcing a port another program
+/// listens on (a seed on the default 6881) would replace that program in the tracker's list,
+/// and our `stopped` would remove it. If `request.port` is taken, any free port is announced.
+pub(crate) fn look_up_peers(
+    tiers: &mut TrackerTiers,
+    mut request: AnnounceRequest,
+) -> Result<(String, crate::tracker::AnnounceResponse), CliError> {
+    let held = hold_port(request.port)?;
+    request.port = held.local_addr().map_or(request.port, |a| a.port());
+    let (url, response) = tiers.announce(&request)?;
+    request.event = crate::tracker::Event::Stopped;
+    // Once more if it fails: a kept-alive connection the tracker has just closed fails the
+    // first try, and a lost `stopped` leaves the tracker handing out our address.
+    let left = tiers
+        .announce_to(&url, &request)
+        .or_else(|_| tiers.announce_to(&url, &request));
+    if let Err(e) = left {
+        log::warn!("could not tell {url} that we left: {e}");
+    }
+    Ok((url, response))
+}
+
+/// Binds `port` on every address (or any free port when it is taken, or 0).
+fn hold_port(port: u16) -> Result<std::net::TcpListener, CliError> {
+    let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
+    std::net::TcpListener::bind(any(port))
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => std::net::TcpListener::bind(any(0)),
+            _ => Err(e),
+        })
+        .map_err(|source| CliError::Listen {
+            addr: any(port),
+            source,
+        })
 }
 
 /// `handshake <torrent> <ip:port>`: `Peer ID: <hex>` of the peer, after a BEP 3 handshake
@@ -163,7 +218,10 @@ pub fn handshake(path: &Path, addr: SocketAddr) -> Result<(), CliError> {
         Default::default(),
     )
     .map_err(|source| CliError::Peer { addr, source })?;
-    print_lines(&[format!("Peer ID: {}", connection.remote.peer_id.to_hex())])
+    print_lines(&[format!("Peer ID: {}", connection.remote.peer_id.to_hex())])?;
+    // The next command (`download_piece`, say) may dial the same peer at once.
+    connection.close(crate::metadata::CLOSE_WAIT);
+    Ok(())
 }
 
 /// `download -o <out> <torrent>`: the whole torrent, with a progress bar on stderr (then
@@ -213,20 +271,17 @@ pub fn seed(
 
 /// A download or a seed with the progress bar, Ctrl-C, and the closing summary on stderr.
 pub(crate) fn run_session(metainfo: &Metainfo, options: DownloadOptions) -> Result<(), CliError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let raise = Arc::clone(&stop);
-    if let Err(e) = ctrlc::set_handler(move || raise.store(true, Ordering::Relaxed)) {
-        log::warn!("Ctrl-C will not stop cleanly: {e}");
-    }
     let options = DownloadOptions {
-        stop: Some(stop),
+        stop: Some(stop_on_ctrl_c()),
         ..options
     };
-    let bar = progress_bar(metainfo.info.num_pieces());
-    let shown = bar.clone();
+    let tracing = matches!(options.trace, crate::peer::connection::Trace::Stderr);
+    let bar = Arc::new(progress::Bar::start(metainfo.info.num_pieces(), tracing));
+    let shown = Arc::clone(&bar);
     let started = std::time::Instant::now();
-    let summary = session::download(metainfo, &options, move |p| show_progress(&shown, p))?;
-    bar.finish_and_clear();
+    let summary = session::download(metainfo, &options, move |p| shown.show(p));
+    drop(bar); // off the terminal before the summary, or the error
+    let summary = summary?;
     let done = summary.progress;
     eprintln!(
         "done: {} pieces ({} already on disk), {} bytes downloaded this run, {} bytes uploaded, in {:.1} s, {} pieces failed the hash check, {} peers banned",
@@ -253,64 +308,92 @@ pub fn download_piece(path: &Path, out: &Path, options: DownloadOptions) -> Resu
     piece_of(&metainfo, out, options)
 }
 
-/// Fetches one piece into a scratch directory, verifies it, writes it to `out`.
+/// Fetches one piece into a scratch directory, verifies it, writes it to `out`. The scratch
+/// directory goes away however this ends: done, failed, or stopped by Ctrl-C.
 pub(crate) fn piece_of(
     metainfo: &Metainfo,
     out: &Path,
     options: DownloadOptions,
 ) -> Result<(), CliError> {
-    let scratch = tempdir_for(metainfo)?;
+    let scratch = Scratch::create(metainfo)?;
+    let index = options.only_piece.unwrap_or(0);
     let options = DownloadOptions {
-        target: Target::Directory(scratch.clone()),
+        target: Target::Directory(scratch.0.clone()),
+        stop: Some(stop_on_ctrl_c()),
         ..options
     };
-    let index = options.only_piece.unwrap_or(0);
-    let storage = session::download(metainfo, &options, |_| {})?.storage;
+    let not_fetched = |reason: String| CliError::PieceNotFetched { index, reason };
+    let storage = match session::download(metainfo, &options, |_| {}) {
+        Ok(summary) => summary.storage,
+        // The session's own words count pieces "kept on disk" and say "run again to resume":
+        // true of a download, not of one piece in a scratch directory that is about to go.
+        Err(SessionError::Interrupted(..)) => return Err(not_fetched("interrupted".into())),
+        Err(SessionError::Stalled(after, ..)) => {
+            return Err(not_fetched(format!("no data arrived for {after:?}")));
+        }
+        Err(SessionError::DiskFailed { error, .. }) => {
+            return Err(not_fetched(format!(
+                "the scratch directory failed: {error}"
+            )));
+        }
+        Err(other) => return Err(other.into()),
+    };
     let mut piece = Vec::new();
     let layout = crate::piece::PieceLayout::new(&metainfo.info);
     storage
         .read_piece(&layout, index, &mut piece)
         .map_err(SessionError::from)?;
-    let _ = std::fs::remove_dir_all(&scratch);
     std::fs::write(out, piece).map_err(|source| CliError::Write {
         path: out.to_path_buf(),
         source,
     })
 }
 
-/// A private scratch directory for `download_piece` (removed afterwards).
-fn tempdir_for(metainfo: &Metainfo) -> Result<PathBuf, CliError> {
-    let dir = std::env::temp_dir().join(format!(
-        "peerwire-piece-{}-{}",
-        metainfo.info_hash,
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).map_err(|source| CliError::Write {
-        path: dir.clone(),
-        source,
-    })?;
-    Ok(dir)
+/// `download_piece`'s private scratch directory (`peerwire-piece-<info hash>-<pid>` in the
+/// temp dir), removed when dropped: every way out of [`piece_of`] drops it.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn create(metainfo: &Metainfo) -> Result<Scratch, CliError> {
+        let dir = std::env::temp_dir().join(format!(
+            "peerwire-piece-{}-{}",
+            metainfo.info_hash,
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|source| CliError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Scratch(dir))
+    }
 }
 
-fn progress_bar(pieces: usize) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(pieces as u64);
-    let style = indicatif::ProgressStyle::with_template("{bar:30} {percent:>3}% {msg} ETA {eta}")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!(
+                "cannot remove the scratch directory {}: {e}",
+                self.0.display()
+            );
+        }
+    }
 }
 
-/// Percent, average rates down and up, peers (the ETA is the bar's own).
-fn show_progress(bar: &indicatif::ProgressBar, p: &Progress) {
-    bar.set_position(p.pieces_have as u64);
-    let elapsed = bar.elapsed().as_secs_f64().max(0.001);
-    let down = p.downloaded as f64 / elapsed / 1_048_576.0;
-    let up = p.uploaded as f64 / elapsed / 1_048_576.0;
-    let state = if p.is_complete() { "seeding, " } else { "" };
-    bar.set_message(format!(
-        "{state}{down:.1} MiB/s down, {up:.1} MiB/s up, {} peers",
-        p.peers
-    ));
+/// A flag raised by Ctrl-C, for a session to stop cleanly (say `stopped` to the trackers, keep
+/// or remove what it must). The handler is installed once per process, on first use.
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    let stop = STOP.get_or_init(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let raise = Arc::clone(&stop);
+        if let Err(e) = ctrlc::set_handler(move || raise.store(true, Ordering::Relaxed)) {
+            log::warn!("Ctrl-C will not stop cleanly: {e}");
+        }
+        stop
+    });
+    Arc::clone(stop)
 }
 
 /// `tracker`: serves until killed. Where it listens goes to stderr (stdout stays empty).

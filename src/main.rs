@@ -307,7 +307,6 @@ impl PeerArgs {
         peerwire::session::DownloadOptions {
             peers: self.peers.clone(),
             port: self.tracker.port,
-            listen: only_piece.is_none(),
             max_peers: self.max_peers,
             trace: match self.trace {
                 true => peerwire::peer::connection::Trace::Stderr,

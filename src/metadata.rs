@@ -35,6 +35,9 @@ const PARALLEL: usize = 8;
 const PER_PEER: Duration = Duration::from_secs(30);
 /// Attempts per peer when it cannot be reached (a peer that lies is not asked again).
 const MAX_ATTEMPTS: u32 = 3;
+/// How long to wait, once we have the dictionary, for the peer to close its side of the
+/// connection (see `Connection::close`): the download that follows dials it again at once.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Error)]
 pub enum MetadataError {
@@ -234,10 +237,11 @@ fn ask(addr: SocketAddr, request: &Request) -> Result<Vec<u8>, FromPeer> {
             let message = MetadataMessage::from_payload(&payload)
                 .map_err(|e| FromPeer::Bad(e.to_string()))?;
             if let Some(info) = assembly.take(message)? {
-                return match InfoHash(sha1(&info)) == request.info_hash {
-                    true => Ok(info),
-                    false => Err(FromPeer::WrongHash),
-                };
+                if InfoHash(sha1(&info)) != request.info_hash {
+                    return Err(FromPeer::WrongHash);
+                }
+                connection.close(CLOSE_WAIT);
+                return Ok(info);
             }
         }
     }

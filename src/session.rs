@@ -52,10 +52,9 @@ pub struct DownloadOptions {
     pub target: Target,
     /// Peers to connect to directly, with or without a tracker.
     pub peers: Vec<SocketAddr>,
-    /// The port we listen on and announce (0: any free port).
+    /// The port we listen on and announce (0, or taken by another program: any free port).
     pub port: u16,
-    /// Accept incoming connections (on `bind`:`port`).
-    pub listen: bool,
+    /// The address we listen on.
     pub bind: IpAddr,
     pub max_peers: usize,
     /// Where every wire message is traced (`--trace`: stderr).
@@ -90,7 +89,6 @@ impl DownloadOptions {
             target,
             peers: Vec::new(),
             port: 6881,
-            listen: true,
             bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             max_peers: 50,
             trace: Trace::Off,
@@ -189,21 +187,30 @@ pub fn download(
         return Err(SessionError::NoPeers);
     }
     let swarm = Swarm::start(metainfo, options, &storage, &layout, our_id)?;
-    let left = bytes_left(&layout, &have);
+    let left = Left::new(&layout, options.only_piece);
+    let started = left.at_start(&layout, &have);
     let announcer = (!tiers.is_empty())
         .then(|| {
             Announcer::spawn(
                 tiers,
-                AnnounceRequest::started(metainfo.info_hash, our_id, swarm.port, left),
+                AnnounceRequest::started(metainfo.info_hash, our_id, swarm.port, started),
             )
         })
         .transpose()
         .map_err(SessionError::Thread)?;
-    let outcome = run_scheduler(&swarm, &have, options, announcer.as_ref(), on_progress);
-    swarm.stop();
+    let reporter = tracker_reporter(announcer.as_ref(), left, have.is_complete());
+    let outcome = run_scheduler(&swarm, &have, options, reporter, on_progress);
     if let Some(announcer) = announcer {
-        announcer.stop(); // `stopped`
+        if let Ok(outcome) = &outcome {
+            let _ = announcer
+                .commands
+                .send(left.command(last_progress(&outcome.result)));
+        }
+        // A `completed` still queued goes out, then `stopped`, while the listener still
+        // answers at the port the tracker lists.
+        announcer.stop();
     }
+    swarm.stop();
     let outcome = outcome?;
     match outcome.result {
         Ok(progress) => Ok(Summary {
@@ -234,7 +241,8 @@ struct Swarm {
         Sender<crate::scheduler::events::Event>,
         Receiver<crate::scheduler::events::Event>,
     ),
-    listener: Option<Listener>,
+    listener: Listener,
+    /// Where the listener really is (the port we announce).
     port: u16,
     layout: Arc<PieceLayout>,
     storage: Arc<Storage>,
@@ -263,29 +271,25 @@ impl Swarm {
             pex: !metainfo.info.private,
             listen_port: 0,
         };
-        // `--debug-single-peer`: a download takes no incoming peer (the one it dials is the
-        // one to follow), but a seed must listen, or its one peer cannot reach it.
-        let one_peer_dials = options.debug_single_peer && !options.require_complete;
-        let listener = (options.listen && !one_peer_dials)
-            .then(|| listen(options, &context))
-            .transpose()?;
-        let port = listener.as_ref().map_or(options.port, |l| l.addr.port());
+        // Every session listens, `download_piece` and `--debug-single-peer` too: the port we
+        // announce is handed to every peer that asks the tracker, so it must answer. (Under
+        // `--debug-single-peer` the scheduler still keeps one peer: it may be one that dialled
+        // us, and the others are refused.)
+        let listener = listen(options, &context)?;
         let mut context = context;
-        context.listen_port = listener.as_ref().map_or(0, |l| l.addr.port());
+        context.listen_port = listener.addr.port();
         Ok(Swarm {
             context,
             events,
+            port: listener.addr.port(),
             listener,
-            port,
             layout: Arc::clone(layout),
             storage: Arc::clone(storage),
         })
     }
 
     fn stop(self) {
-        if let Some(listener) = self.listener {
-            listener.stop();
-        }
+        self.listener.stop();
     }
 }
 
@@ -316,7 +320,7 @@ fn run_scheduler(
     swarm: &Swarm,
     have: &Bitfield,
     options: &DownloadOptions,
-    announcer: Option<&Announcer>,
+    (mut tell_tracker, peers): (TrackerReporter, Option<Receiver<Vec<SocketAddr>>>),
     mut on_progress: impl FnMut(&Progress) + Send + 'static,
 ) -> Result<Outcome, SessionError> {
     let context = swarm.context.clone();
@@ -353,10 +357,9 @@ fn run_scheduler(
         settings,
     );
     options.peers.iter().for_each(|p| scheduler.add_peer(*p));
-    if let Some(announcer) = announcer {
-        scheduler.take_peers_from(announcer.peers.clone());
+    if let Some(peers) = peers {
+        scheduler.take_peers_from(peers);
     }
-    let mut tell_tracker = tracker_reporter(announcer, &swarm.layout, have.is_complete());
     let report = move |p: &Progress| {
         tell_tracker(p);
         on_progress(p);
@@ -383,41 +386,104 @@ fn join_scheduler(scheduler: std::thread::JoinHandle<Outcome>) -> Result<Outcome
     })
 }
 
+/// What the scheduler's progress reports turn into for the trackers (see [`tracker_reporter`]),
+/// and where the announcer's peers go.
+type TrackerReporter = Box<dyn FnMut(&Progress) + Send>;
+
 /// Sends the announcer our counts every 5 s, `completed` once when the last piece verifies
 /// (not when we started complete: that is a seed's `started`), and `NeedPeers` when an
 /// unfinished download has had no peer for a while (see [`Lonely`]).
 fn tracker_reporter(
     announcer: Option<&Announcer>,
-    layout: &PieceLayout,
+    left: Left,
     complete_at_start: bool,
-) -> impl FnMut(&Progress) + Send + 'static {
-    let tracker = announcer.map(|a| a.commands.clone());
-    let (total, piece_length) = (layout.total_length, layout.piece_length);
+) -> (TrackerReporter, Option<Receiver<Vec<SocketAddr>>>) {
+    let Some(announcer) = announcer else {
+        return (Box::new(|_: &Progress| {}), None);
+    };
+    let tracker = announcer.commands.clone();
     let mut last_report = Instant::now();
     let mut told_complete = complete_at_start;
     let mut lonely = Lonely::default();
-    move |p: &Progress| {
-        let Some(tracker) = &tracker else { return };
+    let report = move |p: &Progress| {
         if !p.is_complete() && lonely.should_ask(p.peers, Instant::now()) {
             let _ = tracker.send(AnnouncerCommand::NeedPeers);
         }
-        let now_complete = p.is_complete() && !told_complete;
+        // `completed` means the whole torrent is verified on disk, and nothing less.
+        let now_complete = left.now(p) == 0 && !told_complete;
         if now_complete || last_report.elapsed() > Duration::from_secs(5) {
             last_report = Instant::now();
-            let left = match p.is_complete() {
-                true => 0,
-                false => total.saturating_sub(p.pieces_have as u64 * piece_length),
-            };
-            let _ = tracker.send(AnnouncerCommand::Progress {
-                uploaded: p.uploaded,
-                downloaded: p.downloaded,
-                left,
-            });
+            let _ = tracker.send(left.command(p));
         }
         if now_complete {
             told_complete = true;
             let _ = tracker.send(AnnouncerCommand::Completed);
         }
+    };
+    (Box::new(report), Some(announcer.peers.clone()))
+}
+
+/// The `left` we announce: the bytes of the whole torrent we do not have verified on disk.
+/// Trackers count a peer with `left` 0 as a seeder, and one that says `completed` as a whole
+/// download, so this is the torrent's, never the scheduler's idea of "what is left to do".
+#[derive(Debug, Clone, Copy)]
+struct Left {
+    total: u64,
+    piece_length: u64,
+    /// `download_piece`: the length of the one piece fetched.
+    only_piece: Option<u64>,
+}
+
+impl Left {
+    fn new(layout: &PieceLayout, only_piece: Option<u32>) -> Left {
+        Left {
+            total: layout.total_length,
+            piece_length: layout.piece_length,
+            only_piece: only_piece.map(|i| u64::from(layout.piece_len(i))),
+        }
+    }
+
+    /// At the start: what is missing from `have`, exactly. To fetch one piece the scheduler is
+    /// told that we have every other one, which we do not: we have nothing.
+    fn at_start(&self, layout: &PieceLayout, have: &Bitfield) -> u64 {
+        match self.only_piece {
+            Some(_) => self.total,
+            None => (0..layout.num_pieces() as u32)
+                .filter(|&i| !have.has(i as usize))
+                .map(|i| u64::from(layout.piece_len(i)))
+                .sum(),
+        }
+    }
+
+    /// The counts for the announcer.
+    fn command(&self, p: &Progress) -> AnnouncerCommand {
+        AnnouncerCommand::Progress {
+            uploaded: p.uploaded,
+            downloaded: p.downloaded,
+            left: self.now(p),
+        }
+    }
+
+    /// Now, from the scheduler's counts. Exact until the short last piece is in; after it,
+    /// low by less than one piece (the counts do not say which pieces we have), and never 0
+    /// before every piece is verified.
+    fn now(&self, p: &Progress) -> u64 {
+        match (self.only_piece, p.is_complete()) {
+            (Some(piece), true) => self.total - piece,
+            (Some(_), false) => self.total,
+            (None, true) => 0,
+            (None, false) => {
+                let had = p.pieces_have as u64 * self.piece_length;
+                self.total.saturating_sub(had).max(1)
+            }
+        }
+    }
+}
+
+/// The counts a session ended with, however it ended.
+fn last_progress(result: &Result<Progress, Ended>) -> &Progress {
+    match result {
+        Ok(p) | Err(Ended::GaveUp(p) | Ended::Interrupted(p) | Ended::StorageFailed(_, p)) => p,
     }
 }
 
@@ -491,13 +557,6 @@ fn starting_pieces(
     let have = storage.verify_existing(layout, threads);
     log::info!("resume: {} of {count} pieces already on disk", have.count());
     Ok(have)
-}
-
-fn bytes_left(layout: &PieceLayout, have: &Bitfield) -> u64 {
-    (0..layout.num_pieces() as u32)
-        .filter(|&i| !have.has(i as usize))
-        .map(|i| u64::from(layout.piece_len(i)))
-        .sum()
 }
 
 #[cfg(test)]

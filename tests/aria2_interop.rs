@@ -104,7 +104,7 @@ fn an_aria2_leecher_downloads_from_peerwire_seed_through_late_bitfields() {
     let log = std::fs::File::create(&log_path).unwrap();
     let mut seed = peerwire();
     // Debug for the peer thread only: the line naming each late bitfield, not every message.
-    seed.env("RUST_LOG", "peerwire=info,peerwire::peer::thread=debug")
+    seed.env("RUST_LOG", "peerwire=info,peerwire::peer::state=debug")
         .stderr(Stdio::from(log));
     let (seeder, seed_port) = common::start_seed(seed, &album.torrent, &album.content, &[]);
     album.wait_until_listed(seed_port, "peerwire seed");

@@ -1,12 +1,15 @@
 //! libtorrent (python3-libtorrent) and peerwire meet at peerwire's built-in tracker, over HTTP
-//! and then UDP: `peerwire peers` lists the libtorrent session, and libtorrent gets
-//! peerwire's announced address back — it connects to it.
+//! and then UDP: `peerwire peers` lists the libtorrent session (and leaves the swarm at once),
+//! and libtorrent gets the address peerwire's tracker client announced back — it connects
+//! to it.
 
 mod common;
 
 use common::{LibtorrentPeer, peerwire, run_ok};
 use peerwire::metainfo::Metainfo;
+use peerwire::peer_id::PeerId;
 use peerwire::tracker::server::RunningTracker;
+use peerwire::tracker::{AnnounceRequest, Tracker, TrackerConfig};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -39,14 +42,9 @@ fn meet_through(tracker_url: &str, tracker: &RunningTracker, dir: &Path) {
         "libtorrent's announce did not reach the tracker"
     );
 
-    // peerwire announces a port where this test listens, as a leecher would.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let our_port = listener.local_addr().unwrap().port();
+    // `peers` only looks: it finds libtorrent, then leaves the swarm at once (`stopped`).
     let out = run_ok(
-        peerwire()
-            .arg("peers")
-            .arg(&torrent)
-            .args(["--port", &our_port.to_string()]),
+        peerwire().arg("peers").arg(&torrent).args(["--port", "0"]),
         DEADLINE,
     );
     assert!(
@@ -54,6 +52,15 @@ fn meet_through(tracker_url: &str, tracker: &RunningTracker, dir: &Path) {
             .any(|l| l == format!("127.0.0.1:{}", libtorrent.port)),
         "peers: {out}"
     );
+    assert_eq!(tracker.peers(info_hash).len(), 1, "`peers` stayed listed");
+
+    // A leecher stays: peerwire's tracker client announces a port where this test listens.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let our_port = listener.local_addr().unwrap().port();
+    let request = AnnounceRequest::started(info_hash, PeerId::generate(), our_port, 200_000);
+    Tracker::new(tracker_url, TrackerConfig::default())
+        .and_then(|mut client| client.announce(&request))
+        .expect("peerwire's announce");
 
     // libtorrent re-announces, learns our address, and (a seeder meeting a leecher) dials it.
     libtorrent.send("reannounce");

@@ -215,7 +215,7 @@ fn every_name_in_a_code_paragraph_is_in_its_file() {
 }
 
 /// Every `Type::function` (or `module::Type::function`) a page in `docs/` names must exist in
-/// `src/`: a `fn`, a type, a constant, or a variant.
+/// `src/`: a `fn`, a type, a constant, a module, or a variant.
 #[test]
 fn docs_name_real_code() {
     let mut files = Vec::new();
@@ -244,7 +244,7 @@ fn docs_name_real_code() {
             {
                 continue;
             }
-            let found = ["fn", "struct", "enum", "const", "type"]
+            let found = ["fn", "struct", "enum", "const", "type", "mod"]
                 .iter()
                 .any(|kind| source.contains(&format!("{kind} {item}")))
                 || source.contains(&format!("    {item} {{"))

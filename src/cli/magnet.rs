@@ -82,7 +82,9 @@ fn extended_handshake(
             let theirs = ExtendedHandshake::from_payload(&payload)
                 .map_err(PeerError::BadExtendedHandshake)?;
             let id = theirs.id_of("ut_metadata").unwrap_or(0);
-            return Ok((connection.remote.peer_id, id));
+            let peer_id = connection.remote.peer_id;
+            connection.close(metadata::CLOSE_WAIT); // the next command may dial it at once
+            return Ok((peer_id, id));
         }
     }
     Err(PeerError::NoExtendedHandshake(FIRST_MESSAGES))
@@ -123,8 +125,9 @@ pub fn resolve(magnet: &Magnet, sources: &PeerSources) -> Result<Metainfo, CliEr
     Ok(metainfo)
 }
 
-/// `--peer`, `x.pe`, and one announce to the link's trackers (`left` = 1: the length is not
-/// known yet, and 0 would say we are a seed).
+/// `--peer`, `x.pe`, and one look-up at the link's trackers (`left` = 1: the length is not
+/// known yet, and 0 would say we are a seed). The look-up does not keep us in the swarm
+/// ([`super::look_up_peers`]): until it has the metadata, this command serves nothing.
 fn find_peers(
     magnet: &Magnet,
     sources: &PeerSources,
@@ -135,10 +138,10 @@ fn find_peers(
     let tiers: Vec<Vec<String>> = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
     if !tiers.is_empty() {
         let request = AnnounceRequest::started(magnet.info_hash, our_id, sources.port, 1);
-        match TrackerTiers::new(tiers, sources.tracker).announce(&request) {
+        match super::look_up_peers(&mut TrackerTiers::new(tiers, sources.tracker), request) {
             Ok((_, response)) => peers.extend(response.peers),
             Err(e) if !peers.is_empty() => log::warn!("{e}"),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
     if peers.is_empty() {

@@ -66,6 +66,16 @@ pub enum PeerError {
     NoExtendedHandshake(usize),
     #[error("bad extended handshake: {0}")]
     BadExtendedHandshake(crate::wire::extension::ExtensionError),
+    /// Between two messages: the normal end of a connection.
+    #[error("the peer closed the connection")]
+    Closed,
+    #[error("the peer closed the connection before its handshake")]
+    ClosedBeforeHandshake,
+    #[error(
+        "not a plain BitTorrent handshake (first byte {0}, not 19): it looks like an encrypted \
+         (MSE/PE) handshake, which peerwire does not speak yet"
+    )]
+    Encrypted(u8),
     #[error("the peer sent nothing for {0:?}")]
     Silent(Duration),
     #[error("no block for {0:?} while our requests were out (it snubs us)")]
@@ -123,6 +133,12 @@ impl Connection {
         };
         let (mut writer, mut reader) = split(stream)?;
         ours.write_to(&mut writer)?;
+        if std::io::BufRead::fill_buf(&mut reader)
+            .map_err(WireError::from)?
+            .is_empty()
+        {
+            return Err(PeerError::ClosedBeforeHandshake);
+        }
         let remote = Handshake::read_from(&mut reader)?;
         trace.line(|| format!("{addr} -> {ours:?}"));
         trace.line(|| format!("{addr} <- {remote:?}"));
@@ -141,6 +157,12 @@ impl Connection {
     ) -> Result<Connection, PeerError> {
         let addr = stream.peer_addr().map_err(PeerError::Connect)?;
         let (mut writer, mut reader) = split(stream)?;
+        // libtorrent and aria2 dial with MSE/PE first: a Diffie-Hellman key, not `19`.
+        match std::io::BufRead::fill_buf(&mut reader).map_err(WireError::from)? {
+            [] => return Err(PeerError::ClosedBeforeHandshake),
+            [first, ..] if *first != 19 => return Err(PeerError::Encrypted(*first)),
+            _ => {}
+        }
         let remote = Handshake::read_from(&mut reader)?;
         trace.line(|| format!("{addr} <- {remote:?}"));
         check_remote(&remote, info_hash, our_id)?;
@@ -283,6 +305,27 @@ impl Connection {
         Ok(Some(message))
     }
 
+    /// Ends the connection politely: sends what is queued, says we are done (TCP FIN), and
+    /// waits up to `wait` for the peer to close its side, discarding whatever it still sends.
+    /// Transmission keys its peers by IP and forgets a closed one only on its next pulse
+    /// (about half a second later); a new connection from us before then is dropped before its
+    /// handshake. Waiting here means the next connection, ours or the next command's, gets
+    /// through the first time.
+    pub fn close(mut self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let _ = self.pump(wait);
+        let _ = self.writer.shutdown(std::net::Shutdown::Write);
+        let socket = self.reader.get_mut();
+        let mut discard = [0u8; 4096];
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            let closed = socket.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            match closed.and_then(|()| std::io::Read::read(socket, &mut discard)) {
+                Ok(0) | Err(_) => return, // closed by the peer, or the wait is over
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// Peeks at the socket for the first byte of a message; on `true` the read timeout is set
     /// for the rest of the message.
     fn message_started(&mut self, wait: bool) -> Result<bool, PeerError> {
@@ -298,7 +341,7 @@ impl Connection {
             peeked
         };
         match peeked {
-            Ok(0) => return Err(io(ErrorKind::UnexpectedEof.into())),
+            Ok(0) => return Err(PeerError::Closed),
             Ok(_) => {}
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 return Ok(false);

@@ -109,7 +109,9 @@ impl Extensions {
                         return Ok(());
                     }
                 };
-                let addrs: Vec<SocketAddr> = pex.added.iter().map(|(a, _)| *a).collect();
+                let addrs: Vec<SocketAddr> = (pex.added.iter().map(|(a, _)| *a))
+                    .filter(|a| !crate::tracker::is_ourselves(a, context.listen_port))
+                    .collect(); // Transmission lists us to ourselves
                 log::debug!("{}: pex: {} added", connection.addr, addrs.len());
                 let found = Event::PeersFound {
                     peer: connection.addr,

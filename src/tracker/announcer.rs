@@ -121,8 +121,16 @@ fn run(
     let mut retry = FIRST_RETRY;
     let mut next = Instant::now();
     let mut earliest = Instant::now(); // `min interval`
+    // `started` goes out before any command is read: a download that completes at once must
+    // still say `started` before `completed`.
+    let mut first = true;
     loop {
-        let command = match commands.recv_deadline(next) {
+        let received = match first {
+            true => Err(RecvTimeoutError::Timeout),
+            false => commands.recv_deadline(next),
+        };
+        first = false;
+        let command = match received {
             Ok(command) => Some(command),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => Some(Command::Stop),

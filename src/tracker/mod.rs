@@ -264,8 +264,9 @@ impl Tracker {
     }
 }
 
-/// Trackers list the announcer among the peers (opentracker does). We cannot know our public
-/// address, but a loopback or unspecified address with our own port is certainly us.
-fn is_ourselves(peer: &SocketAddr, our_port: u16) -> bool {
+/// Trackers list the announcer among the peers (opentracker does), and PEX messages can too.
+/// We cannot know our public address, but a loopback or unspecified address with our own port
+/// is certainly us.
+pub(crate) fn is_ourselves(peer: &SocketAddr, our_port: u16) -> bool {
     peer.port() == our_port && (peer.ip().is_loopback() || peer.ip().is_unspecified())
 }

@@ -38,13 +38,14 @@ mod udp;
 
 pub use super::swarm::SwarmPeer;
 
-use super::swarm::Swarms;
+use super::ScrapeStats;
+use super::swarm::{Announce, AnnounceAnswer, Swarms};
 use crate::metainfo::InfoHash;
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
 /// Peers per answer unless the client asks for fewer (`numwant`), and the most it may ask for.
@@ -107,10 +108,15 @@ enum Counter {
     BadRequest,
 }
 
+/// Called with every announce the tracker accepts (see [`RunningTracker::watch`]).
+type Watcher = Box<dyn Fn(&Announce) + Send>;
+
 /// What both threads share.
 struct Shared {
     swarms: Mutex<Swarms>,
     stats: Mutex<ServerStats>,
+    /// Who wants to see each announce as it arrives.
+    watchers: Mutex<Vec<Watcher>>,
     /// The `interval` told to clients.
     interval: Duration,
     /// Key of the connection-id hash, random per start: ids from an earlier run are invalid.
@@ -124,6 +130,7 @@ impl Shared {
         Shared {
             swarms: Mutex::new(Swarms::new(interval)),
             stats: Mutex::new(ServerStats::default()),
+            watchers: Mutex::new(Vec::new()),
             interval,
             secret: RandomState::new(),
             stop: AtomicBool::new(false),
@@ -132,6 +139,17 @@ impl Shared {
 
     fn swarms(&self) -> MutexGuard<'_, Swarms> {
         lock(&self.swarms)
+    }
+
+    /// Records an announce (HTTP or UDP alike) and answers it. The watchers see it once it is
+    /// recorded and before it is answered: when a client has its answer, every watcher has
+    /// seen what it said, and a scrape counts it.
+    fn announce(&self, announce: &Announce) -> Result<AnnounceAnswer, &'static str> {
+        let answer = self.swarms().announce(announce, Instant::now());
+        lock(&self.watchers)
+            .iter()
+            .for_each(|watch| watch(announce));
+        answer
     }
 
     fn count(&self, counter: Counter) {
@@ -208,6 +226,19 @@ impl RunningTracker {
     /// The peers of one swarm right now (a snapshot, for tests and the demo).
     pub fn peers(&self, info_hash: InfoHash) -> Vec<SwarmPeer> {
         self.shared.swarms().peers(&info_hash)
+    }
+
+    /// Seeders, leechers and completed downloads of one swarm right now: what a scrape
+    /// answers, without the network.
+    pub fn scrape(&self, info_hash: InfoHash) -> ScrapeStats {
+        self.shared.swarms().scrape(&info_hash, Instant::now())
+    }
+
+    /// Calls `watch` with every announce the tracker receives (checked, before it is
+    /// answered), on the tracker's own threads: what each client tells the tracker, for tests
+    /// and for a class to look at. A slow `watch` holds up that answer.
+    pub fn watch(&self, watch: impl Fn(&Announce) + Send + 'static) {
+        lock(&self.shared.watchers).push(Box::new(watch));
     }
 
     pub fn stats(&self) -> ServerStats {

@@ -13,7 +13,7 @@
 //! a tracker that works. [W3.3] Each [`Tracker`] is created on first use and kept, so a UDP
 //! tracker's connection id and an HTTP tracker's `tracker id` survive between announces.
 
-use super::{AnnounceRequest, AnnounceResponse, Tracker, TrackerConfig, TrackerError};
+use super::{AnnounceRequest, AnnounceResponse, Problem, Tracker, TrackerConfig, TrackerError};
 use std::fmt;
 
 /// A torrent's trackers in BEP 12 order.
@@ -77,13 +77,32 @@ impl TrackerTiers {
                         return Ok((tier[0].url.clone(), response));
                     }
                     Err(error) => {
-                        log::warn!("{error}");
+                        // Not a warning: the next tracker may answer, and when none does the
+                        // caller reports every failure at once.
+                        log::info!("{error}");
                         failures.push(error);
                     }
                 }
             }
         }
         Err(AnnounceError { failures })
+    }
+
+    /// Announces to the tracker at `url` only: a `stopped` goes where the `started` went, not
+    /// through every tier again.
+    pub fn announce_to(
+        &mut self,
+        url: &str,
+        request: &AnnounceRequest,
+    ) -> Result<AnnounceResponse, TrackerError> {
+        let slot = self.tiers.iter_mut().flatten().find(|slot| slot.url == url);
+        match slot {
+            Some(slot) => announce_slot(slot, request, self.config),
+            None => Err(TrackerError::new(
+                url,
+                Problem::BadUrl("not among the torrent's trackers".into()),
+            )),
+        }
     }
 }
 

@@ -327,11 +327,11 @@ mod tests {
     fn a_real_libtorrent_handshake_line() {
         // Captured from libtorrent 2.0.8 (docs/wire-format.md).
         let line = "127.0.0.1:23460 <- Handshake { reserved: 0000000000100005, info_hash: \
-                    dfa9eaa957b2b05209efc0ef5d678a036dffcf99, peer_id: -LT2080-T.HFD9mE70Cn }";
+                    bbe97502a4e52a015701a1248e8b4f2e022a9f9a, peer_id: -LT2080-2GLpsw.9!nXo }";
         let Traced::Handshake(h) = parse_trace_line(line).unwrap().traced else {
             panic!("not a handshake");
         };
-        assert_eq!(&h.peer_id.0, b"-LT2080-T.HFD9mE70Cn");
+        assert_eq!(&h.peer_id.0, b"-LT2080-2GLpsw.9!nXo");
         assert_eq!(h.reserved[7], 0x05); // DHT (0x01) and the fast extension (0x04)
         assert!(h.supports_extensions());
     }

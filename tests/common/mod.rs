@@ -404,7 +404,14 @@ impl OpenTracker {
             event: Event::Stopped,
             ..request
         };
-        tracker.announce(&stopped).expect("removing the probe peer");
+        // opentracker under load may reset a connection now and then: retry until the deadline.
+        while let Err(e) = tracker.announce(&stopped) {
+            assert!(
+                std::time::Instant::now() < until,
+                "opentracker never took the probe's stopped: {e}"
+            );
+            std::thread::sleep(Duration::from_millis(50)); // poll interval while waiting for the event
+        }
     }
 
     pub fn http_url(&self) -> String {
@@ -559,6 +566,18 @@ pub fn opentracker_torrent(
         &["--piece-length", &piece_length, "-t", &url],
     );
     Some((tracker, info_hash))
+}
+
+/// Every byte of `text` outside the unreserved set as `%XX` (a URL inside a magnet link).
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// peerwire's built-in tracker on 127.0.0.1, HTTP and UDP on free ports.

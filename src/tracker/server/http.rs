@@ -134,7 +134,7 @@ fn announce(query: &str, remote: SocketAddr, shared: &Shared) -> Vec<u8> {
         announce.left,
         announce.event
     );
-    let answer = match shared.swarms().announce(&announce, Instant::now()) {
+    let answer = match shared.announce(&announce) {
         Ok(answer) => answer,
         Err(reason) => {
             log::debug!("tracker-http: {remote}: refused: {reason}");

@@ -163,7 +163,7 @@ fn announce(packet: &AnnouncePacket, from: SocketAddr, shared: &Shared) -> Respo
         announce.left,
         announce.event
     );
-    let answer = match shared.swarms().announce(&announce, Instant::now()) {
+    let answer = match shared.announce(&announce) {
         Ok(answer) => answer,
         Err(reason) => return error(packet.transaction_id, reason),
     };

@@ -1,0 +1,170 @@
+//! The progress line of `download` and `seed`, and the log lines printed through it.
+//!
+//! One line on stderr, redrawn in place, that says only what is known:
+//!
+//! ```text
+//! ████████████░░░░░░░░░░░░░░░░░░  42% 3.1 MiB/s down, 0.2 MiB/s up, 4 peers, ETA 12s
+//! ░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░   0% 0.0 MiB/s down, 0.0 MiB/s up, 0 peers, ETA --
+//! ```
+//!
+//! The time left is unknown (`--`) until a piece has been verified this run: a rate of
+//! nothing gives no time. A log line written to the terminal while the bar is drawn would leave
+//! a copy of the bar above it, so every log line goes through [`ThroughTheBar`]: the bar is
+//! taken off, the line printed, and the bar drawn again once, below it.
+
+use crate::scheduler::Progress;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The bar on the terminal now, if any: where log lines must go through.
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+fn shown() -> MutexGuard<'static, Option<ProgressBar>> {
+    SHOWN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The bar of one session, taken off the terminal when dropped: when the session is done,
+/// and when it fails or is stopped by Ctrl-C (an error line then follows on a clean line).
+pub struct Bar {
+    bar: ProgressBar,
+}
+
+impl Bar {
+    /// A bar of `pieces`, drawn when stderr is a terminal. `hidden` when something else prints
+    /// line after line on stderr (the wire trace): a bar redrawn between them is only noise.
+    pub fn start(pieces: usize, hidden: bool) -> Bar {
+        let bar = match hidden {
+            true => ProgressBar::hidden(),
+            false => ProgressBar::new(pieces as u64),
+        };
+        let style = ProgressStyle::with_template("{bar:30} {percent:>3}% {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        *shown() = Some(bar.clone());
+        Bar { bar }
+    }
+
+    /// Percent, average rates down and up this run, peers, and the time left.
+    pub fn show(&self, p: &Progress) {
+        self.bar.set_position(p.pieces_have as u64);
+        self.bar.set_message(status(p, self.bar.elapsed()));
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        *shown() = None;
+        self.bar.finish_and_clear();
+    }
+}
+
+/// What follows the percentage.
+fn status(p: &Progress, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64().max(0.001);
+    let down = p.downloaded as f64 / seconds / 1_048_576.0;
+    let up = p.uploaded as f64 / seconds / 1_048_576.0;
+    let rates = format!("{down:.1} MiB/s down, {up:.1} MiB/s up, {} peers", p.peers);
+    match p.is_complete() {
+        true => format!("seeding, {rates}"),
+        false => format!("{rates}, ETA {}", time_left(p, elapsed)),
+    }
+}
+
+/// The missing pieces at this run's pace so far (pieces verified this run per second), or
+/// `--` before the first: there is no pace yet, and 0 s would be a lie.
+fn time_left(p: &Progress, elapsed: Duration) -> String {
+    let done = p.pieces_have.saturating_sub(p.pieces_at_start);
+    if done == 0 {
+        return "--".to_string();
+    }
+    let missing = p.pieces_total.saturating_sub(p.pieces_have);
+    let seconds = (elapsed.as_secs_f64() * missing as f64 / done as f64).round() as u64;
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h{:02}m", seconds / 3600, seconds / 60 % 60),
+    }
+}
+
+/// `env_logger`, with each line printed through the bar on the terminal, if there is one.
+pub struct ThroughTheBar(pub env_logger::Logger);
+
+impl log::Log for ThroughTheBar {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.0.matches(record) {
+            return;
+        }
+        // A clone, so that the lock is not held while the line is written.
+        let bar = shown().clone();
+        match bar {
+            Some(bar) => bar.suspend(|| self.0.log(record)),
+            None => self.0.log(record),
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(at_start: usize, have: usize, total: usize) -> Progress {
+        Progress {
+            pieces_at_start: at_start,
+            pieces_have: have,
+            pieces_total: total,
+            ..Progress::default()
+        }
+    }
+
+    #[test]
+    fn before_the_first_piece_the_time_left_is_unknown() {
+        let p = progress(0, 0, 100);
+        assert_eq!(
+            status(&p, Duration::ZERO),
+            "0.0 MiB/s down, 0.0 MiB/s up, 0 peers, ETA --"
+        );
+        // Pieces found on disk at the start are no pace either.
+        assert_eq!(
+            time_left(&progress(40, 40, 100), Duration::from_secs(9)),
+            "--"
+        );
+    }
+
+    #[test]
+    fn the_time_left_follows_this_runs_pace() {
+        // 10 pieces in 5 s, 30 to go: 15 s.
+        assert_eq!(
+            time_left(&progress(60, 70, 100), Duration::from_secs(5)),
+            "15s"
+        );
+        assert_eq!(
+            time_left(&progress(0, 1, 100), Duration::from_secs(2)),
+            "3m18s"
+        );
+        assert_eq!(
+            time_left(&progress(0, 1, 1000), Duration::from_secs(10)),
+            "2h46m"
+        );
+    }
+
+    #[test]
+    fn a_complete_torrent_is_seeding_without_a_time_left() {
+        let mut p = progress(0, 8, 8);
+        p.peers = 2;
+        assert_eq!(
+            status(&p, Duration::from_secs(1)),
+            "seeding, 0.0 MiB/s down, 0.0 MiB/s up, 2 peers"
+        );
+    }
+}
