@@ -16,7 +16,7 @@ use crate::metainfo::{Metainfo, MetainfoError};
 use crate::peer::connection::{Connection, PeerError};
 use crate::peer_id::PeerId;
 use crate::session::{self, DownloadOptions, SessionError, Target};
-use crate::tracker::server::{RunningTracker, ServerConfig, ServerError};
+use crate::tracker_server::{RunningTracker, ServerConfig, ServerError};
 use crate::tracker::tiers::{AnnounceError, TrackerTiers};
 use crate::tracker::{AnnounceRequest, TrackerConfig};
 use crate::wire::handshake::RESERVED_EXTENSIONS;

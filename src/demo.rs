@@ -22,7 +22,7 @@ use crate::peer::connection::Trace;
 use crate::peer_id::PeerId;
 use crate::scheduler::{AfterComplete, Traffic};
 use crate::session::{self, DownloadOptions, SessionError, Summary, Target};
-use crate::tracker::server::{RunningTracker, ServerConfig};
+use crate::tracker_server::{RunningTracker, ServerConfig};
 use crossbeam_channel::{Receiver, Sender};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -72,7 +72,7 @@ pub enum DemoError {
     #[error("cannot make the torrent: {0}")]
     Torrent(String),
     #[error("cannot start the tracker: {0}")]
-    Tracker(#[from] crate::tracker::server::ServerError),
+    Tracker(#[from] crate::tracker_server::ServerError),
     #[error("{who}: {source}")]
     Session { who: String, source: SessionError },
     #[error("only {done} of {total} leechers completed within {deadline:?}")]

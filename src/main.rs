@@ -144,8 +144,8 @@ struct TrackerServerArgs {
 }
 
 impl TrackerServerArgs {
-    fn config(self) -> peerwire::tracker::server::ServerConfig {
-        peerwire::tracker::server::ServerConfig {
+    fn config(self) -> peerwire::tracker_server::ServerConfig {
+        peerwire::tracker_server::ServerConfig {
             http: Some((self.bind, self.port).into()),
             udp: Some((self.bind, self.udp_port).into()),
             interval: Duration::from_secs(self.interval),

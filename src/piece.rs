@@ -13,8 +13,11 @@
 //! ([`PieceLayout::verify`]); otherwise it is simply fetched again. Nothing here does I/O.
 
 use crate::metainfo::{Info, PieceHash, sha1};
-use crate::wire::message::BLOCK_LEN;
 use std::fmt;
+
+/// The unit of transfer: a request asks for at most 16 KiB (BEP 3 "request"), and real clients
+/// disconnect peers that ask for more or send more. Pieces are cut into blocks of this size.
+pub const BLOCK_LEN: u32 = 16 * 1024;
 
 /// A request for one block: the spec's `request` message fields.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -238,8 +238,8 @@ pub fn download(
 struct Swarm {
     context: PeerContext,
     events: (
-        Sender<crate::scheduler::events::Event>,
-        Receiver<crate::scheduler::events::Event>,
+        Sender<crate::events::Event>,
+        Receiver<crate::events::Event>,
     ),
     listener: Listener,
     /// Where the listener really is (the port we announce).

@@ -14,7 +14,7 @@ mod common;
 use common::aria2::Aria2;
 use common::peerwire;
 use peerwire::metainfo::{InfoHash, Metainfo};
-use peerwire::tracker::server::RunningTracker;
+use peerwire::tracker_server::RunningTracker;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -140,7 +140,7 @@ fn ctrl_c_stops_cleanly_and_tells_the_tracker() {
         .spawn()
         .unwrap();
     let pid = child.id().to_string();
-    let ours = |t: &peerwire::tracker::server::RunningTracker| {
+    let ours = |t: &peerwire::tracker_server::RunningTracker| {
         t.peers(info_hash)
             .iter()
             .any(|p| p.addr.port().to_string() == port)

@@ -8,7 +8,7 @@ mod common;
 use common::{LibtorrentPeer, peerwire, run_ok};
 use peerwire::metainfo::Metainfo;
 use peerwire::peer_id::PeerId;
-use peerwire::tracker::server::RunningTracker;
+use peerwire::tracker_server::RunningTracker;
 use peerwire::tracker::{AnnounceRequest, Tracker, TrackerConfig};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;

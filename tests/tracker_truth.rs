@@ -11,7 +11,7 @@ use common::{Killed, free_port, peerwire, run_ok, wait_with_deadline};
 use peerwire::metainfo::{InfoHash, Metainfo};
 use peerwire::tracker::Event;
 use peerwire::tracker::ScrapeStats;
-use peerwire::tracker::server::RunningTracker;
+use peerwire::tracker_server::RunningTracker;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -16,7 +16,7 @@ use super::state::Actions;
 use super::thread::{Link, PeerContext, send};
 use super::upload::{Answer, RequestCheck};
 use crate::piece::BlockRequest;
-use crate::scheduler::events::{Command, Event};
+use crate::events::{Command, Event};
 use crate::wire::{Bitfield, Message};
 use std::time::Instant;
 

@@ -15,7 +15,7 @@
 //! (qBittorrent's ut_metadata is 2, ours 3), so mixing them up breaks interop. [W13.3]
 
 use super::connection::{Connection, PeerError};
-use crate::scheduler::events::Event;
+use crate::events::Event;
 use crate::wire::Message;
 use crate::wire::extension::{
     ExtendedHandshake, METADATA_PIECE_LEN, MetadataMessage, PEX_REACHABLE, PexMessage,

@@ -6,7 +6,7 @@
 //! keeps about 1.5 seconds' worth in flight, between 8 and 250 blocks (Transmission accepts
 //! 500 queued requests, libtorrent more). [W7.2]
 
-use crate::wire::message::BLOCK_LEN;
+use crate::piece::BLOCK_LEN;
 use std::time::{Duration, Instant};
 
 const MIN_DEPTH: usize = 8;

@@ -24,7 +24,7 @@ use super::upload::{RateLimit, Uploads};
 use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
 use crate::piece::{BlockRequest, PieceLayout};
-use crate::scheduler::events::{Command, Event};
+use crate::events::{Command, Event};
 use crate::storage::Storage;
 use crate::wire::Message;
 use crate::wire::handshake::RESERVED_PEER;

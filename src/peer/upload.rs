@@ -201,7 +201,7 @@ impl Default for Uploads {
 
 /// What is wrong with a request, if anything.
 fn request_problem(block: &BlockRequest, check: &RequestCheck) -> Option<String> {
-    if block.length == 0 || block.length > crate::wire::message::BLOCK_LEN {
+    if block.length == 0 || block.length > crate::piece::BLOCK_LEN {
         return Some(format!("{} bytes (at most 16 KiB)", block.length));
     }
     if block.index as usize >= check.layout.num_pieces() {
@@ -229,7 +229,7 @@ pub struct RateLimit {
 impl RateLimit {
     pub fn new(bytes_per_second: u64) -> RateLimit {
         let rate = bytes_per_second.max(1) as f64;
-        let capacity = (rate / 4.0).max(f64::from(crate::wire::message::BLOCK_LEN));
+        let capacity = (rate / 4.0).max(f64::from(crate::piece::BLOCK_LEN));
         RateLimit {
             bytes_per_second: rate,
             capacity,
@@ -250,7 +250,7 @@ impl RateLimit {
 
     /// Whether a whole block could be taken now.
     pub fn available(&self) -> bool {
-        self.refilled().0 >= f64::from(crate::wire::message::BLOCK_LEN)
+        self.refilled().0 >= f64::from(crate::piece::BLOCK_LEN)
     }
 
     fn refilled(&self) -> std::sync::MutexGuard<'_, (f64, Instant)> {

@@ -14,7 +14,6 @@
 //! Disk writes happen in the peer threads and hashing on `verify` threads, so neither waits
 //! on this one: the scheduler only does bookkeeping.
 
-pub mod events;
 pub mod picker;
 mod progress;
 mod rounds;
@@ -29,7 +28,7 @@ use crate::piece::{BlockRequest, PieceLayout};
 use crate::storage::StorageError;
 use crate::wire::Bitfield;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use events::{Command, Event};
+use crate::events::{Command, Event};
 use picker::Picker;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

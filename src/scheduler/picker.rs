@@ -265,7 +265,7 @@ impl Picker {
         else {
             return result;
         };
-        let Some(state) = blocks.get_mut((block.begin / crate::wire::message::BLOCK_LEN) as usize)
+        let Some(state) = blocks.get_mut((block.begin / crate::piece::BLOCK_LEN) as usize)
         else {
             return result;
         };
@@ -292,13 +292,13 @@ impl Picker {
                 continue;
             };
             let Some(BlockState::Requested(by)) =
-                blocks.get_mut((block.begin / crate::wire::message::BLOCK_LEN) as usize)
+                blocks.get_mut((block.begin / crate::piece::BLOCK_LEN) as usize)
             else {
                 continue;
             };
             by.retain(|p| *p != peer);
             if by.is_empty() {
-                blocks[(block.begin / crate::wire::message::BLOCK_LEN) as usize] =
+                blocks[(block.begin / crate::piece::BLOCK_LEN) as usize] =
                     BlockState::Missing;
             }
         }

@@ -7,7 +7,7 @@
 //!   every 60 s: the addresses of our peers        ──► Command::Pex to every peer thread
 //! ```
 
-use super::events::Command;
+use crate::events::Command;
 use super::{PEX_EVERY, SNUBBED_AFTER, Scheduler};
 use crate::choker::{PeerStats, ROUND_INTERVAL};
 use std::collections::HashSet;

@@ -6,7 +6,7 @@
 //! (its address is an outgoing port of the other side, not a place to call back).
 
 use super::Scheduler;
-use super::events::Command;
+use crate::events::Command;
 use crate::peer_id::PeerId;
 use crate::piece::BlockRequest;
 use crate::wire::Bitfield;

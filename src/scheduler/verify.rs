@@ -8,7 +8,7 @@
 //! The session starts these threads and hands the scheduler the sending end of their queue,
 //! so the scheduler itself starts no thread and can be driven by unit tests alone.
 
-use super::events::Event;
+use crate::events::Event;
 use crate::piece::PieceLayout;
 use crate::storage::Storage;
 use crossbeam_channel::Sender;

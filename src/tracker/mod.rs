@@ -22,8 +22,6 @@
 pub mod announcer;
 pub mod http;
 pub mod peers;
-pub mod server;
-pub mod swarm;
 pub mod tiers;
 pub mod udp;
 pub mod udp_packet;

@@ -29,9 +29,6 @@ use super::WireError;
 use std::fmt;
 use std::io::{self, Read, Write};
 
-/// The unit of transfer: a request asks for at most 16 KiB, and real clients disconnect peers
-/// that ask for more or send more.
-pub const BLOCK_LEN: u32 = 16 * 1024;
 /// Largest frame we accept: room for a bitfield of 2^21 pieces and extension messages with a
 /// 16 KiB metadata piece; a 4 GiB length prefix is refused before anything is allocated.
 pub const MAX_MESSAGE_LEN: u32 = 1 << 20;

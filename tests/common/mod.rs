@@ -581,8 +581,8 @@ pub fn percent_encode(text: &str) -> String {
 }
 
 /// peerwire's built-in tracker on 127.0.0.1, HTTP and UDP on free ports.
-pub fn local_tracker(interval: Duration) -> peerwire::tracker::server::RunningTracker {
-    use peerwire::tracker::server::{RunningTracker, ServerConfig};
+pub fn local_tracker(interval: Duration) -> peerwire::tracker_server::RunningTracker {
+    use peerwire::tracker_server::{RunningTracker, ServerConfig};
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     RunningTracker::start(ServerConfig {
         http: Some(any),

@@ -34,12 +34,13 @@
 //! table of ids handed out, which a flood of connect packets could grow without limit.)
 
 mod http;
+pub mod registry;
 mod udp;
 
-pub use super::swarm::SwarmPeer;
+pub use registry::SwarmPeer;
 
-use super::ScrapeStats;
-use super::swarm::{Announce, AnnounceAnswer, Swarms};
+use crate::tracker::ScrapeStats;
+use registry::{Announce, AnnounceAnswer, Swarms};
 use crate::metainfo::InfoHash;
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;

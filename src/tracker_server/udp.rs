@@ -21,7 +21,7 @@
 //! cannot use the tracker to flood someone else with peer lists.
 
 use super::{Counter, ServerError, Shared, connection_id, minute, numwant, valid_connection};
-use crate::tracker::swarm::Announce;
+use crate::tracker_server::registry::Announce;
 use crate::tracker::udp_packet::{AnnouncePacket, Request, Response};
 use crate::tracker::{Event, ScrapeStats};
 use std::net::{SocketAddr, UdpSocket};

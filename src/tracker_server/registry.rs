@@ -14,7 +14,7 @@
 //! without waiting. Sizes are capped: a stranger announcing a million made-up torrents
 //! cannot exhaust memory.
 
-use super::{Event, ScrapeStats};
+use crate::tracker::{Event, ScrapeStats};
 use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
 use std::collections::HashMap;

@@ -28,7 +28,7 @@ use crate::peer_id::PeerId;
 use crate::tracker::Event;
 use crate::tracker::ScrapeStats;
 use crate::tracker::peers::{encode_compact_v4, encode_compact_v6};
-use crate::tracker::swarm::{Announce, AnnounceAnswer};
+use crate::tracker_server::registry::{Announce, AnnounceAnswer};
 use crate::tracker::udp_packet::MAX_SCRAPE_HASHES;
 use std::net::SocketAddr;
 use std::sync::Arc;
