@@ -275,7 +275,7 @@ pub(crate) fn run_session(metainfo: &Metainfo, options: DownloadOptions) -> Resu
         stop: Some(stop_on_ctrl_c()),
         ..options
     };
-    let tracing = matches!(options.trace, crate::peer::connection::Trace::Stderr);
+    let tracing = matches!(options.trace, crate::trace::Trace::Stderr);
     let bar = Arc::new(progress::Bar::start(metainfo.info.num_pieces(), tracing));
     let shown = Arc::clone(&bar);
     let started = std::time::Instant::now();

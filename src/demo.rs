@@ -18,7 +18,7 @@
 
 use crate::create::{CreateOptions, create_torrent};
 use crate::metainfo::Metainfo;
-use crate::peer::connection::Trace;
+use crate::trace::Trace;
 use crate::peer_id::PeerId;
 use crate::scheduler::{AfterComplete, Traffic};
 use crate::session::{self, DownloadOptions, SessionError, Summary, Target};

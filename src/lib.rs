@@ -44,6 +44,7 @@ pub mod piece;
 pub mod scheduler;
 pub mod session;
 pub mod storage;
+pub mod trace;
 pub mod tracker;
 pub mod tracker_server;
 pub mod wire;

@@ -309,8 +309,8 @@ impl PeerArgs {
             port: self.tracker.port,
             max_peers: self.max_peers,
             trace: match self.trace {
-                true => peerwire::peer::connection::Trace::Stderr,
-                false => peerwire::peer::connection::Trace::Off,
+                true => peerwire::trace::Trace::Stderr,
+                false => peerwire::trace::Trace::Off,
             },
             tracker: self.tracker.config(),
             give_up: self.give_up_after.map(Duration::from_secs),

@@ -17,7 +17,8 @@
 //! pieces, and do not even know how many there are yet (INTEROP.md).
 
 use crate::metainfo::{InfoHash, sha1};
-use crate::peer::connection::{Connection, PeerError, Trace};
+use crate::peer::connection::{Connection, PeerError};
+use crate::trace::Trace;
 use crate::peer_id::PeerId;
 use crate::wire::Message;
 use crate::wire::extension::{

@@ -14,7 +14,7 @@
 
 use crate::choker::ChokerConfig;
 use crate::metainfo::Metainfo;
-use crate::peer::connection::Trace;
+use crate::trace::Trace;
 use crate::peer::listener::Listener;
 use crate::peer::thread::{self as peer_thread, PeerContext};
 use crate::peer::upload::RateLimit;

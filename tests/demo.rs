@@ -124,7 +124,7 @@ fn the_demo_command_prints_its_summary() {
         let trace = line
             .strip_prefix("  ")
             .unwrap_or_else(|| panic!("not indented: {line}"));
-        peerwire::wire::trace::parse_trace_line(trace)
+        peerwire::trace::parse_trace_line(trace)
             .unwrap_or_else(|e| panic!("not a trace line: {line}: {e:?}"));
     }
 }

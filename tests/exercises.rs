@@ -196,7 +196,7 @@ fn check_the_first_request() {
         "we are interested only once we know the peer has something"
     );
     // A request needs an Unchoke first, or (BEP 6) a piece the peer allowed while it chokes.
-    let requested = match peerwire::wire::trace::parse_message(lines[first].message) {
+    let requested = match peerwire::trace::parse_message(lines[first].message) {
         Ok(peerwire::wire::Message::Request { index, .. }) => index,
         other => panic!("not a request: {other:?}"),
     };

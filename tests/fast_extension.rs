@@ -22,7 +22,7 @@ use common::{LibtorrentPeer, StderrLines, Transmission, free_port, peerwire, sma
 use common::{trace_lines, traced_download, wait_for_tcp};
 use peerwire::metainfo::Metainfo;
 use peerwire::peer::fast::{ALLOWED_FAST_COUNT, allowed_fast_set};
-use peerwire::wire::trace::{Direction, TraceLine, Traced};
+use peerwire::trace::{Direction, TraceLine, Traced};
 use peerwire::wire::{Handshake, Message};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! The wire trace (`--trace`) is a faithful disassembler of real exchanges (BEP 3 messages,
 //! BEP 10 extended handshakes): every line of it is read back with
-//! `peerwire::wire::trace::parse_trace_line` and checked against what really crossed the wire.
+//! `peerwire::trace::parse_trace_line` and checked against what really crossed the wire.
 //!
 //! - peerwire seeder ↔ peerwire leecher, both traced: every message one side says it sent
 //!   (`->`) is one the other side says it received (`<-`), in the same order; only the last few
@@ -17,7 +17,7 @@ mod common;
 use common::{LibtorrentPeer, free_port, small_torrent, trace_lines, traced_download};
 use peerwire::metainfo::Metainfo;
 use peerwire::wire::Message;
-use peerwire::wire::trace::{Direction, TraceLine, Traced};
+use peerwire::trace::{Direction, TraceLine, Traced};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;

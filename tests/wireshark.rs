@@ -16,7 +16,7 @@
 mod common;
 
 use common::{free_port, lines_of, small_torrent, trace_lines, traced_download, traced_seeder};
-use peerwire::wire::trace::{Direction, TraceLine, Traced};
+use peerwire::trace::{Direction, TraceLine, Traced};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -22,10 +22,10 @@
 use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
 use crate::storage::StorageError;
+use crate::trace::Trace;
 use crate::wire::{Handshake, Message, WireError};
 use std::io::{BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -382,35 +382,3 @@ fn check_remote(remote: &Handshake, info_hash: InfoHash, our_id: PeerId) -> Resu
     Ok(())
 }
 
-/// Where the wire trace goes: nowhere, stderr (`--trace`), or a sample kept for the demo's
-/// summary.
-#[derive(Debug, Clone, Default)]
-pub enum Trace {
-    #[default]
-    Off,
-    Stderr,
-    /// The first `limit` lines.
-    Sample {
-        lines: Arc<Mutex<Vec<String>>>,
-        limit: usize,
-    },
-}
-
-impl Trace {
-    /// Records one line (made only when the trace is on). On stderr, unlike `eprintln!`, a
-    /// closed stderr (say, the trace piped into `head`) is ignored rather than a panic.
-    pub fn line(&self, make: impl FnOnce() -> String) {
-        match self {
-            Trace::Off => {}
-            Trace::Stderr => {
-                let _ = writeln!(std::io::stderr().lock(), "{}", make());
-            }
-            Trace::Sample { lines, limit } => {
-                let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
-                if lines.len() < *limit {
-                    lines.push(make());
-                }
-            }
-        }
-    }
-}

@@ -15,7 +15,8 @@
 //! silently drops our queued requests, so they go straight back to the scheduler (forgetting
 //! this is the classic "stuck at 99 %"). [W7.1]
 
-use super::connection::{Connection, PeerError, Trace};
+use super::connection::{Connection, PeerError};
+use crate::trace::Trace;
 use super::dispatch::{handle_message, report_uploaded, report_written, request_more, run_command};
 use super::extensions::{ExtensionContext, Extensions};
 use super::pipeline::Pipeline;

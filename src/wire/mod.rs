@@ -12,7 +12,6 @@ pub mod bitfield;
 pub mod extension;
 pub mod handshake;
 pub mod message;
-pub mod trace;
 
 pub use bitfield::Bitfield;
 pub use handshake::Handshake;

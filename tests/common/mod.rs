@@ -1228,8 +1228,8 @@ impl Drop for StderrLines {
 
 /// The `--trace` lines among `stderr`, read back. Log lines and the summary are skipped; a line
 /// that starts like a trace line but cannot be read fails the test (the format changed).
-pub fn trace_lines(stderr: &[String]) -> Vec<peerwire::wire::trace::TraceLine> {
-    use peerwire::wire::trace::{TraceError, parse_trace_line};
+pub fn trace_lines(stderr: &[String]) -> Vec<peerwire::trace::TraceLine> {
+    use peerwire::trace::{TraceError, parse_trace_line};
     let mut traced = Vec::new();
     for line in stderr {
         match parse_trace_line(line) {

@@ -1,9 +1,11 @@
-//! Reading the wire trace back: one `--trace` line → the handshake or message it shows
+//! The wire trace, both ways: [`Trace`] writes one line per handshake or message (`--trace`),
+//! and [`parse_trace_line`] reads such a line back into the handshake or message it shows
 //! (BEP 3 "peer protocol"; BEP 10 messages show as their frame) — walkthrough §5,
 //! `docs/wire-format.md`.
 //!
 //! `--trace` prints one line per handshake or message, sent (`->`) or received (`<-`), with
-//! the `Debug` text of [`Handshake`] and [`Message`] (`src/peer/connection.rs` writes them):
+//! the `Debug` text of [`Handshake`] and [`Message`] (`Connection::send` and
+//! `Connection::receive` in `src/peer/connection.rs` hand them to [`Trace::line`]):
 //!
 //! ```text
 //!   127.0.0.1:6881 -> Request { index: 3, begin: 16384, length: 16384 }
@@ -11,19 +13,55 @@
 //!                   `->` we sent it · `<-` we received it
 //! ```
 //!
-//! This is the disassembler run backwards, so that tests can check a real exchange against
+//! Reading is the disassembler run backwards, so that tests can check a real exchange against
 //! what was really sent. Blocks, bitfields and extension payloads are traced by their size
 //! only (`<16384 bytes>`), so they come back as that many zero bytes: the frame has the
 //! right length and header, not the right contents. A line parses only if it prints back as
 //! exactly itself, so any change to the trace format fails here rather than slipping by.
 
-use super::message::MAX_MESSAGE_LEN;
-use super::{Handshake, Message};
+use crate::wire::message::MAX_MESSAGE_LEN;
+use crate::wire::{Handshake, Message};
 use crate::metainfo::{InfoHash, from_hex, hex_byte};
 use crate::peer_id::PeerId;
 use std::net::SocketAddr;
+use std::io::Write;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
+
+/// Where the wire trace goes: nowhere, stderr (`--trace`), or a sample kept for the demo's
+/// summary.
+#[derive(Debug, Clone, Default)]
+pub enum Trace {
+    #[default]
+    Off,
+    Stderr,
+    /// The first `limit` lines.
+    Sample {
+        lines: Arc<Mutex<Vec<String>>>,
+        limit: usize,
+    },
+}
+
+impl Trace {
+    /// Records one line (made only when the trace is on). On stderr, unlike `eprintln!`, a
+    /// closed stderr (say, the trace piped into `head`) is ignored rather than a panic.
+    pub fn line(&self, make: impl FnOnce() -> String) {
+        match self {
+            Trace::Off => {}
+            Trace::Stderr => {
+                let _ = writeln!(std::io::stderr().lock(), "{}", make());
+            }
+            Trace::Sample { lines, limit } => {
+                let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+                if lines.len() < *limit {
+                    lines.push(make());
+                }
+            }
+        }
+    }
+}
+
 
 /// Which way the traced bytes went, seen from the peerwire that printed the line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
