@@ -16,9 +16,9 @@ use crate::metainfo::{Metainfo, MetainfoError};
 use crate::peer::connection::{Connection, PeerError};
 use crate::peer_id::PeerId;
 use crate::session::{self, DownloadOptions, SessionError, Target};
-use crate::tracker_server::{RunningTracker, ServerConfig, ServerError};
 use crate::tracker::tiers::{AnnounceError, TrackerTiers};
 use crate::tracker::{AnnounceRequest, TrackerConfig};
+use crate::tracker_server::{RunningTracker, ServerConfig, ServerError};
 use crate::wire::handshake::RESERVED_EXTENSIONS;
 use std::ffi::OsStr;
 use std::io::Write;
@@ -59,7 +59,7 @@ pub enum CliError {
     #[error("not a usable magnet link")]
     Magnet(#[source] crate::magnet::MagnetError),
     #[error("cannot get the torrent's metadata from peers")]
-    Metadata(#[source] crate::metadata::MetadataError),
+    Metadata(#[source] crate::metadata_fetch::MetadataError),
     #[error(
         "no peers: the magnet link names no tracker and no peer (x.pe), and no --peer was given"
     )]
@@ -220,7 +220,7 @@ pub fn handshake(path: &Path, addr: SocketAddr) -> Result<(), CliError> {
     .map_err(|source| CliError::Peer { addr, source })?;
     print_lines(&[format!("Peer ID: {}", connection.remote.peer_id.to_hex())])?;
     // The next command (`download_piece`, say) may dial the same peer at once.
-    connection.close(crate::metadata::CLOSE_WAIT);
+    connection.close(crate::metadata_fetch::CLOSE_WAIT);
     Ok(())
 }
 

@@ -18,10 +18,10 @@
 
 use crate::create::{CreateOptions, create_torrent};
 use crate::metainfo::Metainfo;
-use crate::trace::Trace;
 use crate::peer_id::PeerId;
 use crate::scheduler::{AfterComplete, Traffic};
 use crate::session::{self, DownloadOptions, SessionError, Summary, Target};
+use crate::trace::Trace;
 use crate::tracker_server::{RunningTracker, ServerConfig};
 use crossbeam_channel::{Receiver, Sender};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

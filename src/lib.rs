@@ -36,7 +36,7 @@ pub mod create;
 pub mod demo;
 pub mod events;
 pub mod magnet;
-pub mod metadata;
+pub mod metadata_fetch;
 pub mod metainfo;
 pub mod peer;
 pub mod peer_id;

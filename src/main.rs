@@ -23,11 +23,11 @@ struct Args {
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
-    command: Command,
+    command: PeerwireCommand,
 }
 
 #[derive(Subcommand)]
-enum Command {
+enum PeerwireCommand {
     /// Decode a bencoded value and print it as JSON.
     Decode { bencoded: OsString },
     /// Print what a .torrent file holds: tracker, length, info hash, piece hashes.
@@ -350,11 +350,13 @@ fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging(args.verbose, args.quiet);
     let result = match args.command {
-        Command::Decode { bencoded } => cli::decode(&bencoded),
-        Command::Info { torrent } => cli::info(&torrent),
-        Command::Peers { torrent, tracker } => cli::peers(&torrent, tracker.port, tracker.config()),
-        Command::Handshake { torrent, peer } => cli::handshake(&torrent, peer),
-        Command::DownloadPiece {
+        PeerwireCommand::Decode { bencoded } => cli::decode(&bencoded),
+        PeerwireCommand::Info { torrent } => cli::info(&torrent),
+        PeerwireCommand::Peers { torrent, tracker } => {
+            cli::peers(&torrent, tracker.port, tracker.config())
+        }
+        PeerwireCommand::Handshake { torrent, peer } => cli::handshake(&torrent, peer),
+        PeerwireCommand::DownloadPiece {
             output,
             torrent,
             index,
@@ -363,7 +365,7 @@ fn main() -> ExitCode {
             let scratch = peerwire::session::Target::Directory(std::env::temp_dir());
             cli::download_piece(&torrent, &output, peers.options(scratch, Some(index)))
         }
-        Command::Download {
+        PeerwireCommand::Download {
             output,
             torrent,
             peers,
@@ -377,12 +379,14 @@ fn main() -> ExitCode {
                 None => cli::download(&torrent, &output, options),
             }
         }
-        Command::MagnetParse { uri } => cli::magnet::magnet_parse(&uri),
-        Command::MagnetHandshake { uri, peers } => {
+        PeerwireCommand::MagnetParse { uri } => cli::magnet::magnet_parse(&uri),
+        PeerwireCommand::MagnetHandshake { uri, peers } => {
             cli::magnet::magnet_handshake(&uri, &peers.sources())
         }
-        Command::MagnetInfo { uri, peers } => cli::magnet::magnet_info(&uri, &peers.sources()),
-        Command::MagnetDownloadPiece {
+        PeerwireCommand::MagnetInfo { uri, peers } => {
+            cli::magnet::magnet_info(&uri, &peers.sources())
+        }
+        PeerwireCommand::MagnetDownloadPiece {
             output,
             uri,
             index,
@@ -392,7 +396,7 @@ fn main() -> ExitCode {
             let options = peers.options(scratch, Some(index));
             cli::magnet::magnet_download_piece(&uri, &output, &peers.sources(), options)
         }
-        Command::MagnetDownload {
+        PeerwireCommand::MagnetDownload {
             output,
             uri,
             peers,
@@ -404,7 +408,7 @@ fn main() -> ExitCode {
                 upload.options(&peers, target, seed)
             })
         }
-        Command::Seed {
+        PeerwireCommand::Seed {
             torrent,
             path,
             peers,
@@ -412,9 +416,9 @@ fn main() -> ExitCode {
         } => cli::seed(&torrent, &path, |target| {
             upload.options(&peers, target, true)
         }),
-        Command::Demo(args) => cli::demo(args.config()),
-        Command::Tracker(args) => cli::tracker(args.config()),
-        Command::Create(args) => cli::create(&args.path, &args.output, args.options()),
+        PeerwireCommand::Demo(args) => cli::demo(args.config()),
+        PeerwireCommand::Tracker(args) => cli::tracker(args.config()),
+        PeerwireCommand::Create(args) => cli::create(&args.path, &args.output, args.options()),
     };
     cli::exit(result)
 }

@@ -14,7 +14,6 @@
 
 use crate::choker::ChokerConfig;
 use crate::metainfo::Metainfo;
-use crate::trace::Trace;
 use crate::peer::listener::Listener;
 use crate::peer::thread::{self as peer_thread, PeerContext};
 use crate::peer::upload::RateLimit;
@@ -24,7 +23,8 @@ use crate::scheduler::{
     AfterComplete, Ended, Outcome, Progress, Scheduler, Settings, Traffic, verify,
 };
 use crate::storage::{Storage, StorageError};
-use crate::tracker::announcer::{Announcer, Command as AnnouncerCommand, Lonely};
+use crate::trace::Trace;
+use crate::tracker::announcer::{Announcer, AnnouncerCommand, Lonely};
 use crate::tracker::tiers::TrackerTiers;
 use crate::tracker::{AnnounceRequest, TrackerConfig};
 use crate::wire::Bitfield;
@@ -186,7 +186,7 @@ pub fn download(
     if tiers.is_empty() && options.peers.is_empty() && !have.is_complete() {
         return Err(SessionError::NoPeers);
     }
-    let swarm = Swarm::start(metainfo, options, &storage, &layout, our_id)?;
+    let swarm = PeerSide::start(metainfo, options, &storage, &layout, our_id)?;
     let left = Left::new(&layout, options.only_piece);
     let started = left.at_start(&layout, &have);
     let announcer = (!tiers.is_empty())
@@ -235,12 +235,9 @@ pub fn download(
 
 /// The peer side of a session: the channel every peer thread reports on, how to start one,
 /// and the listener.
-struct Swarm {
+struct PeerSide {
     context: PeerContext,
-    events: (
-        Sender<crate::events::Event>,
-        Receiver<crate::events::Event>,
-    ),
+    events: (Sender<crate::events::Event>, Receiver<crate::events::Event>),
     listener: Listener,
     /// Where the listener really is (the port we announce).
     port: u16,
@@ -248,14 +245,14 @@ struct Swarm {
     storage: Arc<Storage>,
 }
 
-impl Swarm {
+impl PeerSide {
     fn start(
         metainfo: &Metainfo,
         options: &DownloadOptions,
         storage: &Arc<Storage>,
         layout: &Arc<PieceLayout>,
         our_id: PeerId,
-    ) -> Result<Swarm, SessionError> {
+    ) -> Result<PeerSide, SessionError> {
         let events = crossbeam_channel::unbounded();
         let context = PeerContext {
             info_hash: metainfo.info_hash,
@@ -278,7 +275,7 @@ impl Swarm {
         let listener = listen(options, &context)?;
         let mut context = context;
         context.listen_port = listener.addr.port();
-        Ok(Swarm {
+        Ok(PeerSide {
             context,
             events,
             port: listener.addr.port(),
@@ -317,7 +314,7 @@ fn listen(options: &DownloadOptions, context: &PeerContext) -> Result<Listener, 
 /// Runs the scheduler on its own thread (named `scheduler`) until the session ends; keeps the
 /// trackers told of our progress, and of completion when it happens.
 fn run_scheduler(
-    swarm: &Swarm,
+    swarm: &PeerSide,
     have: &Bitfield,
     options: &DownloadOptions,
     (mut tell_tracker, peers): (TrackerReporter, Option<Receiver<Vec<SocketAddr>>>),

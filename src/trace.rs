@@ -19,12 +19,12 @@
 //! right length and header, not the right contents. A line parses only if it prints back as
 //! exactly itself, so any change to the trace format fails here rather than slipping by.
 
-use crate::wire::message::MAX_MESSAGE_LEN;
-use crate::wire::{Handshake, Message};
 use crate::metainfo::{InfoHash, from_hex, hex_byte};
 use crate::peer_id::PeerId;
-use std::net::SocketAddr;
+use crate::wire::message::MAX_MESSAGE_LEN;
+use crate::wire::{Handshake, Message};
 use std::io::Write;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
@@ -61,7 +61,6 @@ impl Trace {
         }
     }
 }
-
 
 /// Which way the traced bytes went, seen from the peerwire that printed the line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

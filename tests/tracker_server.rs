@@ -7,7 +7,7 @@ mod common;
 use common::{peerwire, run_ok};
 use peerwire::metainfo::InfoHash;
 use peerwire::peer_id::PeerId;
-use peerwire::tracker::announcer::{Announcer, Command as AnnouncerCommand};
+use peerwire::tracker::announcer::{Announcer, AnnouncerCommand};
 use peerwire::tracker::tiers::TrackerTiers;
 use peerwire::tracker::udp_packet::{Request, Response};
 use peerwire::tracker::{AnnounceRequest, Event, Tracker, TrackerConfig};

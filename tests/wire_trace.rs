@@ -16,8 +16,8 @@ mod common;
 
 use common::{LibtorrentPeer, free_port, small_torrent, trace_lines, traced_download};
 use peerwire::metainfo::Metainfo;
-use peerwire::wire::Message;
 use peerwire::trace::{Direction, TraceLine, Traced};
+use peerwire::wire::Message;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;

@@ -3,12 +3,12 @@
 
 use super::{CliError, print_lines};
 use crate::magnet::Magnet;
-use crate::metadata::{self, Request};
+use crate::metadata_fetch::{self, Request};
 use crate::metainfo::Metainfo;
 use crate::peer::connection::PeerError;
-use crate::trace::Trace;
 use crate::peer_id::PeerId;
 use crate::session::{DownloadOptions, Target};
+use crate::trace::Trace;
 use crate::tracker::tiers::TrackerTiers;
 use crate::tracker::{AnnounceRequest, TrackerConfig};
 use crate::wire::Message;
@@ -75,7 +75,7 @@ fn extended_handshake(
         trace: sources.trace.clone(),
         deadline: METADATA_DEADLINE,
     };
-    let Some(mut connection) = metadata::open_for_metadata(addr, &request)? else {
+    let Some(mut connection) = metadata_fetch::open_for_metadata(addr, &request)? else {
         return Err(PeerError::NoExtensions);
     };
     for _ in 0..FIRST_MESSAGES {
@@ -84,7 +84,7 @@ fn extended_handshake(
                 .map_err(PeerError::BadExtendedHandshake)?;
             let id = theirs.id_of("ut_metadata").unwrap_or(0);
             let peer_id = connection.remote.peer_id;
-            connection.close(metadata::CLOSE_WAIT); // the next command may dial it at once
+            connection.close(metadata_fetch::CLOSE_WAIT); // the next command may dial it at once
             return Ok((peer_id, id));
         }
     }
@@ -112,7 +112,7 @@ pub fn resolve(magnet: &Magnet, sources: &PeerSources) -> Result<Metainfo, CliEr
         trace: sources.trace.clone(),
         deadline: METADATA_DEADLINE,
     };
-    let info = metadata::fetch(&request, &peers, None).map_err(CliError::Metadata)?;
+    let info = metadata_fetch::fetch(&request, &peers, None).map_err(CliError::Metadata)?;
     let metainfo =
         Metainfo::from_info_bytes(&info, &magnet.trackers).map_err(|source| CliError::Torrent {
             path: "(metadata from peers)".into(),

@@ -381,4 +381,3 @@ fn check_remote(remote: &Handshake, info_hash: InfoHash, our_id: PeerId) -> Resu
     }
     Ok(())
 }
-

@@ -15,8 +15,8 @@ use super::connection::{Connection, PeerError};
 use super::state::Actions;
 use super::thread::{Link, PeerContext, send};
 use super::upload::{Answer, RequestCheck};
-use crate::piece::BlockRequest;
 use crate::events::{Command, Event};
+use crate::piece::BlockRequest;
 use crate::wire::{Bitfield, Message};
 use std::time::Instant;
 

@@ -8,7 +8,7 @@
 
 pub mod connection;
 mod dispatch;
-pub mod extensions;
+pub mod extended;
 pub mod fast;
 pub mod listener;
 pub mod pipeline;

@@ -19,9 +19,9 @@
 
 use super::connection::PeerError;
 use super::fast::{ALLOWED_FAST_COUNT, FastState, allowed_fast_set};
+use crate::events::Event;
 use crate::metainfo::InfoHash;
 use crate::piece::BlockRequest;
-use crate::events::Event;
 use crate::wire::{Bitfield, Message};
 use std::net::{IpAddr, SocketAddr};
 

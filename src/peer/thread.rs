@@ -16,17 +16,17 @@
 //! this is the classic "stuck at 99 %"). [W7.1]
 
 use super::connection::{Connection, PeerError};
-use crate::trace::Trace;
 use super::dispatch::{handle_message, report_uploaded, report_written, request_more, run_command};
-use super::extensions::{ExtensionContext, Extensions};
+use super::extended::{ExtensionContext, Extensions};
 use super::pipeline::Pipeline;
 use super::state::PeerState;
 use super::upload::{RateLimit, Uploads};
+use crate::events::{Command, Event};
 use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
 use crate::piece::{BlockRequest, PieceLayout};
-use crate::events::{Command, Event};
 use crate::storage::Storage;
+use crate::trace::Trace;
 use crate::wire::Message;
 use crate::wire::handshake::RESERVED_PEER;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};

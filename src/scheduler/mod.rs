@@ -14,28 +14,28 @@
 //! Disk writes happen in the peer threads and hashing on `verify` threads, so neither waits
 //! on this one: the scheduler only does bookkeeping.
 
+mod connections;
 pub mod picker;
 mod progress;
 mod rounds;
-mod swarm;
 pub mod verify;
 
 pub use progress::{AfterComplete, Ended, Outcome, Progress, Traffic};
 
 use crate::choker::{Choker, ChokerConfig};
+use crate::events::{Command, Event};
 use crate::peer_id::PeerId;
 use crate::piece::{BlockRequest, PieceLayout};
 use crate::storage::StorageError;
 use crate::wire::Bitfield;
+use connections::{Candidate, PeerEntry};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use crate::events::{Command, Event};
 use picker::Picker;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use swarm::{Candidate, PeerEntry};
 
 /// Failed pieces a peer may contribute to before it is banned.
 const MAX_STRIKES: u32 = 3;

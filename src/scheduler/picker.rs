@@ -265,8 +265,7 @@ impl Picker {
         else {
             return result;
         };
-        let Some(state) = blocks.get_mut((block.begin / crate::piece::BLOCK_LEN) as usize)
-        else {
+        let Some(state) = blocks.get_mut((block.begin / crate::piece::BLOCK_LEN) as usize) else {
             return result;
         };
         if let BlockState::Requested(by) = state {
@@ -298,8 +297,7 @@ impl Picker {
             };
             by.retain(|p| *p != peer);
             if by.is_empty() {
-                blocks[(block.begin / crate::piece::BLOCK_LEN) as usize] =
-                    BlockState::Missing;
+                blocks[(block.begin / crate::piece::BLOCK_LEN) as usize] = BlockState::Missing;
             }
         }
     }

@@ -7,9 +7,9 @@
 //!   every 60 s: the addresses of our peers        ──► Command::Pex to every peer thread
 //! ```
 
-use crate::events::Command;
 use super::{PEX_EVERY, SNUBBED_AFTER, Scheduler};
 use crate::choker::{PeerStats, ROUND_INTERVAL};
+use crate::events::Command;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

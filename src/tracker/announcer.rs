@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 /// What the rest of the client tells the announcer.
 #[derive(Debug, Clone, Copy)]
-pub enum Command {
+pub enum AnnouncerCommand {
     Progress {
         uploaded: u64,
         downloaded: u64,
@@ -39,7 +39,7 @@ pub enum Command {
 
 /// The announcer thread, seen from outside: send commands, receive peers.
 pub struct Announcer {
-    pub commands: Sender<Command>,
+    pub commands: Sender<AnnouncerCommand>,
     /// Every successful announce sends the peers it returned.
     pub peers: Receiver<Vec<SocketAddr>>,
     thread: JoinHandle<()>,
@@ -65,12 +65,12 @@ impl Announcer {
 
     /// Sends `stopped` to the tracker and waits for the thread to end.
     pub fn stop(self) {
-        let _ = self.commands.send(Command::Stop);
+        let _ = self.commands.send(AnnouncerCommand::Stop);
         let _ = self.thread.join();
     }
 }
 
-/// When to send [`Command::NeedPeers`]: a download with no peer at all asks its trackers
+/// When to send [`AnnouncerCommand::NeedPeers`]: a download with no peer at all asks its trackers
 /// again instead of waiting out a long `interval` [W3.6]. It waits [`ALONE_GRACE`] first (the
 /// first announce and reconnections are still under way), then asks, and asks again after a
 /// pause that doubles from [`FIRST_ASK_AGAIN`] to [`LONGEST_ASK_AGAIN`], so a dead swarm costs
@@ -114,7 +114,7 @@ impl Lonely {
 fn run(
     mut tiers: TrackerTiers,
     mut request: AnnounceRequest,
-    commands: Receiver<Command>,
+    commands: Receiver<AnnouncerCommand>,
     peers: Sender<Vec<SocketAddr>>,
 ) {
     request.event = Event::Started;
@@ -133,10 +133,10 @@ fn run(
         let command = match received {
             Ok(command) => Some(command),
             Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Command::Stop),
+            Err(RecvTimeoutError::Disconnected) => Some(AnnouncerCommand::Stop),
         };
         match command {
-            Some(Command::Progress {
+            Some(AnnouncerCommand::Progress {
                 uploaded,
                 downloaded,
                 left,
@@ -144,13 +144,15 @@ fn run(
                 (request.uploaded, request.downloaded, request.left) = (uploaded, downloaded, left);
                 continue;
             }
-            Some(Command::NeedPeers) if Instant::now() < earliest => {
+            Some(AnnouncerCommand::NeedPeers) if Instant::now() < earliest => {
                 log::debug!("no peers, but the tracker's `min interval` has not passed");
                 continue;
             }
-            Some(Command::NeedPeers) => log::info!("no peers left: asking the tracker again"),
-            Some(Command::Completed) => request.event = Event::Completed,
-            Some(Command::Stop) => {
+            Some(AnnouncerCommand::NeedPeers) => {
+                log::info!("no peers left: asking the tracker again")
+            }
+            Some(AnnouncerCommand::Completed) => request.event = Event::Completed,
+            Some(AnnouncerCommand::Stop) => {
                 request.event = Event::Stopped;
                 let _ = tiers.announce(&request);
                 log::info!("left the swarm (sent `stopped`)");

@@ -39,9 +39,9 @@ mod udp;
 
 pub use registry::SwarmPeer;
 
+use crate::metainfo::InfoHash;
 use crate::tracker::ScrapeStats;
 use registry::{Announce, AnnounceAnswer, Swarms};
-use crate::metainfo::InfoHash;
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -14,9 +14,9 @@
 //! without waiting. Sizes are capped: a stranger announcing a million made-up torrents
 //! cannot exhaust memory.
 
-use crate::tracker::{Event, ScrapeStats};
 use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
+use crate::tracker::{Event, ScrapeStats};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

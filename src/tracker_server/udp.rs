@@ -21,9 +21,9 @@
 //! cannot use the tracker to flood someone else with peer lists.
 
 use super::{Counter, ServerError, Shared, connection_id, minute, numwant, valid_connection};
-use crate::tracker_server::registry::Announce;
 use crate::tracker::udp_packet::{AnnouncePacket, Request, Response};
 use crate::tracker::{Event, ScrapeStats};
+use crate::tracker_server::registry::Announce;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

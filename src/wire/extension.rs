@@ -3,8 +3,8 @@
 //!
 //! All three travel inside one BEP 3 message, [`Message::Extended`](super::Message) (id 20),
 //! whose first payload byte is an *extended id*. This file turns the rest of that payload into
-//! values and back; the peer thread (`src/peer/extensions.rs`) and the metadata fetcher
-//! (`src/metadata.rs`) send and receive them. No sockets, no state, no threads here.
+//! values and back; the peer thread (`src/peer/extended.rs`) and the metadata fetcher
+//! (`src/metadata_fetch.rs`) send and receive them. No sockets, no state, no threads here.
 //!
 //! ```text
 //!   extended id 0: the extended handshake, one bencoded dictionary       [`ExtendedHandshake`]

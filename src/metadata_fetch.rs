@@ -18,8 +18,8 @@
 
 use crate::metainfo::{InfoHash, sha1};
 use crate::peer::connection::{Connection, PeerError};
-use crate::trace::Trace;
 use crate::peer_id::PeerId;
+use crate::trace::Trace;
 use crate::wire::Message;
 use crate::wire::extension::{
     ExtendedHandshake, MAX_METADATA_SIZE, MetadataMessage, UT_METADATA_ID, metadata_pieces,
