@@ -1,4 +1,4 @@
-//! One TCP connection to a peer: connect or accept, handshake, then framed messages —
+//! One connection to a peer: connect or accept, handshake, then framed messages —
 //! walkthrough §4, §7, §10.
 //!
 //! ```text
@@ -9,9 +9,14 @@
 //!           receive() -> Message ◄── 64 KiB read buffer ◄── socket      (every message traced)
 //! ```
 //!
-//! The socket stays blocking. Reads have a timeout so the peer thread wakes up regularly (to
-//! send keep-alives, notice a silent peer, and read its commands) even when the peer is quiet;
-//! a timeout is reported as `Ok(None)`, not as an error.
+//! The bytes travel over a [`PeerStream`] (`stream.rs`): a TCP socket today, and any other
+//! transport that implements the trait tomorrow; nothing above this file knows which.
+//!
+//! Reads are blocking with a short timeout, the *tick*: the peer thread waits for a message to
+//! begin for at most a tick, so it wakes up regularly (to send keep-alives, notice a silent
+//! peer, and read its commands) even when the peer is quiet; a tick with no message is
+//! reported as `Ok(None)`, not as an error. When the thread has bytes to send it does not wait
+//! at all: it only looks whether a message has begun (`PeerStream::wait_readable`).
 //!
 //! Writes go through an *outbox* that [`Connection::pump`] empties with a bounded wait. A
 //! blocking `write_all` of a big block could wait forever on a peer that never reads, and two
@@ -19,6 +24,7 @@
 //! outbox a thread that cannot write goes back to reading, and a peer that reads nothing for
 //! the peer timeout (`--peer-timeout`) is dropped. [W10.3]
 
+use super::stream::PeerStream;
 use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
 use crate::storage::StorageError;
@@ -97,8 +103,8 @@ pub struct Connection {
     pub addr: SocketAddr,
     /// What the peer said in its handshake.
     pub remote: Handshake,
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Box<dyn PeerStream>>,
+    writer: Box<dyn PeerStream>,
     /// Framed messages not yet taken by the socket; `outbox[sent..]` is still to send.
     outbox: Vec<u8>,
     sent: usize,
@@ -126,6 +132,20 @@ impl Connection {
     ) -> Result<Connection, PeerError> {
         let stream =
             TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT).map_err(PeerError::Connect)?;
+        // Small messages (a request, a have) go out at once rather than wait to be batched.
+        stream.set_nodelay(true).map_err(PeerError::Connect)?;
+        Connection::open_stream(Box::new(stream), addr, info_hash, our_id, reserved, trace)
+    }
+
+    /// The dialling side's handshake over a stream that is already connected to `addr`.
+    pub fn open_stream(
+        stream: Box<dyn PeerStream>,
+        addr: SocketAddr,
+        info_hash: InfoHash,
+        our_id: PeerId,
+        reserved: [u8; 8],
+        trace: Trace,
+    ) -> Result<Connection, PeerError> {
         let ours = Handshake {
             reserved,
             info_hash,
@@ -149,7 +169,7 @@ impl Connection {
     /// The receiving side of §10: a peer dialled us. Its handshake comes first; we answer only
     /// if it names our torrent and is not ourselves.
     pub fn accept(
-        stream: TcpStream,
+        stream: Box<dyn PeerStream>,
         info_hash: InfoHash,
         our_id: PeerId,
         reserved: [u8; 8],
@@ -179,8 +199,8 @@ impl Connection {
     fn new(
         addr: SocketAddr,
         remote: Handshake,
-        reader: BufReader<TcpStream>,
-        writer: TcpStream,
+        reader: BufReader<Box<dyn PeerStream>>,
+        writer: Box<dyn PeerStream>,
         trace: Trace,
     ) -> Connection {
         Connection {
@@ -314,7 +334,7 @@ impl Connection {
     pub fn close(mut self, wait: Duration) {
         let until = Instant::now() + wait;
         let _ = self.pump(wait);
-        let _ = self.writer.shutdown(std::net::Shutdown::Write);
+        let _ = self.writer.shutdown_write();
         let socket = self.reader.get_mut();
         let mut discard = [0u8; 4096];
         while let Some(left) = until.checked_duration_since(Instant::now()) {
@@ -326,26 +346,16 @@ impl Connection {
         }
     }
 
-    /// Peeks at the socket for the first byte of a message; on `true` the read timeout is set
-    /// for the rest of the message.
+    /// Whether the first byte of a message has arrived, waiting up to a tick for it when
+    /// `wait`; on `true` the read timeout is set for the rest of the message.
     fn message_started(&mut self, wait: bool) -> Result<bool, PeerError> {
-        let socket = self.reader.get_ref();
+        let stream = self.reader.get_ref();
         let io = |e: std::io::Error| PeerError::Wire(e.into());
-        socket.set_read_timeout(Some(self.tick)).map_err(io)?;
-        let peeked = if wait {
-            socket.peek(&mut [0u8; 1])
-        } else {
-            socket.set_nonblocking(true).map_err(io)?;
-            let peeked = socket.peek(&mut [0u8; 1]);
-            socket.set_nonblocking(false).map_err(io)?;
-            peeked
-        };
-        match peeked {
-            Ok(0) => return Err(PeerError::Closed),
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Ok(false);
-            }
+        match stream.wait_readable(wait.then_some(self.tick)) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            // The peer closed between two messages: the normal end of a connection.
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Err(PeerError::Closed),
             Err(e) => return Err(io(e)),
         }
         let rest = if self.patient {
@@ -353,21 +363,23 @@ impl Connection {
         } else {
             Some(MESSAGE_TIMEOUT)
         };
-        socket.set_read_timeout(rest).map_err(io)?;
+        stream.set_read_timeout(rest).map_err(io)?;
         Ok(true)
     }
 }
 
-/// The two halves of a fresh connection, with the handshake's deadline on reads.
-fn split(stream: TcpStream) -> Result<(TcpStream, BufReader<TcpStream>), PeerError> {
-    stream.set_nodelay(true).map_err(PeerError::Connect)?;
+/// The two halves of a fresh connection (one writes, one reads through a 64 KiB buffer), with
+/// the handshake's deadline on both.
+type Halves = (Box<dyn PeerStream>, BufReader<Box<dyn PeerStream>>);
+
+fn split(stream: Box<dyn PeerStream>) -> Result<Halves, PeerError> {
     stream
         .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
         .map_err(PeerError::Connect)?;
     stream
         .set_write_timeout(Some(HANDSHAKE_TIMEOUT))
         .map_err(PeerError::Connect)?;
-    let writer = stream.try_clone().map_err(PeerError::Connect)?;
+    let writer = stream.try_clone_stream().map_err(PeerError::Connect)?;
     Ok((writer, BufReader::with_capacity(64 * 1024, stream)))
 }
 

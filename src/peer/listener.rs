@@ -90,6 +90,10 @@ fn accept_loop(socket: &TcpListener, context: &PeerContext, stop: &AtomicBool, m
         live.fetch_add(1, Ordering::Relaxed);
         log::debug!("{addr}: accepted");
         let guard = LiveConnection(Arc::clone(&live));
-        spawn_incoming(stream, addr, context.clone(), guard);
+        // Small messages (a request, a have) go out at once rather than wait to be batched.
+        if let Err(e) = stream.set_nodelay(true) {
+            log::debug!("{addr}: {e}"); // only a latency cost: the connection still works
+        }
+        spawn_incoming(Box::new(stream), addr, context.clone(), guard);
     }
 }

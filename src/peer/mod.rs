@@ -13,5 +13,6 @@ pub mod fast;
 pub mod listener;
 pub mod pipeline;
 pub mod state;
+pub mod stream;
 pub mod thread;
 pub mod upload;

@@ -20,6 +20,7 @@ use super::dispatch::{handle_message, report_uploaded, report_written, request_m
 use super::extended::{ExtensionContext, Extensions};
 use super::pipeline::Pipeline;
 use super::state::PeerState;
+use super::stream::PeerStream;
 use super::upload::{RateLimit, Uploads};
 use crate::events::{Command, Event};
 use crate::metainfo::InfoHash;
@@ -30,7 +31,7 @@ use crate::trace::Trace;
 use crate::wire::Message;
 use crate::wire::handshake::RESERVED_PEER;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,7 +92,7 @@ pub fn spawn(addr: SocketAddr, context: PeerContext) {
 /// Starts the thread `peer <addr>` for a connection the listener accepted (walkthrough §10).
 /// `guard` lives as long as the thread (the listener counts live connections with it).
 pub fn spawn_incoming(
-    stream: TcpStream,
+    stream: Box<dyn PeerStream>,
     addr: SocketAddr,
     context: PeerContext,
     guard: impl Send + 'static,
