@@ -34,6 +34,7 @@ pub mod choker;
 pub mod cli;
 pub mod create;
 pub mod demo;
+pub mod encoding;
 pub mod events;
 pub mod magnet;
 pub mod metadata_fetch;

@@ -55,7 +55,8 @@
 //!   such entries are skipped with a warning.
 //! - Error offsets count characters from 0, the `m` of `magnet:` being 0.
 
-use crate::metainfo::{InfoHash, hex_byte};
+use crate::encoding::hex_byte;
+use crate::metainfo::InfoHash;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use thiserror::Error;
@@ -564,7 +565,7 @@ mod tests {
     }
 
     fn hex_bytes(hex: &str) -> [u8; 20] {
-        crate::metainfo::from_hex(hex).expect("40 hex digits")
+        crate::encoding::from_hex(hex).expect("40 hex digits")
     }
 
     #[test]

@@ -23,7 +23,8 @@
 
 use super::{Counter, ServerError, Shared, SwarmPeer, numwant};
 use crate::bencode::{self, Item, Value};
-use crate::metainfo::{InfoHash, hex_byte};
+use crate::encoding::hex_byte;
+use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
 use crate::tracker::Event;
 use crate::tracker::ScrapeStats;
