@@ -21,6 +21,7 @@
 use super::peers::{parse_compact_v6, parse_peers_value};
 use super::{AnnounceRequest, AnnounceResponse, Problem, ScrapeStats, TrackerConfig};
 use crate::bencode::{self, Value};
+use crate::encoding::percent_encode;
 use crate::metainfo::InfoHash;
 use std::time::Duration;
 
@@ -129,19 +130,6 @@ pub fn announce_url(base: &str, r: &AnnounceRequest, tracker_id: Option<&[u8]>) 
         url.push_str(&format!("&trackerid={}", percent_encode(id)));
     }
     url
-}
-
-/// URL-encodes raw bytes: unreserved characters as they are, every other byte as `%XX`.
-pub fn percent_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 3);
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Decodes a tracker's HTTP body, which must be one bencoded dictionary (announce and scrape
@@ -279,12 +267,6 @@ mod tests {
         ));
         assert!(parse_scrape(b"d5:filesi3ee", hash).is_err());
         assert!(parse_scrape(b"<html>", hash).is_err());
-    }
-
-    #[test]
-    fn every_non_unreserved_byte_is_escaped() {
-        assert_eq!(percent_encode(b"a-Z._~"), "a-Z._~");
-        assert_eq!(percent_encode(b" +/\x00\xff"), "%20%2B%2F%00%FF");
     }
 
     #[test]
