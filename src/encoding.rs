@@ -1,12 +1,13 @@
-//! The byte encodings every layer of BitTorrent shares, each written once — walkthrough §2–§3.
+//! The byte encodings every layer of BitTorrent shares, each written once — walkthrough §2, §3.
 //!
 //! The same few ways of writing bytes turn up all over the protocol, so they live here, at the
 //! bottom of the module map, where any module may use them:
 //!
 //! ```text
-//!   hex        20 bytes ⇄ 40 digits        c0fda1ed…   info hashes in logs, magnet links, traces
-//!   SHA-1      any bytes → 20 bytes                    info hash (§2), piece check (§9), BEP 6
-//!   percent    bytes ⇄ URL text            %12%34Vx    tracker queries (§3), magnet links (§14)
+//!   hex       20 bytes ⇄ 40 digits     c0fda1ed…       info hashes in logs, magnets, traces
+//!   SHA-1     any bytes → 20 bytes                     info hash (§2), piece check (§9)
+//!   percent   bytes ⇄ URL text         %124Vx%9A       tracker queries (§3), magnets (§14)
+//!   compact   peer ⇄ 6 or 18 bytes     7f000001 1ae1   tracker answers (§3), PEX (§14)
 //! ```
 //!
 //! SHA-1 is a digest, not an encoding, but it is the one function every layer calls on bytes
@@ -23,8 +24,24 @@
 //!   a magnet link's `xt` refuses it with the offset of the `%`
 //!   ([`PercentDecoded::bad_escape`]). To point at the offending character of the text, every
 //!   decoded byte remembers where it was written ([`PercentDecoded::written_at`]).
+//!
+//! **Compact peers** (BEP 23 "Tracker Returns Compact Peer Lists", BEP 7 for IPv6) are how
+//! trackers (HTTP and UDP, BEP 15) and peer exchange (BEP 11 `ut_pex`) send addresses:
+//!
+//! ```text
+//!   IPv4   6 bytes a peer:   a.b.c.d (4)  port (2, big-endian)
+//!   IPv6  18 bytes a peer:   address (16) port (2, big-endian)
+//!   127.0.0.1:6881  =  7f 00 00 01  1a e1
+//! ```
+//!
+//! A tracker's list must be a whole number of entries ([`parse_compact_v4`] refuses anything
+//! else: a tracker that sends 7 bytes is broken); a `ut_pex` message is read leniently, whole
+//! entries only ([`compact_peers`]), since a peer's sloppiness harms no one. BEP 10's `yourip`
+//! is the address half alone ([`ip_from_octets`]).
 
 use sha1::{Digest, Sha1};
+use std::net::{IpAddr, SocketAddr};
+use thiserror::Error;
 
 /// SHA-1 of `bytes`: the one hash function of BitTorrent v1.
 pub fn sha1(bytes: &[u8]) -> [u8; 20] {
@@ -148,6 +165,92 @@ pub fn percent_decode(text: &str, plus: Plus) -> PercentDecoded {
     decoded
 }
 
+/// Bytes per compact IPv4 peer: 4 address + 2 port.
+pub const COMPACT_V4_LEN: usize = 6;
+/// Bytes per compact IPv6 peer: 16 address + 2 port.
+pub const COMPACT_V6_LEN: usize = 18;
+
+/// A compact peer list that is not a whole number of entries.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("compact peer list is {len} bytes, not a multiple of {entry}")]
+pub struct CompactLengthError {
+    /// The length of the list, in bytes.
+    pub len: usize,
+    /// The size of one entry: [`COMPACT_V4_LEN`] or [`COMPACT_V6_LEN`].
+    pub entry: usize,
+}
+
+/// Decodes a compact IPv4 list (6 bytes a peer); a partial entry is an error.
+pub fn parse_compact_v4(bytes: &[u8]) -> Result<Vec<SocketAddr>, CompactLengthError> {
+    parse_whole(bytes, COMPACT_V4_LEN)
+}
+
+/// Decodes a compact IPv6 list (18 bytes a peer); a partial entry is an error.
+pub fn parse_compact_v6(bytes: &[u8]) -> Result<Vec<SocketAddr>, CompactLengthError> {
+    parse_whole(bytes, COMPACT_V6_LEN)
+}
+
+fn parse_whole(bytes: &[u8], entry: usize) -> Result<Vec<SocketAddr>, CompactLengthError> {
+    if !bytes.len().is_multiple_of(entry) {
+        let len = bytes.len();
+        return Err(CompactLengthError { len, entry });
+    }
+    Ok(compact_peers(bytes, entry).collect())
+}
+
+/// The peers in every whole entry of `entry_len` bytes ([`COMPACT_V4_LEN`] or
+/// [`COMPACT_V6_LEN`]); a partial entry at the end is ignored.
+pub fn compact_peers(bytes: &[u8], entry_len: usize) -> impl Iterator<Item = SocketAddr> + '_ {
+    bytes.chunks_exact(entry_len).filter_map(compact_peer)
+}
+
+/// One compact entry: the address (4 or 16 bytes), then the port (2 bytes, big-endian).
+/// `None` for any other length.
+pub fn compact_peer(entry: &[u8]) -> Option<SocketAddr> {
+    let (ip, port) = entry.split_at_checked(entry.len().checked_sub(2)?)?;
+    let port = u16::from_be_bytes([port[0], port[1]]);
+    Some(SocketAddr::new(ip_from_octets(ip)?, port))
+}
+
+/// Encodes the IPv4 peers in compact form; IPv6 peers are left out (they go in
+/// [`encode_compact_v6`]: a tracker sends them as `peers6`, PEX as `added6`).
+pub fn encode_compact_v4<'a>(peers: impl IntoIterator<Item = &'a SocketAddr>) -> Vec<u8> {
+    let v4 = peers.into_iter().filter(|peer| peer.is_ipv4());
+    encode_compact(v4)
+}
+
+/// Encodes the IPv6 peers in compact form; IPv4 peers are left out.
+pub fn encode_compact_v6<'a>(peers: impl IntoIterator<Item = &'a SocketAddr>) -> Vec<u8> {
+    let v6 = peers.into_iter().filter(|peer| peer.is_ipv6());
+    encode_compact(v6)
+}
+
+/// Compact entries for addresses of one family (the caller has picked them).
+fn encode_compact<'a>(peers: impl Iterator<Item = &'a SocketAddr>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for peer in peers {
+        out.extend_from_slice(&ip_octets(peer.ip()));
+        out.extend_from_slice(&peer.port().to_be_bytes());
+    }
+    out
+}
+
+/// An address in compact form: 4 bytes are IPv4, 16 bytes IPv6, anything else is not one.
+pub fn ip_from_octets(bytes: &[u8]) -> Option<IpAddr> {
+    if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
+        return Some(IpAddr::from(v4));
+    }
+    <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from)
+}
+
+/// The compact form of an address: its 4 or 16 bytes, in network order.
+pub fn ip_octets(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +336,56 @@ mod tests {
         assert_eq!(utf8_or_escaped(b"caf\xe9/x"), "caf%E9/x");
         assert_eq!(utf8_or_escaped("é".as_bytes()), "é", "UTF-8 is decoded");
         assert_eq!(utf8_or_escaped(b"\xff\xfeab\xc3\xa9\x80"), "%FF%FEabé%80");
+    }
+
+    #[test]
+    fn compact_v4_round_trip() {
+        // 127.0.0.1:6881 = 7f 00 00 01 | 1a e1
+        let bytes = [0x7f, 0, 0, 1, 0x1a, 0xe1, 10, 0, 0, 2, 0, 80];
+        let peers = parse_compact_v4(&bytes).unwrap();
+        assert_eq!(
+            peers,
+            [
+                "127.0.0.1:6881".parse().unwrap(),
+                "10.0.0.2:80".parse().unwrap()
+            ]
+        );
+        assert_eq!(encode_compact_v4(&peers), bytes);
+    }
+
+    #[test]
+    fn compact_v6_round_trip() {
+        let peers: Vec<SocketAddr> = vec!["[::1]:51413".parse().unwrap()];
+        let bytes = encode_compact_v6(&peers);
+        assert_eq!(bytes.len(), 18);
+        assert_eq!(parse_compact_v6(&bytes).unwrap(), peers);
+    }
+
+    #[test]
+    fn each_encoder_keeps_its_own_family() {
+        let peers: Vec<SocketAddr> =
+            vec!["[::1]:1".parse().unwrap(), "10.0.0.2:80".parse().unwrap()];
+        assert_eq!(encode_compact_v4(&peers), [10, 0, 0, 2, 0, 80]);
+        assert_eq!(encode_compact_v6(&peers).len(), COMPACT_V6_LEN);
+    }
+
+    #[test]
+    fn a_ragged_compact_list_is_an_error() {
+        assert_eq!(
+            parse_compact_v4(&[1, 2, 3, 4, 5, 6, 7]),
+            Err(CompactLengthError { len: 7, entry: 6 })
+        );
+        assert!(parse_compact_v6(&[0; 20]).is_err());
+        let message = CompactLengthError { len: 7, entry: 6 }.to_string();
+        assert_eq!(message, "compact peer list is 7 bytes, not a multiple of 6");
+    }
+
+    #[test]
+    fn read_leniently_a_partial_entry_is_ignored() {
+        // One whole entry, 10.0.0.2:6881, and 3 stray bytes.
+        let bytes = [10, 0, 0, 2, 0x1a, 0xe1, 10, 0, 0];
+        let peers: Vec<SocketAddr> = compact_peers(&bytes, COMPACT_V4_LEN).collect();
+        assert_eq!(peers, ["10.0.0.2:6881".parse().unwrap()]);
+        assert_eq!(compact_peer(&[1, 2, 3]), None, "not 6 or 18 bytes");
     }
 }

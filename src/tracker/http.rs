@@ -18,10 +18,10 @@
 //! A tracker is a stranger too: the answer is read with a size cap, redirects are bounded,
 //! the whole request has a deadline, and every malformed answer becomes a [`Problem`].
 
-use super::peers::{parse_compact_v6, parse_peers_value};
+use super::peers::{PeerListError, parse_peers_value};
 use super::{AnnounceRequest, AnnounceResponse, Problem, ScrapeStats, TrackerConfig};
 use crate::bencode::{self, Value};
-use crate::encoding::percent_encode;
+use crate::encoding::{parse_compact_v6, percent_encode};
 use crate::metainfo::InfoHash;
 use std::time::Duration;
 
@@ -193,7 +193,7 @@ pub fn parse_announce(dict: &Value) -> Result<AnnounceResponse, Problem> {
         None => Vec::new(),
     };
     if let Some(v6) = dict.get("peers6").and_then(Value::as_bytes) {
-        peers.extend(parse_compact_v6(v6)?);
+        peers.extend(parse_compact_v6(v6).map_err(PeerListError::from)?);
     }
     let warning = dict
         .get("warning message")

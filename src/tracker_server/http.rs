@@ -23,12 +23,11 @@
 
 use super::{Counter, ServerError, Shared, SwarmPeer, numwant};
 use crate::bencode::{self, Item, Value};
-use crate::encoding::{Plus, percent_decode};
+use crate::encoding::{Plus, encode_compact_v4, encode_compact_v6, percent_decode};
 use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
 use crate::tracker::Event;
 use crate::tracker::ScrapeStats;
-use crate::tracker::peers::{encode_compact_v4, encode_compact_v6};
 use crate::tracker::udp_packet::MAX_SCRAPE_HASHES;
 use crate::tracker_server::registry::{Announce, AnnounceAnswer};
 use std::net::SocketAddr;
