@@ -20,7 +20,8 @@
 //! span the end of one file and the start of the next, as in any multi-file torrent. [W2.8]
 
 use crate::bencode::{self, Value};
-use crate::metainfo::{InfoHash, MAX_PIECE_LENGTH, PieceHash, sha1};
+use crate::encoding::sha1;
+use crate::metainfo::{InfoHash, MAX_PIECE_LENGTH, PieceHash};
 use crate::storage::{Storage, StorageError};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};

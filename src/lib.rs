@@ -2,31 +2,41 @@
 //!
 //! Read it beside `walkthrough.md`, which follows the data from a `.torrent` file to a
 //! verified file on disk. Each module below is one step of the protocol, named for the
-//! concept it implements; every arrow in the data flow points down this list.
+//! concept it implements. The table is the module map, top to bottom: a module uses only
+//! modules listed *below* it, never one above, so nothing imports in a circle and a reader
+//! can start at the bottom with modules that need nothing else (`tests/module_map.rs` checks
+//! every `crate::` path in `src/` against this order).
 //!
-//! | module       | its one job                                                    | walkthrough |
-//! |--------------|----------------------------------------------------------------|-------------|
-//! | [`cli`]      | one function per command; the only module that prints          | all         |
-//! | [`demo`]     | a whole local swarm in one process, and what it did            | §12         |
-//! | [`session`]  | one torrent from start to finish: storage, listener, tracker, scheduler | §7–§10 |
-//! | [`tracker`]  | asks trackers for peers (HTTP, UDP, BEP 12 tiers, re-announces); the built-in tracker | §3 |
-//! | [`scheduler`]| the one thread that decides: which block next, whom to unchoke, whom to ban | §8, §11 |
-//! | [`choker`]   | whom to unchoke: BEP 3 choking and optimistic unchoking, a pure function | §11 |
-//! | [`peer`]     | one thread per connection: handshake, messages, requests, serving, listener | §7, §10 |
-//! | [`storage`]  | the torrent's byte stream over its files: read, write, resume   | §9          |
-//! | [`piece`]    | pieces and 16 KiB blocks; the SHA-1 check                      | §9          |
-//! | [`create`]   | makes a `.torrent` from files: streams them, hashes on all cores | §2        |
-//! | [`wire`]     | the peer protocol's bytes: handshake, messages, bitfield; no sockets | §4–§6  |
-//! | [`magnet`] | magnet URIs (BEP 9): info hash, name, trackers, peers | §14 |
-//! | [`metadata`] | fetching the info dictionary from peers for a magnet link (BEP 9) | §13 |
-//! | [`metainfo`] | `.torrent` bytes → [`metainfo::Metainfo`]; info hash over raw bytes; safe paths | §2 |
-//! | [`peer_id`]  | our 20-byte name on the network (BEP 20 style)                 | §3          |
-//! | [`bencode`]  | bencoding: decode (with byte spans) and encode                 | §1          |
+//! | module             | its one job                                                   | walkthrough |
+//! |--------------------|---------------------------------------------------------------|-------------|
+//! | [`cli`]            | one function per command; the only module that prints          | all         |
+//! | [`demo`]           | a whole local swarm in one process, and what it did            | §12         |
+//! | [`session`]        | one torrent from start to finish: storage, listener, announcer, scheduler, peers | §7–§10 |
+//! | [`scheduler`]      | the one thread that decides: which block next, whom to unchoke, whom to ban | §8, §11 |
+//! | [`choker`]         | whom to unchoke: BEP 3 choking and optimistic unchoking, a pure function | §11 |
+//! | [`metadata_fetch`] | fetching the info dictionary from peers for a magnet link (BEP 9) | §13   |
+//! | [`peer`]           | one thread per connection: handshake, messages, requests, serving, listener | §7, §10 |
+//! | [`events`]         | the thread contract: every `Event` to the scheduler, every `Command` back | §7, §8 |
+//! | [`trace`]          | the wire trace: one line per message, written and read back    | §5          |
+//! | [`tracker_server`] | the built-in tracker (HTTP and UDP), for local swarms          | §3          |
+//! | [`tracker`]        | asks trackers for peers: HTTP, UDP (BEP 15), tiers (BEP 12), re-announces | §3 |
+//! | [`create`]         | makes a `.torrent` from files: streams them, hashes on all cores | §2        |
+//! | [`storage`]        | the torrent's byte stream over its files: read, write, resume  | §9          |
+//! | [`piece`]          | pieces and 16 KiB blocks; the SHA-1 check                      | §9          |
+//! | [`wire`]           | the peer protocol's bytes: handshake, messages, bitfield, extensions; no sockets | §4–§6, §13 |
+//! | [`magnet`]         | magnet URIs (BEP 9): info hash, name, trackers, peers          | §14         |
+//! | [`metainfo`]       | `.torrent` bytes → [`metainfo::Metainfo`]; info hash over raw bytes; safe paths | §2 |
+//! | [`peer_id`]        | our 20-byte name on the network (BEP 20 style)                 | §3          |
+//! | [`bencode`]        | bencoding: decode (with byte spans) and encode                 | §1          |
+//! | [`encoding`]       | bytes every layer shares: hex, SHA-1, percent-encoding, compact peers | §2, §3 |
 //!
-//! Magnet links (§13–§14) come later.
+//! The layers, from the top: the commands (`cli`, `demo`); one torrent (`session`); the
+//! threads (`scheduler` with `choker`, `metadata_fetch`, `peer`) and what they say to each
+//! other (`events`, `trace`); the trackers; the files (`create`, `storage`, `piece`); and at
+//! the bottom the bytes, which know nothing of threads, sockets or the command line.
 //!
-//! Design rules (see `docs/` and `../shared/STYLE.md`): synchronous, blocking I/O, one OS
-//! thread per peer; no `unsafe`; nothing panics on bytes from the network or the disk.
+//! Design rules (see `docs/design.md`): synchronous, blocking I/O, one OS thread per peer; no
+//! `unsafe`; nothing panics on bytes from the network or the disk.
 #![forbid(unsafe_code)]
 
 pub mod bencode;
@@ -34,6 +44,7 @@ pub mod choker;
 pub mod cli;
 pub mod create;
 pub mod demo;
+pub mod encoding;
 pub mod events;
 pub mod magnet;
 pub mod metadata_fetch;

@@ -55,7 +55,8 @@
 //!   such entries are skipped with a warning.
 //! - Error offsets count characters from 0, the `m` of `magnet:` being 0.
 
-use crate::metainfo::{InfoHash, hex_byte};
+use crate::encoding::{PercentDecoded, Plus, percent_decode, percent_encode, utf8_or_escaped};
+use crate::metainfo::InfoHash;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use thiserror::Error;
@@ -143,11 +144,11 @@ impl Magnet {
         let mut uri = format!("magnet:?xt=urn:btih:{}", self.info_hash.to_hex());
         if let Some(name) = &self.name {
             uri.push_str("&dn=");
-            uri.push_str(&percent_encode(name));
+            uri.push_str(&percent_encode(name.as_bytes()));
         }
         for tracker in &self.trackers {
             uri.push_str("&tr=");
-            uri.push_str(&percent_encode(tracker));
+            uri.push_str(&percent_encode(tracker.as_bytes()));
         }
         for peer in &self.peers {
             // An IPv6 scope id prints as `%3`: escape the `%` so it reads back.
@@ -156,7 +157,7 @@ impl Magnet {
         }
         for web_seed in &self.web_seeds {
             uri.push_str("&ws=");
-            uri.push_str(&percent_encode(web_seed));
+            uri.push_str(&percent_encode(web_seed.as_bytes()));
         }
         uri
     }
@@ -194,6 +195,14 @@ impl Param<'_> {
     fn offset_of(&self, i: usize) -> usize {
         let before = self.value.get(..i).unwrap_or_default();
         self.offset + before.chars().count()
+    }
+
+    /// Character offset in the link of byte `i` of the decoded value: `%61` and `a` both give
+    /// `a`, but an error about it must point at what was written (the value's end if there is
+    /// no byte `i`).
+    fn decoded_offset(&self, decoded: &PercentDecoded, i: usize) -> usize {
+        let raw_index = decoded.written_at.get(i).copied();
+        self.offset_of(raw_index.unwrap_or(self.value.len()))
     }
 }
 
@@ -277,7 +286,7 @@ impl Found {
     fn add_exact_topic(&mut self, param: &Param) -> Result<(), MagnetError> {
         // Decoded first, `urn%3Abtih%3A` being `urn:btih:`; a broken `%` here is an error, as
         // it may sit in the one parameter the link cannot do without.
-        let topic = percent_decode(param, Plus::Literal)?;
+        let topic = decode_value(param, Plus::Literal)?;
         let urn = topic.bytes.get(..URN_LENGTH).unwrap_or_default();
         if urn.eq_ignore_ascii_case(b"urn:btih:") {
             let info_hash = decode_btih(param, &topic)?;
@@ -287,7 +296,7 @@ impl Found {
                 Some(first) => {
                     return Err(MagnetError::ConflictingHashes {
                         param: param.key.to_string(),
-                        offset: topic.offset_of(param, URN_LENGTH),
+                        offset: param.decoded_offset(&topic, URN_LENGTH),
                         first,
                         second: info_hash,
                     });
@@ -386,7 +395,7 @@ fn base32_value(c: char) -> Option<u32> {
 }
 
 /// The hash after `urn:btih:` in the decoded `xt`: its length picks the alphabet.
-fn decode_btih(param: &Param, topic: &Decoded) -> Result<InfoHash, MagnetError> {
+fn decode_btih(param: &Param, topic: &PercentDecoded) -> Result<InfoHash, MagnetError> {
     let hash = topic.bytes.get(URN_LENGTH..).unwrap_or_default();
     // Characters, not bytes: "this one has 40" must be true of what the user sees.
     match String::from_utf8_lossy(hash).chars().count() {
@@ -394,7 +403,7 @@ fn decode_btih(param: &Param, topic: &Decoded) -> Result<InfoHash, MagnetError> 
         32 => decode_digits(param, topic, &BASE32),
         found => Err(MagnetError::HashLength {
             param: param.key.to_string(),
-            offset: topic.offset_of(param, URN_LENGTH),
+            offset: param.decoded_offset(topic, URN_LENGTH),
             found,
         }),
     }
@@ -404,7 +413,7 @@ fn decode_btih(param: &Param, topic: &Decoded) -> Result<InfoHash, MagnetError> 
 /// The caller has checked that there are exactly 160 bits' worth of digits.
 fn decode_digits(
     param: &Param,
-    topic: &Decoded,
+    topic: &PercentDecoded,
     alphabet: &Alphabet,
 ) -> Result<InfoHash, MagnetError> {
     let hash = topic.bytes.get(URN_LENGTH..).unwrap_or_default();
@@ -418,7 +427,7 @@ fn decode_digits(
         let digit = (alphabet.value)(char::from(byte)).filter(|_| byte.is_ascii());
         let digit = digit.ok_or_else(|| MagnetError::HashCharacter {
             param: param.key.to_string(),
-            offset: topic.offset_of(param, URN_LENGTH + i),
+            offset: param.decoded_offset(topic, URN_LENGTH + i),
             character: first_character(&hash[i..]),
             alphabet: alphabet.name,
         })?;
@@ -436,13 +445,6 @@ fn decode_digits(
     Ok(InfoHash(bytes))
 }
 
-/// What `+` means in a value: a space (HTML form encoding, used for `dn`) or just `+`.
-#[derive(Clone, Copy, PartialEq)]
-enum Plus {
-    Space,
-    Literal,
-}
-
 /// The character `bytes` begin with, or U+FFFD if they do not begin with valid UTF-8.
 fn first_character(bytes: &[u8]) -> char {
     let text = String::from_utf8_lossy(bytes.get(..4).unwrap_or(bytes));
@@ -451,86 +453,28 @@ fn first_character(bytes: &[u8]) -> char {
 
 /// The value percent-decoded as bytes (`%F0%9F%98%80` is one emoji), then read as UTF-8.
 fn decode_text(param: &Param, plus: Plus) -> Result<String, MagnetError> {
-    let decoded = percent_decode(param, plus)?;
+    let decoded = decode_value(param, plus)?;
     Ok(String::from_utf8_lossy(&decoded.bytes).into_owned())
 }
 
 /// A URL (`tr`, `ws`) percent-decoded, except bytes that are not UTF-8: they stay `%XX`
 /// (the module doc says why).
 fn decode_url(param: &Param) -> Result<String, MagnetError> {
-    let decoded = percent_decode(param, Plus::Literal)?;
-    let mut url = String::with_capacity(decoded.bytes.len());
-    for chunk in decoded.bytes.utf8_chunks() {
-        url.push_str(chunk.valid());
-        for byte in chunk.invalid() {
-            url.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    Ok(url)
+    let decoded = decode_value(param, Plus::Literal)?;
+    Ok(utf8_or_escaped(&decoded.bytes))
 }
 
-/// A value after percent-decoding, each byte with the place it was written: `%61` and `a`
-/// both give `a`, but an error about it must point at the `%`.
-struct Decoded {
-    bytes: Vec<u8>,
-    /// `written_at[i]`: where in the raw value the character that gave byte `i` starts.
-    written_at: Vec<usize>,
-}
-
-impl Decoded {
-    /// Character offset in the link of decoded byte `i` (the value's end if there is none).
-    fn offset_of(&self, param: &Param, i: usize) -> usize {
-        let raw_index = self.written_at.get(i).copied();
-        param.offset_of(raw_index.unwrap_or(param.value.len()))
+/// The value percent-decoded; a `%` without two hex digits after it is an error that points
+/// at that `%` in the link.
+fn decode_value(param: &Param, plus: Plus) -> Result<PercentDecoded, MagnetError> {
+    let decoded = percent_decode(param.value, plus);
+    match decoded.bad_escape {
+        Some(at) => Err(MagnetError::Percent {
+            param: param.key.to_string(),
+            offset: param.offset_of(at),
+        }),
+        None => Ok(decoded),
     }
-}
-
-fn percent_decode(param: &Param, plus: Plus) -> Result<Decoded, MagnetError> {
-    let raw = param.value;
-    let mut decoded = Decoded {
-        bytes: Vec::with_capacity(raw.len()),
-        written_at: Vec::with_capacity(raw.len()),
-    };
-    let mut characters = raw.char_indices();
-    while let Some((i, character)) = characters.next() {
-        match character {
-            '%' => {
-                let escaped = raw.as_bytes().get(i + 1..i + 3).and_then(hex_byte);
-                let escaped = escaped.ok_or_else(|| MagnetError::Percent {
-                    param: param.key.to_string(),
-                    offset: param.offset_of(i),
-                })?;
-                decoded.bytes.push(escaped);
-                decoded.written_at.push(i);
-                characters.nth(1); // the two hex digits, ASCII: one character each
-            }
-            '+' if plus == Plus::Space => {
-                decoded.bytes.push(b' ');
-                decoded.written_at.push(i);
-            }
-            _ => {
-                let mut buffer = [0u8; 4];
-                for &byte in character.encode_utf8(&mut buffer).as_bytes() {
-                    decoded.bytes.push(byte);
-                    decoded.written_at.push(i);
-                }
-            }
-        }
-    }
-    Ok(decoded)
-}
-
-/// Every byte outside `A-Z a-z 0-9 - . _ ~` (RFC 3986 "unreserved") as `%XX`.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -564,7 +508,7 @@ mod tests {
     }
 
     fn hex_bytes(hex: &str) -> [u8; 20] {
-        crate::metainfo::from_hex(hex).expect("40 hex digits")
+        crate::encoding::from_hex(hex).expect("40 hex digits")
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! on; nothing is believed before the SHA-1 check [W13.2]. No bitfield is sent: we have no
 //! pieces, and do not even know how many there are yet (INTEROP.md).
 
-use crate::metainfo::{InfoHash, sha1};
+use crate::encoding::sha1;
+use crate::metainfo::InfoHash;
 use crate::peer::connection::{Connection, PeerError};
 use crate::peer_id::PeerId;
 use crate::trace::Trace;

@@ -33,7 +33,7 @@ impl PeerId {
     }
 
     pub fn to_hex(&self) -> String {
-        crate::metainfo::to_hex(&self.0)
+        crate::encoding::to_hex(&self.0)
     }
 }
 

@@ -12,7 +12,8 @@
 //! A piece is kept only if the SHA-1 of its bytes equals the hash in the torrent
 //! ([`PieceLayout::verify`]); otherwise it is simply fetched again. Nothing here does I/O.
 
-use crate::metainfo::{Info, PieceHash, sha1};
+use crate::encoding::sha1;
+use crate::metainfo::{Info, PieceHash};
 use std::fmt;
 
 /// The unit of transfer: a request asks for at most 16 KiB (BEP 3 "request"), and real clients

@@ -308,7 +308,8 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metainfo::{PieceHash, sha1};
+    use crate::encoding::sha1;
+    use crate::metainfo::PieceHash;
 
     /// a.txt (100) | pad (60) | b.bin (240): 400 bytes, pieces of 128.
     fn storage(dir: &Path) -> Storage {

@@ -19,7 +19,8 @@
 //! right length and header, not the right contents. A line parses only if it prints back as
 //! exactly itself, so any change to the trace format fails here rather than slipping by.
 
-use crate::metainfo::{InfoHash, from_hex, hex_byte};
+use crate::encoding::{from_hex, hex_byte};
+use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
 use crate::wire::message::MAX_MESSAGE_LEN;
 use crate::wire::{Handshake, Message};

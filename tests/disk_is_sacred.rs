@@ -8,7 +8,8 @@ mod common;
 
 use common::{Script, ScriptedPeer, peerwire, pseudo_random, run_ok};
 use peerwire::bencode::{Value, decode, encode};
-use peerwire::metainfo::{Metainfo, sha1};
+use peerwire::encoding::sha1;
+use peerwire::metainfo::Metainfo;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;

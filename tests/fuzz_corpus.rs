@@ -16,11 +16,12 @@
 
 use peerwire::bencode::{self, Limits, Value};
 use peerwire::create::{CreateOptions, create_torrent};
+use peerwire::encoding;
 use peerwire::magnet::Magnet;
 use peerwire::metainfo::{InfoHash, Metainfo};
 use peerwire::peer_id::PeerId;
 use peerwire::tracker::udp_packet::{AnnouncePacket, Request, Response};
-use peerwire::tracker::{ScrapeStats, http, peers};
+use peerwire::tracker::{ScrapeStats, http};
 use peerwire::wire::extension::{ExtendedHandshake, MetadataMessage, PexMessage};
 use peerwire::wire::{Handshake, Message};
 use std::fs;
@@ -102,8 +103,8 @@ fn replay_tracker_http() {
         let named = &data[start..data.len().min(start + 20)];
         hash[..named.len()].copy_from_slice(named);
         let _ = http::parse_scrape(data, peerwire::metainfo::InfoHash(hash));
-        let _ = peers::parse_compact_v4(data);
-        let _ = peers::parse_compact_v6(data);
+        let _ = encoding::parse_compact_v4(data);
+        let _ = encoding::parse_compact_v6(data);
     });
 }
 
@@ -405,8 +406,8 @@ fn write_tracker_http_seeds() {
         ("complete", Value::integer(3)),
         ("incomplete", Value::integer(1)),
         ("tracker id", Value::bytes(b"abc".to_vec())),
-        ("peers", Value::bytes(peers::encode_compact_v4(&peers4))),
-        ("peers6", Value::bytes(peers::encode_compact_v6(&peers6))),
+        ("peers", Value::bytes(encoding::encode_compact_v4(&peers4))),
+        ("peers6", Value::bytes(encoding::encode_compact_v6(&peers6))),
     ]);
     write_seed(t, "announce_compact", &bencode::encode(&compact));
     let peer = |ip: &str, port: i64| {

@@ -34,7 +34,7 @@ mod hybrid;
 pub mod path;
 
 pub use files::FileEntry;
-pub use hashes::{InfoHash, PieceHash, from_hex, hex_byte, sha1, to_hex};
+pub use hashes::{InfoHash, PieceHash};
 
 use crate::bencode::{self, DecodeError, Limits, SoftError, Value};
 use std::fmt;

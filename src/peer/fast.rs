@@ -17,7 +17,8 @@
 //! remembers of the extension. The peer thread (`thread.rs`) and the uploader (`upload.rs`)
 //! act on them; nothing here does I/O.
 
-use crate::metainfo::{InfoHash, sha1};
+use crate::encoding::sha1;
+use crate::metainfo::InfoHash;
 use std::net::Ipv4Addr;
 
 /// How many pieces we allow a choked peer to fetch (BEP 6 suggests 10).

@@ -18,9 +18,10 @@
 //! A tracker is a stranger too: the answer is read with a size cap, redirects are bounded,
 //! the whole request has a deadline, and every malformed answer becomes a [`Problem`].
 
-use super::peers::{parse_compact_v6, parse_peers_value};
+use super::peers::{PeerListError, parse_peers_value};
 use super::{AnnounceRequest, AnnounceResponse, Problem, ScrapeStats, TrackerConfig};
 use crate::bencode::{self, Value};
+use crate::encoding::{parse_compact_v6, percent_encode};
 use crate::metainfo::InfoHash;
 use std::time::Duration;
 
@@ -131,19 +132,6 @@ pub fn announce_url(base: &str, r: &AnnounceRequest, tracker_id: Option<&[u8]>) 
     url
 }
 
-/// URL-encodes raw bytes: unreserved characters as they are, every other byte as `%XX`.
-pub fn percent_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 3);
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Decodes a tracker's HTTP body, which must be one bencoded dictionary (announce and scrape
 /// answers both are). Public so the fuzz target `tracker_http` can reach it (docs/fuzzing.md).
 pub fn parse_dictionary(body: &[u8]) -> Result<Value, Problem> {
@@ -205,7 +193,7 @@ pub fn parse_announce(dict: &Value) -> Result<AnnounceResponse, Problem> {
         None => Vec::new(),
     };
     if let Some(v6) = dict.get("peers6").and_then(Value::as_bytes) {
-        peers.extend(parse_compact_v6(v6)?);
+        peers.extend(parse_compact_v6(v6).map_err(PeerListError::from)?);
     }
     let warning = dict
         .get("warning message")
@@ -279,12 +267,6 @@ mod tests {
         ));
         assert!(parse_scrape(b"d5:filesi3ee", hash).is_err());
         assert!(parse_scrape(b"<html>", hash).is_err());
-    }
-
-    #[test]
-    fn every_non_unreserved_byte_is_escaped() {
-        assert_eq!(percent_encode(b"a-Z._~"), "a-Z._~");
-        assert_eq!(percent_encode(b" +/\x00\xff"), "%20%2B%2F%00%FF");
     }
 
     #[test]

@@ -10,68 +10,30 @@
 //! ```
 //!
 //! Compact is what everyone sends (we always ask for it with `compact=1`); the dictionary
-//! form is still parsed, because some trackers ignore the request. The same encoders serve the
-//! built-in tracker and the UDP protocol (BEP 15 uses the compact forms too).
+//! form is still parsed, because some trackers ignore the request. The compact forms are
+//! written once, in `src/encoding.rs`, for the HTTP and UDP (BEP 15) trackers, the built-in
+//! tracker and peer exchange (BEP 11) alike; the dictionary form is the tracker's own.
 
 use crate::bencode::Value;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use crate::encoding::{CompactLengthError, parse_compact_v4};
+use std::net::{IpAddr, SocketAddr};
 use thiserror::Error;
-
-/// Bytes per compact IPv4 peer: 4 address + 2 port.
-pub const COMPACT_V4_LEN: usize = 6;
-/// Bytes per compact IPv6 peer: 16 address + 2 port.
-pub const COMPACT_V6_LEN: usize = 18;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PeerListError {
-    #[error("compact peer list is {len} bytes, not a multiple of {entry}")]
-    BadCompactLength { len: usize, entry: usize },
+    #[error(transparent)]
+    BadCompactLength(#[from] CompactLengthError),
     #[error("peer list entry {index} is not a dictionary with `ip` and `port`")]
     BadEntry { index: usize },
     #[error("`peers` is {0}, expected a byte string or a list")]
     WrongType(&'static str),
 }
 
-/// Decodes a compact IPv4 list (6 bytes a peer).
-pub fn parse_compact_v4(bytes: &[u8]) -> Result<Vec<SocketAddr>, PeerListError> {
-    check_multiple(bytes, COMPACT_V4_LEN)?;
-    let peer = |c: &[u8]| {
-        let ip = Ipv4Addr::new(c[0], c[1], c[2], c[3]);
-        SocketAddr::new(IpAddr::V4(ip), u16::from_be_bytes([c[4], c[5]]))
-    };
-    Ok(bytes.chunks_exact(COMPACT_V4_LEN).map(peer).collect())
-}
-
-/// Decodes a compact IPv6 list (18 bytes a peer).
-pub fn parse_compact_v6(bytes: &[u8]) -> Result<Vec<SocketAddr>, PeerListError> {
-    check_multiple(bytes, COMPACT_V6_LEN)?;
-    let peer = |c: &[u8]| {
-        let octets: [u8; 16] = c[..16]
-            .try_into()
-            .expect("chunks_exact(18) has 16 address bytes");
-        SocketAddr::new(
-            IpAddr::V6(Ipv6Addr::from(octets)),
-            u16::from_be_bytes([c[16], c[17]]),
-        )
-    };
-    Ok(bytes.chunks_exact(COMPACT_V6_LEN).map(peer).collect())
-}
-
-fn check_multiple(bytes: &[u8], entry: usize) -> Result<(), PeerListError> {
-    if !bytes.len().is_multiple_of(entry) {
-        return Err(PeerListError::BadCompactLength {
-            len: bytes.len(),
-            entry,
-        });
-    }
-    Ok(())
-}
-
 /// Decodes the `peers` value of an HTTP announce: compact IPv4 bytes or a list of
 /// dictionaries. Entries whose `ip` is a host name rather than an address are skipped.
 pub fn parse_peers_value(value: &Value) -> Result<Vec<SocketAddr>, PeerListError> {
     if let Some(bytes) = value.as_bytes() {
-        return parse_compact_v4(bytes);
+        return Ok(parse_compact_v4(bytes)?);
     }
     let list = value
         .as_list()
@@ -94,65 +56,21 @@ pub fn parse_peers_value(value: &Value) -> Result<Vec<SocketAddr>, PeerListError
     Ok(peers)
 }
 
-/// Encodes IPv4 peers in compact form; IPv6 peers are left out (they go in [`encode_compact_v6`]).
-pub fn encode_compact_v4(peers: &[SocketAddr]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(peers.len() * COMPACT_V4_LEN);
-    for peer in peers {
-        if let SocketAddr::V4(v4) = peer {
-            out.extend_from_slice(&v4.ip().octets());
-            out.extend_from_slice(&v4.port().to_be_bytes());
-        }
-    }
-    out
-}
-
-/// Encodes IPv6 peers in compact form; IPv4 peers are left out.
-pub fn encode_compact_v6(peers: &[SocketAddr]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(peers.len() * COMPACT_V6_LEN);
-    for peer in peers {
-        if let SocketAddr::V6(v6) = peer {
-            out.extend_from_slice(&v6.ip().octets());
-            out.extend_from_slice(&v6.port().to_be_bytes());
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bencode::decode;
 
     #[test]
-    fn compact_v4_round_trip() {
-        // 127.0.0.1:6881 = 7f 00 00 01 | 1a e1
-        let bytes = [0x7f, 0, 0, 1, 0x1a, 0xe1, 10, 0, 0, 2, 0, 80];
-        let peers = parse_compact_v4(&bytes).unwrap();
-        assert_eq!(
-            peers,
-            [
-                "127.0.0.1:6881".parse().unwrap(),
-                "10.0.0.2:80".parse().unwrap()
-            ]
-        );
-        assert_eq!(encode_compact_v4(&peers), bytes);
-    }
-
-    #[test]
-    fn compact_v6_round_trip() {
-        let peers: Vec<SocketAddr> = vec!["[::1]:51413".parse().unwrap()];
-        let bytes = encode_compact_v6(&peers);
-        assert_eq!(bytes.len(), 18);
-        assert_eq!(parse_compact_v6(&bytes).unwrap(), peers);
-    }
-
-    #[test]
     fn a_ragged_compact_list_is_an_error() {
+        let v = decode(b"7:\x7f\x00\x00\x01\x1a\xe1\x00").unwrap().value;
         assert_eq!(
-            parse_compact_v4(&[1, 2, 3, 4, 5, 6, 7]),
-            Err(PeerListError::BadCompactLength { len: 7, entry: 6 })
+            parse_peers_value(&v),
+            Err(PeerListError::BadCompactLength(CompactLengthError {
+                len: 7,
+                entry: 6
+            }))
         );
-        assert!(parse_compact_v6(&[0; 20]).is_err());
     }
 
     #[test]

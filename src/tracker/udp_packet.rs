@@ -21,7 +21,7 @@
 //! ([`super::server`]) does the opposite. Both use these types, so the layout is written once.
 
 use super::ScrapeStats;
-use super::peers::{
+use crate::encoding::{
     COMPACT_V4_LEN, COMPACT_V6_LEN, encode_compact_v4, encode_compact_v6, parse_compact_v4,
     parse_compact_v6,
 };

@@ -23,11 +23,11 @@
 
 use super::{Counter, ServerError, Shared, SwarmPeer, numwant};
 use crate::bencode::{self, Item, Value};
-use crate::metainfo::{InfoHash, hex_byte};
+use crate::encoding::{Plus, encode_compact_v4, encode_compact_v6, percent_decode};
+use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
 use crate::tracker::Event;
 use crate::tracker::ScrapeStats;
-use crate::tracker::peers::{encode_compact_v4, encode_compact_v6};
 use crate::tracker::udp_packet::MAX_SCRAPE_HASHES;
 use crate::tracker_server::registry::{Announce, AnnounceAnswer};
 use std::net::SocketAddr;
@@ -290,41 +290,19 @@ fn failure(reason: &str) -> Vec<u8> {
 
 /// Splits a query string into (name, raw value bytes) pairs, undoing `%XX` escapes. Values are
 /// bytes, not text: `info_hash` is binary. `+` is left alone: BEP 3 clients escape a space as
-/// `%20`, and a literal `+` byte in an info hash must stay a `+`.
+/// `%20`, and a literal `+` byte in an info hash must stay a `+`. A `%` not followed by two hex
+/// digits is kept as it is; the check of each field says what is wrong with its value.
 fn parse_query(query: &str) -> Vec<(String, Vec<u8>)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = String::from_utf8_lossy(&percent_decode(name)).into_owned();
-            (name, percent_decode(value))
+            let name = percent_decode(name, Plus::Literal).bytes;
+            let name = String::from_utf8_lossy(&name).into_owned();
+            (name, percent_decode(value, Plus::Literal).bytes)
         })
         .collect()
-}
-
-/// `%XX` → the byte; a `%` not followed by two hex digits is kept as it is.
-fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = match bytes.get(i..i + 3) {
-            Some(&[b'%', high, low]) => hex_byte(&[high, low]),
-            _ => None,
-        };
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// The first value of `name`; later repeats are ignored (except `info_hash` in a scrape).
@@ -362,21 +340,6 @@ mod tests {
         bencode::decode(body)
             .unwrap_or_else(|e| panic!("{shown}: {e}"))
             .value
-    }
-
-    #[test]
-    fn percent_decoding_gives_raw_bytes() {
-        // %00 is a NUL byte, %ff a byte no UTF-8 text can hold; '+' stays '+'.
-        assert_eq!(percent_decode("%00%ffA%2b+"), [0, 0xff, b'A', b'+', b'+']);
-        assert_eq!(percent_decode("%C3%a9"), [0xc3, 0xa9], "either case of hex");
-        assert_eq!(percent_decode("100%zz"), b"100%zz", "not hex: kept");
-        assert_eq!(
-            percent_decode("%+f%4"),
-            b"%+f%4",
-            "a sign is not a digit; %4 is cut"
-        );
-        assert_eq!(percent_decode("%%41"), b"%A");
-        assert_eq!(percent_decode(""), b"");
     }
 
     #[test]

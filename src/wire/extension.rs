@@ -25,7 +25,7 @@
 //! `ut_metadata` as id [`UT_METADATA_ID`]"; the peer's `m` says which id *it* wants, and every
 //! message we send it must carry that one ([`ExtendedHandshake::id_of`] on the peer's
 //! handshake). The numbers differ in practice: libtorrent and qBittorrent use 2 for
-//! `ut_metadata`, Transmission and peerwire 3 (INTEROP.md).
+//! `ut_metadata`, Transmission and peerwire 3 (the handshakes captured in the tests below).
 //!
 //! Bytes come from strangers, so parsing is lenient where BEP 10 asks for it (unknown keys,
 //! odd values: ignored) and strict only where a wrong value would be acted on (a `ut_metadata`
@@ -33,6 +33,10 @@
 //! Nothing here panics or allocates more than the payload it was given.
 
 use crate::bencode::{self, DecodeError, Limits, Value};
+use crate::encoding::{
+    COMPACT_V4_LEN, COMPACT_V6_LEN, compact_peers, encode_compact_v4, encode_compact_v6,
+    ip_from_octets, ip_octets,
+};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use thiserror::Error;
@@ -67,11 +71,6 @@ pub const PEX_REACHABLE: u8 = 0x10;
 pub const MAX_PEX_ADDED: usize = 200;
 /// Most `dropped` addresses (IPv4 and IPv6 together) we take from one `ut_pex` message.
 pub const MAX_PEX_DROPPED: usize = 200;
-
-/// Compact address sizes: IPv4 + port, IPv6 + port (the layout of `src/tracker/peers.rs`,
-/// which sits above `wire` and so is not imported here).
-const COMPACT_V4_LEN: usize = 6;
-const COMPACT_V6_LEN: usize = 18;
 
 /// `msg_type` values of BEP 9.
 const MSG_REQUEST: i64 = 0;
@@ -360,19 +359,20 @@ impl PexMessage {
     /// All six keys, empty strings included (BEP 11 wants at least one of them). No cap: the
     /// caller sends at most 50 of each after the first message, as BEP 11 asks.
     pub fn to_payload(&self) -> Vec<u8> {
+        // Each family's flags must line up with its addresses: split `added` first. The
+        // encoders keep only their own family, so `dropped` needs no split.
         let is_v4 = |(addr, _): &&(SocketAddr, u8)| addr.is_ipv4();
-        let (added4, added6): (Vec<_>, Vec<_>) = self.added.iter().partition(is_v4);
-        let (dropped4, dropped6): (Vec<_>, Vec<_>) =
-            self.dropped.iter().partition(|addr| addr.is_ipv4());
-        let addrs = |list: &[&(SocketAddr, u8)]| compact(list.iter().map(|(addr, _)| addr));
+        let (added4, added6): (Vec<&(SocketAddr, u8)>, Vec<_>) = self.added.iter().partition(is_v4);
+        let addrs4 = added4.iter().map(|(addr, _)| addr);
+        let addrs6 = added6.iter().map(|(addr, _)| addr);
         let flags = |list: &[&(SocketAddr, u8)]| list.iter().map(|(_, f)| *f).collect::<Vec<u8>>();
         let dict = Value::dict(vec![
-            ("added", Value::bytes(addrs(&added4))),
+            ("added", Value::bytes(encode_compact_v4(addrs4))),
             ("added.f", Value::bytes(flags(&added4))),
-            ("added6", Value::bytes(addrs(&added6))),
+            ("added6", Value::bytes(encode_compact_v6(addrs6))),
             ("added6.f", Value::bytes(flags(&added6))),
-            ("dropped", Value::bytes(compact(dropped4.into_iter()))),
-            ("dropped6", Value::bytes(compact(dropped6.into_iter()))),
+            ("dropped", Value::bytes(encode_compact_v4(&self.dropped))),
+            ("dropped6", Value::bytes(encode_compact_v6(&self.dropped))),
         ]);
         bencode::encode(&dict)
     }
@@ -420,40 +420,7 @@ fn added_with_flags(
 /// At most `limit` compact addresses from the byte string under `key`.
 fn compact_list(dict: &Value, key: &str, entry_len: usize, limit: usize) -> Vec<SocketAddr> {
     let bytes = dict.get(key).and_then(Value::as_bytes).unwrap_or_default();
-    let entries = bytes.chunks_exact(entry_len).take(limit);
-    entries.filter_map(compact_addr).collect()
-}
-
-/// One compact entry: the address (4 or 16 bytes), then the port (2 bytes, big-endian).
-fn compact_addr(entry: &[u8]) -> Option<SocketAddr> {
-    let (ip, port) = entry.split_at_checked(entry.len().checked_sub(2)?)?;
-    let port = u16::from_be_bytes([port[0], port[1]]);
-    Some(SocketAddr::new(ip_from_octets(ip)?, port))
-}
-
-/// Compact entries for addresses of one family (the caller has split them).
-fn compact<'a>(addrs: impl Iterator<Item = &'a SocketAddr>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for addr in addrs {
-        out.extend_from_slice(&ip_octets(addr.ip()));
-        out.extend_from_slice(&addr.port().to_be_bytes());
-    }
-    out
-}
-
-/// 4 bytes are IPv4, 16 bytes IPv6, anything else is not an address.
-fn ip_from_octets(bytes: &[u8]) -> Option<IpAddr> {
-    if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
-        return Some(IpAddr::from(v4));
-    }
-    <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from)
-}
-
-fn ip_octets(ip: IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => v6.octets().to_vec(),
-    }
+    compact_peers(bytes, entry_len).take(limit).collect()
 }
 
 /// Decodes the dictionary at the start of `payload`; returns it and the offset just past it.

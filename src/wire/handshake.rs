@@ -97,7 +97,7 @@ impl fmt::Debug for Handshake {
         write!(
             f,
             "Handshake {{ reserved: {}, info_hash: {}, peer_id: {} }}",
-            crate::metainfo::to_hex(&self.reserved),
+            crate::encoding::to_hex(&self.reserved),
             self.info_hash,
             self.peer_id
         )

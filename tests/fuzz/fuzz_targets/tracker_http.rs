@@ -1,10 +1,12 @@
 //! Fuzz target: an HTTP tracker's answer, parsed as `HttpTracker::announce` does
 //! (`parse_dictionary`, then `parse_announce`), as `HttpTracker::scrape` does (`parse_scrape`,
-//! for an info hash taken from the input), and the peer-list parsers on raw bytes.
+//! for an info hash taken from the input), and the compact peer-list parsers (`encoding`) on
+//! raw bytes.
 //! Checks only that nothing panics.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use peerwire::encoding;
 use peerwire::metainfo::InfoHash;
 use peerwire::tracker::{http, peers};
 
@@ -23,6 +25,6 @@ fuzz_target!(|data: &[u8]| {
     hash[..named.len()].copy_from_slice(named);
     let _ = http::parse_scrape(data, InfoHash(hash));
     // The compact lists alone, as they arrive in `peers` / `peers6`.
-    let _ = peers::parse_compact_v4(data);
-    let _ = peers::parse_compact_v6(data);
+    let _ = encoding::parse_compact_v4(data);
+    let _ = encoding::parse_compact_v6(data);
 });
