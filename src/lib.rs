@@ -25,7 +25,7 @@
 //!
 //! Magnet links (§13–§14) come later.
 //!
-//! Design rules (see `docs/` and `../shared/STYLE.md`): synchronous, blocking I/O, one OS
+//! Design rules (see `docs/design.md`): synchronous, blocking I/O, one OS
 //! thread per peer; no `unsafe`; nothing panics on bytes from the network or the disk.
 #![forbid(unsafe_code)]
 
