@@ -1,4 +1,4 @@
-//! The command-line contract of `../shared/CLI.md`, checked on the real binary: exact stdout,
+//! The command-line contract (`docs/cli.md`), checked on the real binary: exact stdout,
 //! exit statuses (0 ok, 1 failure, 2 usage), and the `error:` / `caused by:` format.
 
 mod common;
