@@ -1,4 +1,5 @@
-//! One function per command, printing exactly what `../shared/CLI.md` promises.
+//! One function per command, printing exactly what the command-line contract (`docs/cli.md`)
+//! promises.
 //!
 //! This is the only module that prints. Results go to stdout, everything else (logs,
 //! progress, errors) to stderr. A failure prints one `error:` line saying what went wrong and
@@ -207,7 +208,7 @@ fn hold_port(port: u16) -> Result<std::net::TcpListener, CliError> {
 }
 
 /// `handshake <torrent> <ip:port>`: `Peer ID: <hex>` of the peer, after a BEP 3 handshake
-/// announcing the extension protocol (reserved `00 00 00 00 00 10 00 00`, as CLI.md says).
+/// announcing the extension protocol (reserved `00 00 00 00 00 10 00 00`, as `docs/cli.md` says).
 pub fn handshake(path: &Path, addr: SocketAddr) -> Result<(), CliError> {
     let metainfo = load_torrent(path)?;
     let connection = Connection::open(

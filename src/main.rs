@@ -1,4 +1,4 @@
-//! The `peerwire` binary: parses the command line (see `../shared/CLI.md`) and calls
+//! The `peerwire` binary: parses the command line (the contract is `docs/cli.md`) and calls
 //! [`peerwire::cli`]. Nothing else happens here.
 #![forbid(unsafe_code)]
 

@@ -14,7 +14,8 @@
 //!
 //! A peer that sends metadata that does not hash to the info hash is dropped and the others go
 //! on; nothing is believed before the SHA-1 check [W13.2]. No bitfield is sent: we have no
-//! pieces, and do not even know how many there are yet (INTEROP.md).
+//! pieces, and do not even know how many there are yet (and Transmission drops a peer whose
+//! bitfield has the wrong length).
 
 use crate::encoding::sha1;
 use crate::metainfo::InfoHash;

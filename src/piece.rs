@@ -88,8 +88,9 @@ impl PieceLayout {
     }
 
     /// True if `request` is exactly one of the blocks of a piece: aligned to 16 KiB, with the
-    /// block's exact length. Real clients send only such requests and punish others
-    /// (INTEROP.md), so that is all we send and all we serve.
+    /// block's exact length. Real clients send only such requests and punish others (libtorrent
+    /// hangs up on a block over 16 KiB, rqbit rejects a misaligned one), so that is all we send
+    /// and all we serve.
     pub fn is_valid_block(&self, request: &BlockRequest) -> bool {
         let in_range = (request.index as usize) < self.num_pieces();
         in_range

@@ -1,6 +1,7 @@
-//! More hostile peers (issue P6): a peer that only sends keep-alives, a peer that claims every
-//! piece and serves nothing, and a flood of 500 connections against a seeder's listener. Each
-//! is dropped (or refused) with a log line naming the reason, and honest peers are served.
+//! More hostile peers, beyond `download_hostile_peers.rs` and `seed_hostile.rs`: a peer that
+//! only sends keep-alives, a peer that claims every piece and serves nothing, and a flood of
+//! 500 connections against a seeder's listener. Each is dropped (or refused) with a log line
+//! naming the reason, and honest peers are served.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! libtorrent's bdecode test vectors, replayed against peerwire's decoder.
 //!
-//! `../shared/fixtures/bencode_vectors/libtorrent_bdecode_vectors.json` transcribes
+//! `bencode_vectors/libtorrent_bdecode_vectors.json` in the fixtures directory transcribes
 //! libtorrent's `test_bdecode.cpp`: each vector is an input and libtorrent's verdict, `ok`,
 //! `soft` (decodes, but flags a quirk such as a leading zero or an unsorted key) or `error`.
 //! peerwire follows the same three-way split (see walkthrough §1), with one deliberate

@@ -1,4 +1,4 @@
-//! The command-line contract of `../shared/CLI.md`, checked on the real binary: exact stdout,
+//! The command-line contract (`docs/cli.md`), checked on the real binary: exact stdout,
 //! exit statuses (0 ok, 1 failure, 2 usage), and the `error:` / `caused by:` format.
 
 mod common;
@@ -292,4 +292,146 @@ fn create_refuses_a_bad_piece_length_with_a_clear_error() {
         "{stderr}"
     );
     assert!(!dir.path().join("f.torrent").exists());
+}
+
+/// The commands `peerwire --help` lists (`help` itself aside).
+fn commands_in_help() -> Vec<String> {
+    let help = stdout_of(&["--help"]);
+    let listed = help
+        .split("Commands:\n")
+        .nth(1)
+        .expect("`--help` has a Commands: section");
+    listed
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// The flags one `--help` lists, short (`-o`) and long (`--output`): the leading words of each
+/// line of its Options section. A flag named inside a description is not taken for one.
+fn flags_in_help(args: &[&str]) -> Vec<String> {
+    let help = stdout_of(args);
+    let options = help
+        .split("Options:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("`{}` has an Options: section", args.join(" ")));
+    let mut flags = Vec::new();
+    for line in options.lines().filter(|l| l.trim_start().starts_with('-')) {
+        for word in line.split_whitespace() {
+            if !word.starts_with('-') {
+                break; // `<VALUE>` or the description
+            }
+            flags.push(
+                word.trim_end_matches(',')
+                    .trim_end_matches("...")
+                    .to_string(),
+            );
+        }
+    }
+    flags
+}
+
+/// The words of a Markdown page that are code: every line of a fenced block, and the inside of
+/// every inline code span (from a run of backticks to the next run of as many, as Markdown
+/// reads them), split at spaces, with the brackets, quotes and punctuation of usage lines and
+/// messages (`[--private]`, `-t URL]...`, `-o,`) trimmed off.
+fn code_words(page: &str) -> Vec<String> {
+    let mut code = Vec::new();
+    let mut prose = String::new();
+    let mut fenced = false;
+    for line in page.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if fenced {
+            code.push(line.to_string());
+        } else {
+            prose.push_str(line);
+            prose.push('\n');
+        }
+    }
+    let mut rest = prose.as_str();
+    while let Some(open) = rest.find('`') {
+        let ticks = rest[open..].len() - rest[open..].trim_start_matches('`').len();
+        let fence = &rest[open..open + ticks];
+        let after = &rest[open + ticks..];
+        // The closing run: as many backticks, not part of a longer run.
+        let close = after
+            .match_indices(fence)
+            .map(|(at, _)| at)
+            .find(|&at| !after[..at].ends_with('`') && !after[at + ticks..].starts_with('`'));
+        match close {
+            Some(at) => {
+                code.push(after[..at].to_string());
+                rest = &after[at + ticks..];
+            }
+            None => rest = after, // a lone backtick is text
+        }
+    }
+    code.iter()
+        .flat_map(|span| span.split_whitespace())
+        .map(|word| {
+            let word = word.trim_end_matches("...");
+            word.trim_matches(|c: char| "[](),.;:|`'\"".contains(c))
+                .to_string()
+        })
+        .filter(|word| !word.is_empty())
+        .collect()
+}
+
+/// docs/cli.md is the command-line contract students read: every command and every flag the
+/// binary lists in its `--help` must be on it, and every command of two words must take its
+/// hyphen spelling as well as its underscore one. Conversely, every `--flag` the page names
+/// must be one the binary has, so that the page can neither fall behind nor run ahead.
+#[test]
+fn docs_cli_md_names_every_command_and_flag_of_the_help() {
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md")).unwrap();
+    let commands = commands_in_help();
+    assert!(
+        commands.len() >= 15,
+        "too few commands parsed: {commands:?}"
+    );
+    let named = code_words(&page);
+    let page_names = |word: &str| named.iter().any(|w| w == word);
+    let mut missing = Vec::new();
+    let mut all_flags = flags_in_help(&["--help"]);
+    for command in &commands {
+        if !page_names(command) {
+            missing.push(format!("command `{command}`"));
+        }
+        if command.contains('_') {
+            let hyphen = command.replace('_', "-");
+            if !page_names(&hyphen) {
+                missing.push(format!("spelling `{hyphen}`"));
+            }
+            // The hyphen spelling is hidden from `--help`; it must still work.
+            stdout_of(&[&hyphen, "--help"]);
+        }
+        all_flags.extend(flags_in_help(&[command, "--help"]));
+    }
+    all_flags.sort();
+    all_flags.dedup();
+    for flag in &all_flags {
+        if !page_names(flag) {
+            missing.push(format!("flag `{flag}`"));
+        }
+    }
+    let unknown: Vec<&String> = named
+        .iter()
+        .filter(|word| {
+            let name = word.strip_prefix("--").unwrap_or_default();
+            name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+        .filter(|word| !all_flags.contains(word))
+        .collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "docs/cli.md does not name: {missing:?}; it names flags peerwire does not have: {unknown:?}"
+    );
 }

@@ -1,14 +1,15 @@
 //! libtorrent's own test torrents, judged by libtorrent's own verdicts.
 //!
-//! `../shared/fixtures/libtorrent_test_torrents/` holds the 108 torrents of libtorrent's test
-//! suite; `libtorrent_expectations.json` says which ones libtorrent loads and which it
+//! `libtorrent_test_torrents/` in the fixtures directory holds the 108 torrents of libtorrent's
+//! test suite; `libtorrent_expectations.json` says which ones libtorrent loads and which it
 //! rejects. peerwire must agree: every torrent libtorrent rejects is rejected with a clear
 //! error (and no panic), and every v1 or hybrid torrent it loads is loaded with the same v1
 //! info hash. Where peerwire deliberately differs, the file is listed in [`DELIBERATE`] with
 //! the reason.
 //!
-//! The corpus is found at `$PEERWIRE_FIXTURES` or `../shared/fixtures`; without it the test
-//! skips loudly, and with `PEERWIRE_INTEROP=require` it fails.
+//! The fixtures directory is found by `common::fixtures_dir` (`$PEERWIRE_FIXTURES`, else the one
+//! kept next to the repository); without it the test skips loudly, and with
+//! `PEERWIRE_INTEROP=require` it fails.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Crash-safety (issue P6, walkthrough §9): a download killed with SIGKILL at five random
+//! Crash-safety (walkthrough §9): a download killed with SIGKILL at five random
 //! moments and restarted each time ends byte-identical; every restart finds on disk exactly
 //! the pieces that verified before the kill (none is lost), and the last run fetches only the
 //! rest.

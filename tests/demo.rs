@@ -1,4 +1,4 @@
-//! The demo and tit-for-tat for real (issue P4, walkthrough §11–§12): a rate-limited peerwire
+//! The demo and tit-for-tat for real (walkthrough §11–§12): a rate-limited peerwire
 //! seeder and four peerwire leechers started together. Every leecher must finish, and each must
 //! have got a good share of its pieces from the other leechers, as the statistics of the demo
 //! summary show (each piece credited to one sender, so the counts add up). Then `peerwire demo`

@@ -1,4 +1,4 @@
-//! A full disk and a read-only output directory (issue P6, "the disk is sacred"; walkthrough §9).
+//! A full disk and a read-only output directory ("the disk is sacred", walkthrough §9).
 //!
 //! Both are real here, not simulated: the download goes to a 2 MiB `tmpfs` (the torrent holds
 //! 4 MiB), or to a directory bind-mounted read-only — a mount, because root ignores permission

@@ -1,7 +1,7 @@
-//! The disk is sacred (issue P6, walkthrough §2, §9): torrents whose paths try to escape — `..`,
+//! The disk is sacred (walkthrough §2, §9): torrents whose paths try to escape — `..`,
 //! absolute paths, backslashes, a hostile name — are downloaded from a peer into `-o DIR`;
 //! every byte lands inside DIR, and nothing else in the parent directory changes. The same
-//! holds for every path-mangling torrent of libtorrent's test corpus (`../shared/fixtures`),
+//! holds for every path-mangling torrent of libtorrent's test corpus (in the fixtures directory),
 //! given content of its own.
 
 mod common;

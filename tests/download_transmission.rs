@@ -1,6 +1,6 @@
 //! peerwire downloads from a real Transmission seeder (Debian `transmission-daemon`), and the
 //! bytes must be identical. Transmission decides interest and unchoking in a 10-second pulse,
-//! so the first block can take ~10-15 s (INTEROP.md).
+//! so the first block can take ~10-15 s: the deadlines here allow for it.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The checks of the classroom exercises in `docs/exercises.md` (issue P7).
+//! The checks of the classroom exercises that `docs/exercises.md` sets.
 //!
 //! Each exercise has one test here, `exercise_N_...`, which a student runs with
 //! `cargo test --test exercises exercise_N` (add `-- --nocapture` to see what it prints). The

@@ -1,7 +1,7 @@
-//! Faults outside us (issue P6): a tracker that is down from the start, a tracker that vanishes
-//! mid-download, and peers that all hang up. peerwire keeps going with what it has: `--peer`
-//! addresses, peers it already knows, reconnecting after a pause. It neither spins nor gives
-//! up early, and the bytes are right.
+//! Faults outside us (the network and the tracker, not a lying peer): a tracker that is down
+//! from the start, a tracker that vanishes mid-download, and peers that all hang up. peerwire
+//! keeps going with what it has: `--peer` addresses, peers it already knows, reconnecting after
+//! a pause. It neither spins nor gives up early, and the bytes are right.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Replays the fuzz seed corpus (issue P6) so CI catches a regression without fuzzing.
+//! Replays the fuzz seed corpus on every `cargo test`, so CI catches a regression without fuzzing.
 //!
 //! `tests/fuzz/` is a cargo-fuzz project of its own (docs/fuzzing.md); its seeds live in
 //! `tests/fuzz/corpus/<target>/`. Each test below feeds every seed of one target to the same

@@ -1,4 +1,4 @@
-//! Peers that lie about metadata (issue P5, walkthrough §13): metadata that does not hash to
+//! Peers that lie about metadata (walkthrough §13): metadata that does not hash to
 //! the info hash, an absurd `metadata_size`, and (honest but unusual) pieces sent in reverse
 //! order. Alone, a liar makes `magnet_info` fail with one readable line; beside an honest peer,
 //! `download <magnet>` completes with the right bytes.

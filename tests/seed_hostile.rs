@@ -1,4 +1,4 @@
-//! The seeder under attack: issue P4 "Bad input", the receiving side of walkthrough §10.
+//! The seeder under attack: bad input from leechers, the receiving side of walkthrough §10.
 //!
 //! `peerwire seed` serves an 8 MiB torrent while hostile clients, written here as raw
 //! `TcpStream`s driven with peerwire's own wire module, break the rules. Beside them an honest

@@ -1,4 +1,4 @@
-//! peerwire as a seeder for the clients people run (issue P4, walkthrough §10): a libtorrent
+//! peerwire as a seeder for the clients people run (walkthrough §10): a libtorrent
 //! leecher and a Transmission leecher each download a 64 MiB three-file torrent from peerwire
 //! alone, and then a mixed swarm (peerwire seeder; libtorrent, Transmission and peerwire
 //! leechers) finishes with byte-identical files everywhere.

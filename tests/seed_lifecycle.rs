@@ -1,4 +1,4 @@
-//! The life of a seeder (issue P4, walkthrough §10): `download --seed` tells the tracker
+//! The life of a seeder (walkthrough §10): `download --seed` tells the tracker
 //! `completed` when the last piece verifies and keeps serving; Ctrl-C then sends `stopped`;
 //! `--seed-ratio` ends seeding by itself once enough was uploaded.
 

@@ -11,10 +11,11 @@
 //!   and the number of values is capped ([`Limits::max_values`]);
 //! - nothing here can panic: all arithmetic is checked and all indexing goes through `peek`.
 //!
-//! Strictness follows libtorrent (see `../shared/fixtures/bencode_vectors/`): hard errors for
-//! malformed input, but leading zeros and unsorted or duplicate dictionary keys are only
-//! *soft errors*: the value decodes and the quirk is reported in [`Decoded::soft_errors`].
-//! Real v1 torrents contain such quirks, and their info hash covers the bytes as they are.
+//! Strictness follows libtorrent (`tests/bencode_vectors.rs` replays its bdecode test vectors):
+//! hard errors for malformed input, but leading zeros and unsorted or duplicate dictionary keys
+//! are only *soft errors*: the value decodes and the quirk is reported in
+//! [`Decoded::soft_errors`]. Real v1 torrents contain such quirks, and their info hash covers
+//! the bytes as they are.
 //! `metainfo` turns soft errors into hard ones inside a v2/hybrid info dictionary, as
 //! libtorrent does. [W1.4]
 

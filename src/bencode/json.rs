@@ -1,4 +1,4 @@
-//! Bencoded values shown as JSON, for the `decode` teaching command (see `../shared/CLI.md`).
+//! Bencoded values shown as JSON, for the `decode` teaching command (see `docs/cli.md`).
 //!
 //! Byte strings become JSON strings. Bencode strings are raw bytes, not text: valid UTF-8 runs
 //! are written as text, and every byte that is not part of valid UTF-8 is written as its own

@@ -25,7 +25,8 @@
 //! `ut_metadata` as id [`UT_METADATA_ID`]"; the peer's `m` says which id *it* wants, and every
 //! message we send it must carry that one ([`ExtendedHandshake::id_of`] on the peer's
 //! handshake). The numbers differ in practice: libtorrent and qBittorrent use 2 for
-//! `ut_metadata`, Transmission and peerwire 3 (the handshakes captured in the tests below).
+//! `ut_metadata`, Transmission and peerwire 3: an id is never assumed, always looked up (the
+//! handshakes captured in the tests below).
 //!
 //! Bytes come from strangers, so parsing is lenient where BEP 10 asks for it (unknown keys,
 //! odd values: ignored) and strict only where a wrong value would be acted on (a `ut_metadata`

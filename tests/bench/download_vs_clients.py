@@ -125,8 +125,9 @@ def run_libtorrent(torrent, out):
 
 
 def run_transmission(torrent, out, seeder):
-    """Transmission never dials a loopback peer it learns from a tracker (INTEROP.md), so the
-    seeder is told to re-announce after Transmission did, and dials it."""
+    """Transmission never dials a loopback peer it learns from a tracker (127.0.0.0/8 is a
+    "martian" address to it; it only accepts), so the seeder is told to re-announce after
+    Transmission did, and dials it."""
     config = tempfile.mkdtemp()
     rpc, peer = free_port(), free_port()
     daemon = subprocess.Popen(["transmission-daemon", "-f", "-T", "--no-dht", "--no-lpd", "--no-portmap",

@@ -106,7 +106,7 @@ pub fn need_libtorrent_python() -> Option<PathBuf> {
     }
 }
 
-/// The shared fixtures: `$PEERWIRE_FIXTURES`, else `../shared/fixtures` beside the repository.
+/// The fixtures directory: `$PEERWIRE_FIXTURES`, else the one kept next to the repository.
 pub fn fixtures_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("PEERWIRE_FIXTURES") {
         let dir = PathBuf::from(dir);
@@ -123,7 +123,7 @@ pub fn fixtures_dir() -> Option<PathBuf> {
     if beside.is_dir() {
         Some(beside)
     } else {
-        skip("no fixtures: set PEERWIRE_FIXTURES or put them at ../shared/fixtures")
+        skip("no fixtures: set PEERWIRE_FIXTURES to the fixtures directory")
     }
 }
 
@@ -175,7 +175,7 @@ pub fn run_ok(cmd: &mut Command, deadline: Duration) -> String {
     String::from_utf8(out.stdout).expect("stdout is UTF-8")
 }
 
-/// A port below 32768 (outside Linux's ephemeral range, see INTEROP.md) that is free for
+/// A port below 32768 (Linux gives ports from 32768 up to outgoing connections) that is free for
 /// both TCP and UDP right now, and never handed out before in this test binary: tests run in
 /// parallel, and a port chosen by one but not yet bound by its program (a daemon still starting)
 /// looks free to another.
