@@ -118,6 +118,8 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, DemoError> {
         fastrand::u32(..)
     ));
     let result = run_in(config, &dir);
+    // A directory we cannot remove is litter in the temp directory, not a reason to lose
+    // the demo's report.
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -281,6 +283,7 @@ fn start_member(
         }
         if p.is_complete() && !told {
             told = true;
+            // Fails only once `run_in` has stopped listening: then nobody waits for the news.
             let _ = done.send(*n);
         }
     };
@@ -359,6 +362,7 @@ impl Bars {
 
     fn clear(&self) {
         if let Some(multi) = &self.multi {
+            // Cosmetic: a terminal we cannot write to has nobody reading it.
             let _ = multi.clear();
         }
     }

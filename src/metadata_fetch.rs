@@ -178,6 +178,8 @@ type Answer = (SocketAddr, Result<Vec<u8>, FromPeer>);
 
 fn spawn_asker(addr: SocketAddr, request: Request, results: Sender<Answer>) {
     let run = move || {
+        // The fetch has ended (another peer answered first, or time ran out): nobody needs
+        // this answer.
         let _ = results.send((addr, ask(addr, &request)));
     };
     let name = format!("metadata {addr}");

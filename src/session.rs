@@ -202,6 +202,8 @@ pub fn download(
     let outcome = run_scheduler(&swarm, &have, options, reporter, on_progress);
     if let Some(announcer) = announcer {
         if let Ok(outcome) = &outcome {
+            // The announcer ends only on `Stop`: this fails only if it died (a panic), and
+            // then the tracker hears nothing more from us anyway.
             let _ = announcer
                 .commands
                 .send(left.command(last_progress(&outcome.result)));
@@ -403,6 +405,8 @@ fn tracker_reporter(
     let mut told_complete = complete_at_start;
     let mut lonely = Lonely::default();
     let report = move |p: &Progress| {
+        // Each `send` below fails only if the announcer thread died (it ends only on
+        // `Stop`): the download goes on without its tracker.
         if !p.is_complete() && lonely.should_ask(p.peers, Instant::now()) {
             let _ = tracker.send(AnnouncerCommand::NeedPeers);
         }

@@ -51,6 +51,7 @@ impl Trace {
         match self {
             Trace::Off => {}
             Trace::Stderr => {
+                // A reader who has gone (a closed pipe) is no reason to stop the download.
                 let _ = writeln!(std::io::stderr().lock(), "{}", make());
             }
             Trace::Sample { lines, limit } => {

@@ -42,28 +42,40 @@ pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Error)]
 pub enum PeerError {
+    /// The connection, or a setting of its socket, failed before any BitTorrent byte.
     #[error("cannot connect: {0}")]
     Connect(std::io::Error),
+    /// Bytes that break the framing or a message's layout (`wire`), or the socket failed.
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// BEP 3: "If both sides don't send the same value, they sever the connection."
     #[error("the peer is on another torrent (info hash {0})")]
     WrongInfoHash(InfoHash),
+    /// Our own peer id came back: the tracker or a peer listed our own address.
     #[error("connected to ourselves")]
     Ourselves,
+    /// A message named a piece past the end: the peer lies about the torrent.
     #[error("{what} {index}: no such piece (the torrent has {pieces})")]
     NoSuchPiece {
         what: &'static str,
         index: u32,
         pieces: usize,
     },
+    /// More blocks we never asked for than late copies explain (`state.rs`).
     #[error("{0} blocks nobody asked for")]
     Unsolicited(u32),
+    /// More requests we could not serve than mistakes explain (`upload.rs`), the last one
+    /// as evidence.
     #[error("{count} bad requests (last: {last})")]
     BadRequests { count: u32, last: String },
+    /// Requests kept coming long after our `choke`.
     #[error("{0} requests while choked")]
     RequestsWhileChoked(usize),
+    /// More requests queued than we said we take (`reqq`), from a peer we cannot refuse
+    /// (no fast extension).
     #[error("more than {0} requests queued")]
     TooManyRequests(usize),
+    /// Not the peer's fault: the scheduler sent no first command in time.
     #[error("the scheduler did not answer")]
     SchedulerSilent,
     #[error("the peer does not speak the extension protocol (BEP 10)")]
@@ -103,7 +115,9 @@ pub struct Connection {
     pub addr: SocketAddr,
     /// What the peer said in its handshake.
     pub remote: Handshake,
+    /// Reads go through a buffer: a burst of small messages costs few system calls.
     reader: BufReader<Box<dyn PeerStream>>,
+    /// A second handle on the same stream, for writing (see `split`).
     writer: Box<dyn PeerStream>,
     /// Framed messages not yet taken by the socket; `outbox[sent..]` is still to send.
     outbox: Vec<u8>,
@@ -130,6 +144,8 @@ impl Connection {
         reserved: [u8; 8],
         trace: Trace,
     ) -> Result<Connection, PeerError> {
+        // Without a deadline, an address that drops our packets (a firewall, a peer long
+        // gone) would hold the thread for the system's own limit: minutes.
         let stream =
             TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT).map_err(PeerError::Connect)?;
         // Small messages (a request, a have) go out at once rather than wait to be batched.
@@ -152,7 +168,11 @@ impl Connection {
             peer_id: our_id,
         };
         let (mut writer, mut reader) = split(stream)?;
+        // The dialling side speaks first: the other side may wait for our info hash to know
+        // which of its torrents we mean (BEP 3).
         ours.write_to(&mut writer)?;
+        // Peers hang up right after our handshake when they lack the torrent: a common,
+        // named end, rather than an "unexpected end of file" from the handshake parser.
         if std::io::BufRead::fill_buf(&mut reader)
             .map_err(WireError::from)?
             .is_empty()
@@ -160,6 +180,7 @@ impl Connection {
             return Err(PeerError::ClosedBeforeHandshake);
         }
         let remote = Handshake::read_from(&mut reader)?;
+        // Traced once both are in, in the order they crossed the wire.
         trace.line(|| format!("{addr} -> {ours:?}"));
         trace.line(|| format!("{addr} <- {remote:?}"));
         check_remote(&remote, info_hash, our_id)?;
@@ -178,6 +199,8 @@ impl Connection {
         let addr = stream.peer_addr().map_err(PeerError::Connect)?;
         let (mut writer, mut reader) = split(stream)?;
         // libtorrent and aria2 dial with MSE/PE first: a Diffie-Hellman key, not `19`.
+        // Said plainly rather than as a bad `pstr`: the peer is not broken, it asks for what
+        // we do not speak, and it tries again in plain text once we hang up.
         match std::io::BufRead::fill_buf(&mut reader).map_err(WireError::from)? {
             [] => return Err(PeerError::ClosedBeforeHandshake),
             [first, ..] if *first != 19 => return Err(PeerError::Encrypted(*first)),
@@ -185,6 +208,8 @@ impl Connection {
         }
         let remote = Handshake::read_from(&mut reader)?;
         trace.line(|| format!("{addr} <- {remote:?}"));
+        // Checked before we answer: a peer on another torrent learns nothing of ours, not
+        // even our peer id.
         check_remote(&remote, info_hash, our_id)?;
         let ours = Handshake {
             reserved,
@@ -211,8 +236,11 @@ impl Connection {
             outbox: Vec::new(),
             sent: 0,
             last_write: Instant::now(),
+            // The default `--peer-timeout`, until the peer thread sets its own.
             stall_limit: Duration::from_secs(120),
             trace,
+            // The peer thread sets the tick every turn; this one serves the others (the
+            // metadata fetch, `magnet`'s probe).
             tick: Duration::from_secs(1),
             patient: false,
         }
@@ -240,8 +268,11 @@ impl Connection {
 
     /// Queues one message; `flush` or `pump` sends what is queued.
     pub fn send(&mut self, message: &Message) -> Result<(), PeerError> {
+        // Traced when queued, not when the socket takes it: the trace shows what we decided,
+        // in the order we decided it.
         self.trace.line(|| format!("{} -> {message}", self.addr));
         log::debug!("{} -> {message}", self.addr);
+        // Into memory only: a `send` never touches the socket, so it can never block.
         message.write_to(&mut self.outbox)?;
         Ok(())
     }
@@ -264,8 +295,12 @@ impl Connection {
         let start = self.outbox.len();
         self.outbox
             .extend_from_slice(&crate::wire::message::piece_header(index, begin, len));
+        // The block is read from disk into its place in the outbox: no buffer per block,
+        // and no copy between the disk and the socket.
         let block_at = self.outbox.len();
         self.outbox.resize(block_at + len as usize, 0);
+        // A failed read takes its header back out: the outbox holds whole messages only,
+        // or the peer would read the next message's bytes as the rest of this block.
         fill(&mut self.outbox[block_at..]).inspect_err(|_| self.outbox.truncate(start))
     }
 
@@ -276,6 +311,8 @@ impl Connection {
 
     /// Sends everything queued, however long the socket takes (up to the stall limit).
     pub fn flush(&mut self) -> Result<(), PeerError> {
+        // No deadline of its own: `pump` fails once the peer has taken nothing for the stall
+        // limit, which ends this loop too.
         while self.pending() > 0 {
             self.pump(Duration::from_secs(1))?;
         }
@@ -286,24 +323,35 @@ impl Connection {
     /// has taken nothing for the stall limit (it does not read).
     pub fn pump(&mut self, wait: Duration) -> Result<(), PeerError> {
         let io = |e: std::io::Error| PeerError::Wire(e.into());
+        // One `write` waits at most `wait` for room in the socket's buffer: then the thread
+        // goes back to reading rather than sit on a peer that reads nothing.
         self.writer.set_write_timeout(Some(wait)).map_err(io)?;
         let started = Instant::now();
+        // `write`, not `write_all`: the socket may take part of the outbox, and `sent`
+        // remembers where the rest begins.
         while self.pending() > 0 && started.elapsed() <= wait {
             match self.writer.write(&self.outbox[self.sent..]) {
+                // Taking nothing without an error: the socket is closed for writing.
                 Ok(0) => return Err(io(ErrorKind::WriteZero.into())),
                 Ok(n) => {
                     self.sent += n;
+                    // Progress, however small, is the peer reading: the stall clock restarts.
                     self.last_write = Instant::now();
                 }
+                // The socket is full and the wait is over: the rest goes next turn.
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                // A signal interrupted the write, nothing failed: try again.
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(io(e)),
             }
         }
         if self.pending() == 0 {
+            // Everything went: the buffer starts over, so it never grows beyond one burst.
             self.outbox.clear();
             self.sent = 0;
         } else if self.last_write.elapsed() > self.stall_limit && !self.patient {
+            // Not one byte taken for the stall limit: the peer does not read, and we would
+            // queue blocks for it for ever.
             return Err(PeerError::NotReading(self.stall_limit));
         }
         Ok(())
@@ -316,9 +364,12 @@ impl Connection {
     /// once its first byte is here, the rest gets `MESSAGE_TIMEOUT`. A peer that trickles a
     /// message slower than that is dropped (a timeout mid-message leaves the stream out of step).
     pub fn receive(&mut self, wait: bool) -> Result<Option<Message>, PeerError> {
+        // Bytes already in our buffer are a message begun: no need to ask the socket.
         if self.reader.buffer().is_empty() && !self.message_started(wait)? {
             return Ok(None);
         }
+        // The whole message, or an error: a length prefix past the wire module's limit is
+        // refused before anything is allocated for it.
         let message = Message::read_from(&mut self.reader)?;
         self.trace.line(|| format!("{} <- {message}", self.addr));
         log::debug!("{} <- {message}", self.addr);
@@ -333,11 +384,15 @@ impl Connection {
     /// through the first time.
     pub fn close(mut self, wait: Duration) {
         let until = Instant::now() + wait;
+        // Best effort: the connection is ending either way; a peer that reads nothing only
+        // misses our last messages.
         let _ = self.pump(wait);
+        // Fails when the connection is already gone: then there is nobody to tell.
         let _ = self.writer.shutdown_write();
         let socket = self.reader.get_mut();
         let mut discard = [0u8; 4096];
         while let Some(left) = until.checked_duration_since(Instant::now()) {
+            // A zero timeout is an error for the socket: wait at least a millisecond.
             let closed = socket.set_read_timeout(Some(left.max(Duration::from_millis(1))));
             match closed.and_then(|()| std::io::Read::read(socket, &mut discard)) {
                 Ok(0) | Err(_) => return, // closed by the peer, or the wait is over
@@ -351,6 +406,8 @@ impl Connection {
     fn message_started(&mut self, wait: bool) -> Result<bool, PeerError> {
         let stream = self.reader.get_ref();
         let io = |e: std::io::Error| PeerError::Wire(e.into());
+        // A peek, not a read: nothing is taken, so a tick that ends with no message leaves
+        // the stream exactly as it was.
         match stream.wait_readable(wait.then_some(self.tick)) {
             Ok(true) => {}
             Ok(false) => return Ok(false),
@@ -358,6 +415,8 @@ impl Connection {
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Err(PeerError::Closed),
             Err(e) => return Err(io(e)),
         }
+        // A read that times out mid-message cannot be resumed (the bytes already read are
+        // lost to the framing), so this deadline ends the connection: it must be generous.
         let rest = if self.patient {
             None
         } else {
@@ -373,13 +432,18 @@ impl Connection {
 type Halves = (Box<dyn PeerStream>, BufReader<Box<dyn PeerStream>>);
 
 fn split(stream: Box<dyn PeerStream>) -> Result<Halves, PeerError> {
+    // Until the connection sets its own: a peer that connects and then says nothing (a
+    // port scanner, a stuck client) is dropped after the handshake timeout.
     stream
         .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
         .map_err(PeerError::Connect)?;
     stream
         .set_write_timeout(Some(HANDSHAKE_TIMEOUT))
         .map_err(PeerError::Connect)?;
+    // The `BufReader` owns one handle; writes go through the other, so sending never
+    // disturbs bytes buffered for reading.
     let writer = stream.try_clone_stream().map_err(PeerError::Connect)?;
+    // 64 KiB: four blocks, so a burst of `piece` messages is read in few system calls.
     Ok((writer, BufReader::with_capacity(64 * 1024, stream)))
 }
 
@@ -388,6 +452,8 @@ fn check_remote(remote: &Handshake, info_hash: InfoHash, our_id: PeerId) -> Resu
     if remote.info_hash != info_hash {
         return Err(PeerError::WrongInfoHash(remote.info_hash));
     }
+    // Trackers list us to ourselves (opentracker does), and so does peer exchange: a
+    // connection to ourselves would trade nothing, for ever.
     if remote.peer_id == our_id {
         return Err(PeerError::Ourselves);
     }

@@ -29,8 +29,13 @@ pub(super) fn handle_message(
     message: Message,
 ) -> Result<(), PeerError> {
     let pieces = context.layout.num_pieces();
+    // Most arms only ask `PeerState` and return its `Actions`, carried out by `perform` at
+    // the end; the arms that need the disk, the upload queue or the extension state do
+    // that work themselves.
     let actions = match message {
         Message::Bitfield(bits) => {
+            // Checked before believed: exactly ceil(pieces / 8) bytes, spare bits zero. A
+            // wrong one ends the connection (Transmission drops a peer for it too).
             let bitfield = Bitfield::from_payload(bits, pieces)?;
             link.peer.peer_announced(bitfield)
         }
@@ -39,14 +44,22 @@ pub(super) fn handle_message(
         // plain and harms no one.
         Message::HaveAll => link.peer.peer_announced(Bitfield::full(pieces)),
         Message::HaveNone => link.peer.peer_announced(Bitfield::new(pieces)),
+        // `have` may come at any time, even before a bitfield (BEP 3 lets a peer with
+        // nothing skip its bitfield).
         Message::Have { index } => link.peer.peer_has(index)?,
+        // Our requests go back to the scheduler now or, with BEP 6, wait for their answers.
         Message::Choke => link.peer.peer_chokes(),
         Message::Unchoke => {
+            // Nothing to send now: `request_more`, later in this turn of the loop, sees that
+            // we may ask and fills the pipeline.
             link.peer.peer_unchokes();
             Actions::default()
         }
+        // The choker's input: the scheduler may unchoke an interested peer at once.
         Message::Interested => link.peer.peer_interest(true),
         Message::NotInterested => link.peer.peer_interest(false),
+        // Not believed before `upload.rs` has checked it: size, range, a piece we have, and
+        // our choke.
         Message::Request {
             index,
             begin,
@@ -65,25 +78,32 @@ pub(super) fn handle_message(
                 false => Actions::default(),
             }
         }
+        // The block goes back to the pool at once, rather than after a snub timeout.
         Message::RejectRequest {
             index,
             begin,
             length,
         } => link.peer.peer_rejects(block_of(index, begin, length)),
         Message::AllowedFast { index } => {
+            // Only remembered: `request_more` asks for these pieces while the peer chokes us.
             link.peer.peer_allows(index);
             Actions::default()
         }
+        // A hint for the picker, never a duty: BEP 6 calls it advisory.
         Message::SuggestPiece { index } => link.peer.peer_suggests(index),
         Message::Piece {
             index,
             begin,
             block,
         } => {
+            // The one message that touches the disk: handled here, not in `state.rs`.
+            // `?`: a flood of blocks nobody asked for, or a failed write, ends here.
             receive_block(link, context, index, begin, &block)?;
             Actions::default()
         }
         Message::Extended { id, payload } => {
+            // BEP 10 messages answer themselves (a `ut_metadata` piece, say): `extended.rs`
+            // sends what it must, and the scheduler hears of pex peers and listen ports.
             let extensions = context.extensions();
             link.extensions
                 .receive(connection, &extensions, id, &payload)?;
@@ -106,6 +126,7 @@ fn perform(
     context: &PeerContext,
     actions: Actions,
 ) -> Result<(), PeerError> {
+    // In the order decided: a `choke` before its rejects, a `have` before `not interested`.
     for message in &actions.send {
         send(connection, link, message)?;
     }
@@ -124,6 +145,8 @@ fn request(
     context: &PeerContext,
     block: BlockRequest,
 ) -> Result<Actions, PeerError> {
+    // What the uploader needs to judge a request, and no more: `upload.rs` never sees the
+    // whole protocol state, so its rules can be tested with plain values.
     let check = RequestCheck {
         peer: link.peer.addr,
         layout: &context.layout,
@@ -131,6 +154,8 @@ fn request(
         choking: link.peer.am_choking,
         fast: &link.peer.fast,
     };
+    // `?`: a peer that breaks the rules too often (`upload.rs` counts) is dropped here. A
+    // queued request needs no message now: `serve` sends its block when the outbox has room.
     Ok(match link.uploads.on_request(block, &check)? {
         Answer::Reject => reject(block),
         Answer::Queued | Answer::Ignore => Actions::default(),
@@ -139,6 +164,8 @@ fn request(
 
 /// Tells the peer we will not serve one of its requests (fast extension only).
 fn reject(block: BlockRequest) -> Actions {
+    // Every caller checks the fast extension first: a peer without it must hang up on a
+    // `reject_request` (BEP 6), so for it a refusal is silence.
     Actions {
         send: vec![Message::RejectRequest {
             index: block.index,
@@ -149,6 +176,8 @@ fn reject(block: BlockRequest) -> Actions {
     }
 }
 
+/// The wire's three numbers as one value: requests, blocks, cancels and rejects are all
+/// matched by it.
 fn block_of(index: u32, begin: u32, length: u32) -> BlockRequest {
     BlockRequest {
         index,
@@ -165,15 +194,23 @@ pub(super) fn run_command(
     command: Command,
 ) -> Result<bool, PeerError> {
     let actions = match command {
+        // The loop returns; `run_connection` still reports what moved, and `Disconnected`
+        // hands our outstanding requests back.
         Command::Stop => return Ok(false),
+        // Endgame: another peer delivered this block first. No message if the block came
+        // here too meanwhile; and a `cancel` is best effort: a copy already on its way
+        // still arrives, and `block_arrived` lets it pass.
         Command::Cancel(block) => Actions {
             send: link.peer.cancel(block).into_iter().collect(),
             tell: Vec::new(),
         },
         Command::OurPieces(ours) => {
+            // No message: a second bitfield is against BEP 3 (and rtorrent bans for it).
             link.peer.our_pieces(ours);
             Actions::default()
         }
+        // BEP 3: interest "must be kept up to date at all times", so a piece we finish may
+        // also cost the peer our interest.
         Command::Have(index) => link.peer.we_have(index),
         Command::Choke if !link.peer.am_choking => {
             link.peer.am_choking = true;
@@ -181,6 +218,10 @@ pub(super) fn run_command(
             // choke would ask again.
             let mut actions = Actions::default();
             actions.send.push(Message::Choke);
+            // BEP 3: a choke throws the peer's queued requests away, and the peer knows it
+            // from the choke alone. That is why `serve` moves only 256 KiB of blocks into
+            // the outbox ahead of the socket: the rest are still requests, and can be
+            // dropped here (BEP 3 asks exactly this of a client).
             let unserved = link.uploads.choke(&link.peer.fast);
             if link.peer.fast.enabled {
                 unserved
@@ -190,6 +231,8 @@ pub(super) fn run_command(
             actions
         }
         Command::Unchoke if link.peer.am_choking => {
+            // Nothing to serve yet but the allowed fast pieces: requests made while choked
+            // were not kept. The peer asks again when it hears `unchoke`.
             link.peer.am_choking = false;
             Actions {
                 send: vec![Message::Unchoke],
@@ -199,6 +242,8 @@ pub(super) fn run_command(
         // Already in that state: the scheduler's decision changes nothing on the wire.
         Command::Choke | Command::Unchoke => Actions::default(),
         Command::Pex(connected) => {
+            // `extended.rs` sends only what changed since the last one, and nothing to a
+            // peer that did not offer `ut_pex` in its handshake.
             let extensions = context.extensions();
             link.extensions
                 .send_pex(connection, &extensions, &connected)?;
@@ -218,14 +263,22 @@ pub(super) fn receive_block(
     begin: u32,
     data: &[u8],
 ) -> Result<(), PeerError> {
+    // The length is what arrived, so the block matches one of our requests only if it has
+    // exactly the length we asked for: a short or long block is nobody's.
     let block = block_of(index, begin, data.len() as u32);
     if !link.peer.block_arrived(&block)? {
         return Ok(()); // a late copy after our `cancel`: the other copy is already written
     }
+    // To disk at once, at its place in the file: a piece is put together on disk, not in
+    // memory, so half-done pieces cost no memory. The hash check reads it back
+    // (`verify.rs`) once every block is written. A failed write is our disk's fault: `Disk`
+    // ends the download, not just this peer.
     context
         .storage
         .write_block(&context.layout, &block, data)
         .map_err(PeerError::Disk)?;
+    // Only a written block resets the snub clock (`check_liveness`) and feeds the rate
+    // that sets the pipeline depth.
     link.last_block = Instant::now();
     link.pipeline.received(data.len());
     link.written.push(block);
@@ -236,6 +289,8 @@ pub(super) fn receive_block(
 /// `receive_messages`): one event per 16 KiB block would wake the scheduler 65,536 times per
 /// GiB.
 pub(super) fn report_written(link: &mut Link, context: &PeerContext) {
+    // Called after every message of a burst: most calls have nothing to say, and an empty
+    // event would wake the scheduler for nothing.
     if !link.written.is_empty() {
         let blocks = std::mem::take(&mut link.written);
         let peer = link.peer.addr;
@@ -260,13 +315,17 @@ pub(super) fn request_more(
     context: &PeerContext,
 ) -> Result<(), PeerError> {
     // As deep as bandwidth × delay needs, but never more than the peer queues (`reqq`).
+    // A peer that says `reqq` 0 still gets one request at a time, rather than none ever.
     let depth = match link.extensions.request_queue() {
         Some(reqq) => link.pipeline.depth().min(reqq.max(1)),
         None => link.pipeline.depth(),
     };
+    // `None`: not interested, choked with nothing allowed, or too little room for a batch.
     let Some((count, only)) = link.peer.want_blocks(depth) else {
         return Ok(());
     };
+    // A channel for this one answer: room for exactly one, so the scheduler's `send`
+    // never waits on us.
     let (reply, answer) = crossbeam_channel::bounded(1);
     let peer = link.peer.addr;
     let asked = Event::WantBlocks {
@@ -279,10 +338,18 @@ pub(super) fn request_more(
         return Ok(()); // the scheduler has ended; a Stop follows
     }
     // The scheduler answers at once (maybe with nothing); no answer means it has ended.
+    // Waiting here cannot deadlock: the scheduler never waits on a peer thread. The road
+    // not taken, an answer arriving later as a `Command`, would need the thread to remember
+    // that it has asked and not yet heard, or it would ask twice; a round trip per batch
+    // (not per block) keeps the cost of waiting low.
     let blocks = answer.recv().unwrap_or_default();
+    // The snub clock starts with the first request: a peer that sent nothing for a minute
+    // before we asked anything must not count as snubbing us the moment we do.
     if link.peer.outstanding.is_empty() && !blocks.is_empty() {
-        link.last_block = Instant::now(); // the snub clock starts with the first request
+        link.last_block = Instant::now();
     }
+    // Recorded as outstanding before they are sent: whatever happens next, `Disconnected`
+    // or a choke returns exactly these.
     for message in link.peer.requested(blocks) {
         send(connection, link, &message)?;
     }

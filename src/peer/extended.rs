@@ -136,6 +136,7 @@ impl Extensions {
     ) -> Result<(), crate::wire::extension::ExtensionError> {
         let theirs = ExtendedHandshake::from_payload(payload)?;
         if let Some(port) = theirs.listen_port {
+            // The scheduler may have ended (the download is over): nobody needs the port.
             let _ = context.events.send(Event::ListenPort { peer: addr, port });
         }
         self.theirs = Some(theirs);

@@ -62,7 +62,10 @@ impl Listener {
         if wake.ip().is_unspecified() {
             wake.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
+        // Fails only if nothing listens any more, that is, the thread has ended already:
+        // then the join below returns at once.
         let _ = TcpStream::connect_timeout(&wake, std::time::Duration::from_secs(1));
+        // `Err` only if the thread panicked (its message is already printed): stopping goes on.
         let _ = self.thread.join();
     }
 }

@@ -37,6 +37,7 @@ pub struct Actions {
 }
 
 impl Actions {
+    /// One message for the peer, nothing for the scheduler.
     fn send(message: Message) -> Actions {
         Actions {
             send: vec![message],
@@ -44,6 +45,7 @@ impl Actions {
         }
     }
 
+    /// One event for the scheduler, nothing for the peer.
     fn tell(event: Event) -> Actions {
         Actions {
             send: Vec::new(),
@@ -51,6 +53,7 @@ impl Actions {
         }
     }
 
+    /// These actions, then `more`: the order of the messages is kept.
     fn and(mut self, more: Actions) -> Actions {
         self.send.extend(more.send);
         self.tell.extend(more.tell);
@@ -85,9 +88,12 @@ impl PeerState {
     pub fn new(addr: SocketAddr, num_pieces: usize, fast: bool) -> PeerState {
         PeerState {
             addr,
+            // Nothing until the peer says otherwise: BEP 3 lets a peer with no piece skip
+            // its bitfield, so silence means "none".
             theirs: Bitfield::new(num_pieces),
             ours: Bitfield::new(num_pieces),
             wanted: 0,
+            // BEP 3: "Connections start out choked and not interested", on both sides.
             am_interested: false,
             peer_choking: true,
             am_choking: true,
@@ -112,6 +118,8 @@ impl PeerState {
         ours: Bitfield,
         info_hash: InfoHash,
     ) -> (Option<Message>, Vec<Message>) {
+        // BEP 6: with the extension exactly one of the three must come, even when we have
+        // nothing; the short forms save a bitfield's bytes when they say it all.
         let have = match (self.fast.enabled, ours.count()) {
             (true, 0) => Some(Message::HaveNone),
             (true, n) if n == ours.num_pieces() => Some(Message::HaveAll),
@@ -119,8 +127,14 @@ impl PeerState {
             (false, 0) => None,
             _ => Some(Message::Bitfield(ours.as_bytes().to_vec())),
         };
+        // The peer thread reads no message before this, so this is 0; counted anyway, so
+        // that `wanted` is true to both sets whatever order things come in.
         self.wanted = self.theirs.count_missing_from(&ours);
         self.ours = ours;
+        // BEP 6: a peer "SHOULD send Allowed Fast messages to any starting peer". We send
+        // them to every peer, at the start: at most ten small messages, and a new peer,
+        // which has nothing to trade yet, gets its first pieces without waiting for an
+        // optimistic unchoke.
         let allow = match (self.fast.enabled, self.addr.ip()) {
             // BEP 6 defines the set for IPv4 only. It may name pieces we lack; we offer
             // only those we could serve.
@@ -133,6 +147,8 @@ impl PeerState {
             }
             _ => Vec::new(),
         };
+        // Kept: `upload.rs` serves these pieces while we choke the peer, and keeps their
+        // requests when we choke it.
         self.fast.we_allow = allow.clone();
         let allow = allow
             .into_iter()
@@ -147,10 +163,13 @@ impl PeerState {
     /// is taken as an update: what the peer announced before stays announced (the union),
     /// and the scheduler hears only what is new.
     pub fn peer_announced(&mut self, bitfield: Bitfield) -> Actions {
+        // "First" means: nothing announced so far. An earlier `have none` counted no piece
+        // with the scheduler either, so the new set can still be taken whole.
         if self.theirs.count() == 0 {
             // [W6.2] The first announcement (the usual case): the scheduler counts every
             // piece at once.
             self.wanted = bitfield.count_missing_from(&self.ours);
+            // One copy is ours, the other goes to the scheduler: the threads share nothing.
             self.theirs = bitfield.clone();
             let told = Actions::tell(Event::Bitfield {
                 peer: self.addr,
@@ -191,6 +210,7 @@ impl PeerState {
     }
 
     fn peer_has_valid(&mut self, index: u32) -> Actions {
+        // A piece counts toward `wanted` once, however often the peer announces it.
         if !self.theirs.has(index as usize) {
             self.theirs.set(index as usize);
             if !self.ours.has(index as usize) {
@@ -209,9 +229,12 @@ impl PeerState {
     /// itself, with the block or a reject, so ours stay outstanding until then.
     pub fn peer_chokes(&mut self) -> Actions {
         self.peer_choking = true;
+        // Returning them now would let the scheduler give them to another peer while this
+        // one may still send them: each waits for its own block or reject.
         if self.fast.enabled {
             return Actions::default();
         }
+        // This peer will not send them: other peers may, from now on.
         let dropped = std::mem::take(&mut self.outstanding);
         Actions::tell(Event::Choked {
             peer: self.addr,
@@ -219,12 +242,15 @@ impl PeerState {
         })
     }
 
+    /// The peer unchokes us: we may request. Nothing to tell the scheduler, which sees it in
+    /// our next `WantBlocks`.
     pub fn peer_unchokes(&mut self) {
         self.peer_choking = false;
     }
 
     /// `interested` or `not interested`: the choker's input.
     pub fn peer_interest(&mut self, interested: bool) -> Actions {
+        // Kept here for `check_liveness`; whom to unchoke is the scheduler's choice alone.
         self.peer_interested = interested;
         Actions::tell(Event::Interest {
             peer: self.addr,
@@ -236,6 +262,9 @@ impl PeerState {
     /// scheduler at once rather than after a timeout. A reject of a request we no longer
     /// have is the answer to one we cancelled (endgame): it is already back in the pool.
     pub fn peer_rejects(&mut self, block: BlockRequest) -> Actions {
+        // BEP 6 says to hang up on a reject of a request never sent; but a peer answers our
+        // `cancel` with a reject (one answer per request), and by then the request is no
+        // longer outstanding here. Hanging up would punish the peer for our endgame.
         let Some(position) = self.outstanding.iter().position(|b| *b == block) else {
             log::trace!("{}: reject of {block:?}, not outstanding", self.addr);
             return Actions::default();
@@ -252,6 +281,8 @@ impl PeerState {
     /// BEP 6 `allowed_fast`: a piece the peer serves us even while it chokes us. A promise
     /// about a piece that does not exist is worth nothing: ignored.
     pub fn peer_allows(&mut self, index: u32) {
+        // Kept even for a piece the peer lacks or we have (BEP 6 allows both): `want_blocks`
+        // filters when it asks. At most 64 are kept: a peer may repeat this forever.
         if (index as usize) < self.num_pieces() && self.fast.peer_allows(index) {
             log::debug!("{}: allows piece {index} while it chokes us", self.addr);
         }
@@ -272,7 +303,12 @@ impl PeerState {
     /// write), `Ok(false)` if nobody asked for it. A late copy after our `cancel` is normal;
     /// a flood is not.
     pub fn block_arrived(&mut self, block: &BlockRequest) -> Result<bool, PeerError> {
+        // Only an exact answer to one of our requests is written: any other block could
+        // overwrite bytes another peer delivered, or ones already verified.
         let Some(position) = self.outstanding.iter().position(|b| b == block) else {
+            // Counted over the whole connection: late copies come at most one per cancel,
+            // and BEP 3 expects a few after a quick choke and unchoke; 64 is plenty for
+            // honest peers and cheap against a flood.
             self.unsolicited += 1;
             if self.unsolicited > MAX_UNSOLICITED {
                 return Err(PeerError::Unsolicited(self.unsolicited));
@@ -285,6 +321,7 @@ impl PeerState {
 
     /// The scheduler's `OurPieces` (sent again, say after a resume check).
     pub fn our_pieces(&mut self, ours: Bitfield) {
+        // Recounted from scratch: the new set may differ from the old one anywhere.
         self.wanted = self.theirs.count_missing_from(&ours);
         self.ours = ours;
     }
@@ -292,6 +329,7 @@ impl PeerState {
     /// We verified a piece: tell the peer (`have`) unless it has every piece (a seed needs no
     /// news), and lose interest if it has nothing more for us.
     pub fn we_have(&mut self, index: u32) -> Actions {
+        // Only a piece new to us lowers `wanted`: a repeat must not count twice.
         if !self.ours.has(index as usize) {
             self.ours.set(index as usize);
             if self.theirs.has(index as usize) {
@@ -299,9 +337,12 @@ impl PeerState {
             }
         }
         let mut actions = Actions::default();
+        // BEP 3 announces a piece "to all of its peers"; a seed can want nothing from us,
+        // so its `have`s would be bytes for nothing.
         if !self.theirs.is_complete() {
             actions.send.push(Message::Have { index });
         }
+        // After the `have`: the peer hears of the piece before it hears we lost interest.
         actions.and(self.update_interest())
     }
 
@@ -314,6 +355,8 @@ impl PeerState {
         let only = match self.peer_choking {
             false => None,
             true => {
+                // Of the allowed pieces, only those it has and we lack: BEP 6 lets a peer
+                // allow pieces it does not have, and asking for those would be refused.
                 let allowed: Vec<u32> = (self.fast.they_allow.iter().copied())
                     .filter(|&i| self.theirs.has(i as usize) && !self.ours.has(i as usize))
                     .collect();
@@ -325,7 +368,10 @@ impl PeerState {
         };
         let room = depth.saturating_sub(self.outstanding.len());
         let batch = (depth / 4).max(1);
+        // An empty pipeline is asked to fill whatever the batch: an idle connection costs
+        // more than one small round trip to the scheduler.
         let starving = self.outstanding.is_empty();
+        // Not interested: the peer has no piece we lack, so there is nothing to ask for.
         if !self.am_interested || room == 0 || (room < batch && !starving) {
             return None;
         }
@@ -334,6 +380,8 @@ impl PeerState {
 
     /// The scheduler gave us these blocks: request them.
     pub fn requested(&mut self, blocks: Vec<BlockRequest>) -> Vec<Message> {
+        // Outstanding from now on: only a block on this list can come back to the scheduler
+        // (a choke, a reject, the end of the connection), or be written when it arrives.
         let messages = blocks
             .iter()
             .map(|b| Message::Request {
@@ -348,6 +396,8 @@ impl PeerState {
 
     /// The scheduler's `Cancel`: another peer delivered this block first (endgame).
     pub fn cancel(&mut self, block: BlockRequest) -> Option<Message> {
+        // A block no longer outstanding (it arrived, or was rejected) needs no `cancel`.
+        // Once cancelled, its late copy counts as unsolicited: the other copy is written.
         let position = self.outstanding.iter().position(|b| *b == block)?;
         self.outstanding.swap_remove(position);
         Some(Message::Cancel {
@@ -359,7 +409,10 @@ impl PeerState {
 
     /// `interested` when the peer has a piece we lack, `not interested` when it no longer has.
     fn update_interest(&mut self) -> Actions {
+        // `wanted` is kept up to date by every change of either set, so this is a compare,
+        // not a scan of both bitfields per message.
         let interested = self.wanted > 0;
+        // Only a change goes on the wire: `interested` is a state, not a request.
         if interested == self.am_interested {
             return Actions::default();
         }

@@ -85,6 +85,8 @@ impl PeerContext {
 /// Starts the thread `peer <addr>` that connects to `addr` and serves the scheduler.
 pub fn spawn(addr: SocketAddr, context: PeerContext) {
     start_thread(addr, false, context, move |c| {
+        // Dialling runs on the new thread, not the caller's: a peer that never answers costs
+        // its own thread the connect timeout, and the scheduler that asked goes on at once.
         Connection::open(addr, c.info_hash, c.our_id, RESERVED_PEER, c.trace.clone())
     });
 }
@@ -98,6 +100,8 @@ pub fn spawn_incoming(
     guard: impl Send + 'static,
 ) {
     start_thread(addr, true, context, move |c| {
+        // Moved in here so that it is dropped when the thread ends, however it ends: the
+        // listener's count goes down only when the connection is really gone.
         let _guard = guard;
         Connection::accept(
             stream,
@@ -115,16 +119,25 @@ fn start_thread(
     context: PeerContext,
     handshake: impl FnOnce(&PeerContext) -> Result<Connection, PeerError> + Send + 'static,
 ) {
+    // Named for its peer: a debugger's thread list and a panic message say which
+    // connection a thread serves.
     let name = format!("peer {addr}");
     let run = move || {
+        // Filled on the way out, whatever ended the connection: the requests the peer never
+        // answered must reach the scheduler even after an error.
         let mut outstanding = Vec::new();
         let result = handshake(&context)
             .and_then(|c| run_connection(c, incoming, &context, &mut outstanding));
         let reason = match result {
+            // Told to stop (by the scheduler, or because it has ended).
             Ok(()) => "stopped".to_string(),
             Err(error) => {
+                // The error's text, evidence and all, is what the scheduler logs.
                 let reason = error.to_string();
+                // A disk error is not this peer's fault, and another peer's block would
+                // fail the same way: the scheduler must end the download, not just drop us.
                 if let PeerError::Disk(error) = error {
+                    // The scheduler has ended: the download is over, nobody needs this.
                     let _ = context
                         .events
                         .send(Event::StorageFailed { peer: addr, error });
@@ -132,12 +145,16 @@ fn start_thread(
                 reason
             }
         };
+        // Sent on every way out, a failed handshake too: the scheduler frees any slot it
+        // kept for this address, puts our requests back, and decides whether to dial again.
+        // It fails only when the scheduler has ended: then nobody needs the blocks back.
         let _ = context.events.send(Event::Disconnected {
             peer: addr,
             reason,
             outstanding,
         });
     };
+    // Out of threads: this connection cannot run. Logged rather than fatal: one peer fewer.
     if let Err(e) = std::thread::Builder::new().name(name).spawn(run) {
         log::error!("cannot start a thread for {addr}: {e}");
     }
@@ -164,6 +181,8 @@ pub(super) struct Link {
 
 impl Link {
     fn new(peer: PeerState) -> Link {
+        // Every clock starts at the handshake: a new connection gets the whole silence,
+        // snub and interest budgets of `check_liveness` before it can be judged.
         let now = Instant::now();
         Link {
             peer,
@@ -185,9 +204,15 @@ fn run_connection(
     context: &PeerContext,
     outstanding: &mut Vec<BlockRequest>,
 ) -> Result<(), PeerError> {
+    // The connection's own deadlines follow the same options as `check_liveness`: one knob
+    // (`--peer-timeout`, `--debug-single-peer`) for every way a peer can go quiet.
     connection.set_patient(context.patient);
     connection.set_stall_limit(context.silent_limit);
+    // Unbounded: the scheduler must never wait on one peer thread (a slow peer would stall
+    // the whole download). The queue stays short because every turn of the loop empties it.
     let (commands_tx, commands) = unbounded();
+    // The scheduler hears of us only now, after the handshake: it never holds a command
+    // channel to a connection that failed before it began.
     let connected = Event::Connected {
         peer: connection.addr,
         peer_id: connection.remote.peer_id,
@@ -202,6 +227,8 @@ fn run_connection(
     let fast = connection.remote.supports_fast();
     let peer = PeerState::new(connection.addr, context.layout.num_pieces(), fast);
     let mut link = Link::new(peer);
+    // Whatever `start` or the loop returns, the reports below still go out: an error ends
+    // the connection, not the bookkeeping.
     let result =
         start(&mut connection, &mut link, context, &commands).and_then(|go_on| match go_on {
             true => peer_loop(&mut connection, &mut link, context, &commands),
@@ -209,7 +236,11 @@ fn run_connection(
         });
     // Before `Disconnected`: a block on disk but not reported would be fetched again.
     report_written(&mut link, context);
+    // `true`: the last bytes now, not at the next half-second (there is none), so the
+    // summary and the seeding ratio count them.
     report_uploaded(&mut link, context, true);
+    // The requests the peer never answered: `Disconnected` hands them back to the picker,
+    // or they would stay "requested" from a peer that is gone (stuck at 99 %).
     *outstanding = std::mem::take(&mut link.peer.outstanding);
     result
 }
@@ -229,21 +260,33 @@ fn start(
     } else {
         commands.recv_timeout(FIRST_COMMAND_WAIT)
     };
+    // Why wait at all: our bitfield must be our first message (BEP 3: it "is only ever sent
+    // as the first message"; rtorrent bans a peer whose bitfield comes late), and only the
+    // scheduler knows what we have, and whether it wants this connection at all.
     let ours = match first {
         Ok(Command::OurPieces(ours)) => ours,
+        // `Stop`: refused (a duplicate, too many peers, banned). Disconnected: the
+        // scheduler has ended. Either way, nothing to say to the peer.
         Ok(_) | Err(RecvTimeoutError::Disconnected) => return Ok(false),
+        // A scheduler silent for 30 s is stuck: hang up rather than hold the peer.
         Err(RecvTimeoutError::Timeout) => return Err(PeerError::SchedulerSilent),
     };
     let (have, allow) = link.peer.start(ours, context.info_hash);
+    // `None`: we have nothing and the peer has no fast extension; BEP 3 lets us skip the
+    // bitfield, and the peer assumes we have nothing.
     if let Some(have) = have {
         send(connection, link, &have)?;
     }
+    // BEP 10's handshake goes second: BEP 6 wants our pieces "only immediately after the
+    // handshake", and BEP 10 only says "should" (libtorrent sends its own first).
     if connection.remote.supports_extensions() {
         Extensions::send_handshake(connection, &context.extensions())?;
     }
     for message in &allow {
         send(connection, link, message)?;
     }
+    // Out now rather than at the end of the first turn (up to the stall limit): the peer
+    // can decide at once whether we interest it.
     connection.flush()?;
     Ok(true)
 }
@@ -256,6 +299,9 @@ fn peer_loop(
     commands: &Receiver<Command>,
 ) -> Result<(), PeerError> {
     let limit = context.upload_limit.as_deref();
+    // Every wait in a turn is short: at most a tick for a message, `PUMP_WAIT` for the
+    // socket, and the scheduler answers `WantBlocks` at once. So each step below runs many
+    // times a second, and a breakpoint on any of them is soon hit.
     loop {
         // The upload queue holds only requests we serve now (while we choke the peer: none,
         // or with BEP 6 those of its allowed fast set), so it is served whatever our choke.
@@ -266,21 +312,32 @@ fn peer_loop(
         let throttled = link.uploads.throttled(limit);
         connection.set_tick(Duration::from_millis(if throttled { 20 } else { TICK_MS }));
         receive_messages(connection, link, context, !busy)?;
+        // `--debug-single-peer`: a peer paused in a debugger is silent, not dead.
         if !context.patient {
             check_liveness(link, context)?;
         }
+        // `try_iter`: the scheduler's commands never keep us from the socket; the wait for
+        // a message above (at most a tick) is also how late we may see them.
         for command in commands.try_iter() {
             if !run_command(connection, link, context, command)? {
                 return Ok(());
             }
         }
+        // After the messages and commands of this turn: a choke, an unchoke or a `have`
+        // just handled already shows in what we ask for.
         request_more(connection, link, context)?;
         let (storage, layout) = (&context.storage, &context.layout);
         link.uploads.serve(connection, storage, layout, limit)?;
+        // At most every half second (`REPORT_EVERY`): the choker needs rates, not
+        // an event per block.
         report_uploaded(link, context, false);
+        // BEP 3 has keep-alives go out about every two minutes, but libtorrent drops a
+        // peer silent for 120 s: ours go out after 90 s of our own silence.
         if link.last_sent.elapsed() > KEEP_ALIVE_AFTER {
             send(connection, link, &Message::KeepAlive)?;
         }
+        // A bounded wait: a peer that does not read costs us at most `PUMP_WAIT` per
+        // turn, never a blocked thread (see `connection.rs`).
         connection.pump(PUMP_WAIT)?;
     }
 }
@@ -295,9 +352,12 @@ fn receive_messages(
     wait: bool,
 ) -> Result<(), PeerError> {
     for turn in 0..MESSAGES_PER_TURN {
+        // Only the first read of a turn may wait: once a message came, the rest of the
+        // turn takes only what is already here.
         let Some(message) = connection.receive(wait && turn == 0)? else {
             break;
         };
+        // Any message counts as life, a keep-alive too: that is what keep-alives are for.
         link.last_received = Instant::now();
         handle_message(connection, link, context, message)?;
         // Report written blocks when the burst is over (or every 16): the scheduler learns
@@ -314,16 +374,24 @@ fn receive_messages(
 /// want for the whole peer timeout (it only takes a connection slot).
 fn check_liveness(link: &mut Link, context: &PeerContext) -> Result<(), PeerError> {
     let limit = context.silent_limit;
+    // Not even a keep-alive: the peer (or the path to it) is gone, and TCP alone may take
+    // many minutes to notice.
     if link.last_received.elapsed() > limit {
         return Err(PeerError::Silent(limit));
     }
+    // Keep-alives and `have`s do not count here: only blocks. Ending the connection is
+    // what gives the requests back (`Disconnected`) for faster peers to take; real clients
+    // keep a snubbing peer and re-issue its requests elsewhere, which needs more
+    // bookkeeping (a block asked of two peers outside endgame).
     let snub_limit = limit / 2;
     if !link.peer.outstanding.is_empty() && link.last_block.elapsed() > snub_limit {
         return Err(PeerError::Snubbed(snub_limit));
     }
+    // Interest on either side means the connection may yet carry data: its clock restarts.
     if link.peer.am_interested || link.peer.peer_interested {
         link.useful_since = Instant::now();
     } else if link.useful_since.elapsed() > limit {
+        // Neither side wants anything: the slot is worth more to another peer.
         return Err(PeerError::Useless(limit));
     }
     Ok(())
@@ -335,6 +403,7 @@ pub(super) fn send(
     link: &mut Link,
     message: &Message,
 ) -> Result<(), PeerError> {
+    // "Sent" for the keep-alive clock means queued: the outbox goes out within a turn.
     link.last_sent = Instant::now();
     connection.send(message)
 }

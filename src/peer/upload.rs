@@ -41,10 +41,13 @@ const REPORT_EVERY: Duration = Duration::from_millis(500);
 /// The requests a peer has queued with us, and what we sent it.
 #[derive(Debug)]
 pub struct Uploads {
+    /// Valid requests we will serve, in the order they came.
     queue: VecDeque<BlockRequest>,
+    /// Bad requests so far (see `MAX_VIOLATIONS`).
     violations: u32,
     /// Requests received while choked, since we last choked the peer.
     while_choked: usize,
+    /// Bytes of blocks sent since the last report to the scheduler.
     unreported: u64,
     last_report: Instant,
 }
@@ -96,7 +99,10 @@ impl Uploads {
         } else {
             Answer::Ignore
         };
+        // Judged before our choke: a malformed request is a mistake whatever our state.
         if let Some(problem) = request_problem(&block, check) {
+            // A few are forgiven: one odd request from a peer that otherwise serves us well
+            // is not worth the connection; a stream of them is.
             self.violations += 1;
             log::info!("{}: bad request {block:?}: {problem}", check.peer);
             if self.violations > MAX_VIOLATIONS {
@@ -116,12 +122,16 @@ impl Uploads {
             }
             return Ok(no);
         }
+        // We said `reqq` 500 in our extended handshake: a peer past it did not listen.
         if self.queue.len() >= MAX_QUEUED {
             if check.fast.enabled {
                 return Ok(Answer::Reject); // it can tell it asked too much, and ask later
             }
+            // Without BEP 6 we cannot say no, and silence would leave the peer waiting for a
+            // block that never comes: hanging up is the one answer it can see.
             return Err(PeerError::TooManyRequests(MAX_QUEUED));
         }
+        // A repeated request is served once: the peer wants the block, not two copies.
         if !self.queue.contains(&block) {
             self.queue.push_back(block);
         }
@@ -131,6 +141,8 @@ impl Uploads {
     /// A `cancel`: the peer got the block elsewhere. `true` if it was still queued (with the
     /// fast extension the peer then expects a reject for it).
     pub fn on_cancel(&mut self, block: &BlockRequest) -> bool {
+        // Too late for a block already in the outbox: it goes out anyway, and the peer
+        // lets it pass (BEP 3's `cancel` is best effort).
         let before = self.queue.len();
         self.queue.retain(|b| b != block);
         self.queue.len() < before
@@ -139,7 +151,11 @@ impl Uploads {
     /// We choked the peer. BEP 3: its pending requests are dropped. BEP 6: those of pieces we
     /// allow while choked stay; the others are returned, to be rejected one by one.
     pub fn choke(&mut self, fast: &FastState) -> Vec<BlockRequest> {
+        // A new choked period: requests that cross this `choke` are to be expected again.
         self.while_choked = 0;
+        // BEP 6: "SHOULD NOT reject requests for pieces that are in the allowed fast set".
+        // Without the extension `we_allow` is false for every piece: all are dropped, as
+        // BEP 3 has it.
         let (keep, drop): (VecDeque<BlockRequest>, VecDeque<BlockRequest>) =
             self.queue.drain(..).partition(|b| fast.we_allow(b.index));
         self.queue = keep;
@@ -148,6 +164,7 @@ impl Uploads {
 
     /// Whether a block could be sent now (queued, and the rate limit allows).
     pub fn ready(&self, limit: Option<&RateLimit>) -> bool {
+        // A whole block's worth of tokens: `serve` never sends part of one.
         !self.queue.is_empty() && limit.is_none_or(|l| l.available())
     }
 
@@ -164,10 +181,16 @@ impl Uploads {
         layout: &PieceLayout,
         limit: Option<&RateLimit>,
     ) -> Result<(), PeerError> {
+        // Only `OUTBOX_TARGET` ahead of the socket: enough to keep it busy until the next
+        // turn, while the rest stay requests that a `choke` or a `cancel` can still drop.
+        // BEP 3 asks for exactly this: requests "queued up in memory rather than kept in
+        // an application-level network buffer, so they can all be thrown out when a choke
+        // happens".
         while connection.pending() < OUTBOX_TARGET {
             let Some(block) = self.queue.front().copied() else {
                 break;
             };
+            // Out of tokens: the block stays first in line for the next turn.
             if limit.is_some_and(|l| !l.try_take(block.length)) {
                 break;
             }
@@ -185,6 +208,8 @@ impl Uploads {
 
     /// Bytes sent since the last report, if it is time to report them (or `now`).
     pub fn take_report(&mut self, now: bool) -> Option<u64> {
+        // Often enough for the choker's 10-second rates, rarely enough that the scheduler
+        // is not woken for every block.
         if self.unreported == 0 || (!now && self.last_report.elapsed() < REPORT_EVERY) {
             return None;
         }
@@ -201,16 +226,23 @@ impl Default for Uploads {
 
 /// What is wrong with a request, if anything.
 fn request_problem(block: &BlockRequest, check: &RequestCheck) -> Option<String> {
+    // BEP 3: "All current implementations use 2^14 (16 kiB), and close connections which
+    // request an amount greater than that." Zero bytes would be a message for nothing.
     if block.length == 0 || block.length > crate::piece::BLOCK_LEN {
         return Some(format!("{} bytes (at most 16 KiB)", block.length));
     }
+    // Apart from the end check: a piece past the end measures 0 bytes, and "past the end
+    // of the piece" would be a misleading reason.
     if block.index as usize >= check.layout.num_pieces() {
         return Some(format!("no piece {}", block.index));
     }
+    // In u64: `begin + length` can wrap around in u32 and slip past the check.
     let end = u64::from(block.begin) + u64::from(block.length);
     if end > u64::from(check.layout.piece_len(block.index)) {
         return Some(format!("ends at byte {end}, past the end of the piece"));
     }
+    // `ours` holds verified pieces only: bytes that failed (or never had) their hash check
+    // are never served.
     if !check.ours.has(block.index as usize) {
         return Some(format!("we do not have piece {}", block.index));
     }
@@ -222,17 +254,24 @@ fn request_problem(block: &BlockRequest, check: &RequestCheck) -> Option<String>
 #[derive(Debug)]
 pub struct RateLimit {
     bytes_per_second: f64,
+    /// The most the bucket holds: how big a burst may be.
     capacity: f64,
+    /// The tokens (bytes) in the bucket, and when it was last filled. One bucket for all
+    /// the peer threads: the limit is for the whole client, not per peer.
     bucket: Mutex<(f64, Instant)>,
 }
 
 impl RateLimit {
     pub fn new(bytes_per_second: u64) -> RateLimit {
+        // At least 1 byte/s: at 0 (`--max-upload-rate 0`) the bucket would never refill.
         let rate = bytes_per_second.max(1) as f64;
+        // A quarter second's worth keeps bursts short, so the rate holds over any second;
+        // at least one block, or a low limit could never send a block at all.
         let capacity = (rate / 4.0).max(f64::from(crate::piece::BLOCK_LEN));
         RateLimit {
             bytes_per_second: rate,
             capacity,
+            // Empty at the start: the limit holds from the first second on.
             bucket: Mutex::new((0.0, Instant::now())),
         }
     }
@@ -240,6 +279,7 @@ impl RateLimit {
     /// Takes `bytes` from the bucket if they are there.
     pub fn try_take(&self, bytes: u32) -> bool {
         let mut bucket = self.refilled();
+        // All or nothing: tokens are never taken for part of a block.
         if bucket.0 >= f64::from(bytes) {
             bucket.0 -= f64::from(bytes);
             true
@@ -257,6 +297,7 @@ impl RateLimit {
         // A poisoned lock only means another peer thread panicked mid-update: the numbers
         // are still usable.
         let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        // Refilled when looked at, from the time since the last look: no timer thread.
         let now = Instant::now();
         let earned = now.duration_since(bucket.1).as_secs_f64() * self.bytes_per_second;
         bucket.0 = (bucket.0 + earned).min(self.capacity);
@@ -406,6 +447,7 @@ mod tests {
         );
         // A full queue: rejected rather than a reason to hang up.
         (0..MAX_QUEUED as u32 + 20).for_each(|i| {
+            // Queued until the queue is full, rejected after: the queue is checked below.
             let _ = uploads.on_request(block(10 + i % 900, 0, 16384), &check);
         });
         assert_eq!(uploads.queue.len(), MAX_QUEUED);

@@ -23,14 +23,21 @@ const MAX_CONNECT_FAILURES: u32 = 5;
 pub(super) struct PeerEntry {
     /// `None` until the handshake is done.
     pub commands: Option<Sender<Command>>,
+    /// From its handshake: what its traffic is counted under, and how a duplicate
+    /// connection to the same peer is found.
     pub peer_id: Option<PeerId>,
+    /// It dialled us: its address is an outgoing port, not one to dial back.
     pub incoming: bool,
+    /// Its pieces (bitfield, then `have`s): what `pick_for` may ask of it.
     pub bitfield: Bitfield,
+    /// Pieces it alone sent that failed the hash check (see `MAX_STRIKES`).
     pub strikes: u32,
     /// It said `interested`.
     pub interested: bool,
     /// We unchoke it.
     pub unchoked: bool,
+    /// For the choker: new peers are favoured in the optimistic draw, and none is called
+    /// snubbing before it has had a minute.
     pub connected_at: Instant,
     /// When it last sent us a block.
     pub last_block: Instant,
@@ -53,6 +60,7 @@ pub(super) struct PeerEntry {
 
 impl PeerEntry {
     fn new(num_pieces: usize, incoming: bool) -> PeerEntry {
+        // Both clocks start now: a new peer has not snubbed us before it had the chance.
         let now = Instant::now();
         PeerEntry {
             commands: None,
@@ -77,15 +85,21 @@ impl PeerEntry {
 
 /// An address to (re)connect to, and when.
 pub(super) struct Candidate {
+    /// Not dialled before this (the back-off of `retry_later`).
     next_try: Instant,
+    /// Failed dials in a row; a connection that worked starts it over.
     failures: u32,
 }
 
 impl Scheduler {
     /// An address to dial (from the tracker or `--peer`).
     pub fn add_peer(&mut self, addr: SocketAddr) {
+        // The tracker lists the same addresses at every announce: the ones we ruled out are
+        // dropped here, and connected ones need no candidate.
         let known = self.banned.contains(&addr) || self.not_again.contains(&addr);
         if !known && !self.peers.contains_key(&addr) {
+            // `or_insert`: a candidate already waiting keeps its back-off; an address listed
+            // again must not be dialled sooner for it.
             self.candidates.entry(addr).or_insert(Candidate {
                 next_try: Instant::now(),
                 failures: 0,
@@ -102,7 +116,10 @@ impl Scheduler {
         incoming: bool,
         commands: Sender<Command>,
     ) {
+        // Only an incoming connection can overfill us: an outgoing one took its slot when we
+        // dialled (`connect_more`).
         let full = incoming && self.connected_count() >= self.settings.max_peers;
+        // A banned address that dials us is refused here, like a peer that finds us full.
         let refuse = if self.keep_existing_connection(peer_id, incoming) {
             Some("already connected")
         } else if full || self.banned.contains(&peer) {
@@ -112,20 +129,28 @@ impl Scheduler {
         };
         if let Some(why) = refuse {
             log::info!("{peer}: refused ({why})");
+            // The peer thread waits for its first command; if it gave up waiting (or died),
+            // there is nobody left to refuse.
             let _ = commands.send(Command::Stop);
             if let Some(entry) = self.peers.get_mut(&peer) {
                 entry.finished = true; // not to be dialled again
             }
+            // Dialled again, it would only be refused again.
             self.not_again.insert(peer);
             return;
         }
         log::info!("{peer}: connected, peer id {peer_id}");
+        // The peer thread waits for this before its first message (our bitfield). If it
+        // gave up waiting meanwhile, its `Disconnected` follows and cleans up.
         let _ = commands.send(Command::OurPieces(self.ours.clone()));
         let num_pieces = self.layout.num_pieces();
         let entry = self
             .peers
             .entry(peer)
             .or_insert_with(|| PeerEntry::new(num_pieces, incoming));
+        // A fresh entry even over the one our dial made: the connection's clocks and counts
+        // start with its handshake. An address we dialled is one others can dial too; an
+        // incoming peer's listen address comes later, with its `ListenPort`.
         *entry = PeerEntry {
             commands: Some(commands),
             peer_id: Some(peer_id),
@@ -138,9 +163,12 @@ impl Scheduler {
             self.ids_by_addr.clear();
         }
         self.ids_by_addr.insert(peer, peer_id);
+        // The summary names a peer by its latest address.
         if let Some(t) = self.traffic_of(peer) {
             t.addr = peer;
         }
+        // Read by the progress line, and by the tracker reporter: with no peer at all it asks
+        // the tracker for more before the next interval.
         self.progress.peers = self.connected_count();
     }
 
@@ -149,19 +177,28 @@ impl Scheduler {
     /// the one dialled by the peer with the lower peer id wins (libtorrent decides alike).
     /// Returns whether the existing connection stays (and the new one is refused).
     fn keep_existing_connection(&mut self, peer_id: PeerId, incoming: bool) -> bool {
+        // By peer id, not address: the same peer behind two addresses (it dialled us from
+        // some port, we dialled the port it listens on).
         let Some((&old, entry)) = self.peers.iter().find(|(_, e)| e.peer_id == Some(peer_id))
         else {
             return false;
         };
+        // Both sides compute the same answer from the same two ids, without a word to each
+        // other: the winner is the connection the lower id dialled.
         let new_dialled_by_us = !incoming;
         let we_win = self.settings.our_id.0 < peer_id.0;
+        // Same direction twice (it dialled us twice, say): the older connection stays.
         if entry.incoming == incoming || new_dialled_by_us != we_win {
             return true;
         }
         log::debug!("{old}: replaced by a connection to the same peer id");
         if let Some(commands) = &entry.commands {
+            // If its thread has ended already nobody reads this; either way its
+            // `Disconnected` finds no entry (removed below), like a connection never counted.
             let _ = commands.send(Command::Stop);
         }
+        // Removed now, not when its `Disconnected` comes: the peer's pieces must not count
+        // twice in the availability once the new connection's bitfield arrives.
         if let Some(old_entry) = self.peers.remove(&old) {
             self.picker.peer_left(&old_entry.bitfield);
         }
@@ -169,6 +206,7 @@ impl Scheduler {
         false
     }
 
+    /// Connections past their handshake: a dial still connecting has no command channel.
     pub(super) fn connected_count(&self) -> usize {
         self.peers.values().filter(|p| p.commands.is_some()).count()
     }
@@ -179,6 +217,8 @@ impl Scheduler {
         reason: &str,
         outstanding: &[BlockRequest],
     ) {
+        // First, even for a connection never counted: its requests go back to the pool,
+        // and a piece kept for it alone (a suspect piece, `picker.rs`) is open to all again.
         self.picker.release(peer, outstanding);
         self.picker.forget_owner(peer);
         let Some(entry) = self.peers.remove(&peer) else {
@@ -186,9 +226,12 @@ impl Scheduler {
             return; // a refused connection, never counted
         };
         log::info!("{peer}: disconnected: {reason}");
+        // Its pieces are one copy rarer now: rarest-first must know.
         self.picker.peer_left(&entry.bitfield);
         let dial_again = !entry.incoming && !entry.finished && !self.banned.contains(&peer);
         if dial_again {
+            // `commands` is set once the handshake worked: a connection that lived, rather
+            // than a dial that failed.
             self.retry_later(peer, entry.commands.is_some());
         } else {
             self.candidates.remove(&peer);
@@ -208,12 +251,16 @@ impl Scheduler {
         } else {
             candidate.failures + 1
         };
+        // Doubling: a peer down for a moment is tried again soon, and one that is gone
+        // costs six dials over half a minute, not one a second for ever. A peer that
+        // closed on us gets a pause, so a restarting client is not hammered.
         let wait = if was_connected {
             Duration::from_secs(5)
         } else {
             Duration::from_secs(1 << (candidate.failures - 1).min(4))
         };
         candidate.next_try = Instant::now() + wait;
+        // Given up, but not ruled out: if the tracker lists it again, it is a new candidate.
         if candidate.failures > MAX_CONNECT_FAILURES {
             self.candidates.remove(&peer);
         }
@@ -223,6 +270,7 @@ impl Scheduler {
         let Some(channel) = &self.new_peers else {
             return;
         };
+        // Never waits: the announcer sends one list per announce; we take what is there.
         let found: Vec<SocketAddr> = channel.try_iter().flatten().collect();
         found.into_iter().for_each(|addr| self.add_peer(addr));
     }
@@ -236,13 +284,19 @@ impl Scheduler {
             .filter(|(a, c)| c.next_try <= now && !self.peers.contains_key(a))
             .map(|(a, _)| *a)
             .collect();
+        // `peers` counts dials still in progress: if every one succeeds, we are still within
+        // `max_peers`.
         let room = self.settings.max_peers.saturating_sub(self.peers.len());
         for addr in due.into_iter().take(room) {
+            // Its `Disconnected` sets the real next try; until then, not due again.
             if let Some(candidate) = self.candidates.get_mut(&addr) {
                 candidate.next_try = now + Duration::from_secs(3600); // until it reports back
             }
+            // An entry from the dial on: the slot is taken, and a failed dial's
+            // `Disconnected` finds it, and is counted as a failure with back-off.
             let num_pieces = self.layout.num_pieces();
             self.peers.insert(addr, PeerEntry::new(num_pieces, false));
+            // The session's closure starts a peer thread: the scheduler itself starts none.
             (self.connect)(addr);
         }
     }

@@ -54,8 +54,11 @@ pub type Connect = Box<dyn FnMut(SocketAddr) + Send>;
 
 /// The settings a session gives the scheduler.
 pub struct Settings {
+    /// Connections at most, dialled and accepted together (`--max-peers`).
     pub max_peers: usize,
+    /// Stop, seed, or seed to a ratio once every piece is verified.
     pub after_complete: AfterComplete,
+    /// Slots and rounds of the choker (`choker.rs`).
     pub choker: ChokerConfig,
     /// Pieces we may announce to peers (`download_piece` announces none: its "have" is a fib).
     pub advertise: Bitfield,
@@ -66,27 +69,43 @@ pub struct Settings {
 }
 
 pub struct Scheduler {
+    /// The state of every piece and block: which block goes to whom (`picker.rs`).
     picker: Picker,
+    /// Piece sizes and hashes, shared with the peer threads.
     layout: Arc<PieceLayout>,
+    /// The one inbound channel: every peer thread and verifier sends here.
     events: Receiver<Event>,
+    /// Where complete pieces go to be hashed (`verify.rs`).
     verify: Sender<u32>,
+    /// Every connection, from the moment we dial (an incoming one: from its handshake)
+    /// until its `Disconnected`.
     peers: HashMap<SocketAddr, PeerEntry>,
+    /// Addresses to dial, now or later (`connections.rs`).
     candidates: HashMap<SocketAddr, Candidate>,
+    /// Addresses that sent bad pieces too often: never dialled again, and refused if they
+    /// come back from the same address.
     banned: HashSet<SocketAddr>,
     /// Addresses not to dial again: seeds like us, duplicates of a connected peer.
     not_again: HashSet<SocketAddr>,
     connect: Connect,
+    /// Peers from the announcer, if there is a tracker.
     new_peers: Option<Receiver<Vec<SocketAddr>>>,
+    /// What the session asked for.
     settings: Settings,
     /// The pieces we really have: what peers are told (`bitfield`, then `have`).
     ours: Bitfield,
+    /// Whom to unchoke (`choker.rs`); it remembers the optimistic peer between rounds.
     choker: Choker,
+    /// When the last choke round and the last pex round ran (`rounds.rs`).
     last_choke: Instant,
     last_pex: Instant,
+    /// Bytes and pieces per peer id, for the end-of-run summary: a peer that reconnects
+    /// from another port is still one peer.
     traffic: HashMap<PeerId, Traffic>,
     /// Every address a peer id has been connected from: a piece sent over a connection that
     /// has since been replaced (the same peer reconnected) is still credited to its peer.
     ids_by_addr: HashMap<SocketAddr, PeerId>,
+    /// What the progress bar, the tracker reporter and the summary read.
     progress: Progress,
     /// Set when a block could not be written: the run ends at the end of this turn.
     storage_failed: Option<StorageError>,
@@ -104,13 +123,17 @@ impl Scheduler {
         connect: Connect,
         mut settings: Settings,
     ) -> Scheduler {
+        // The resume check's pieces are done from the start: never requested again.
         let picker = Picker::new((*layout).clone(), have);
         let progress = Progress {
+            // Kept apart so the summary tells what this run fetched, not what was on disk.
             pieces_at_start: have.count(),
             pieces_have: have.count(),
             pieces_total: layout.num_pieces(),
             ..Progress::default()
         };
+        // At least one: with none, `connect_more` would never dial, and the download would
+        // wait for ever.
         settings.max_peers = settings.max_peers.max(1);
         Scheduler {
             picker,
@@ -123,6 +146,8 @@ impl Scheduler {
             not_again: HashSet::new(),
             connect,
             new_peers: None,
+            // What peers are told, not what the picker counts as done: to fetch one piece
+            // (`download_piece`) every other one is marked done in the picker, but is not ours.
             ours: settings.advertise.clone(),
             choker: Choker::new(settings.choker),
             settings,
@@ -150,19 +175,28 @@ impl Scheduler {
     ) -> Outcome {
         let mut last_progress = Instant::now();
         let result = loop {
+            // First in every turn: Ctrl-C is answered within a turn (half a second at most).
             if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                 break match self.picker.is_complete() {
                     true => Ok(self.progress), // seeding ends when the user says so
                     false => Err(Ended::Interrupted(self.progress)),
                 };
             }
+            // Before any wait: a download complete at the start (every piece already on
+            // disk, no seeding asked) ends at once.
             if self.picker.is_complete() && !self.keeps_seeding() {
                 break Ok(self.progress);
             }
+            // Every turn, not only after an event: peers from the tracker, and dials whose
+            // back-off is over, must not wait for some peer to speak.
             self.collect_new_peers();
             self.connect_more();
+            // One event per turn, waiting half a second at most: the rounds and the progress
+            // report below run even when the whole swarm is quiet.
             match self.events.recv_timeout(Duration::from_millis(500)) {
                 Ok(event) => {
+                    // Only bytes written to disk count as progress for `give_up`: a swarm
+                    // that talks but delivers nothing is stalled.
                     let before = self.progress.downloaded;
                     self.handle(event);
                     if self.progress.downloaded > before {
@@ -170,20 +204,30 @@ impl Scheduler {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
+                // Every sender is gone: no event can ever come again.
                 Err(RecvTimeoutError::Disconnected) => break Ok(self.progress),
             }
+            // `handle` only records a disk failure; the loop alone decides when the run ends.
             if let Some(error) = self.storage_failed.take() {
                 break Err(Ended::StorageFailed(error, self.progress));
             }
+            // Checked every turn, run only when due: no timer thread, and a scheduler paused
+            // in a debugger simply runs its round late.
             self.choke_round_if_due();
             self.pex_round_if_due();
+            // Every turn: the progress bar and the tracker reporter decide how often to act.
             on_progress(&self.progress);
+            // Time since the last written byte, not since the start: a slow download that
+            // moves is never given up. And a seed that uploads nothing is not stalled.
             let stalled = give_up.is_some_and(|limit| last_progress.elapsed() > limit);
             if stalled && !self.picker.is_complete() {
                 break Err(Ended::GaveUp(self.progress));
             }
         };
+        // Whatever ended the run, every peer thread is told to stop: none goes on talking to
+        // a swarm we have left.
         self.stop_all();
+        // The last numbers, so the summary and the final progress line agree.
         on_progress(&self.progress);
         Outcome {
             result,
@@ -195,7 +239,10 @@ impl Scheduler {
     fn keeps_seeding(&self) -> bool {
         match self.settings.after_complete {
             AfterComplete::Stop => false,
+            // Until the user stops us (the `stop` flag, raised by Ctrl-C).
             AfterComplete::Seed => true,
+            // A ratio of the torrent's size, not of what this run downloaded: a seed that
+            // started with every piece has a goal too.
             AfterComplete::SeedToRatio(ratio) => {
                 (self.progress.uploaded as f64) < ratio * self.layout.total_length as f64
             }
@@ -205,6 +252,7 @@ impl Scheduler {
     /// One event: the whole protocol logic of the download, one arm at a time.
     fn handle(&mut self, event: Event) {
         match event {
+            // The handshake is done: accept it (our pieces) or refuse it (`connections.rs`).
             Event::Connected {
                 peer,
                 peer_id,
@@ -212,19 +260,24 @@ impl Scheduler {
                 commands,
             } => self.connected(peer, peer_id, incoming, commands),
             Event::Bitfield { peer, bitfield } => {
+                // Two uses: the picker counts how rare each piece is, and `pick_for` needs
+                // to know what this peer can give.
                 self.picker.peer_joined(&bitfield);
                 if let Some(entry) = self.peers.get_mut(&peer) {
                     entry.bitfield = bitfield;
                 }
+                // A seed, while we are complete too: nothing to trade.
                 self.drop_if_both_seeds(peer);
             }
             Event::Have { peer, index } => {
+                // The piece is one copy less rare; and the peer may have just become a seed.
                 self.picker.peer_has(index);
                 if let Some(entry) = self.peers.get_mut(&peer) {
                     entry.bitfield.set(index as usize);
                 }
                 self.drop_if_both_seeds(peer);
             }
+            // May take a free upload slot at once, without waiting for a round (`rounds.rs`).
             Event::Interest { peer, interested } => self.interest(peer, interested),
             Event::WantBlocks {
                 peer,
@@ -233,27 +286,35 @@ impl Scheduler {
                 reply,
             } => {
                 let blocks = self.pick_for(peer, count, only.as_deref());
-                // The peer thread may have ended meanwhile; its Disconnected returns nothing
-                // of these, so nothing is lost if no one reads them.
+                // The peer thread waits for this answer (`request_more`), so it is there to
+                // read it unless it died in a panic: then nobody could use the blocks.
                 let _ = reply.send(blocks);
             }
+            // A batch from one peer thread (`report_written`), handled block by block.
             Event::BlocksWritten { peer, blocks } => {
                 blocks.into_iter().for_each(|b| self.block_written(peer, b))
             }
             Event::Uploaded { peer, bytes } => self.uploaded(peer, bytes),
+            // A private torrent (BEP 27) takes peers from its tracker alone, whatever a peer
+            // sends; so the guard is here, not only in what we offer.
             Event::PeersFound { peer, addrs } if self.settings.pex => {
                 log::debug!("{peer}: told us of {} peers", addrs.len());
+                // At most 50, as BEP 11 asks of a sender (after its first message): a peer
+                // cannot fill our candidates with a list of its own making.
                 addrs
                     .into_iter()
                     .take(PEX_TAKE)
                     .for_each(|a| self.add_peer(a));
             }
-            Event::PeersFound { .. } => {}
+            Event::PeersFound { .. } => {} // a private torrent: not for us
+            // A peer that dialled us is known by its outgoing port, where nobody can call it;
+            // the port from its extended handshake is where it listens (shared by `ut_pex`).
             Event::ListenPort { peer, port } => {
                 if let Some(entry) = self.peers.get_mut(&peer) {
                     entry.listen_addr = Some(SocketAddr::new(peer.ip(), port));
                 }
             }
+            // Back to the pool at once: the next peer to ask may get them.
             Event::Choked { peer, dropped } => self.picker.release(peer, &dropped),
             Event::Rejected {
                 peer,
@@ -261,6 +322,8 @@ impl Scheduler {
                 choked,
             } => {
                 self.picker.release(peer, &[block]);
+                // A reject because it chokes us says nothing about the piece; one while it
+                // unchokes us means "not this piece": asked again, it would say no again.
                 if let Some(entry) = self.peers.get_mut(&peer)
                     && !choked
                     && !entry.refused.contains(&block.index)
@@ -282,6 +345,7 @@ impl Scheduler {
                     entry.suggested.push(index);
                 }
             }
+            // Its requests back to the pool, and maybe a later dial (`connections.rs`).
             Event::Disconnected {
                 peer,
                 reason,
@@ -289,9 +353,14 @@ impl Scheduler {
             } => self.disconnected(peer, &reason, &outstanding),
             Event::StorageFailed { peer, error } => {
                 log::info!("the disk failed on a block of {peer}, stopping: {error}");
+                // The first error is the one reported: a full disk fails every peer's
+                // next block, and those follow it here.
                 self.storage_failed.get_or_insert(error);
             }
+            // From a `verify` thread: the piece's SHA-1 against the torrent's.
             Event::Verified { index, ok } => self.verified(index, ok),
+            // The disk's fault, not the senders': no strike. A disk that cannot read back
+            // one piece cannot be trusted with the others either, so the run ends.
             Event::PieceUnreadable { index, error } => {
                 log::info!("piece {index} could not be read back to verify it, stopping: {error}");
                 self.storage_failed.get_or_insert(error);
@@ -308,16 +377,20 @@ impl Scheduler {
         count: usize,
         only: Option<&[u32]>,
     ) -> Vec<BlockRequest> {
+        // A connection already gone (replaced by a newer one): its thread is being stopped.
         let Some(entry) = self.peers.get(&peer) else {
             return Vec::new();
         };
         if only.is_none() && entry.refused.is_empty() {
             // The common case, on the hot path: no copy of the peer's bitfield.
+            // Suggested pieces first: BEP 6 says the peer can send those cheaply.
             return self
                 .picker
                 .pick_preferring(peer, &entry.bitfield, count, &entry.suggested);
         }
         let mut has = match only {
+            // Allowed pieces it does not have are worth nothing (BEP 6 lets a peer allow
+            // pieces it lacks).
             Some(pieces) => {
                 let mut allowed = Bitfield::new(entry.bitfield.num_pieces());
                 for &i in pieces.iter().filter(|&&i| entry.bitfield.has(i as usize)) {
@@ -327,6 +400,7 @@ impl Scheduler {
             }
             None => entry.bitfield.clone(),
         };
+        // Refused pieces are left to other peers, or request and reject would loop.
         entry.refused.iter().for_each(|&i| has.clear(i as usize));
         self.picker
             .pick_preferring(peer, &has, count, &entry.suggested)
@@ -334,24 +408,33 @@ impl Scheduler {
 
     fn block_written(&mut self, peer: SocketAddr, block: BlockRequest) {
         let bytes = u64::from(block.length);
+        // Counted when written, not when verified: the choker rewards the bytes a peer
+        // sends, and a piece that fails its check strikes its sender instead.
         self.progress.downloaded += bytes;
         if let Some(entry) = self.peers.get_mut(&peer) {
             entry.downloaded += bytes;
+            // The choker's snub test: wanted pieces, but no block for a minute.
             entry.last_block = Instant::now();
         }
         if let Some(t) = self.traffic_of(peer) {
             t.downloaded += bytes;
         }
         let written = self.picker.written(peer, &block);
+        // Endgame: the same block was asked of others. BEP 3: "it sends cancels to everyone
+        // else every time a piece arrives", so their bandwidth goes to blocks still missing.
         for other in written.cancel_at {
             self.command(other, Command::Cancel(block));
         }
         if let Some(index) = written.piece_complete {
+            // Fails only if every `verify` thread has died (they live as long as this
+            // sender): then nobody can hash the piece, and it stays unverified.
             let _ = self.verify.send(index);
         }
     }
 
     fn uploaded(&mut self, peer: SocketAddr, bytes: u64) {
+        // Three tallies: the run's (the tracker's `uploaded`, the seeding ratio), the
+        // connection's (the choker's rates while we seed), the peer id's (the summary).
         self.progress.uploaded += bytes;
         if let Some(entry) = self.peers.get_mut(&peer) {
             entry.uploaded += bytes;
@@ -368,6 +451,7 @@ impl Scheduler {
         if ok {
             log::debug!("piece {index} verified");
             self.progress.pieces_have = self.picker.have_count();
+            // From now on in every bitfield we send, and served to peers that ask.
             self.ours.set(index as usize);
             // One sender is credited, so that no piece counts twice: the one whose block was
             // written first (`senders` is in that order; in endgame, usually the peer that began
@@ -379,14 +463,19 @@ impl Scheduler {
                     break;
                 }
             }
+            // BEP 3: a verified piece is announced "to all of its peers" (the peer threads
+            // skip seeds, which want nothing).
             self.broadcast(Command::Have(index));
             if self.picker.is_complete() {
                 self.completed();
             }
             return;
         }
+        // A bad hash is an ordinary event, not an error: the piece is simply fetched again.
         self.progress.failed_pieces += 1;
         log::warn!("piece {index} failed its hash check; sent by {senders:?}");
+        // With several senders we cannot tell who lied, so nobody is struck; the picker
+        // fetches the piece again from one peer, and a second failure names it.
         if let [liar] = senders[..] {
             self.strike(liar);
         }
@@ -394,12 +483,19 @@ impl Scheduler {
 
     /// A sole sender of a bad piece gets a strike; enough strikes and it is banned.
     fn strike(&mut self, peer: SocketAddr) {
+        // Strikes live with the connection: a sender that has left, or comes back, starts
+        // again from zero. Keeping them by peer id would follow it, but a peer id is a name
+        // the peer chooses for itself.
         let Some(entry) = self.peers.get_mut(&peer) else {
             return;
         };
+        // Not banned at the first: a disk or memory error on the peer's side can spoil one
+        // piece; three is a pattern.
         entry.strikes += 1;
         if entry.strikes >= MAX_STRIKES {
             log::warn!("{peer}: banned after {MAX_STRIKES} pieces that failed the hash check");
+            // By address (IP and port): never dialled again, and refused if it comes back
+            // from it (`add_peer`, `connected`).
             self.banned.insert(peer);
             self.progress.banned = self.banned.len();
             self.command(peer, Command::Stop);
@@ -412,6 +508,8 @@ impl Scheduler {
             "download complete: all {} pieces verified",
             self.ours.count()
         );
+        // Closing them frees their slots for leechers we can upload to. Collected first:
+        // `drop_if_both_seeds` needs `self` while the map would be borrowed.
         let seeds: Vec<SocketAddr> = self.peers.keys().copied().collect();
         seeds.into_iter().for_each(|p| self.drop_if_both_seeds(p));
     }
@@ -421,9 +519,11 @@ impl Scheduler {
         let Some(entry) = self.peers.get_mut(&peer) else {
             return;
         };
+        // `finished`: one `Stop` is enough, however many `have`s still arrive.
         if self.picker.is_complete() && entry.bitfield.is_complete() && !entry.finished {
             log::debug!("{peer}: we are both seeds, closing");
             entry.finished = true;
+            // Dialled again, it would be closed again: not worth a connection.
             self.not_again.insert(peer);
             self.command(peer, Command::Stop);
         }
@@ -436,6 +536,8 @@ impl Scheduler {
             Some(id) => id,
             None => *self.ids_by_addr.get(&peer)?,
         };
+        // Made when the peer id is first seen; `connected` updates its address when the
+        // same peer comes back from another port.
         Some(self.traffic.entry(peer_id).or_insert(Traffic {
             peer_id,
             addr: peer,
@@ -445,14 +547,20 @@ impl Scheduler {
         }))
     }
 
+    /// Sends one peer thread a command. Never waits: the channels are unbounded, so one slow
+    /// peer cannot hold up the scheduler.
     fn command(&self, peer: SocketAddr, command: Command) {
+        // A dial still in its handshake has no channel yet, and nothing to be told.
         if let Some(Some(commands)) = self.peers.get(&peer).map(|p| p.commands.as_ref()) {
+            // The peer thread has ended: its `Disconnected` is on the way and cleans up.
             let _ = commands.send(command);
         }
     }
 
+    /// Sends every connected peer thread the same command.
     fn broadcast(&self, command: Command) {
         for commands in self.peers.values().filter_map(|p| p.commands.as_ref()) {
+            // A peer thread that has ended: its `Disconnected` is on the way.
             let _ = commands.send(command.clone());
         }
     }

@@ -30,33 +30,40 @@ const ENDGAME_COPIES: usize = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum BlockState {
+    /// Nobody is fetching it: never asked for, or every request was given back.
     Missing,
+    /// Asked of these peers: one, or in endgame up to `ENDGAME_COPIES`.
     Requested(Vec<SocketAddr>),
+    /// On disk; whether it is right is known only when its piece is verified.
     Written,
 }
 
 #[derive(Debug, Clone)]
 enum PieceState {
+    /// Not started: no block of it asked for.
     Missing,
     /// Being fetched. `owner`: a piece that failed its check with several senders is fetched
     /// again from one peer alone, so that a second failure names the liar.
     Active {
         blocks: Vec<BlockState>,
+        /// Who sent blocks of it so far, in that order: credited if it passes, blamed if not.
         contributors: Vec<SocketAddr>,
         owner: Option<SocketAddr>,
     },
-    Verifying {
-        contributors: Vec<SocketAddr>,
-    },
+    /// Every block written; a `verify` thread is hashing it.
+    Verifying { contributors: Vec<SocketAddr> },
+    /// Verified (or, to fetch one piece alone, not wanted): never requested again.
     Have,
 }
 
 /// All piece state of one download.
 pub struct Picker {
     layout: PieceLayout,
+    /// One state per piece, by index.
     pieces: Vec<PieceState>,
     /// How many connected peers have each piece.
     availability: Vec<u32>,
+    /// How many pieces are `Have`: kept, not counted, since it is read every turn.
     have: usize,
     /// Pieces that failed with several senders: the next attempt goes to a single peer.
     suspect: Vec<bool>,
@@ -74,6 +81,7 @@ pub struct Written {
 impl Picker {
     /// A picker that starts with the pieces in `have` (from the resume check).
     pub fn new(layout: PieceLayout, have: &Bitfield) -> Picker {
+        // The resume check's pieces are done from the start: never requested.
         let n = layout.num_pieces();
         let pieces = (0..n)
             .map(|i| {
@@ -87,6 +95,7 @@ impl Picker {
         Picker {
             layout,
             pieces,
+            // Nobody is connected yet: every piece as rare as can be.
             availability: vec![0; n],
             have: have.count(),
             suspect: vec![false; n],
@@ -109,15 +118,20 @@ impl Picker {
             .any(|(i, p)| !matches!(p, PieceState::Have) && peer_has.has(i))
     }
 
+    /// A peer's bitfield: each of its pieces is one copy more common.
     pub fn peer_joined(&mut self, peer_has: &Bitfield) {
         self.change_availability(peer_has, 1);
     }
 
+    /// A peer left: each of its pieces is one copy rarer.
     pub fn peer_left(&mut self, peer_has: &Bitfield) {
         self.change_availability(peer_has, -1);
     }
 
+    /// A peer's `have`: one copy more of that piece.
     pub fn peer_has(&mut self, index: u32) {
+        // The peer thread already checked the index; `get_mut` keeps the scheduler from a
+        // panic should one ever slip through.
         if let Some(a) = self.availability.get_mut(index as usize) {
             *a += 1;
         }
@@ -126,6 +140,9 @@ impl Picker {
     fn change_availability(&mut self, peer_has: &Bitfield, delta: i32) {
         for (i, a) in self.availability.iter_mut().enumerate() {
             if peer_has.has(i) {
+                // Saturating: whatever order events come in, a count never wraps around
+                // below zero into a huge number (the piece would look the commonest of
+                // all, and be picked last).
                 *a = a.saturating_add_signed(delta);
             }
         }
@@ -151,7 +168,11 @@ impl Picker {
         suggested: &[u32],
     ) -> Vec<BlockRequest> {
         let mut picked = Vec::new();
+        // 1. Blocks of pieces already started: a piece finished sooner is verified, and
+        // can be uploaded, sooner; and fewer half-done pieces sit on disk.
         self.pick_from_active(peer, peer_has, count, &mut picked, false);
+        // 2. New pieces, one at a time, until there are `count` blocks or the peer has no
+        // piece left that we lack.
         while picked.len() < count {
             let Some(index) = self
                 .suggested_piece(peer_has, suggested)
@@ -160,14 +181,19 @@ impl Picker {
                 break;
             };
             let blocks = vec![BlockState::Missing; self.layout.num_blocks(index) as usize];
+            // A suspect piece (it failed with several senders) goes to this peer alone: if
+            // it fails again, the scheduler knows whom to strike.
             let owner = self.suspect[index as usize].then_some(peer);
             self.pieces[index as usize] = PieceState::Active {
                 blocks,
                 contributors: Vec::new(),
                 owner,
             };
+            // The same pass again: it finds the new piece's blocks.
             self.pick_from_active(peer, peer_has, count, &mut picked, false);
         }
+        // 3. Endgame, only once no block anywhere is unasked: before that, a second copy of
+        // a block would take bandwidth that a missing block could use.
         if picked.len() < count && self.all_requested() {
             self.pick_from_active(peer, peer_has, count, &mut picked, true); // endgame
         }
@@ -187,21 +213,29 @@ impl Picker {
             let PieceState::Active { blocks, owner, .. } = piece else {
                 continue;
             };
+            // Not a piece this peer has, or one kept for another peer.
             if !peer_has.has(index) || owner.is_some_and(|o| o != peer) {
                 continue;
             }
             for (b, state) in blocks.iter_mut().enumerate() {
+                // Checked per block, so a pass may stop mid-piece: the rest of that piece
+                // is then first in line next time (step 1).
                 if picked.len() >= count {
                     return;
                 }
                 let take = match state {
                     BlockState::Missing => true,
+                    // BEP 3's endgame asks everyone for everything; we ask at most one more
+                    // peer per block: enough not to wait on one slow peer, and the cancels
+                    // that follow stay few. Never the same peer twice.
                     BlockState::Requested(by) => {
                         endgame && by.len() < ENDGAME_COPIES && !by.contains(&peer)
                     }
                     BlockState::Written => false,
                 };
                 if take {
+                    // Marked before the request is even sent: no other peer is given this
+                    // block while the answer is on its way to the peer thread.
                     match state {
                         BlockState::Requested(by) => by.push(peer),
                         _ => *state = BlockState::Requested(vec![peer]),
@@ -214,6 +248,9 @@ impl Picker {
 
     /// The newest suggestion that is a missing piece the peer has.
     fn suggested_piece(&self, peer_has: &Bitfield, suggested: &[u32]) -> Option<u32> {
+        // Newest first: the latest hint is the likeliest to be still cheap for the peer
+        // (BEP 6 names, among others, a seed whose disk is the bottleneck). Only a piece
+        // not started: a started one is taken by the first pass anyway.
         suggested.iter().rev().copied().find(|&i| {
             peer_has.has(i as usize)
                 && matches!(self.pieces.get(i as usize), Some(PieceState::Missing))
@@ -228,14 +265,20 @@ impl Picker {
         if candidates.is_empty() {
             return None;
         }
+        // At first, any piece: the rarest is slow to get (few peers have it), and a new
+        // peer needs a whole piece soon, to have something to trade.
         let chosen = if self.have < RANDOM_FIRST_PIECES {
             candidates[fastrand::usize(..candidates.len())]
         } else {
+            // Then the rarest: a piece few peers have may be gone when they leave, and
+            // having it makes us a source others need.
             let rarest = candidates
                 .iter()
                 .map(|&i| self.availability[i])
                 .min()
-                .unwrap_or(0);
+                .unwrap_or(0); // never used: `candidates` is not empty
+            // Ties at random: peers that all took the same "rarest" piece would make it
+            // the commonest, and leave the others rare.
             let ties: Vec<usize> = candidates
                 .into_iter()
                 .filter(|&i| self.availability[i] == rarest)
@@ -250,6 +293,7 @@ impl Picker {
         self.pieces.iter().all(|p| match p {
             PieceState::Missing => false,
             PieceState::Active { blocks, .. } => !blocks.contains(&BlockState::Missing),
+            // Verifying or verified: nothing left to ask for.
             _ => true,
         })
     }
@@ -257,6 +301,8 @@ impl Picker {
     /// Records a block written to disk by `peer`.
     pub fn written(&mut self, peer: SocketAddr, block: &BlockRequest) -> Written {
         let mut result = Written::default();
+        // Not an active piece (a late copy after the piece was complete, say): nothing to
+        // record. The peer thread checked the block against its requests, not our state.
         let Some(PieceState::Active {
             blocks,
             contributors,
@@ -265,9 +311,12 @@ impl Picker {
         else {
             return result;
         };
+        // Blocks are 16 KiB and aligned, so `begin` names its block. Past the piece it
+        // cannot be: the peer thread writes only blocks we asked for.
         let Some(state) = blocks.get_mut((block.begin / crate::piece::BLOCK_LEN) as usize) else {
             return result;
         };
+        // Everyone else asked for this block (endgame) is told to cancel.
         if let BlockState::Requested(by) = state {
             result.cancel_at = by.iter().copied().filter(|p| *p != peer).collect();
         }
@@ -275,6 +324,8 @@ impl Picker {
         if !contributors.contains(&peer) {
             contributors.push(peer);
         }
+        // Every block on disk: the piece goes to be hashed, and none of its blocks is
+        // handed out any more.
         if blocks.iter().all(|b| *b == BlockState::Written) {
             let contributors = std::mem::take(contributors);
             self.pieces[block.index as usize] = PieceState::Verifying { contributors };
@@ -286,16 +337,20 @@ impl Picker {
     /// Gives back blocks `peer` will not deliver (it choked us or went away).
     pub fn release(&mut self, peer: SocketAddr, released: &[BlockRequest]) {
         for block in released {
+            // A piece no longer active (complete meanwhile, in endgame): nothing to give back.
             let Some(PieceState::Active { blocks, .. }) = self.pieces.get_mut(block.index as usize)
             else {
                 continue;
             };
+            // Already written (another peer's copy came first): nothing to give back either.
             let Some(BlockState::Requested(by)) =
                 blocks.get_mut((block.begin / crate::piece::BLOCK_LEN) as usize)
             else {
                 continue;
             };
+            // Only this peer's claim: in endgame another peer may still be fetching it.
             by.retain(|p| *p != peer);
+            // Nobody is fetching it any more: free for the next peer that asks.
             if by.is_empty() {
                 blocks[(block.begin / crate::piece::BLOCK_LEN) as usize] = BlockState::Missing;
             }
@@ -304,6 +359,7 @@ impl Picker {
 
     /// A peer left: pieces reserved for it are open to everyone again.
     pub fn forget_owner(&mut self, peer: SocketAddr) {
+        // Otherwise a suspect piece kept for a peer that left would never be fetched again.
         for piece in &mut self.pieces {
             if let PieceState::Active { owner, .. } = piece
                 && *owner == Some(peer)
@@ -317,6 +373,7 @@ impl Picker {
     /// the piece starts over; if it had several senders we cannot tell who lied, so its next
     /// attempt goes to a single peer (and the scheduler strikes only a sole sender).
     pub fn verified(&mut self, index: u32, ok: bool) -> Vec<SocketAddr> {
+        // A verdict on a piece that is not being verified: nobody to credit or blame.
         let Some(piece) = self.pieces.get_mut(index as usize) else {
             return Vec::new();
         };
@@ -328,7 +385,10 @@ impl Picker {
             *piece = PieceState::Have;
             self.have += 1;
         } else {
+            // Every block again: we cannot tell which one was bad.
             *piece = PieceState::Missing;
+            // With one sender the scheduler strikes it, and the next attempt may go to
+            // anyone; with several, the next attempt goes to one peer (`owner`).
             self.suspect[index as usize] = contributors.len() > 1;
         }
         contributors
@@ -336,6 +396,8 @@ impl Picker {
 }
 
 fn block_at(layout: &PieceLayout, index: u32, block: usize) -> BlockRequest {
+    // `block` indexes an active piece's `blocks`, made with `num_blocks(index)` entries:
+    // always in range.
     layout
         .blocks(index)
         .nth(block)

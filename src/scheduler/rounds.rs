@@ -18,12 +18,19 @@ impl Scheduler {
     /// The choker's input changed: an interested peer may take a free slot at once, rather
     /// than wait for the next round.
     pub(super) fn interest(&mut self, peer: SocketAddr, interested: bool) {
+        // The choker's slots, the optimistic one included; the next round may give this one
+        // to another peer.
         let slots = self.settings.choker.regular_slots + 1;
         let unchoked = self.peers.values().filter(|p| p.unchoked).count();
         let Some(entry) = self.peers.get_mut(&peer) else {
             return;
         };
+        // Kept for the next round's statistics.
         entry.interested = interested;
+        // Without this a new peer waits up to a whole round (10 s) before we upload to it,
+        // and a fresh swarm sits idle at the start. Only unchoking is immediate: losing interest
+        // waits for the round, so a peer whose interest flickers does not make us choke and
+        // unchoke it over and over (BEP 3's "fibrillation").
         if interested && !entry.unchoked && unchoked < slots {
             entry.unchoked = true;
             self.command(peer, Command::Unchoke);
@@ -38,7 +45,11 @@ impl Scheduler {
             return;
         }
         self.last_choke = Instant::now();
+        // Rates over the round's real length: a late round (a scheduler paused in a
+        // debugger) must not make every peer look slow.
         let stats = self.peer_stats(elapsed);
+        // Complete: the choker ranks by our upload rate to each peer. BEP 3: a seed "uses
+        // its upload rate rather than its download rate to decide who to unchoke".
         let unchoke: HashSet<SocketAddr> = self
             .choker
             .round(&stats, self.picker.is_complete())
@@ -48,12 +59,15 @@ impl Scheduler {
         let mut changes = Vec::new();
         for (addr, entry) in &mut self.peers {
             let wanted = unchoke.contains(addr);
+            // Only changes go to the peer threads: a `choke` to a choked peer says nothing.
             if wanted != entry.unchoked {
                 entry.unchoked = wanted;
                 changes.push((*addr, wanted));
             }
+            // Every counter restarts, changed or not: the next round's rates are its own.
             entry.round_start = (entry.downloaded, entry.uploaded);
         }
+        // Sent after the loop: `command` needs `self`, which the loop holds through `peers`.
         for (addr, unchoke) in changes {
             let command = if unchoke {
                 Command::Unchoke
@@ -67,25 +81,35 @@ impl Scheduler {
     /// Once a minute: every peer thread gets the addresses of our other peers for `ut_pex`
     /// (it sends only what changed, and only to peers that support it). [W14.2]
     pub(super) fn pex_round_if_due(&mut self) {
+        // Not for a private torrent (BEP 27). BEP 11: "Clients must batch updates to send no
+        // more than 1 PEX message per minute."
         if !self.settings.pex || self.last_pex.elapsed() < PEX_EVERY {
             return;
         }
         self.last_pex = Instant::now();
+        // Only peers past their handshake, at an address others can dial: the port a peer
+        // dialled us from would be useless to anyone else.
         let reachable: Vec<SocketAddr> = self
             .peers
             .values()
             .filter(|p| p.commands.is_some())
             .filter_map(|p| p.listen_addr)
             .collect();
+        // The whole list to every peer thread: each one knows what it told its own peer
+        // before, and sends only the changes, leaving that peer out of its own list.
         self.broadcast(Command::Pex(reachable));
     }
 
     /// What the choker sees of each connected peer over the last round.
     pub(super) fn peer_stats(&self, round: Duration) -> Vec<PeerStats> {
+        // Never zero, so a rate is always a number.
         let seconds = round.as_secs_f64().max(0.001);
+        // Only a downloader can be snubbed: a seed wants nothing from anyone.
         let downloading = !self.picker.is_complete();
         self.peers
             .iter()
+            // Past the handshake only: a dial in progress has no rates, and cannot be
+            // unchoked (it has no command channel).
             .filter(|(_, e)| e.commands.is_some())
             .map(|(addr, e)| PeerStats {
                 peer: *addr,
@@ -93,6 +117,8 @@ impl Scheduler {
                 download_rate: (e.downloaded - e.round_start.0) as f64 / seconds,
                 upload_rate: (e.uploaded - e.round_start.1) as f64 / seconds,
                 connected_for: e.connected_at.elapsed(),
+                // Has what we want, has had a minute, and sent no block in the last one: the
+                // choker gives its regular slots to peers that give (tit-for-tat).
                 snubbed: downloading
                     && e.connected_at.elapsed() > SNUBBED_AFTER
                     && e.last_block.elapsed() > SNUBBED_AFTER

@@ -65,7 +65,11 @@ impl Announcer {
 
     /// Sends `stopped` to the tracker and waits for the thread to end.
     pub fn stop(self) {
+        // The thread ends only on `Stop`, so this fails only if it died (a panic): then
+        // there is no `stopped` to send, and the join returns at once.
         let _ = self.commands.send(AnnouncerCommand::Stop);
+        // `Err` only if the thread panicked; its message is already printed, and the
+        // download is over either way.
         let _ = self.thread.join();
     }
 }
@@ -154,6 +158,8 @@ fn run(
             Some(AnnouncerCommand::Completed) => request.event = Event::Completed,
             Some(AnnouncerCommand::Stop) => {
                 request.event = Event::Stopped;
+                // Best effort: a tracker that misses our `stopped` forgets us after its
+                // interval anyway; a run must not fail on its way out for that.
                 let _ = tiers.announce(&request);
                 log::info!("left the swarm (sent `stopped`)");
                 return;
@@ -167,6 +173,8 @@ fn run(
                     response.peers.len(),
                     response.interval
                 );
+                // Fails only once every receiver is gone (the download is over): then nobody
+                // needs peers.
                 let _ = peers.send(response.peers);
                 request.event = Event::None;
                 retry = FIRST_RETRY;

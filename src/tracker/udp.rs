@@ -324,6 +324,7 @@ mod tests {
                     },
                     _ => continue,
                 };
+                // A lost reply is what the client's retries are for; the test checks those.
                 let _ = fake.send_to(&reply.encode(), from);
             }
         });

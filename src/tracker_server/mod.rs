@@ -251,6 +251,8 @@ impl RunningTracker {
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(http) = self.http {
             http.server.unblock(); // `recv()` returns an error, and the loop ends
+            // `Err` only if the thread panicked (its message is already printed): stopping
+            // goes on.
             let _ = http.thread.join();
         }
         if let Some(udp) = self.udp {
@@ -261,6 +263,8 @@ impl RunningTracker {
 
     /// Blocks until the threads end (the `tracker` command runs until killed).
     pub fn wait(self) {
+        // `Err` only if a thread panicked (its message is already printed): the tracker has
+        // ended either way, and the command with it.
         if let Some(http) = self.http {
             let _ = http.thread.join();
         }
