@@ -210,12 +210,14 @@ impl PeerState {
     }
 
     fn peer_has_valid(&mut self, index: u32) -> Actions {
-        // A piece counts toward `wanted` once, however often the peer announces it.
-        if !self.theirs.has(index as usize) {
-            self.theirs.set(index as usize);
-            if !self.ours.has(index as usize) {
-                self.wanted += 1;
-            }
+        // A piece counts once, however often the peer announces it: a repeated `have` is
+        // not news, and telling the scheduler again would make the piece look more common.
+        if self.theirs.has(index as usize) {
+            return Actions::default();
+        }
+        self.theirs.set(index as usize);
+        if !self.ours.has(index as usize) {
+            self.wanted += 1;
         }
         let told = Actions::tell(Event::Have {
             peer: self.addr,
@@ -481,6 +483,14 @@ mod tests {
             state.theirs.has(1),
             "what it announced before stays announced"
         );
+    }
+
+    #[test]
+    fn a_repeated_have_is_not_news() {
+        let mut state = peer(false);
+        assert_eq!(state.peer_has(4).unwrap().tell.len(), 1);
+        let again = state.peer_has(4).unwrap();
+        assert!(again.tell.is_empty() && again.send.is_empty(), "{again:?}");
     }
 
     #[test]

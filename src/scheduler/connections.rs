@@ -122,7 +122,9 @@ impl Scheduler {
         // A banned address that dials us is refused here, like a peer that finds us full.
         let refuse = if self.keep_existing_connection(peer_id, incoming) {
             Some("already connected")
-        } else if full || self.banned.contains(&peer) {
+        } else if self.banned.contains(&peer) {
+            Some("banned")
+        } else if full {
             Some("too many peers")
         } else {
             None

@@ -262,8 +262,12 @@ impl Scheduler {
             Event::Bitfield { peer, bitfield } => {
                 // Two uses: the picker counts how rare each piece is, and `pick_for` needs
                 // to know what this peer can give.
-                self.picker.peer_joined(&bitfield);
+                // Only for a connection we still hold (a late event of a replaced duplicate
+                // must not count), and what it announced before is counted out first, so
+                // that each connection counts each piece once.
                 if let Some(entry) = self.peers.get_mut(&peer) {
+                    self.picker.peer_left(&entry.bitfield);
+                    self.picker.peer_joined(&bitfield);
                     entry.bitfield = bitfield;
                 }
                 // A seed, while we are complete too: nothing to trade.
@@ -271,9 +275,11 @@ impl Scheduler {
             }
             Event::Have { peer, index } => {
                 // The piece is one copy less rare; and the peer may have just become a seed.
-                self.picker.peer_has(index);
-                if let Some(entry) = self.peers.get_mut(&peer) {
+                if let Some(entry) = self.peers.get_mut(&peer)
+                    && !entry.bitfield.has(index as usize)
+                {
                     entry.bitfield.set(index as usize);
+                    self.picker.peer_has(index);
                 }
                 self.drop_if_both_seeds(peer);
             }

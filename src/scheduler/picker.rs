@@ -129,6 +129,12 @@ impl Picker {
     }
 
     /// A peer's `have`: one copy more of that piece.
+    /// How many connected peers have piece `index` (for tests).
+    #[cfg(test)]
+    pub fn availability(&self, index: u32) -> u32 {
+        self.availability[index as usize]
+    }
+
     pub fn peer_has(&mut self, index: u32) {
         // The peer thread already checked the index; `get_mut` keeps the scheduler from a
         // panic should one ever slip through.

@@ -209,3 +209,25 @@ fn blocks_of_a_peer_that_leaves_go_to_another() {
     taken.sort_by_key(|b| (b.index, b.begin));
     assert_eq!(picked, taken, "the released blocks go to the other peer");
 }
+
+#[test]
+fn each_connection_counts_each_piece_once() {
+    let mut t = test();
+    t.seed(1);
+    assert_eq!(t.scheduler.picker.availability(2), 1);
+    // A repeated `have`, and events of a connection the scheduler no longer holds (a replaced
+    // duplicate), change nothing.
+    t.scheduler.handle(Event::Have {
+        peer: addr(1),
+        index: 2,
+    });
+    t.scheduler.handle(Event::Have {
+        peer: addr(9),
+        index: 2,
+    });
+    t.scheduler.handle(Event::Bitfield {
+        peer: addr(9),
+        bitfield: Bitfield::full(PIECES),
+    });
+    assert_eq!(t.scheduler.picker.availability(2), 1);
+}
