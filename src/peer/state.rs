@@ -204,14 +204,15 @@ impl PeerState {
         told.and(self.update_interest())
     }
 
-    /// The peer chokes us. [W7.3] BEP 3: a choke silently drops every request we sent, so
-    /// they go back to the scheduler now. BEP 6 changes that: the peer answers each one
-    /// itself, with the block or a reject, so ours stay outstanding until then.
+    /// The peer chokes us. BEP 3: a choke silently drops every request we sent, so they go
+    /// back to the scheduler now. BEP 6 changes that: the peer answers each one itself, with
+    /// the block or a reject, so ours stay outstanding until then.
     pub fn peer_chokes(&mut self) -> Actions {
         self.peer_choking = true;
         if self.fast.enabled {
-            return Actions::default();
+            return Actions::default(); // [W7.3]
         }
+        // [W7.1] Without BEP 6, a request the peer dropped is answered never.
         let dropped = std::mem::take(&mut self.outstanding);
         Actions::tell(Event::Choked {
             peer: self.addr,
