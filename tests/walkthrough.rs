@@ -1,6 +1,8 @@
 //! Keeps `walkthrough.md`, `README.md` and the pages of `docs/` true to `src/`.
 //!
-//! - Every `[Wn.m]` marker appears both in the walkthrough and in a comment in `src/`.
+//! - Every `[Wn.m]` marker appears in the walkthrough and on exactly one line of `src/`, in a
+//!   comment on or just above the line it explains: never in a file's `//!` header, which
+//!   explains no line. The walkthrough meets its markers in order ([W3.5] before [W3.6]).
 //! - Every code excerpt introduced by ``From `src/...`:`` appears in that file, line for line
 //!   (leading and trailing whitespace aside).
 //! - Every `src/` or `tests/` path the walkthrough mentions exists, and every name listed after a
@@ -73,6 +75,89 @@ fn every_marker_is_on_both_sides() {
         in_text.len() >= 14,
         "expected the markers of §1 and §2, found {in_text:?}"
     );
+}
+
+/// `(file, line number, line)` for every line of `src/` that holds a marker.
+fn marker_lines() -> Vec<(PathBuf, usize, String)> {
+    let mut files = Vec::new();
+    rust_files(&repo().join("src"), &mut files);
+    files.sort();
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable source");
+        for (n, line) in text.lines().enumerate() {
+            if !markers(line).is_empty() {
+                found.push((file.clone(), n + 1, line.to_string()));
+            }
+        }
+    }
+    found
+}
+
+/// A marker sits on the line it explains (or in a comment just above it), so it can be on one
+/// line only, and never in a `//!` header, which describes a whole file.
+#[test]
+fn every_marker_sits_on_one_line_of_code_not_in_a_file_header() {
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut wrong = Vec::new();
+    for (file, n, line) in marker_lines() {
+        let place = format!(
+            "{}:{n}",
+            file.strip_prefix(repo()).unwrap_or(&file).display()
+        );
+        if line.trim_start().starts_with("//!") {
+            wrong.push(format!(
+                "{place}: a marker in the file's //! header: {}",
+                line.trim()
+            ));
+        }
+        for marker in markers(&line) {
+            if let Some(first) = seen.insert(marker.clone(), place.clone()) {
+                wrong.push(format!("{marker} is on two lines: {first} and {place}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// `[W3.5]` → `(3, 5)`.
+fn marker_number(marker: &str) -> (u32, u32) {
+    let label = marker.trim_start_matches("[W").trim_end_matches(']');
+    let (chapter, n) = label.split_once('.').expect("n.m");
+    (
+        chapter.parse().expect("a chapter"),
+        n.parse().expect("a number"),
+    )
+}
+
+/// The reader meets the markers in order: [W3.5] before [W3.6], each in its own chapter.
+#[test]
+fn the_walkthrough_meets_its_markers_in_order() {
+    let mut order = Vec::new();
+    for (title, body) in chapters(&walkthrough()) {
+        let chapter: u32 = title
+            .trim_start_matches("## §")
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{title}: no chapter number"));
+        for (at, _) in body.match_indices("[W") {
+            let Some(marker) = markers(&body[at..])
+                .into_iter()
+                .find(|m| body[at..].starts_with(m.as_str()))
+            else {
+                continue;
+            };
+            let number = marker_number(&marker);
+            assert_eq!(number.0, chapter, "{marker} is in {title}");
+            if !order.contains(&number) {
+                order.push(number);
+            }
+        }
+    }
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "markers out of order in walkthrough.md");
 }
 
 /// `(file, lines)` for each excerpt introduced by a line ``From `path`:``.

@@ -148,8 +148,7 @@ impl PeerState {
     /// and the scheduler hears only what is new.
     pub fn peer_announced(&mut self, bitfield: Bitfield) -> Actions {
         if self.theirs.count() == 0 {
-            // [W6.2] The first announcement (the usual case): the scheduler counts every
-            // piece at once.
+            // The first announcement (the usual case): the scheduler counts every piece at once.
             self.wanted = bitfield.count_missing_from(&self.ours);
             self.theirs = bitfield.clone();
             let told = Actions::tell(Event::Bitfield {
@@ -158,8 +157,8 @@ impl PeerState {
             });
             return told.and(self.update_interest());
         }
-        // A late one: the scheduler already counted the pieces announced so far, so only
-        // the new ones go to it, one `Have` each, exactly as if the peer had sent those.
+        // [W6.2] A late one: the scheduler already counted the pieces announced so far, so
+        // only the new ones go to it, one `Have` each, exactly as if the peer had sent those.
         let new: Vec<u32> = (0..bitfield.num_pieces())
             .filter(|&i| bitfield.has(i) && !self.theirs.has(i))
             .map(|i| i as u32)

@@ -11,7 +11,7 @@
 //!   d14:failure reason23:torrent not registerede                     (a refusal)
 //! ```
 //!
-//! The one trap: `info_hash` and `peer_id` are raw bytes, not text. [W3.1] Each byte outside
+//! The one trap: `info_hash` and `peer_id` are raw bytes, not text. Each byte outside
 //! `A-Z a-z 0-9 - . _ ~` is written as `%XX` by [`percent_encode`]; a URL library that treats
 //! them as UTF-8 text would mangle them and the tracker would not know the torrent.
 //!
@@ -134,6 +134,7 @@ pub fn announce_url(base: &str, r: &AnnounceRequest, tracker_id: Option<&[u8]>) 
 /// URL-encodes raw bytes: unreserved characters as they are, every other byte as `%XX`.
 pub fn percent_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 3);
+    // [W3.1] Raw bytes, not text: every byte outside the unreserved set becomes `%XX`.
     for &b in bytes {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(b as char);
