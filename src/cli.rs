@@ -169,7 +169,7 @@ pub fn peers(path: &Path, port: u16, config: TrackerConfig) -> Result<(), CliErr
 /// Asks the trackers for peers without staying in the swarm: `started` from a port we hold,
 /// then, once answered, `stopped` to the tracker that answered. A command that only looks
 /// (`peers`, and the magnet commands before they have the metadata) must not leave the
-/// tracker handing out an address where nobody answers. [W3.7]
+/// tracker handing out an address where nobody answers. [W3.6]
 ///
 /// The port is held (bound) while the tracker lists us: announcing a port another program
 /// listens on (a seed on the default 6881) would replace that program in the tracker's list,

@@ -17,7 +17,7 @@
 //! more than it saves (`tests/bench/create_vs_mktorrent.sh` measured it ~40% slower).
 //!
 //! The files are laid end to end as one byte stream (a read-only `Storage`), so a piece can
-//! span the end of one file and the start of the next, as in any multi-file torrent. [W2.8]
+//! span the end of one file and the start of the next, as in any multi-file torrent.
 
 use crate::bencode::{self, Value};
 use crate::encoding::sha1;

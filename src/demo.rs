@@ -14,7 +14,7 @@
 //! Every participant is an ordinary session (`session::download`) with its own peer id, all in
 //! this process: one debugger sees the whole swarm, and thread names tell the peers apart. The
 //! seeder's upload is limited so that it cannot feed every leecher alone: the leechers must
-//! trade pieces with each other, which is what the summary shows (BEP 3 in action). [W12.1]
+//! trade pieces with each other, which is what the summary shows (BEP 3 in action).
 
 use crate::create::{CreateOptions, create_torrent};
 use crate::metainfo::Metainfo;
@@ -232,6 +232,7 @@ fn member_options(target: Target, stop: &Arc<AtomicBool>) -> DownloadOptions {
 fn seeder_options(config: &DemoConfig, data: &Path, stop: &Arc<AtomicBool>) -> DownloadOptions {
     DownloadOptions {
         require_complete: true,
+        // [W12.1] A seeder too slow to feed every leecher alone: the leechers must trade.
         max_upload_rate: config.seeder_rate,
         ..member_options(Target::File(data.to_path_buf()), stop)
     }

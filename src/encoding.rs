@@ -78,6 +78,7 @@ pub fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
 /// Every byte outside `A-Z a-z 0-9 - . _ ~` (RFC 3986 "unreserved") as `%XX`, upper-case.
 pub fn percent_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 3);
+    // [W3.1] Raw bytes, not text: every byte outside the unreserved set becomes `%XX`.
     for &byte in bytes {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
             out.push(char::from(byte));

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! A peer that sends metadata that does not hash to the info hash is dropped and the others go
-//! on; nothing is believed before the SHA-1 check [W13.2]. No bitfield is sent: we have no
+//! on; nothing is believed before the SHA-1 check. No bitfield is sent: we have no
 //! pieces, and do not even know how many there are yet (and Transmission drops a peer whose
 //! bitfield has the wrong length).
 
@@ -218,7 +218,7 @@ pub fn open_for_metadata(
     Ok(Some(connection))
 }
 
-/// One peer, start to end: handshakes, then the pieces of the dictionary. [W13.1]
+/// One peer, start to end: handshakes, then the pieces of the dictionary. [W13.2]
 fn ask(addr: SocketAddr, request: &Request) -> Result<Vec<u8>, FromPeer> {
     let Some(mut connection) = open_for_metadata(addr, request)? else {
         return Err(FromPeer::NoSupport);
@@ -242,6 +242,7 @@ fn ask(addr: SocketAddr, request: &Request) -> Result<Vec<u8>, FromPeer> {
             let message = MetadataMessage::from_payload(&payload)
                 .map_err(|e| FromPeer::Bad(e.to_string()))?;
             if let Some(info) = assembly.take(message)? {
+                // [W13.3] Nothing is believed before this check.
                 if InfoHash(sha1(&info)) != request.info_hash {
                     return Err(FromPeer::WrongHash);
                 }

@@ -2,7 +2,7 @@
 //!
 //! The pieces cover the files laid end to end, so one piece may end in one file and start
 //! the next. [`Storage`] hides that: callers read and write at an offset of the stream, and
-//! [`Storage::segments`] splits the range at file boundaries: [W9.2]
+//! [`Storage::segments`] splits the range at file boundaries:
 //!
 //! ```text
 //!   stream    0            100          160                    400
@@ -115,7 +115,7 @@ impl Storage {
         &self.files
     }
 
-    /// Splits `len` bytes from `offset` into (file, offset in that file, length) pieces.
+    /// Splits `len` bytes from `offset` into (file, offset in that file, length) pieces. [W9.2]
     pub fn segments(&self, offset: u64, len: u64) -> impl Iterator<Item = (&StoredFile, u64, u64)> {
         let end = offset + len;
         let first = self
@@ -247,7 +247,7 @@ impl Storage {
             let buffer = &mut allocation[aligned..aligned + piece_length as usize];
             let mut results = Vec::new();
             loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
+                let index = next.fetch_add(1, Ordering::Relaxed); // [W2.8] the next piece
                 if index >= num_pieces {
                     return results;
                 }

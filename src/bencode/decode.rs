@@ -17,7 +17,7 @@
 //! [`Decoded::soft_errors`]. Real v1 torrents contain such quirks, and their info hash covers
 //! the bytes as they are.
 //! `metainfo` turns soft errors into hard ones inside a v2/hybrid info dictionary, as
-//! libtorrent does. [W1.4]
+//! libtorrent does.
 
 use super::{Item, Span, Value};
 use thiserror::Error;
@@ -224,7 +224,7 @@ impl Decoder<'_> {
         })
     }
 
-    /// `<length>:<bytes>`. The length is checked against what remains before we allocate. [W1.3]
+    /// `<length>:<bytes>`. The length is checked against what remains before we allocate.
     fn byte_string(&mut self) -> Result<Vec<u8>, DecodeError> {
         let length_start = self.pos;
         let claimed = self.digits().map_err(|e| match e.kind {
@@ -235,6 +235,7 @@ impl Decoder<'_> {
             _ => e,
         })?;
         self.expect(b':', "':' after the string length")?;
+        // [W1.3] A stranger may claim 4 GiB in a 10-byte message: compare, then allocate.
         let available = self.input.len() - self.pos;
         let length = match usize::try_from(claimed) {
             Ok(n) if n <= available => n,
@@ -278,6 +279,7 @@ impl Decoder<'_> {
                     return Err(self.error(DecodeErrorKind::Unexpected { found, expected }));
                 }
             }
+            // [W1.5] Unsorted or duplicate keys are soft errors, as libtorrent has them in v1.
             let key = self.byte_string()?;
             if let Some((previous, _)) = entries.last() {
                 if key == *previous {
@@ -296,7 +298,7 @@ impl Decoder<'_> {
         Ok(entries)
     }
 
-    /// Caps nesting, so a hostile `lllll…` cannot recurse without bound. [W1.5]
+    /// Caps nesting, so a hostile `lllll…` cannot recurse without bound. [W1.4]
     fn check_depth(&self, depth: usize) -> Result<(), DecodeError> {
         if depth > self.limits.max_depth {
             return Err(self.error(DecodeErrorKind::DepthExceeded {

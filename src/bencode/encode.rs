@@ -3,7 +3,7 @@
 //! The inverse of `decode`, used when peerwire *writes* bencoding: the `.torrent` files of
 //! `create`, and later tracker and extension messages. BEP 3 requires dictionary keys
 //! "sorted as raw strings, not alphanumerics", so [`encode`] sorts them; everything else is
-//! written exactly as given. [W1.6]
+//! written exactly as given.
 
 use super::{Item, Value};
 
@@ -27,7 +27,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
         }
         Item::Dict(entries) => {
             let mut sorted: Vec<&(Vec<u8>, Value)> = entries.iter().collect();
-            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            sorted.sort_by(|a, b| a.0.cmp(&b.0)); // [W1.6] as raw bytes (BEP 3)
             out.push(b'd');
             for (key, item) in sorted {
                 write_bytes(key, out);

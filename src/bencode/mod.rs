@@ -19,7 +19,7 @@
 //! from. The info hash is the SHA-1 of the `info` dictionary *exactly as it appears in the
 //! file*, so `metainfo` hashes `&bytes[info.span.range()]` instead of re-encoding the tree.
 //! A re-encoding would sort keys and drop quirks, and give a different hash for torrents
-//! made by sloppy software. [W1.1]
+//! made by sloppy software.
 
 mod decode;
 mod encode;
@@ -51,6 +51,8 @@ impl Span {
 #[derive(Clone, PartialEq)]
 pub struct Value {
     pub item: Item,
+    /// The bytes of the input it was decoded from, so that the info hash can be taken over
+    /// the `info` dictionary exactly as the file has it. [W1.1]
     pub span: Span,
 }
 

@@ -46,6 +46,8 @@ pub(super) fn parse_files(
     info: &Value,
     name: &str,
 ) -> Result<(Vec<FileEntry>, bool), MetainfoError> {
+    // [W2.2] No `files`: one file, named `name`. Otherwise each file has its own path, and
+    // all lie end to end in one byte stream, each at its `offset`.
     let Some(list_value) = info.get("files") else {
         let length = parse_length(info, "length", "info.length")?;
         let file = FileEntry::plain(vec![name.to_string()], length);

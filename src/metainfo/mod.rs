@@ -263,7 +263,7 @@ fn check_meta_version(info: &Value, soft_errors: &[SoftError]) -> Result<(), Met
     Ok(())
 }
 
-/// Reads the v1 fields of the info dictionary and checks that they fit together. [W2.2]
+/// Reads the v1 fields of the info dictionary and checks that they fit together.
 fn parse_info(info: &Value, info_hash: InfoHash) -> Result<Info, MetainfoError> {
     let piece_length = parse_piece_length(info)?;
     let pieces = parse_pieces(info)?;

@@ -4,7 +4,7 @@
 //! hostile torrent can put anything there: `".."`, `"/etc"`, `"a/../../b"`, control bytes,
 //! invalid UTF-8, two files with the same name. peerwire never rejects such a torrent for its
 //! names; like libtorrent it *sanitises* them, so the same torrent gets the same files in
-//! both clients. The rules, applied to each element ([`sanitize_element`]): [W2.4]
+//! both clients. The rules, applied to each element ([`sanitize_element`]):
 //!
 //! ```text
 //!   '/', '\' and NUL                 dropped     "/foobar"       -> "foobar"
@@ -17,7 +17,7 @@
 //! The result has no separators, is never empty, `.` or `..`, so joining elements under the
 //! download directory can never leave it. Then [`resolve_collisions`] renames files whose
 //! sanitised paths collide (`foo/bar.txt` twice → `foo/bar.1.txt`), case-insensitively, as
-//! libtorrent does, and gives up after 1,000 attempts. [W2.5]
+//! libtorrent does, and gives up after 1,000 attempts.
 
 use super::MetainfoError;
 use std::collections::HashSet;
@@ -32,7 +32,7 @@ const BIDI_CONTROLS: [char; 7] = [
     '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{200e}', '\u{200f}',
 ];
 
-/// Sanitises one path element into a safe, non-empty file or directory name.
+/// Sanitises one path element into a safe, non-empty file or directory name. [W2.4]
 pub fn sanitize_element(raw: &[u8]) -> String {
     let cleaned = clean(raw);
     match cleaned.as_str() {
@@ -93,7 +93,7 @@ fn floor_char_boundary(s: &str, mut index: usize) -> usize {
     index
 }
 
-/// Renames colliding paths in place: the second `foo/bar.txt` becomes `foo/bar.1.txt`.
+/// Renames colliding paths in place: the second `foo/bar.txt` becomes `foo/bar.1.txt`. [W2.5]
 ///
 /// `paths` are sanitised element lists; `None` entries (padding files, never written) are
 /// skipped. A file also collides with a directory of the same name. Comparison ignores ASCII

@@ -22,7 +22,7 @@
 //! blocking `write_all` of a big block could wait forever on a peer that never reads, and two
 //! peers uploading to each other could each wait for the other to read: a deadlock. With the
 //! outbox a thread that cannot write goes back to reading, and a peer that reads nothing for
-//! the peer timeout (`--peer-timeout`) is dropped. [W10.3]
+//! the peer timeout (`--peer-timeout`) is dropped.
 
 use super::stream::PeerStream;
 use crate::metainfo::InfoHash;
@@ -320,7 +320,7 @@ impl Connection {
     }
 
     /// Gives the socket as much of the outbox as it takes within `wait`. Fails when the peer
-    /// has taken nothing for the stall limit (it does not read).
+    /// has taken nothing for the stall limit (it does not read). [W10.4]
     pub fn pump(&mut self, wait: Duration) -> Result<(), PeerError> {
         let io = |e: std::io::Error| PeerError::Wire(e.into());
         // One `write` waits at most `wait` for room in the socket's buffer: then the thread

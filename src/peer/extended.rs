@@ -12,7 +12,7 @@
 //!
 //! Each side numbers the messages it *receives*: the ids in our `m` are for messages coming
 //! to us, the peer's `m` for messages we send it. Real clients pick different numbers
-//! (qBittorrent's ut_metadata is 2, ours 3), so mixing them up breaks interop. [W13.3]
+//! (qBittorrent's ut_metadata is 2, ours 3), so mixing them up breaks interop.
 
 use super::connection::{Connection, PeerError};
 use crate::events::Event;
@@ -213,6 +213,7 @@ impl Extensions {
         self.theirs.as_ref()?.request_queue.map(|n| n as usize)
     }
 
+    /// [W13.1] The id the *peer* gave an extension in its handshake: ours are for what we receive.
     fn their_id(&self, name: &str) -> Option<u8> {
         self.theirs.as_ref()?.id_of(name)
     }

@@ -4,7 +4,7 @@
 //! must be out to cover the bandwidth × delay product; a fixed depth of 5 blocks (80 KiB)
 //! caps a 100 ms link at 800 KiB/s. peerwire measures the rate at which blocks arrive and
 //! keeps about 1.5 seconds' worth in flight, between 8 and 250 blocks (Transmission accepts
-//! 500 queued requests, libtorrent more). [W7.2]
+//! 500 queued requests, libtorrent more).
 
 use crate::piece::BLOCK_LEN;
 use std::time::{Duration, Instant};
@@ -54,7 +54,7 @@ impl Pipeline {
     }
 }
 
-/// Blocks needed to cover `TARGET` at `bytes_per_second`.
+/// Blocks needed to cover `TARGET` at `bytes_per_second`: bandwidth × delay. [W7.2]
 pub fn depth_for_rate(bytes_per_second: f64) -> usize {
     let blocks = bytes_per_second * TARGET.as_secs_f64() / f64::from(BLOCK_LEN);
     (blocks.ceil() as usize).clamp(MIN_DEPTH, MAX_DEPTH)

@@ -166,8 +166,7 @@ impl PeerState {
         // "First" means: nothing announced so far. An earlier `have none` counted no piece
         // with the scheduler either, so the new set can still be taken whole.
         if self.theirs.count() == 0 {
-            // [W6.2] The first announcement (the usual case): the scheduler counts every
-            // piece at once.
+            // The first announcement (the usual case): the scheduler counts every piece at once.
             self.wanted = bitfield.count_missing_from(&self.ours);
             // One copy is ours, the other goes to the scheduler: the threads share nothing.
             self.theirs = bitfield.clone();
@@ -177,8 +176,8 @@ impl PeerState {
             });
             return told.and(self.update_interest());
         }
-        // A late one: the scheduler already counted the pieces announced so far, so only
-        // the new ones go to it, one `Have` each, exactly as if the peer had sent those.
+        // [W6.2] A late one: the scheduler already counted the pieces announced so far, so
+        // only the new ones go to it, one `Have` each, exactly as if the peer had sent those.
         let new: Vec<u32> = (0..bitfield.num_pieces())
             .filter(|&i| bitfield.has(i) && !self.theirs.has(i))
             .map(|i| i as u32)
@@ -226,17 +225,18 @@ impl PeerState {
         told.and(self.update_interest())
     }
 
-    /// The peer chokes us. [W7.3] BEP 3: a choke silently drops every request we sent, so
-    /// they go back to the scheduler now. BEP 6 changes that: the peer answers each one
-    /// itself, with the block or a reject, so ours stay outstanding until then.
+    /// The peer chokes us. BEP 3: a choke silently drops every request we sent, so they go
+    /// back to the scheduler now. BEP 6 changes that: the peer answers each one itself, with
+    /// the block or a reject, so ours stay outstanding until then.
     pub fn peer_chokes(&mut self) -> Actions {
         self.peer_choking = true;
         // Returning them now would let the scheduler give them to another peer while this
         // one may still send them: each waits for its own block or reject.
         if self.fast.enabled {
-            return Actions::default();
+            return Actions::default(); // [W7.3]
         }
-        // This peer will not send them: other peers may, from now on.
+        // [W7.1] Without BEP 6, a request the peer dropped is answered never: this peer
+        // will not send them, other peers may, from now on.
         let dropped = std::mem::take(&mut self.outstanding);
         Actions::tell(Event::Choked {
             peer: self.addr,

@@ -13,7 +13,7 @@
 //! State follows BEP 3: each side starts *choked* and *not interested*; we say `interested`
 //! when the peer has a piece we lack, and request only while it has us unchoked. A `choke`
 //! silently drops our queued requests, so they go straight back to the scheduler (forgetting
-//! this is the classic "stuck at 99 %"). [W7.1]
+//! this is the classic "stuck at 99 %").
 
 use super::connection::{Connection, PeerError};
 use super::dispatch::{handle_message, report_uploaded, report_written, request_more, run_command};
@@ -306,7 +306,7 @@ fn peer_loop(
         // The upload queue holds only requests we serve now (while we choke the peer: none,
         // or with BEP 6 those of its allowed fast set), so it is served whatever our choke.
         // With bytes to send, the thread must not sit in a read: it only looks for messages
-        // already there, and goes on to pump the outbox.
+        // already there, and goes on to pump the outbox. [W7.4]
         let busy = connection.pending() > 0 || link.uploads.ready(limit);
         // A throttled upload (`--max-upload-rate`) waits for tokens: look again sooner.
         let throttled = link.uploads.throttled(limit);

@@ -7,7 +7,7 @@
 //!   scheduler: Choke                    ──► drop the queue              connection's outbox
 //! ```
 //!
-//! Every request is checked before it is believed [W10.1]: a block of at most 16 KiB, inside
+//! Every request is checked before it is believed: a block of at most 16 KiB, inside
 //! the piece, of a piece we have, asked while we unchoke the peer. A peer that breaks the
 //! rules again and again, or queues more than [`MAX_QUEUED`] requests, is dropped. Requests
 //! that arrive just after we choked are normal (they crossed our `choke` on the wire) and are
@@ -93,13 +93,14 @@ impl Uploads {
         block: BlockRequest,
         check: &RequestCheck,
     ) -> Result<Answer, PeerError> {
-        // [W10.4] BEP 3 has no way to say no but silence; BEP 6 answers every request.
+        // [W10.2] BEP 3 has no way to say no but silence; BEP 6 answers every request.
         let no = if check.fast.enabled {
             Answer::Reject
         } else {
             Answer::Ignore
         };
-        // Judged before our choke: a malformed request is a mistake whatever our state.
+        // [W10.1] Checked before it is believed: size, range, a piece we have, no choke. Judged
+        // before our choke: a malformed request is a mistake whatever our state.
         if let Some(problem) = request_problem(&block, check) {
             // A few are forgiven: one odd request from a peer that otherwise serves us well
             // is not worth the connection; a stream of them is.
@@ -173,7 +174,7 @@ impl Uploads {
         !self.queue.is_empty() && !self.ready(limit)
     }
 
-    /// Moves queued blocks into the outbox, reading each straight from disk. [W10.2]
+    /// Moves queued blocks into the outbox, reading each straight from disk. [W10.3]
     pub fn serve(
         &mut self,
         connection: &mut Connection,

@@ -2,7 +2,7 @@
 //!
 //! Peer threads only talk to their peer; every decision about pieces is taken here, on one
 //! thread, from the events in `events.rs`. That is what makes the download easy to follow:
-//! put a breakpoint on [`Scheduler::handle`] and watch the whole swarm go by. [W8.2]
+//! put a breakpoint on [`Scheduler::handle`] and watch the whole swarm go by.
 //!
 //! ```text
 //!   peer threads ─Event─►┌───────────── scheduler ─────────────┐─Command─► peer threads
@@ -249,7 +249,7 @@ impl Scheduler {
         }
     }
 
-    /// One event: the whole protocol logic of the download, one arm at a time.
+    /// One event: the whole protocol logic of the download, one arm at a time. [W8.2]
     fn handle(&mut self, event: Event) {
         match event {
             // The handshake is done: accept it (our pieces) or refuse it (`connections.rs`).

@@ -11,7 +11,7 @@
 //!                    ◄── choke / disconnect (released) ──┘
 //! ```
 //!
-//! The order, for a peer that can take `count` more requests: [W8.1]
+//! The order, for a peer that can take `count` more requests:
 //! 1. blocks of pieces already started (finish what is begun: fewer half-pieces on disk);
 //! 2. a new piece the peer has: random among the first few (to get something to trade soon),
 //!    then the *rarest* in the swarm (so rare pieces spread before their owners leave);
@@ -166,6 +166,7 @@ impl Picker {
 
     /// Like [`Picker::pick`], but a new piece is taken from `suggested` first when the peer
     /// has one we miss (BEP 6 `suggest_piece`: the peer says those are cheap for it to send).
+    /// [W8.1] Started pieces first, then a new one (random, then rarest), then endgame.
     pub fn pick_preferring(
         &mut self,
         peer: SocketAddr,

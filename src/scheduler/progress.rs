@@ -60,7 +60,7 @@ pub enum Ended {
     /// The stop flag was raised (Ctrl-C).
     Interrupted(Progress),
     /// The disk failed: a block could not be written, or read back to verify or to upload
-    /// (see [`Event::StorageFailed`], [`Event::PieceUnreadable`]).
+    /// (see [`crate::events::Event::StorageFailed`], [`crate::events::Event::PieceUnreadable`]).
     StorageFailed(StorageError, Progress),
 }
 

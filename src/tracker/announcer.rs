@@ -3,7 +3,7 @@
 //! A download announces `started` once, then again every `interval` the tracker asked for
 //! (with up-to-date `uploaded`/`downloaded`/`left`), `completed` once when it finishes, and
 //! `stopped` when it leaves. The thread, named `tracker`, sleeps on its command channel with
-//! the next announce time as the deadline, so it wakes for whichever comes first: [W3.4]
+//! the next announce time as the deadline, so it wakes for whichever comes first:
 //!
 //! ```text
 //!            ┌──────────── recv_timeout(until next announce) ◄── commands ───┐
@@ -75,7 +75,7 @@ impl Announcer {
 }
 
 /// When to send [`AnnouncerCommand::NeedPeers`]: a download with no peer at all asks its trackers
-/// again instead of waiting out a long `interval` [W3.6]. It waits [`ALONE_GRACE`] first (the
+/// again instead of waiting out a long `interval`. It waits [`ALONE_GRACE`] first (the
 /// first announce and reconnections are still under way), then asks, and asks again after a
 /// pause that doubles from [`FIRST_ASK_AGAIN`] to [`LONGEST_ASK_AGAIN`], so a dead swarm costs
 /// the tracker one announce every few minutes, not a flood. A peer connected resets it.
@@ -92,7 +92,7 @@ pub const FIRST_ASK_AGAIN: Duration = Duration::from_secs(15);
 pub const LONGEST_ASK_AGAIN: Duration = Duration::from_secs(5 * 60);
 
 impl Lonely {
-    /// Told the peer count now; true when it is time to send `NeedPeers`.
+    /// Told the peer count now; true when it is time to send `NeedPeers`. [W3.5]
     pub fn should_ask(&mut self, peers: usize, now: Instant) -> bool {
         if peers > 0 {
             *self = Lonely::default();
@@ -131,7 +131,7 @@ fn run(
     loop {
         let received = match first {
             true => Err(RecvTimeoutError::Timeout),
-            false => commands.recv_deadline(next),
+            false => commands.recv_deadline(next), // [W3.4] a command, or the next announce
         };
         first = false;
         let command = match received {

@@ -11,7 +11,7 @@
 //!   d14:failure reason23:torrent not registerede                     (a refusal)
 //! ```
 //!
-//! The one trap: `info_hash` and `peer_id` are raw bytes, not text. [W3.1] Each byte outside
+//! The one trap: `info_hash` and `peer_id` are raw bytes, not text. Each byte outside
 //! `A-Z a-z 0-9 - . _ ~` is written as `%XX` by [`percent_encode`]; a URL library that treats
 //! them as UTF-8 text would mangle them and the tracker would not know the torrent.
 //!

@@ -13,8 +13,8 @@
 //! Two transports speak this: HTTP (BEP 3: a GET with the fields in the query string, a
 //! bencoded answer; [`http`]) and UDP (BEP 15: a connect exchange, then binary announce
 //! packets; [`udp`]). [`tiers`] walks a torrent's trackers in BEP 12 order; [`announcer`] is
-//! the thread that re-announces on the tracker's interval; [`server`] is peerwire's own small
-//! tracker for classroom swarms. [`peers`] decodes and encodes the peer lists.
+//! the thread that re-announces on the tracker's interval. [`peers`] decodes and encodes the
+//! peer lists. peerwire's own small tracker, for classroom swarms, is [`crate::tracker_server`].
 //!
 //! Where this sits in the data flow: `metainfo` gives the tracker URLs and the info hash; the
 //! peers found here are handed to the peer threads (later chapters).

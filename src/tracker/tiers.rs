@@ -10,7 +10,7 @@
 //! ```
 //!
 //! The shuffle spreads clients over a tier's trackers; the move to the front keeps a client on
-//! a tracker that works. [W3.3] Each [`Tracker`] is created on first use and kept, so a UDP
+//! a tracker that works. Each [`Tracker`] is created on first use and kept, so a UDP
 //! tracker's connection id and an HTTP tracker's `tracker id` survive between announces.
 
 use super::{AnnounceRequest, AnnounceResponse, Problem, Tracker, TrackerConfig, TrackerError};
@@ -63,7 +63,7 @@ impl TrackerTiers {
             .collect()
     }
 
-    /// Announces to the first tracker that answers; returns its URL and answer.
+    /// Announces to the first tracker that answers; returns its URL and answer. [W3.3]
     pub fn announce(
         &mut self,
         request: &AnnounceRequest,

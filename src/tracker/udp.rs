@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Every request gets a fresh random transaction id, and a reply counts only if it carries
-//! the same one [W3.2]: anything else on the socket (a late reply to an earlier try, a
+//! the same one: anything else on the socket (a late reply to an earlier try, a
 //! malformed or spoofed packet) is ignored, and the error after the last try says what was
 //! ignored. An `action = 3` reply is the tracker refusing, with its message.
 
@@ -195,6 +195,7 @@ impl UdpTracker {
                 }
                 Err(e) => return Err(Problem::Io(e)), // e.g. ICMP "port unreachable": nobody is there
             };
+            // [W3.2] Only a reply carrying this try's transaction id counts.
             match Response::decode(&buffer[..len], self.ipv6) {
                 Ok(reply) if reply.transaction_id() == transaction_id => return Ok(Some(reply)),
                 Ok(reply) => {

@@ -18,7 +18,7 @@
 //! ```
 //!
 //! The client ([`super::udp`]) writes requests and reads replies; the built-in tracker
-//! ([`super::server`]) does the opposite. Both use these types, so the layout is written once.
+//! ([`crate::tracker_server`]) does the opposite. Both use these types, so the layout is written once.
 
 use super::ScrapeStats;
 use crate::encoding::{

@@ -1,7 +1,7 @@
 //! peerwire's own tracker, for classroom swarms: HTTP (BEP 3, 23, 7) and UDP (BEP 15) —
 //! walkthrough §3.
 //!
-//! Two named threads share one in-memory [`Swarms`] behind a mutex: [W3.5]
+//! Two named threads share one in-memory [`Swarms`] behind a mutex:
 //!
 //! ```text
 //!   tracker-http: GET /announce?info_hash=..  ─┐                ┌─ bencoded answer
@@ -19,10 +19,10 @@
 //! The rooms:
 //! - this file: starting and stopping ([`RunningTracker`]), what both threads share, and the
 //!   UDP connection ids (they are made from the tracker's secret, which lives here);
-//! - `server/http.rs`: `GET /announce` and `GET /scrape`; every query is checked by
+//! - `http.rs`: `GET /announce` and `GET /scrape`; every query is checked by
 //!   `announce_from_query` before anything in it is believed;
-//! - `server/udp.rs`: the BEP 15 exchange, with the packets of [`super::udp_packet`];
-//! - [`super::swarm`]: who is in which swarm, and when a silent peer is forgotten.
+//! - `udp.rs`: the BEP 15 exchange, with the packets of [`crate::tracker::udp_packet`];
+//! - [`registry`]: who is in which swarm, and when a silent peer is forgotten.
 //!
 //! Any torrent is accepted (no whitelist: this is for local swarms). Everything a client sends
 //! is checked; a malformed request gets a `failure reason` (HTTP) or an error packet (UDP),
@@ -114,6 +114,7 @@ type Watcher = Box<dyn Fn(&Announce) + Send>;
 
 /// What both threads share.
 struct Shared {
+    /// [W3.7] Every swarm, one mutex: the HTTP and the UDP thread serve the same peers.
     swarms: Mutex<Swarms>,
     stats: Mutex<ServerStats>,
     /// Who wants to see each announce as it arrives.

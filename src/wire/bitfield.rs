@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The length must be exactly ⌈pieces ÷ 8⌉ bytes and the spare bits at the end must be zero:
-//! Transmission drops peers that get this wrong, and so do we. [W6.1]
+//! Transmission drops peers that get this wrong, and so do we.
 
 use super::WireError;
 use std::fmt;
@@ -37,6 +37,7 @@ impl Bitfield {
     }
 
     /// Checks a received bitfield's length and spare bits against the torrent's piece count.
+    /// [W6.1]
     pub fn from_payload(bits: Vec<u8>, num_pieces: usize) -> Result<Bitfield, WireError> {
         let expected = num_pieces.div_ceil(8);
         if bits.len() != expected {

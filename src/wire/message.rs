@@ -22,7 +22,7 @@
 //! ```
 //!
 //! The length comes from the peer, so it is checked against a maximum before a single byte is
-//! allocated [W5.1]; a fixed-size message with the wrong length is an error; a message id we
+//! allocated; a fixed-size message with the wrong length is an error; a message id we
 //! do not know is skipped (its length is known) and logged, not fatal: real clients send
 //! messages of extensions we do not speak, and hanging up on them would lose good peers.
 

@@ -5,8 +5,9 @@
 //! peer has; [`extension`] is the payload of the extension protocol's messages (BEP 10: the
 //! extended handshake; BEP 9 `ut_metadata`; BEP 11 `ut_pex`). This module only turns bytes into
 //! values and back, over any `Read`/`Write`: tests feed it byte slices, and the peer threads
-//! feed it TCP streams. It knows nothing of threads, sockets or time. [`trace`] reads the
-//! `--trace` lines back into handshakes and messages (`docs/wire-format.md`).
+//! feed it TCP streams. It knows nothing of threads, sockets or time. [`crate::trace`] writes
+//! the `--trace` lines and reads them back into handshakes and messages
+//! (`docs/wire-format.md`).
 
 pub mod bitfield;
 pub mod extension;
