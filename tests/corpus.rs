@@ -10,7 +10,7 @@
 //! The corpus is found at `$PEERWIRE_FIXTURES` or `../shared/fixtures`; without it the test
 //! skips loudly, and with `PEERWIRE_INTEROP=require` it fails.
 
-mod common;
+pub mod common;
 
 use peerwire::metainfo::{Metainfo, MetainfoError};
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 //! the pieces that verified before the kill (none is lost), and the last run fetches only the
 //! rest.
 
-mod common;
+pub mod common;
 
 use common::{Script, ScriptedPeer, peerwire, run_with_deadline};
 use peerwire::metainfo::Metainfo;

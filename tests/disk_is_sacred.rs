@@ -4,7 +4,7 @@
 //! holds for every path-mangling torrent of libtorrent's test corpus (`../shared/fixtures`),
 //! given content of its own.
 
-mod common;
+pub mod common;
 
 use common::{Script, ScriptedPeer, peerwire, pseudo_random, run_ok};
 use peerwire::bencode::{Value, decode, encode};

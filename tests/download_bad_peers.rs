@@ -1,7 +1,7 @@
 //! Peers that break the protocol, each beside an honest one: the bad peer is dropped with a log
 //! line naming the reason, and the download completes with correct bytes.
 
-mod common;
+pub mod common;
 
 use common::{Script, ScriptedPeer, peerwire, run_with_deadline};
 use peerwire::metainfo::Metainfo;

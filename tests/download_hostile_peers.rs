@@ -2,7 +2,7 @@
 //! - a scripted liar (every block corrupted) beside a real libtorrent seeder: the liar is banned;
 //! - a peer that disconnects halfway and one that chokes halfway, beside an honest one.
 
-mod common;
+pub mod common;
 
 use common::{LibtorrentPeer, Script, ScriptedPeer, peerwire, run_with_deadline};
 use peerwire::metainfo::Metainfo;

@@ -1,7 +1,7 @@
 //! Resume: a download killed (SIGKILL) at about half and restarted fetches only what was not
 //! yet on disk, and ends byte-identical.
 
-mod common;
+pub mod common;
 
 use common::{Script, ScriptedPeer, peerwire, run_with_deadline};
 use peerwire::metainfo::Metainfo;

@@ -17,7 +17,7 @@
 //! under `PEERWIRE_INTEROP=require` (as in CI). Every process has a deadline and is killed by
 //! PID; every wait is on an event with a deadline.
 
-mod common;
+pub mod common;
 
 use common::{Killed, LibtorrentPeer, Script, ScriptedPeer, peerwire};
 use peerwire::choker::{Choker, ChokerConfig, PeerStats, best_peers};
