@@ -61,7 +61,7 @@ fn a_seed_is_sent_no_have() {
         sent.iter().any(|l| l.contains("Request")),
         "the download did talk to the seed: {stderr:?}"
     );
-    let haves: Vec<&&String> = sent.iter().filter(|l| l.contains("Have")).collect();
+    let haves: Vec<&&String> = sent.iter().filter(|l| l.contains("Have {")).collect();
     assert!(haves.is_empty(), "have sent to a seed: {haves:?}");
 }
 
