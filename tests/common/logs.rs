@@ -5,7 +5,9 @@
 //! library's own parser (`peerwire::trace::parse_trace_line`), so a test sees each line as the
 //! handshake or [`Message`](peerwire::wire::Message) it shows, not as text to pick apart.
 
-use peerwire::trace::{TraceError, TraceLine, parse_trace_line};
+use peerwire::trace::{Direction, TraceError, TraceLine, Traced, parse_trace_line};
+use peerwire::wire::Message;
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -113,4 +115,30 @@ pub fn trace_lines(stderr: &[impl AsRef<str>]) -> Vec<TraceLine> {
         }
     }
     traced
+}
+
+/// A trace line as `--trace` printed it: `127.0.0.1:6881 -> Request { index: 3, ... }`.
+pub fn trace_text(line: &TraceLine) -> String {
+    let arrow = match line.direction {
+        Direction::Sent => "->",
+        Direction::Received => "<-",
+    };
+    match &line.traced {
+        Traced::Handshake(h) => format!("{} {arrow} {h:?}", line.peer),
+        Traced::Message(m) => format!("{} {arrow} {m:?}", line.peer),
+    }
+}
+
+/// The messages (not handshakes) of `lines` that went `direction`, with their peer.
+pub fn traced_messages(
+    lines: &[TraceLine],
+    direction: Direction,
+) -> impl Iterator<Item = (SocketAddr, &Message)> {
+    lines
+        .iter()
+        .filter(move |l| l.direction == direction)
+        .filter_map(|l| match &l.traced {
+            Traced::Message(m) => Some((l.peer, m)),
+            Traced::Handshake(_) => None,
+        })
 }

@@ -14,6 +14,7 @@
 //!   send_scripted_extended_handshake  MetadataHuge                       (metadata.rs, BEP 9)
 //!   misbehave_after_bitfield          HugeLength, UnknownMessage, GarbledPex, HaveOutOfRange,
 //!                                     UnsolicitedPieces, KeepAlivesForever
+//!   (Delayed: the rest of the connection in delayed.rs, every answer late)
 //!   loop, one message at a time:
 //!     Interested ─► Unchoke
 //!     Request    ─► answer_request    CorruptEveryBlock, DisconnectAfter, GoneAfter, ChokeAfter,
@@ -37,6 +38,7 @@
 //! panics its connection's thread, which ends only that connection. Its threads are named
 //! (`scripted ADDR`, `scripted ADDR <- PEER`) so that a debugger shows whose they are.
 
+mod delayed;
 mod metadata;
 
 use metadata::{ScriptedMetadata, send_scripted_extended_handshake};
@@ -101,6 +103,9 @@ pub enum Script {
     /// this many blocks it chokes, rejects every request still coming in, and unchokes once
     /// the requests stop (200 ms of quiet).
     FastChokeAndReject(usize),
+    /// Honest, but answers every message this many milliseconds late, as a peer that far
+    /// away would (a round trip of that time, made in user space: `scripted/delayed.rs`).
+    Delayed(u64),
     /// Honest, but serves at most one block per 10 ms (a download from it alone takes a
     /// while, so a bad peer beside it is surely read before the end).
     Paced,
@@ -207,6 +212,9 @@ fn serve_scripted(mut socket: TcpStream, t: &ScriptedTorrent) -> Result<(), Wire
     send_scripted_bitfield(&mut socket, t, pieces)?;
     send_scripted_extended_handshake(&mut socket, t)?;
     misbehave_after_bitfield(&mut socket, t, pieces)?;
+    if let Script::Delayed(ms) = t.script {
+        return delayed::serve(socket, t, Duration::from_millis(ms));
+    }
     let mut requests = 0;
     let mut metadata = ScriptedMetadata::default();
     loop {
