@@ -1,18 +1,17 @@
-//! The disk is sacred (issue P6, walkthrough §2, §9): torrents whose paths try to escape — `..`,
+//! The disk is sacred (walkthrough §2, §9): torrents whose paths try to escape — `..`,
 //! absolute paths, backslashes, a hostile name — are downloaded from a peer into `-o DIR`;
 //! every byte lands inside DIR, and nothing else in the parent directory changes. The same
-//! holds for every path-mangling torrent of libtorrent's test corpus (`../shared/fixtures`),
-//! given content of its own.
+//! holds for every path-mangling torrent of libtorrent's test corpus (in the fixtures,
+//! `common::fixtures_dir`), given content of its own.
 
 pub mod common;
 
-use common::{Script, ScriptedPeer, peerwire, pseudo_random, run_ok};
+use common::{Script, ScriptedPeer, download_from, pseudo_random};
 use peerwire::bencode::{Value, decode, encode};
 use peerwire::metainfo::{Metainfo, sha1};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 const PIECE: usize = 16_384;
 
@@ -81,21 +80,9 @@ fn torrent_stays_inside(bytes: &[u8], stream: &[u8]) {
         metainfo.info.piece_length,
         Script::Honest,
     );
-    let mut download = peerwire();
-    download
-        .arg("download")
-        .arg("-o")
-        .arg(&out)
-        .arg(&torrent)
-        .args([
-            "--peer",
-            &seeder.addr.to_string(),
-            "--port",
-            "0",
-            "--give-up-after",
-            "60",
-        ]);
-    run_ok(&mut download, Duration::from_secs(120));
+    download_from(&[seeder.addr], &torrent, &out)
+        .run()
+        .assert_success();
     let after = listing(sandbox.path());
     let new: Vec<&String> = after.difference(&before).collect();
     assert!(

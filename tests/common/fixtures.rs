@@ -98,3 +98,19 @@ pub fn percent_encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// The file at `path` holds exactly `expected`; otherwise the test fails saying where the
+/// bytes first differ (`what` names the file for the message).
+pub fn assert_bytes(path: &Path, expected: &[u8], what: &str) {
+    let written = std::fs::read(path).unwrap_or_else(|e| panic!("{what}: {}: {e}", path.display()));
+    if written != expected {
+        let first = written.iter().zip(expected).position(|(a, b)| a != b);
+        let first = first.unwrap_or(written.len().min(expected.len()));
+        panic!(
+            "{what} ({}) differs: {} bytes, {} expected, first difference at byte {first}",
+            path.display(),
+            written.len(),
+            expected.len()
+        );
+    }
+}

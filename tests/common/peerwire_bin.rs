@@ -2,7 +2,9 @@
 //! [`traced_seeder`]), a download from given peers with a deadline that checks the bytes
 //! ([`download_from`]), and a probe of a running peerwire's BEP 10 extension handshake.
 
-use super::{Killed, StderrLines, free_port, run_with_deadline, trace_lines, wait_for_tcp};
+use super::{
+    Killed, StderrLines, assert_bytes, free_port, run_with_deadline, trace_lines, wait_for_tcp,
+};
 use peerwire::trace::TraceLine;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -130,18 +132,11 @@ impl DownloadFrom {
         let out = self.out.clone();
         let downloaded = self.run();
         downloaded.assert_success();
-        let written = std::fs::read(&out)
-            .unwrap_or_else(|e| panic!("{}: {e}\n{}", out.display(), downloaded.stderr));
-        if written != expected {
-            let first = written.iter().zip(expected).position(|(a, b)| a != b);
-            panic!(
-                "{}: {} bytes written, {} expected, first difference at {first:?}\n{}",
-                out.display(),
-                written.len(),
-                expected.len(),
-                downloaded.stderr
-            );
-        }
+        assert_bytes(
+            &out,
+            expected,
+            &format!("the file of {}", downloaded.command),
+        );
         downloaded
     }
 }
