@@ -377,10 +377,12 @@ fn download_from_far_away(delay: Duration) -> String {
         .give_up_after(30)
         .expect_bytes(&content.bytes);
     let rate = content.bytes.len() as f64 / downloaded.took.as_secs_f64() / f64::from(1 << 20);
-    let depth_5 = 5.0 * 16.0 / 1024.0 / delay.as_secs_f64();
+    let at_most = |depth: f64| depth * 16.0 / 1024.0 / delay.as_secs_f64();
     format!(
-        "{:.2} s, {rate:.1} MiB/s (a depth of 5 allows at most {depth_5:.1} MiB/s)",
-        downloaded.took.as_secs_f64()
+        "{:.2} s, {rate:.1} MiB/s (at most {:.1} MiB/s with a depth of 1, {:.1} with 5)",
+        downloaded.took.as_secs_f64(),
+        at_most(1.0),
+        at_most(5.0)
     )
 }
 
@@ -888,13 +890,33 @@ fn fetch_piece(
     Ok(piece)
 }
 
+/// A hint for an error of `fetch_piece` that says little by itself.
+fn why(error: &WireError) -> &'static str {
+    match error {
+        WireError::Io(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            " (a read timed out: did you wait for a message the peer never sends? A peer \
+             answers requests only once it has unchoked you, and only for blocks that exist: \
+             the last piece is shorter)"
+        }
+        WireError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            " (the peer hung up: did you send it something it refuses?)"
+        }
+        _ => "",
+    }
+}
+
 /// `fetch_piece` gets pieces that pass their SHA-1 check from `peer`.
 fn fetch_and_verify(peer: SocketAddr, who: &str, content: &Content) {
     let layout = PieceLayout::new(&content.metainfo.info);
     let last = layout.num_pieces() as u32 - 1;
     for index in [0, 3, last] {
         let piece = fetch_piece(peer, content.metainfo.info_hash, &layout, index)
-            .unwrap_or_else(|e| panic!("piece {index} from {who} at {peer}: {e}"));
+            .unwrap_or_else(|e| panic!("piece {index} from {who} at {peer}: {e}{}", why(&e)));
         assert!(
             layout.verify(index, &piece),
             "piece {index} from {who} does not match its SHA-1"

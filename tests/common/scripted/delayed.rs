@@ -26,8 +26,10 @@ pub(super) fn serve(
 ) -> Result<(), WireError> {
     let later = start_writer(socket.try_clone()?)?;
     loop {
+        let message = Message::read_from(&mut socket)?;
+        // Late from when the message arrived (not from when this thread began to wait).
         let due = Instant::now() + delay;
-        let answer = match Message::read_from(&mut socket)? {
+        let answer = match message {
             Message::Interested => Message::Unchoke,
             Message::Request {
                 index,
