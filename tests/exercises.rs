@@ -73,10 +73,10 @@ fn message(line: &TraceLine) -> Option<&Message> {
 }
 
 /// Waits until the peer at `addr` answers a handshake for `info_hash`: libtorrent resets
-/// connections for a second or so after it says `state seeding`. (A probe of the check's, not part of
-/// exercise 8.)
+/// connections for a second or so after it says `state seeding`. (The checks' own probe, not
+/// part of any exercise.)
 fn wait_for_handshake(addr: SocketAddr, info_hash: InfoHash, deadline: Duration) {
-    let until = std::time::Instant::now() + deadline;
+    let until = Instant::now() + deadline;
     let answers = || -> Result<bool, WireError> {
         let mut socket = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         socket.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -92,7 +92,7 @@ fn wait_for_handshake(addr: SocketAddr, info_hash: InfoHash, deadline: Duration)
     };
     while !answers().unwrap_or(false) {
         assert!(
-            std::time::Instant::now() < until,
+            Instant::now() < until,
             "{addr} answered no handshake within {deadline:?}"
         );
         std::thread::sleep(Duration::from_millis(100)); // poll interval while waiting for the event

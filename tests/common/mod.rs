@@ -1,15 +1,18 @@
 //! Shared helpers for the integration tests, one file per job:
 //!
-//! | file | what it gives a test |
-//! |---|---|
-//! | `processes.rs` | run a program with a deadline, kill it by PID ([`Killed`]), free ports, [`within`] (a time limit for in-process checks) |
-//! | `programs.rs` | find a real program or skip loudly ([`need_program`], [`skip`]) |
-//! | `peerwire_bin.rs` | the `peerwire` binary: [`start_seed`], [`download_from`] (a download with a deadline that checks the bytes), traced runs |
-//! | `logs.rs` | a program's output line by line ([`StderrLines`]), and the one wire-trace reader, [`trace_lines`] |
-//! | `fixtures.rs` | content and torrents ([`pseudo_random`], [`create_torrent`]), the third-party fixtures, byte comparison |
-//! | `scripted.rs` | [`ScriptedPeer`]: a seeder of our own that misbehaves as its [`Script`] says |
-//! | `libtorrent.rs`, `transmission.rs`, `aria2.rs` | real clients as peers |
-//! | `trackers.rs` | opentracker and peerwire's built-in tracker |
+//! - `processes.rs`: run a program with a deadline, kill it by PID ([`Killed`]), free ports,
+//!   and [`within`], a time limit for a check that runs in the test's own process;
+//! - `programs.rs`: find a real program, or skip loudly ([`need_program`], [`skip`]);
+//! - `peerwire_bin.rs`: the `peerwire` binary: [`start_seed`], [`download_from`] (a download
+//!   from given peers, with a deadline, that checks the bytes), traced runs;
+//! - `logs.rs`: a program's output line by line ([`StderrLines`]), and the one reader of the
+//!   wire trace, [`trace_lines`];
+//! - `fixtures.rs`: content and torrents ([`pseudo_random`], [`create_torrent`]), the
+//!   third-party fixtures, byte-for-byte comparison;
+//! - `scripted.rs`: [`ScriptedPeer`], a seeder of our own that misbehaves as its [`Script`]
+//!   says;
+//! - `libtorrent.rs`, `transmission.rs`, `aria2.rs`: real clients as peers;
+//! - `trackers.rs`: opentracker and peerwire's built-in tracker.
 //!
 //! Everything is re-exported here, so a test writes `common::download_from` whichever file it
 //! is in.

@@ -1,4 +1,5 @@
-//! Running programs with a deadline, killing them by PID, and the ports they listen on.
+//! Running programs with a deadline, killing them by PID, and the ports they listen on; and
+//! [`within`], a time limit for a check that runs in the test's own process.
 //!
 //! Every process a test starts is bounded in time: [`run_with_deadline`] and
 //! [`wait_with_deadline`] kill it (by PID, never by name) when the deadline passes and fail

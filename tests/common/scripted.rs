@@ -1,7 +1,7 @@
 //! The scripted peer: a seeder written with nothing but peerwire's wire module, which follows
 //! a [`Script`] — honest, or misbehaving in one precise way — so that a test can show what
 //! peerwire does about one misbehaviour at a time, the same way every run (walkthrough §6,
-//! §10). It is also the shortest complete seeder in this repository: read it beside BEP 3.
+//! §10). It is also a whole seeder in a few hundred lines: read it beside BEP 3.
 //!
 //! Each connection is served by its own thread (`serve_scripted`), one step after another,
 //! and each step is where some scripts misbehave:
@@ -16,9 +16,10 @@
 //!                                     UnsolicitedPieces, KeepAlivesForever
 //!   (Delayed: the rest of the connection in delayed.rs, every answer late)
 //!   loop, one message at a time:
+//!     (FastChokeAndReject: after its n-th request, choke_and_reject, then unchoke)
 //!     Interested ─► Unchoke
-//!     Request    ─► answer_request    CorruptEveryBlock, DisconnectAfter, GoneAfter, ChokeAfter,
-//!                                     Hoarder, Trickle, Paced, LateBitfield
+//!     Request    ─► answer_request    CorruptEveryBlock, DisconnectAfter, GoneAfter,
+//!                                     ChokeAfter, Hoarder, Trickle, Paced, LateBitfield
 //!     Extended   ─► ScriptedMetadata  MetadataWrongHash, MetadataReversed  (metadata.rs)
 //! ```
 //!
@@ -36,7 +37,8 @@
 //!
 //! The scripted peer trusts peerwire and defends nothing: a request outside the torrent
 //! panics its connection's thread, which ends only that connection. Its threads are named
-//! (`scripted ADDR`, `scripted ADDR <- PEER`) so that a debugger shows whose they are.
+//! (`scripted ADDR`, `scripted ADDR <- PEER`, `scripted delayed -> PEER`) so that a debugger
+//! shows whose they are.
 
 mod delayed;
 mod metadata;
