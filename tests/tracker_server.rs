@@ -327,13 +327,16 @@ fn the_tracker_command_serves_peers_to_the_peers_command() {
         common::create_torrent(&data, &torrent, &["-t", &url]);
         let first = if name == "h.torrent" { "7101" } else { "7201" };
         let second = if name == "h.torrent" { "7102" } else { "7202" };
-        run_ok(
-            peerwire()
-                .arg("peers")
-                .arg(&torrent)
-                .args(["--port", first]),
-            Duration::from_secs(30),
-        );
+        // A peer that stays in the swarm (`peers` itself says `stopped` once answered): it
+        // announces through peerwire's tracker client and never leaves.
+        let info_hash = peerwire::metainfo::Metainfo::from_file(&torrent)
+            .unwrap()
+            .info_hash;
+        let port: u16 = first.parse().unwrap();
+        let stays = AnnounceRequest::started(info_hash, PeerId::generate(), port, 50_000);
+        Tracker::new(&url, TrackerConfig::default())
+            .and_then(|mut client| client.announce(&stays))
+            .unwrap_or_else(|e| panic!("{name}: the staying peer's announce failed: {e}"));
         let out = run_ok(
             peerwire()
                 .arg("peers")
