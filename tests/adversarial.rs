@@ -3,7 +3,7 @@
 //! 500 connections against a seeder's listener. Each is dropped (or refused) with a log line
 //! naming the reason, and honest peers are served.
 
-mod common;
+pub mod common;
 
 use common::{Killed, Script, ScriptedPeer, peerwire, pseudo_random, run_ok};
 use peerwire::metainfo::Metainfo;

@@ -9,7 +9,7 @@
 //! them as the leecher gets pieces; its debug log names each one, and the first test checks
 //! that there was at least one, so it proves the late bitfields were taken, not avoided.
 
-mod common;
+pub mod common;
 
 use common::aria2::Aria2;
 use common::peerwire;

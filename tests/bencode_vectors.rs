@@ -6,7 +6,7 @@
 //! peerwire follows the same three-way split (see walkthrough §1), with one deliberate
 //! difference listed in [`STRICTER`].
 
-mod common;
+pub mod common;
 
 use peerwire::bencode::{Limits, decode, decode_prefix};
 

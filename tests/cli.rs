@@ -1,7 +1,7 @@
 //! The command-line contract (`docs/cli.md`), checked on the real binary: exact stdout,
 //! exit statuses (0 ok, 1 failure, 2 usage), and the `error:` / `caused by:` format.
 
-mod common;
+pub mod common;
 
 use common::{peerwire, run_ok, run_with_deadline};
 use std::time::Duration;

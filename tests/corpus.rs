@@ -11,7 +11,7 @@
 //! kept next to the repository); without it the test skips loudly, and with
 //! `PEERWIRE_INTEROP=require` it fails.
 
-mod common;
+pub mod common;
 
 use peerwire::metainfo::{Metainfo, MetainfoError};
 use std::collections::HashMap;

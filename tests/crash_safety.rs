@@ -3,9 +3,9 @@
 //! the pieces that verified before the kill (none is lost), and the last run fetches only the
 //! rest.
 
-mod common;
+pub mod common;
 
-use common::{Script, ScriptedPeer, peerwire, run_with_deadline};
+use common::{Script, ScriptedPeer, download_from, peerwire};
 use peerwire::metainfo::Metainfo;
 use peerwire::piece::PieceLayout;
 use std::path::Path;
@@ -93,20 +93,10 @@ fn five_kills_lose_no_verified_piece() {
         "the kills came too late to test anything"
     );
     let missing_bytes = bytes.len() as u64 - verified_on_disk(&out, &layout).1;
-    let mut last = peerwire();
-    last.env("RUST_LOG", "peerwire=info")
-        .arg("download")
-        .arg("-o")
-        .arg(&out)
-        .arg(&torrent)
-        .args(["--peer", &peer, "--port", "0", "--give-up-after", "60"]);
-    let result = run_with_deadline(&mut last, Duration::from_secs(120));
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(result.status.success(), "{stderr}");
-    assert!(
-        std::fs::read(&out).unwrap() == *bytes,
-        "the file differs after the kills"
-    );
+    let stderr = download_from(&[seeder.addr], &torrent, &out)
+        .env("RUST_LOG", "peerwire=info")
+        .expect_bytes(&bytes)
+        .stderr;
     assert_eq!(resumed_with(&stderr), verified_before, "{stderr}");
     let fetched = stderr
         .lines()

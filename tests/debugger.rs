@@ -12,7 +12,7 @@
 //! gdb missing, or not allowed to trace (ptrace refused in a locked-down container): the tests
 //! skip loudly, and fail under `PEERWIRE_INTEROP=require`.
 
-mod common;
+pub mod common;
 
 use common::{Killed, need_program, peerwire, skip, wait_with_deadline};
 use std::path::{Path, PathBuf};

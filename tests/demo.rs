@@ -4,7 +4,7 @@
 //! summary show (each piece credited to one sender, so the counts add up). Then `peerwire demo`
 //! itself prints its summary.
 
-mod common;
+pub mod common;
 
 use peerwire::demo::{DemoConfig, run};
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! for is no longer there). Before the fix the first struck and banned the honest sender of
 //! every piece, and the second dropped the leecher as if it had asked for something wrong.
 
-mod common;
+pub mod common;
 
 use common::{Script, ScriptedPeer, peerwire, pseudo_random, run_with_deadline};
 use peerwire::metainfo::Metainfo;

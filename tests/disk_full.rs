@@ -9,7 +9,7 @@
 //! Mounting needs root (CAP_SYS_ADMIN); without it the tests skip loudly, and fail under
 //! `PEERWIRE_INTEROP=require` (CI runs as root).
 
-mod common;
+pub mod common;
 
 use common::{Script, ScriptedPeer, peerwire, pseudo_random, run_with_deadline};
 use peerwire::metainfo::Metainfo;

@@ -4,16 +4,15 @@
 //! holds for every path-mangling torrent of libtorrent's test corpus (in the fixtures directory),
 //! given content of its own.
 
-mod common;
+pub mod common;
 
-use common::{Script, ScriptedPeer, peerwire, pseudo_random, run_ok};
+use common::{Script, ScriptedPeer, download_from, pseudo_random};
 use peerwire::bencode::{Value, decode, encode};
 use peerwire::encoding::sha1;
 use peerwire::metainfo::Metainfo;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 const PIECE: usize = 16_384;
 
@@ -82,21 +81,9 @@ fn torrent_stays_inside(bytes: &[u8], stream: &[u8]) {
         metainfo.info.piece_length,
         Script::Honest,
     );
-    let mut download = peerwire();
-    download
-        .arg("download")
-        .arg("-o")
-        .arg(&out)
-        .arg(&torrent)
-        .args([
-            "--peer",
-            &seeder.addr.to_string(),
-            "--port",
-            "0",
-            "--give-up-after",
-            "60",
-        ]);
-    run_ok(&mut download, Duration::from_secs(120));
+    download_from(&[seeder.addr], &torrent, &out)
+        .run()
+        .assert_success();
     let after = listing(sandbox.path());
     let new: Vec<&String> = after.difference(&before).collect();
     assert!(

@@ -1,19 +1,19 @@
 //! Peers that break the protocol, each beside an honest one: the bad peer is dropped with a log
 //! line naming the reason, and the download completes with correct bytes.
 
-mod common;
+pub mod common;
 
-use common::{Script, ScriptedPeer, peerwire, run_with_deadline};
+use common::{Script, ScriptedPeer, download_from};
 use peerwire::metainfo::Metainfo;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 const PIECE: u64 = 65_536;
 
 /// Downloads a 33-piece file from the scripted peers `scripts` (and nobody else); checks the
 /// bytes and returns the peers (with what each served) and the log.
-fn download_from(scripts: &[Script]) -> (Vec<ScriptedPeer>, String) {
+fn download_from_scripts(scripts: &[Script]) -> (Vec<ScriptedPeer>, String) {
     let dir = tempfile::tempdir().unwrap();
     let bytes = Arc::new(common::pseudo_random(33 * PIECE as usize - 77, 3)); // 33 pieces: 7 spare bits
     let file = dir.path().join("data.bin");
@@ -26,33 +26,17 @@ fn download_from(scripts: &[Script]) -> (Vec<ScriptedPeer>, String) {
         .map(|script| ScriptedPeer::start(info_hash, Arc::clone(&bytes), PIECE, *script))
         .collect();
     let out = dir.path().join("out.bin");
-    let mut cmd = peerwire();
-    cmd.env("RUST_LOG", "peerwire=info")
-        .arg("download")
-        .arg("-o")
-        .arg(&out)
-        .arg(&torrent)
-        .args(["--give-up-after", "60"]);
-    for peer in &peers {
-        cmd.args(["--peer", &peer.addr.to_string()]);
-    }
-    let result = run_with_deadline(&mut cmd, Duration::from_secs(120));
-    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
-    assert!(
-        result.status.success(),
-        "{scripts:?}: the download failed:\n{stderr}"
-    );
-    assert!(
-        std::fs::read(&out).unwrap() == *bytes,
-        "{scripts:?}: the file differs"
-    );
-    (peers, stderr)
+    let addrs: Vec<SocketAddr> = peers.iter().map(|p| p.addr).collect();
+    let downloaded = download_from(&addrs, &torrent, &out)
+        .env("RUST_LOG", "peerwire=info")
+        .expect_bytes(&bytes);
+    (peers, downloaded.stderr)
 }
 
 /// Downloads from `script` and an honest peer; checks the bytes, and that the log says
 /// `expected` about the bad peer (when given). Returns the blocks the bad peer served.
 fn survive(script: Script, expected: Option<&str>) -> usize {
-    let (peers, stderr) = download_from(&[script, Script::Paced]);
+    let (peers, stderr) = download_from_scripts(&[script, Script::Paced]);
     let bad = &peers[0];
     if let Some(reason) = expected {
         let line = format!("{}: disconnected: ", bad.addr);
@@ -133,7 +117,7 @@ fn a_garbled_extension_message_is_ignored_not_fatal() {
 fn a_late_bitfield_updates_what_the_peer_has() {
     // The only peer announces half its pieces, then the rest in a second bitfield: the
     // download can finish only if that bitfield is taken as an update.
-    let (peers, stderr) = download_from(&[Script::LateBitfield]);
+    let (peers, stderr) = download_from_scripts(&[Script::LateBitfield]);
     let served = peers[0].blocks_served.load(Ordering::Relaxed);
     assert!(served >= 33 * 4, "served only {served} blocks:\n{stderr}");
 }

@@ -2,14 +2,13 @@
 //! - a scripted liar (every block corrupted) beside a real libtorrent seeder: the liar is banned;
 //! - a peer that disconnects halfway and one that chokes halfway, beside an honest one.
 
-mod common;
+pub mod common;
 
-use common::{LibtorrentPeer, Script, ScriptedPeer, peerwire, run_with_deadline};
+use common::{LibtorrentPeer, Script, ScriptedPeer, download_from};
 use peerwire::metainfo::Metainfo;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 const PIECE: u64 = 262_144;
 
@@ -23,23 +22,6 @@ fn content(dir: &Path) -> (PathBuf, PathBuf, PathBuf, Arc<Vec<u8>>) {
     let torrent = dir.join("data.torrent");
     common::create_torrent(&file, &torrent, &["--piece-length", &PIECE.to_string()]);
     (seed_dir, file, torrent, Arc::new(bytes))
-}
-
-/// Downloads with the given peers; returns stderr. Fails the test unless it succeeds.
-fn download(torrent: &Path, out: &Path, peers: &[SocketAddr]) -> String {
-    let mut cmd = peerwire();
-    cmd.arg("download")
-        .arg("-o")
-        .arg(out)
-        .arg(torrent)
-        .args(["--give-up-after", "60"]);
-    for p in peers {
-        cmd.args(["--peer", &p.to_string()]);
-    }
-    let result = run_with_deadline(&mut cmd, Duration::from_secs(120));
-    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
-    assert!(result.status.success(), "download failed:\n{stderr}");
-    stderr
 }
 
 #[test]
@@ -58,12 +40,9 @@ fn a_liar_is_banned_and_the_download_completes_from_libtorrent() {
     };
     let honest: SocketAddr = format!("127.0.0.1:{}", seeder.port).parse().unwrap();
     let out = dir.path().join("out.bin");
-    let stderr = download(&torrent, &out, &[liar.addr, honest]);
-
-    assert!(
-        std::fs::read(&out).unwrap() == *bytes,
-        "the downloaded file differs"
-    );
+    let stderr = download_from(&[liar.addr, honest], &torrent, &out)
+        .expect_bytes(&bytes)
+        .stderr;
     let banned = format!("{}: banned", liar.addr);
     assert!(
         stderr.contains(&banned),
@@ -94,11 +73,7 @@ fn peers_that_disconnect_or_choke_halfway_do_not_stop_the_download() {
     );
     let honest = ScriptedPeer::start(info_hash, Arc::clone(&bytes), PIECE, Script::Honest);
     let out = dir.path().join("out.bin");
-    download(&torrent, &out, &[leaver.addr, choker.addr, honest.addr]);
-    assert!(
-        std::fs::read(&out).unwrap() == *bytes,
-        "the downloaded file differs"
-    );
+    download_from(&[leaver.addr, choker.addr, honest.addr], &torrent, &out).expect_bytes(&bytes);
     let served = |p: &ScriptedPeer| p.blocks_served.load(std::sync::atomic::Ordering::Relaxed);
     assert!(
         served(&leaver) > 0 && served(&choker) > 0,

@@ -2,7 +2,7 @@
 //! tracker (opentracker), and the bytes must be identical. Also `handshake` and
 //! `download_piece` against the same seeder.
 
-mod common;
+pub mod common;
 
 use common::{LibtorrentPeer, OpenTracker, peerwire, run_ok};
 use std::path::{Path, PathBuf};

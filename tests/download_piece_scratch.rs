@@ -2,7 +2,7 @@
 //! in the temp dir) and leaves nothing there, however it ends: stopped by Ctrl-C midway, or
 //! failed. Each test gives the command a temp dir of its own (`TMPDIR`) and looks in it.
 
-mod common;
+pub mod common;
 
 use common::{StderrLines, free_port, peerwire, run_with_deadline};
 use std::path::Path;

@@ -1,9 +1,9 @@
 //! Resume: a download killed (SIGKILL) at about half and restarted fetches only what was not
 //! yet on disk, and ends byte-identical.
 
-mod common;
+pub mod common;
 
-use common::{Script, ScriptedPeer, peerwire, run_with_deadline};
+use common::{Script, ScriptedPeer, download_from, peerwire, run_with_deadline};
 use peerwire::metainfo::Metainfo;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,20 +62,9 @@ fn a_killed_download_resumes_and_fetches_only_the_missing_half() {
 
     // Second run, from a peer with everything: only the second half is fetched.
     let full = ScriptedPeer::start(info_hash, Arc::clone(&bytes), PIECE, Script::Honest);
-    let mut second = peerwire();
-    second
-        .arg("download")
-        .arg("-o")
-        .arg(&out)
-        .arg(&torrent)
-        .args(["--peer", &full.addr.to_string(), "--give-up-after", "60"]);
-    let result = run_with_deadline(&mut second, Duration::from_secs(120));
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(result.status.success(), "{stderr}");
-    assert!(
-        std::fs::read(&out).unwrap() == *bytes,
-        "the resumed file differs"
-    );
+    let stderr = download_from(&[full.addr], &torrent, &out)
+        .expect_bytes(&bytes)
+        .stderr;
     assert_eq!(
         downloaded_this_run(&stderr),
         bytes.len() as u64 - half_bytes as u64,

@@ -2,7 +2,7 @@
 //! bytes must be identical. Transmission decides interest and unchoking in a 10-second pulse,
 //! so the first block can take ~10-15 s: the deadlines here allow for it.
 
-mod common;
+pub mod common;
 
 use common::{LibtorrentPeer, OpenTracker, Script, ScriptedPeer, Transmission, peerwire, run_ok};
 use peerwire::metainfo::Metainfo;

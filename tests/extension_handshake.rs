@@ -9,7 +9,7 @@
 //! - `yourip`, the address peerwire sees the peer at: 4 bytes for IPv4.
 //! - `reqq`, how many requests peerwire queues, and `v`, its name and version.
 
-mod common;
+pub mod common;
 
 use common::peerwire;
 use peerwire::metainfo::{InfoHash, Metainfo};

@@ -16,7 +16,7 @@
 //!
 //! Each test skips loudly when its client is missing; every file must come out identical.
 
-mod common;
+pub mod common;
 
 use common::{LibtorrentPeer, StderrLines, Transmission, free_port, peerwire, small_torrent};
 use common::{trace_lines, traced_download, wait_for_tcp};

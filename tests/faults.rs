@@ -3,7 +3,7 @@
 //! keeps going with what it has: `--peer` addresses, peers it already knows, reconnecting after
 //! a pause. It neither spins nor gives up early, and the bytes are right.
 
-mod common;
+pub mod common;
 
 use common::{Script, ScriptedPeer, free_port, local_tracker, peerwire, pseudo_random};
 use peerwire::metainfo::Metainfo;

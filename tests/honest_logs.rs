@@ -3,7 +3,7 @@
 //! is named as such, not as a bad `pstrlen`; and a seed is not sent `have` messages it has no
 //! use for.
 
-mod common;
+pub mod common;
 
 use common::{free_port, small_torrent, traced_download, traced_seeder};
 use std::io::Write;

@@ -7,7 +7,7 @@
 //!
 //! Each tool missing makes its test skip loudly (fail with `PEERWIRE_INTEROP=require`).
 
-mod common;
+pub mod common;
 
 use common::{need_libtorrent_python, need_program, peerwire, run_ok};
 use std::path::{Path, PathBuf};

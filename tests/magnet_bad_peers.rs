@@ -3,7 +3,7 @@
 //! order. Alone, a liar makes `magnet_info` fail with one readable line; beside an honest peer,
 //! `download <magnet>` completes with the right bytes.
 
-mod common;
+pub mod common;
 
 use common::{Script, ScriptedPeer, peerwire, run_ok, run_with_deadline};
 use peerwire::metainfo::Metainfo;

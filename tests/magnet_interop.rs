@@ -4,7 +4,7 @@
 //! leecher that has only the magnet link gets the metadata and the data from a peerwire
 //! seeder; and peerwire, told of one peer only, learns another by PEX.
 
-mod common;
+pub mod common;
 
 use common::{Killed, LibtorrentPeer, OpenTracker, Transmission, peerwire, run_ok};
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! public torrent its `m` lists `ut_pex`, for the same data made private it does not. The
 //! public case is checked too, so that the test fails if the handshake stops being read at all.
 
-mod common;
+pub mod common;
 
 use common::peerwire;
 use peerwire::metainfo::{InfoHash, Metainfo};

@@ -3,7 +3,7 @@
 //! (a tracker that refuses) is printed once, above a single bar, not beside a second copy of
 //! it.
 
-mod common;
+pub mod common;
 
 use common::{free_port, need_program, peerwire, run_ok};
 use std::io::{Read, Write};

@@ -25,7 +25,7 @@
 //! deadline: reads have timeouts, children are killed at theirs, and the log is polled until a
 //! line appears or the deadline passes.
 
-mod common;
+pub mod common;
 
 use common::{Killed, free_port, peerwire, wait_for_tcp, wait_with_deadline};
 use peerwire::metainfo::{InfoHash, Metainfo};

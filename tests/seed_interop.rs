@@ -6,7 +6,7 @@
 //! The leechers announce first and the peerwire seeder last, so the seeder's first announce
 //! returns them and it dials them (Transmission does not dial peers on 127.0.0.1 itself).
 
-mod common;
+pub mod common;
 
 use common::{Killed, LibtorrentPeer, OpenTracker, Transmission, peerwire};
 use std::path::{Path, PathBuf};

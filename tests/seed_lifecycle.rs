@@ -2,7 +2,7 @@
 //! `completed` when the last piece verifies and keeps serving; Ctrl-C then sends `stopped`;
 //! `--seed-ratio` ends seeding by itself once enough was uploaded.
 
-mod common;
+pub mod common;
 
 use common::{Killed, free_port, local_tracker, peerwire, wait_with_deadline};
 use peerwire::metainfo::Metainfo;

@@ -43,9 +43,9 @@ const FORBIDDEN: &[(&str, &str)] = &[
 /// lower-case `docs/cli.md`, which may be named.
 const PRIVATE_CLI_NOTES: &str = concat!("CL", "I.md");
 
-/// The fixtures lookup in `tests/common/mod.rs`, the one line allowed to name that directory.
+/// The fixtures lookup in `tests/common/fixtures.rs`, the one line allowed to name that directory.
 const FIXTURES_LOOKUP: (&str, &str) = (
-    "tests/common/mod.rs",
+    "tests/common/fixtures.rs",
     concat!(".join(\"../", "sha", "red/fixtures\")"),
 );
 

@@ -4,7 +4,7 @@
 //! The fake trackers here are scripted: a TCP listener that answers every request with one
 //! canned HTTP response, or a UDP socket that stays silent or answers wrongly.
 
-mod common;
+pub mod common;
 
 use common::{peerwire, run_with_deadline};
 use peerwire::tracker::udp_packet::{Request, Response};

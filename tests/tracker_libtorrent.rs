@@ -3,7 +3,7 @@
 //! and libtorrent gets the address peerwire's tracker client announced back — it connects
 //! to it.
 
-mod common;
+pub mod common;
 
 use common::{LibtorrentPeer, peerwire, run_ok};
 use peerwire::metainfo::Metainfo;

@@ -1,7 +1,7 @@
 //! peerwire against a real tracker: opentracker (Debian package `opentracker`), over HTTP and
 //! UDP. Another peer announces first; `peerwire peers` must get it back from the tracker.
 
-mod common;
+pub mod common;
 
 use common::{OpenTracker, peerwire, run_ok};
 use peerwire::metainfo::{InfoHash, Metainfo};

@@ -2,7 +2,7 @@
 //! peers find each other over HTTP and UDP, hostile requests are refused without harm, and
 //! the client side's tiers and re-announcing thread work against it.
 
-mod common;
+pub mod common;
 
 use common::{peerwire, run_ok};
 use peerwire::metainfo::InfoHash;

@@ -5,7 +5,7 @@
 //! connections for as long as the tracker lists it (docs/cli.md, "What each command tells the
 //! tracker").
 
-mod common;
+pub mod common;
 
 use common::{Killed, free_port, peerwire, run_ok, wait_with_deadline};
 use peerwire::metainfo::{InfoHash, Metainfo};

@@ -12,7 +12,7 @@
 //! (`Message::read_from`) to itself, and the blocks received add up to the file, each byte
 //! once. If the trace format changes, a line no longer reads back and the test fails.
 
-mod common;
+pub mod common;
 
 use common::{LibtorrentPeer, free_port, small_torrent, trace_lines, traced_download};
 use peerwire::metainfo::Metainfo;

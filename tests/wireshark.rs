@@ -13,7 +13,7 @@
 //! Skips loudly without tshark or without permission to capture on `lo`
 //! (`PEERWIRE_INTEROP=require` makes that a failure).
 
-mod common;
+pub mod common;
 
 use common::{free_port, lines_of, small_torrent, trace_lines, traced_download, traced_seeder};
 use peerwire::trace::{Direction, TraceLine, Traced};

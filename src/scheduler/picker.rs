@@ -187,6 +187,7 @@ impl Picker {
             else {
                 break;
             };
+            self.check_new_piece(index, peer_has);
             let blocks = vec![BlockState::Missing; self.layout.num_blocks(index) as usize];
             // A suspect piece (it failed with several senders) goes to this peer alone: if
             // it fails again, the scheduler knows whom to strike.
@@ -264,7 +265,34 @@ impl Picker {
         })
     }
 
+    /// The contract of `next_new_piece`, the function a reader may rewrite (another order):
+    /// the piece it returns exists, is still `Missing` (not had, not started, not being
+    /// verified), and the peer has it. A wrong answer is a bug in this file, not bad input:
+    /// stop at once naming the broken rule, rather than start a piece twice or loop forever
+    /// in `pick_preferring` (which asks again while it has fewer than `count` blocks).
+    fn check_new_piece(&self, index: u32, peer_has: &Bitfield) {
+        let broken = |rule: &str| {
+            panic!(
+                "Picker::next_new_piece returned piece {index}, {rule}. It must return the index \
+                 of a piece that is still missing and that the peer has, or None (is {index} \
+                 a position in a list of candidates rather than a piece index?)"
+            )
+        };
+        match self.pieces.get(index as usize) {
+            None => broken(&format!("but there are only {} pieces", self.pieces.len())),
+            Some(PieceState::Have) => broken("which we already have"),
+            Some(PieceState::Active { .. }) => broken("which is already being downloaded"),
+            Some(PieceState::Verifying { .. }) => broken("which is being verified"),
+            Some(PieceState::Missing) if !peer_has.has(index as usize) => {
+                broken("which the peer does not have")
+            }
+            Some(PieceState::Missing) => {}
+        }
+    }
+
     /// A missing piece the peer has: random while we have few, then the rarest.
+    /// `None` when the peer has no piece that is still missing. See `check_new_piece` for
+    /// what any other order must keep to.
     fn next_new_piece(&self, peer_has: &Bitfield) -> Option<u32> {
         let candidates: Vec<usize> = (0..self.pieces.len())
             .filter(|&i| matches!(self.pieces[i], PieceState::Missing) && peer_has.has(i))
@@ -490,6 +518,30 @@ mod tests {
         only_two.set(2);
         let blocks = p.pick_preferring(peer(2), &only_two, 1, &[1]);
         assert_eq!(blocks[0].index, 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "which we already have")]
+    fn a_new_piece_we_already_have_is_refused_by_name() {
+        let mut have = Bitfield::new(4);
+        have.set(1);
+        let layout = picker().layout;
+        Picker::new(layout, &have).check_new_piece(1, &Bitfield::full(4));
+    }
+
+    #[test]
+    #[should_panic(expected = "which the peer does not have")]
+    fn a_new_piece_the_peer_lacks_is_refused_by_name() {
+        picker().check_new_piece(2, &Bitfield::new(4));
+    }
+
+    #[test]
+    fn every_new_piece_the_reference_picks_keeps_the_contract() {
+        let mut p = picker();
+        let all = Bitfield::full(4);
+        // check_new_piece runs on every piece started: four pieces, no panic.
+        assert_eq!(p.pick(peer(1), &all, 8).len(), 8);
+        assert!(p.next_new_piece(&all).is_none(), "every piece is started");
     }
 
     #[test]
