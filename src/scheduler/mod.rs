@@ -14,10 +14,12 @@
 //! Disk writes happen in the peer threads and hashing on `verify` threads, so neither waits
 //! on this one: the scheduler only does bookkeeping.
 
+mod blocks;
 mod connections;
 pub mod picker;
 mod progress;
 mod rounds;
+mod verdicts;
 pub mod verify;
 
 pub use progress::{AfterComplete, Ended, Outcome, Progress, Traffic};
@@ -25,7 +27,7 @@ pub use progress::{AfterComplete, Ended, Outcome, Progress, Traffic};
 use crate::choker::{Choker, ChokerConfig};
 use crate::events::{Command, Event};
 use crate::peer_id::PeerId;
-use crate::piece::{BlockRequest, PieceLayout};
+use crate::piece::PieceLayout;
 use crate::storage::StorageError;
 use crate::wire::Bitfield;
 use connections::{Candidate, PeerEntry};
@@ -371,167 +373,6 @@ impl Scheduler {
                 log::info!("piece {index} could not be read back to verify it, stopping: {error}");
                 self.storage_failed.get_or_insert(error);
             }
-        }
-    }
-
-    /// Blocks for `peer` to request: of the pieces it has, less those it refused, and only of
-    /// `only` when given (the allowed-fast pieces of a peer that chokes us); the pieces it
-    /// suggested first.
-    fn pick_for(
-        &mut self,
-        peer: SocketAddr,
-        count: usize,
-        only: Option<&[u32]>,
-    ) -> Vec<BlockRequest> {
-        // A connection already gone (replaced by a newer one): its thread is being stopped.
-        let Some(entry) = self.peers.get(&peer) else {
-            return Vec::new();
-        };
-        if only.is_none() && entry.refused.is_empty() {
-            // The common case, on the hot path: no copy of the peer's bitfield.
-            // Suggested pieces first: BEP 6 says the peer can send those cheaply.
-            return self
-                .picker
-                .pick_preferring(peer, &entry.bitfield, count, &entry.suggested);
-        }
-        let mut has = match only {
-            // Allowed pieces it does not have are worth nothing (BEP 6 lets a peer allow
-            // pieces it lacks).
-            Some(pieces) => {
-                let mut allowed = Bitfield::new(entry.bitfield.num_pieces());
-                for &i in pieces.iter().filter(|&&i| entry.bitfield.has(i as usize)) {
-                    allowed.set(i as usize);
-                }
-                allowed
-            }
-            None => entry.bitfield.clone(),
-        };
-        // Refused pieces are left to other peers, or request and reject would loop.
-        entry.refused.iter().for_each(|&i| has.clear(i as usize));
-        self.picker
-            .pick_preferring(peer, &has, count, &entry.suggested)
-    }
-
-    fn block_written(&mut self, peer: SocketAddr, block: BlockRequest) {
-        let bytes = u64::from(block.length);
-        // Counted when written, not when verified: the choker rewards the bytes a peer
-        // sends, and a piece that fails its check strikes its sender instead.
-        self.progress.downloaded += bytes;
-        if let Some(entry) = self.peers.get_mut(&peer) {
-            entry.downloaded += bytes;
-            // The choker's snub test: wanted pieces, but no block for a minute.
-            entry.last_block = Instant::now();
-        }
-        if let Some(t) = self.traffic_of(peer) {
-            t.downloaded += bytes;
-        }
-        let written = self.picker.written(peer, &block);
-        // Endgame: the same block was asked of others. BEP 3: "it sends cancels to everyone
-        // else every time a piece arrives", so their bandwidth goes to blocks still missing.
-        for other in written.cancel_at {
-            self.command(other, Command::Cancel(block));
-        }
-        if let Some(index) = written.piece_complete {
-            // Fails only if every `verify` thread has died (they live as long as this
-            // sender): then nobody can hash the piece, and it stays unverified.
-            let _ = self.verify.send(index);
-        }
-    }
-
-    fn uploaded(&mut self, peer: SocketAddr, bytes: u64) {
-        // Three tallies: the run's (the tracker's `uploaded`, the seeding ratio), the
-        // connection's (the choker's rates while we seed), the peer id's (the summary).
-        self.progress.uploaded += bytes;
-        if let Some(entry) = self.peers.get_mut(&peer) {
-            entry.uploaded += bytes;
-        }
-        if let Some(t) = self.traffic_of(peer) {
-            t.uploaded += bytes;
-        }
-    }
-
-    /// The SHA-1 verdict: keep the piece and tell every peer, or start it over and strike its
-    /// sender. [W8.3]
-    fn verified(&mut self, index: u32, ok: bool) {
-        let senders = self.picker.verified(index, ok);
-        if ok {
-            log::debug!("piece {index} verified");
-            self.progress.pieces_have = self.picker.have_count();
-            // From now on in every bitfield we send, and served to peers that ask.
-            self.ours.set(index as usize);
-            // One sender is credited, so that no piece counts twice: the one whose block was
-            // written first (`senders` is in that order; in endgame, usually the peer that began
-            // the piece), or the next if we cannot name it: a connection replaced by a newer one
-            // to the same peer is no longer known by its address.
-            for sender in &senders {
-                if let Some(t) = self.traffic_of(*sender) {
-                    t.pieces += 1;
-                    break;
-                }
-            }
-            // BEP 3: a verified piece is announced "to all of its peers" (the peer threads
-            // skip seeds, which want nothing).
-            self.broadcast(Command::Have(index));
-            if self.picker.is_complete() {
-                self.completed();
-            }
-            return;
-        }
-        // A bad hash is an ordinary event, not an error: the piece is simply fetched again.
-        self.progress.failed_pieces += 1;
-        log::warn!("piece {index} failed its hash check; sent by {senders:?}");
-        // With several senders we cannot tell who lied, so nobody is struck; the picker
-        // fetches the piece again from one peer, and a second failure names it.
-        if let [liar] = senders[..] {
-            self.strike(liar);
-        }
-    }
-
-    /// A sole sender of a bad piece gets a strike; enough strikes and it is banned.
-    fn strike(&mut self, peer: SocketAddr) {
-        // Strikes live with the connection: a sender that has left, or comes back, starts
-        // again from zero. Keeping them by peer id would follow it, but a peer id is a name
-        // the peer chooses for itself.
-        let Some(entry) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        // Not banned at the first: a disk or memory error on the peer's side can spoil one
-        // piece; three is a pattern.
-        entry.strikes += 1;
-        if entry.strikes >= MAX_STRIKES {
-            log::warn!("{peer}: banned after {MAX_STRIKES} pieces that failed the hash check");
-            // By address (IP and port): never dialled again, and refused if it comes back
-            // from it (`add_peer`, `connected`).
-            self.banned.insert(peer);
-            self.progress.banned = self.banned.len();
-            self.command(peer, Command::Stop);
-        }
-    }
-
-    /// The last piece is verified: the download is complete; seeds are no use to us now.
-    fn completed(&mut self) {
-        log::info!(
-            "download complete: all {} pieces verified",
-            self.ours.count()
-        );
-        // Closing them frees their slots for leechers we can upload to. Collected first:
-        // `drop_if_both_seeds` needs `self` while the map would be borrowed.
-        let seeds: Vec<SocketAddr> = self.peers.keys().copied().collect();
-        seeds.into_iter().for_each(|p| self.drop_if_both_seeds(p));
-    }
-
-    /// Two seeds have nothing to say to each other: close, and do not dial it again.
-    fn drop_if_both_seeds(&mut self, peer: SocketAddr) {
-        let Some(entry) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        // `finished`: one `Stop` is enough, however many `have`s still arrive.
-        if self.picker.is_complete() && entry.bitfield.is_complete() && !entry.finished {
-            log::debug!("{peer}: we are both seeds, closing");
-            entry.finished = true;
-            // Dialled again, it would be closed again: not worth a connection.
-            self.not_again.insert(peer);
-            self.command(peer, Command::Stop);
         }
     }
 

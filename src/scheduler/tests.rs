@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::metainfo::PieceHash;
+use crate::piece::BlockRequest;
 use crossbeam_channel::unbounded;
 
 /// 4 pieces of 32 KiB (2 blocks each).

@@ -14,9 +14,7 @@
 
 use crate::choker::ChokerConfig;
 use crate::metainfo::Metainfo;
-use crate::peer::listener::Listener;
-use crate::peer::thread::{self as peer_thread, PeerContext};
-use crate::peer::upload::RateLimit;
+use crate::peer::thread as peer_thread;
 use crate::peer_id::PeerId;
 use crate::piece::PieceLayout;
 use crate::scheduler::{
@@ -24,17 +22,23 @@ use crate::scheduler::{
 };
 use crate::storage::{Storage, StorageError};
 use crate::trace::Trace;
-use crate::tracker::announcer::{Announcer, AnnouncerCommand, Lonely};
+use crate::tracker::announcer::Announcer;
 use crate::tracker::tiers::TrackerTiers;
 use crate::tracker::{AnnounceRequest, TrackerConfig};
 use crate::wire::Bitfield;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use thiserror::Error;
+
+mod peer_side;
+mod tracker_reports;
+
+use peer_side::PeerSide;
+use tracker_reports::{Left, TrackerReporter, last_progress, tracker_reporter};
 
 /// Where the content goes.
 #[derive(Debug, Clone)]
@@ -235,84 +239,6 @@ pub fn download(
     }
 }
 
-/// The peer side of a session: the channel every peer thread reports on, how to start one,
-/// and the listener.
-struct PeerSide {
-    context: PeerContext,
-    events: (Sender<crate::events::Event>, Receiver<crate::events::Event>),
-    listener: Listener,
-    /// Where the listener really is (the port we announce).
-    port: u16,
-    layout: Arc<PieceLayout>,
-    storage: Arc<Storage>,
-}
-
-impl PeerSide {
-    fn start(
-        metainfo: &Metainfo,
-        options: &DownloadOptions,
-        storage: &Arc<Storage>,
-        layout: &Arc<PieceLayout>,
-        our_id: PeerId,
-    ) -> Result<PeerSide, SessionError> {
-        let events = crossbeam_channel::unbounded();
-        let context = PeerContext {
-            info_hash: metainfo.info_hash,
-            our_id,
-            layout: Arc::clone(layout),
-            storage: Arc::clone(storage),
-            events: events.0.clone(),
-            trace: options.trace.clone(),
-            patient: options.debug_single_peer,
-            silent_limit: options.peer_timeout,
-            upload_limit: options.max_upload_rate.map(|r| Arc::new(RateLimit::new(r))),
-            metadata: Some(Arc::clone(&metainfo.info_bytes)),
-            pex: !metainfo.info.private,
-            listen_port: 0,
-        };
-        // Every session listens, `download_piece` and `--debug-single-peer` too: the port we
-        // announce is handed to every peer that asks the tracker, so it must answer. (Under
-        // `--debug-single-peer` the scheduler still keeps one peer: it may be one that dialled
-        // us, and the others are refused.)
-        let listener = listen(options, &context)?;
-        let mut context = context;
-        context.listen_port = listener.addr.port();
-        Ok(PeerSide {
-            context,
-            events,
-            port: listener.addr.port(),
-            listener,
-            layout: Arc::clone(layout),
-            storage: Arc::clone(storage),
-        })
-    }
-
-    fn stop(self) {
-        self.listener.stop();
-    }
-}
-
-/// Starts the listener on `--port`; if another program holds that port, on any free port
-/// (the tracker is told the port we really got).
-fn listen(options: &DownloadOptions, context: &PeerContext) -> Result<Listener, SessionError> {
-    let bind = SocketAddr::new(options.bind, options.port);
-    let max_live = options.max_peers + 16;
-    match Listener::spawn(bind, context.clone(), max_live) {
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && options.port != 0 => {
-            let any = SocketAddr::new(options.bind, 0);
-            let listener = Listener::spawn(any, context.clone(), max_live)
-                .map_err(|e| SessionError::Listen(any, e))?;
-            log::warn!(
-                "port {} is in use; listening on {} instead",
-                options.port,
-                listener.addr
-            );
-            Ok(listener)
-        }
-        result => result.map_err(|e| SessionError::Listen(bind, e)),
-    }
-}
-
 /// Runs the scheduler on its own thread (named `scheduler`) until the session ends; keeps the
 /// trackers told of our progress, and of completion when it happens.
 fn run_scheduler(
@@ -383,109 +309,6 @@ fn join_scheduler(scheduler: std::thread::JoinHandle<Outcome>) -> Result<Outcome
         };
         SessionError::Crashed(why)
     })
-}
-
-/// What the scheduler's progress reports turn into for the trackers (see [`tracker_reporter`]),
-/// and where the announcer's peers go.
-type TrackerReporter = Box<dyn FnMut(&Progress) + Send>;
-
-/// Sends the announcer our counts every 5 s, `completed` once when the last piece verifies
-/// (not when we started complete: that is a seed's `started`), and `NeedPeers` when an
-/// unfinished download has had no peer for a while (see [`Lonely`]).
-fn tracker_reporter(
-    announcer: Option<&Announcer>,
-    left: Left,
-    complete_at_start: bool,
-) -> (TrackerReporter, Option<Receiver<Vec<SocketAddr>>>) {
-    let Some(announcer) = announcer else {
-        return (Box::new(|_: &Progress| {}), None);
-    };
-    let tracker = announcer.commands.clone();
-    let mut last_report = Instant::now();
-    let mut told_complete = complete_at_start;
-    let mut lonely = Lonely::default();
-    let report = move |p: &Progress| {
-        // Each `send` below fails only if the announcer thread died (it ends only on
-        // `Stop`): the download goes on without its tracker.
-        if !p.is_complete() && lonely.should_ask(p.peers, Instant::now()) {
-            let _ = tracker.send(AnnouncerCommand::NeedPeers);
-        }
-        // `completed` means the whole torrent is verified on disk, and nothing less.
-        let now_complete = left.now(p) == 0 && !told_complete;
-        if now_complete || last_report.elapsed() > Duration::from_secs(5) {
-            last_report = Instant::now();
-            let _ = tracker.send(left.command(p));
-        }
-        if now_complete {
-            told_complete = true;
-            let _ = tracker.send(AnnouncerCommand::Completed);
-        }
-    };
-    (Box::new(report), Some(announcer.peers.clone()))
-}
-
-/// The `left` we announce: the bytes of the whole torrent we do not have verified on disk.
-/// Trackers count a peer with `left` 0 as a seeder, and one that says `completed` as a whole
-/// download, so this is the torrent's, never the scheduler's idea of "what is left to do".
-#[derive(Debug, Clone, Copy)]
-struct Left {
-    total: u64,
-    piece_length: u64,
-    /// `download_piece`: the length of the one piece fetched.
-    only_piece: Option<u64>,
-}
-
-impl Left {
-    fn new(layout: &PieceLayout, only_piece: Option<u32>) -> Left {
-        Left {
-            total: layout.total_length,
-            piece_length: layout.piece_length,
-            only_piece: only_piece.map(|i| u64::from(layout.piece_len(i))),
-        }
-    }
-
-    /// At the start: what is missing from `have`, exactly. To fetch one piece the scheduler is
-    /// told that we have every other one, which we do not: we have nothing.
-    fn at_start(&self, layout: &PieceLayout, have: &Bitfield) -> u64 {
-        match self.only_piece {
-            Some(_) => self.total,
-            None => (0..layout.num_pieces() as u32)
-                .filter(|&i| !have.has(i as usize))
-                .map(|i| u64::from(layout.piece_len(i)))
-                .sum(),
-        }
-    }
-
-    /// The counts for the announcer.
-    fn command(&self, p: &Progress) -> AnnouncerCommand {
-        AnnouncerCommand::Progress {
-            uploaded: p.uploaded,
-            downloaded: p.downloaded,
-            left: self.now(p),
-        }
-    }
-
-    /// Now, from the scheduler's counts. Exact until the short last piece is in; after it,
-    /// low by less than one piece (the counts do not say which pieces we have), and never 0
-    /// before every piece is verified.
-    fn now(&self, p: &Progress) -> u64 {
-        match (self.only_piece, p.is_complete()) {
-            (Some(piece), true) => self.total - piece,
-            (Some(_), false) => self.total,
-            (None, true) => 0,
-            (None, false) => {
-                let had = p.pieces_have as u64 * self.piece_length;
-                self.total.saturating_sub(had).max(1)
-            }
-        }
-    }
-}
-
-/// The counts a session ended with, however it ended.
-fn last_progress(result: &Result<Progress, Ended>) -> &Progress {
-    match result {
-        Ok(p) | Err(Ended::GaveUp(p) | Ended::Interrupted(p) | Ended::StorageFailed(_, p)) => p,
-    }
 }
 
 fn already_complete(storage: Arc<Storage>, have: &Bitfield, peer_id: PeerId) -> Summary {

@@ -1,0 +1,95 @@
+//! The peer side of a session: the channel every peer thread reports on, what every peer
+//! thread shares, and the listener that accepts peers dialling us — walkthrough §7, §10.
+
+use super::{DownloadOptions, SessionError};
+use crate::metainfo::Metainfo;
+use crate::peer::listener::Listener;
+use crate::peer::thread::PeerContext;
+use crate::peer::upload::RateLimit;
+use crate::peer_id::PeerId;
+use crate::piece::PieceLayout;
+use crate::storage::Storage;
+use crossbeam_channel::{Receiver, Sender};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The peer side of a session: the channel every peer thread reports on, how to start one,
+/// and the listener.
+pub(super) struct PeerSide {
+    pub(super) context: PeerContext,
+    pub(super) events: (Sender<crate::events::Event>, Receiver<crate::events::Event>),
+    pub(super) listener: Listener,
+    /// Where the listener really is (the port we announce).
+    pub(super) port: u16,
+    pub(super) layout: Arc<PieceLayout>,
+    pub(super) storage: Arc<Storage>,
+}
+
+impl PeerSide {
+    pub(super) fn start(
+        metainfo: &Metainfo,
+        options: &DownloadOptions,
+        storage: &Arc<Storage>,
+        layout: &Arc<PieceLayout>,
+        our_id: PeerId,
+    ) -> Result<PeerSide, SessionError> {
+        let events = crossbeam_channel::unbounded();
+        let context = PeerContext {
+            info_hash: metainfo.info_hash,
+            our_id,
+            layout: Arc::clone(layout),
+            storage: Arc::clone(storage),
+            events: events.0.clone(),
+            trace: options.trace.clone(),
+            patient: options.debug_single_peer,
+            silent_limit: options.peer_timeout,
+            upload_limit: options.max_upload_rate.map(|r| Arc::new(RateLimit::new(r))),
+            metadata: Some(Arc::clone(&metainfo.info_bytes)),
+            pex: !metainfo.info.private,
+            listen_port: 0,
+        };
+        // Every session listens, `download_piece` and `--debug-single-peer` too: the port we
+        // announce is handed to every peer that asks the tracker, so it must answer. (Under
+        // `--debug-single-peer` the scheduler still keeps one peer: it may be one that dialled
+        // us, and the others are refused.)
+        let listener = listen(options, &context)?;
+        let mut context = context;
+        context.listen_port = listener.addr.port();
+        Ok(PeerSide {
+            context,
+            events,
+            port: listener.addr.port(),
+            listener,
+            layout: Arc::clone(layout),
+            storage: Arc::clone(storage),
+        })
+    }
+
+    pub(super) fn stop(self) {
+        self.listener.stop();
+    }
+}
+
+/// Starts the listener on `--port`; if another program holds that port, on any free port
+/// (the tracker is told the port we really got).
+pub(super) fn listen(
+    options: &DownloadOptions,
+    context: &PeerContext,
+) -> Result<Listener, SessionError> {
+    let bind = SocketAddr::new(options.bind, options.port);
+    let max_live = options.max_peers + 16;
+    match Listener::spawn(bind, context.clone(), max_live) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && options.port != 0 => {
+            let any = SocketAddr::new(options.bind, 0);
+            let listener = Listener::spawn(any, context.clone(), max_live)
+                .map_err(|e| SessionError::Listen(any, e))?;
+            log::warn!(
+                "port {} is in use; listening on {} instead",
+                options.port,
+                listener.addr
+            );
+            Ok(listener)
+        }
+        result => result.map_err(|e| SessionError::Listen(bind, e)),
+    }
+}
