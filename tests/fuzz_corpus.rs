@@ -354,6 +354,19 @@ fn write_wire_message_seeds() {
             },
         ),
         ("port", Message::Port(6881)),
+        // BEP 6, the fast extension.
+        ("suggest_piece", Message::SuggestPiece { index: 5 }),
+        ("have_all", Message::HaveAll),
+        ("have_none", Message::HaveNone),
+        (
+            "reject_request",
+            Message::RejectRequest {
+                index: 3,
+                begin: 32768,
+                length: 16384,
+            },
+        ),
+        ("allowed_fast", Message::AllowedFast { index: 9 }),
         (
             "extended",
             Message::Extended {
@@ -393,6 +406,11 @@ fn write_handshake_seeds() {
     bad_pstr[1] = b'b';
     write_seed(t, "bad_pstr", &bad_pstr);
     write_seed(t, "bad_pstrlen", &[18]);
+    let fast = Handshake {
+        reserved: [0, 0, 0, 0, 0, 0x10, 0, 0x04],
+        ..with_extensions
+    };
+    write_seed(t, "fast", &fast.to_bytes());
     write_seed(t, "truncated", &plain.to_bytes()[..40]);
 }
 
