@@ -123,11 +123,48 @@ fn start_thread(
     // connection a thread serves.
     let name = format!("peer {addr}");
     let run = move || {
+        let events = context.events.clone();
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            serve(addr, incoming, &context, handshake);
+        }));
+        // A panic is a bug of ours, not the peer's. The scheduler must still hear that this
+        // connection is gone, or its slot and every block it asked for would stay taken (the
+        // scheduler gives back whatever the picker still has this peer down for).
+        if let Err(panic) = served {
+            let why = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+                (Some(text), _) => text.to_string(),
+                (None, Some(text)) => text.clone(),
+                (None, None) => "no message".to_string(),
+            };
+            let reason = format!("the peer thread crashed (a bug in peerwire): {why}");
+            // The scheduler has ended: the download is over, nobody needs this.
+            let _ = events.send(Event::Disconnected {
+                peer: addr,
+                reason,
+                outstanding: Vec::new(),
+            });
+        }
+    };
+    // Out of threads: this connection cannot run. Logged rather than fatal: one peer fewer.
+    if let Err(e) = std::thread::Builder::new().name(name).spawn(run) {
+        log::error!("cannot start a thread for {addr}: {e}");
+    }
+}
+
+/// The life of one connection's thread: the handshake, the loop, and the one `Disconnected`
+/// that reports how it ended.
+fn serve(
+    addr: SocketAddr,
+    incoming: bool,
+    context: &PeerContext,
+    handshake: impl FnOnce(&PeerContext) -> Result<Connection, PeerError>,
+) {
+    {
         // Filled on the way out, whatever ended the connection: the requests the peer never
         // answered must reach the scheduler even after an error.
         let mut outstanding = Vec::new();
-        let result = handshake(&context)
-            .and_then(|c| run_connection(c, incoming, &context, &mut outstanding));
+        let result =
+            handshake(context).and_then(|c| run_connection(c, incoming, context, &mut outstanding));
         let reason = match result {
             // Told to stop (by the scheduler, or because it has ended).
             Ok(()) => "stopped".to_string(),
@@ -153,10 +190,6 @@ fn start_thread(
             reason,
             outstanding,
         });
-    };
-    // Out of threads: this connection cannot run. Logged rather than fatal: one peer fewer.
-    if let Err(e) = std::thread::Builder::new().name(name).spawn(run) {
-        log::error!("cannot start a thread for {addr}: {e}");
     }
 }
 

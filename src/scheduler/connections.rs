@@ -222,6 +222,9 @@ impl Scheduler {
         // First, even for a connection never counted: its requests go back to the pool,
         // and a piece kept for it alone (a suspect piece, `picker.rs`) is open to all again.
         self.picker.release(peer, outstanding);
+        // And whatever the picker still has this peer down for: a peer thread that crashed
+        // reports no list at all.
+        self.picker.release_all(peer);
         self.picker.forget_owner(peer);
         let Some(entry) = self.peers.remove(&peer) else {
             log::info!("{peer}: closed: {reason}");

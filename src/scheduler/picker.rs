@@ -392,6 +392,24 @@ impl Picker {
         }
     }
 
+    /// Gives back every block still requested from `peer`, listed or not: a peer thread that
+    /// crashed could not say which it had asked for.
+    pub fn release_all(&mut self, peer: SocketAddr) {
+        for piece in &mut self.pieces {
+            let PieceState::Active { blocks, .. } = piece else {
+                continue;
+            };
+            for state in blocks.iter_mut() {
+                if let BlockState::Requested(by) = state {
+                    by.retain(|p| *p != peer);
+                    if by.is_empty() {
+                        *state = BlockState::Missing;
+                    }
+                }
+            }
+        }
+    }
+
     /// A peer left: pieces reserved for it are open to everyone again.
     pub fn forget_owner(&mut self, peer: SocketAddr) {
         // Otherwise a suspect piece kept for a peer that left would never be fetched again.

@@ -232,3 +232,23 @@ fn each_connection_counts_each_piece_once() {
     });
     assert_eq!(t.scheduler.picker.availability(2), 1);
 }
+
+#[test]
+fn a_peer_thread_that_crashed_gives_its_blocks_back_without_a_list() {
+    let mut t = test();
+    t.seed(1);
+    t.seed(2);
+    t.seed(3);
+    let taken = t.want(1, 8, None);
+    assert_eq!(taken.len(), 8);
+    // A crashed thread's `Disconnected` carries no outstanding blocks.
+    t.scheduler.handle(Event::Disconnected {
+        peer: addr(1),
+        reason: "the peer thread crashed".into(),
+        outstanding: Vec::new(),
+    });
+    assert_eq!(t.want(2, 8, None).len(), 8);
+    // Had peer 1 kept its blocks, peer 2's would be endgame copies, and with two peers down
+    // for each block (`ENDGAME_COPIES`) none would be left for a third.
+    assert_eq!(t.want(3, 8, None).len(), 8, "peer 1 still holds blocks");
+}
