@@ -37,6 +37,10 @@ const FORBIDDEN: &[(&str, &str)] = &[
         concat!("sty", "le.md"),
         "the private style notes: docs/design.md, or the rule itself",
     ),
+    (
+        concat!("develo", "pers.md"),
+        "the private brief the project was started from: state the rule itself",
+    ),
 ];
 
 /// The private command-line notes, named in capitals; the repository's own page is the
