@@ -122,3 +122,28 @@ pub enum Command {
     /// Close the connection: the download is complete, or the peer is banned.
     Stop,
 }
+
+/// What a thread's panic said, so that a crash can be reported across the contract as text:
+/// `panic!` carries a `&str` or a `String`; anything else is reported as "no message".
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => text.to_string(),
+        (None, Some(text)) => text.clone(),
+        (None, None) => "no message".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_text;
+
+    #[test]
+    fn a_panic_is_reported_by_its_text() {
+        let literal = std::panic::catch_unwind(|| panic!("plain")).unwrap_err();
+        assert_eq!(panic_text(literal.as_ref()), "plain");
+        let formatted = std::panic::catch_unwind(|| panic!("piece {}", 7)).unwrap_err();
+        assert_eq!(panic_text(formatted.as_ref()), "piece 7");
+        let other = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(panic_text(other.as_ref()), "no message");
+    }
+}

@@ -131,11 +131,7 @@ fn start_thread(
         // connection is gone, or its slot and every block it asked for would stay taken (the
         // scheduler gives back whatever the picker still has this peer down for).
         if let Err(panic) = served {
-            let why = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-                (Some(text), _) => text.to_string(),
-                (None, Some(text)) => text.clone(),
-                (None, None) => "no message".to_string(),
-            };
+            let why = crate::events::panic_text(panic.as_ref());
             let reason = format!("the peer thread crashed (a bug in peerwire): {why}");
             // The scheduler has ended: the download is over, nobody needs this.
             let _ = events.send(Event::Disconnected {

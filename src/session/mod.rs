@@ -302,11 +302,7 @@ fn run_scheduler(
 /// verified so far is on disk all the same.
 fn join_scheduler(scheduler: std::thread::JoinHandle<Outcome>) -> Result<Outcome, SessionError> {
     scheduler.join().map_err(|panic| {
-        let why = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-            (Some(text), _) => text.to_string(),
-            (None, Some(text)) => text.clone(),
-            (None, None) => "no message".to_string(),
-        };
+        let why = crate::events::panic_text(panic.as_ref());
         SessionError::Crashed(why)
     })
 }
