@@ -134,6 +134,13 @@ impl Swarm {
     }
 }
 
+/// What a download from nothing to done says, as `(event, left)` pairs.
+const WHOLE_DOWNLOAD: [(Event, u64); 3] = [
+    (Event::Started, SIZE),
+    (Event::Completed, 0),
+    (Event::Stopped, 0),
+];
+
 /// The `(event, left)` pairs, in order.
 fn story(told: &[Told]) -> Vec<(Event, u64)> {
     told.iter().map(|t| (t.event, t.left)).collect()
@@ -213,14 +220,7 @@ fn download_says_completed_once_every_piece_is_verified() {
         std::fs::read(&swarm.content).unwrap()
     );
     let told = swarm.told_by_others();
-    assert_eq!(
-        story(&told),
-        [
-            (Event::Started, SIZE),
-            (Event::Completed, 0),
-            (Event::Stopped, 0)
-        ]
-    );
+    assert_eq!(story(&told), WHOLE_DOWNLOAD);
     assert_reachable(&told, "download");
     assert_only_the_seed(&swarm, 1);
 }
@@ -338,14 +338,7 @@ fn a_download_under_debug_single_peer_listens_where_it_announces() {
     ];
     swarm.run(&args);
     let told = swarm.told_by_others();
-    assert_eq!(
-        story(&told),
-        [
-            (Event::Started, SIZE),
-            (Event::Completed, 0),
-            (Event::Stopped, 0)
-        ]
-    );
+    assert_eq!(story(&told), WHOLE_DOWNLOAD);
     assert_reachable(&told, "download --debug-single-peer");
 }
 
