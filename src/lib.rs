@@ -19,6 +19,7 @@
 //! | [`events`]         | the thread contract: every `Event` to the scheduler, every `Command` back | §7, §8 |
 //! | [`trace`]          | the wire trace: one line per message, written and read back    | §5          |
 //! | [`tracker_server`] | the built-in tracker (HTTP and UDP), for local swarms          | §3          |
+//! | [`dht`]            | the mainline DHT (BEP 5): KRPC, k-buckets, iterative lookups; the `dht` thread | §15 |
 //! | [`tracker`]        | asks trackers for peers: HTTP, UDP (BEP 15), tiers (BEP 12), re-announces | §3 |
 //! | [`create`]         | makes a `.torrent` from files: streams them, hashes on all cores | §2        |
 //! | [`storage`]        | the torrent's byte stream over its files: read, write, resume  | §9          |
@@ -44,6 +45,7 @@ pub mod choker;
 pub mod cli;
 pub mod create;
 pub mod demo;
+pub mod dht;
 pub mod encoding;
 pub mod events;
 pub mod magnet;
