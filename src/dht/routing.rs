@@ -564,3 +564,474 @@ fn set_bit(id: &mut NodeId, i: usize, value: bool) {
         id.0[i / 8] &= !mask;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Most tests use our own id = 0 (twenty zero bytes), so that a node's bucket can be read
+    //! off the first byte of its id: first byte 0x80..=0xff shares 0 bits with us, 0x40..=0x7f
+    //! shares 1, 0x20..=0x3f shares 2, and so on.
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const OWN: NodeId = NodeId([0; 20]);
+
+    /// An id with this first byte and this last byte, zeros between.
+    fn id(first: u8, last: u8) -> NodeId {
+        let mut bytes = [0u8; 20];
+        bytes[0] = first;
+        bytes[19] = last;
+        NodeId(bytes)
+    }
+
+    /// A distinct address per number.
+    fn addr(n: u32) -> SocketAddrV4 {
+        let [_, a, b, c] = n.to_be_bytes();
+        SocketAddrV4::new(Ipv4Addr::new(10, a, b, c), 6881)
+    }
+
+    /// A node whose id starts with `first` and whose address is numbered `first` too.
+    fn node(first: u8) -> NodeInfo {
+        NodeInfo {
+            id: id(first, 0),
+            addr: addr(u32::from(first)),
+        }
+    }
+
+    fn minutes(m: u64) -> Duration {
+        Duration::from_secs(m * 60)
+    }
+
+    fn firsts(nodes: &[NodeInfo]) -> Vec<u8> {
+        nodes.iter().map(|n| n.id.0[0]).collect()
+    }
+
+    fn random_id(rng: &mut fastrand::Rng) -> NodeId {
+        NodeId(std::array::from_fn(|_| rng.u8(..)))
+    }
+
+    /// Bucket 0 full of eight good far nodes (first bytes 0x80..=0x87), bucket 1 (ours) with
+    /// one near node (0x01), everything heard at t0.
+    fn far_bucket_full(t0: Instant) -> RoutingTable {
+        let mut table = RoutingTable::new(OWN, t0);
+        for first in 0x80..0x88 {
+            assert_eq!(table.heard_from(node(first), Heard::Reply, t0), Added::New);
+        }
+        // The only bucket is full of good nodes and covers our id: it splits, the eight far
+        // nodes land in bucket 0 and the near one in the new bucket 1.
+        assert_eq!(table.heard_from(node(0x01), Heard::Reply, t0), Added::Split);
+        table
+    }
+
+    #[test]
+    fn a_nodes_bucket_is_its_shared_prefix_with_our_id() {
+        assert_eq!(OWN.shared_prefix_bits(&id(0x80, 0)), 0);
+        assert_eq!(OWN.shared_prefix_bits(&id(0xff, 0)), 0);
+        assert_eq!(OWN.shared_prefix_bits(&id(0x40, 0)), 1);
+        assert_eq!(OWN.shared_prefix_bits(&id(0x01, 0)), 7);
+        assert_eq!(OWN.shared_prefix_bits(&id(0x00, 1)), 159);
+
+        let mut table = RoutingTable::new(OWN, Instant::now());
+        // One bucket: everything goes into bucket 0.
+        assert_eq!(table.bucket_index(&id(0x01, 0)), 0);
+        // With three buckets, shared prefixes of 2 or more all go into the last one.
+        table.buckets.push(Bucket::new(Instant::now()));
+        table.buckets.push(Bucket::new(Instant::now()));
+        assert_eq!(table.bucket_index(&id(0x80, 0)), 0);
+        assert_eq!(table.bucket_index(&id(0x40, 0)), 1);
+        assert_eq!(table.bucket_index(&id(0x20, 0)), 2);
+        assert_eq!(table.bucket_index(&id(0x01, 0)), 2);
+    }
+
+    #[test]
+    fn a_full_bucket_splits_exactly_around_our_id() {
+        let t0 = Instant::now();
+        let mut table = RoutingTable::new(OWN, t0);
+        // Four far nodes (bit 0 set) and four near ones (bit 0 clear) fill the single bucket.
+        for first in [0x80, 0x81, 0x82, 0x83, 0x40, 0x41, 0x20, 0x01] {
+            assert_eq!(table.heard_from(node(first), Heard::Reply, t0), Added::New);
+        }
+        assert_eq!(table.buckets(t0).len(), 1);
+
+        // A ninth: the bucket is full of good nodes and holds our id, so it splits at bit 0.
+        assert_eq!(table.heard_from(node(0x10), Heard::Reply, t0), Added::Split);
+        let view = table.buckets(t0);
+        assert_eq!(view.len(), 2);
+        assert_eq!((view[0].prefix_bits, view[0].covers_own_id), (0, false));
+        assert_eq!((view[1].prefix_bits, view[1].covers_own_id), (1, true));
+        let bucket_firsts =
+            |v: &BucketView| firsts(&v.nodes.iter().map(|n| n.0).collect::<Vec<_>>());
+        assert_eq!(bucket_firsts(&view[0]), [0x80, 0x81, 0x82, 0x83]);
+        assert_eq!(bucket_firsts(&view[1]), [0x40, 0x41, 0x20, 0x01, 0x10]);
+
+        // Fill our bucket to eight, then a ninth splits it at bit 1: 0x40..=0x7f share exactly
+        // one bit with us and stay, the ones below 0x40 share two or more and move on.
+        for first in [0x42, 0x43, 0x21] {
+            assert_eq!(table.heard_from(node(first), Heard::Reply, t0), Added::New);
+        }
+        assert_eq!(table.heard_from(node(0x44), Heard::Reply, t0), Added::Split);
+        let view = table.buckets(t0);
+        assert_eq!(view.len(), 3);
+        assert_eq!(bucket_firsts(&view[0]), [0x80, 0x81, 0x82, 0x83]);
+        assert_eq!(bucket_firsts(&view[1]), [0x40, 0x41, 0x42, 0x43, 0x44]);
+        assert_eq!(bucket_firsts(&view[2]), [0x20, 0x01, 0x10, 0x21]);
+        assert_eq!(
+            view.iter().map(|v| v.covers_own_id).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+        assert_eq!(table.len(), 13);
+    }
+
+    #[test]
+    fn a_full_far_bucket_of_good_nodes_drops_the_newcomer() {
+        let t0 = Instant::now();
+        let mut table = far_bucket_full(t0);
+        // 0x90 belongs in bucket 0: full, all good, and our id is not in its range.
+        assert_eq!(
+            table.heard_from(node(0x90), Heard::Reply, t0),
+            Added::Ignored
+        );
+        assert_eq!(table.len(), 9);
+        assert_eq!(table.buckets(t0).len(), 2, "a far bucket never splits");
+        assert_eq!(table.status_of(node(0x90).addr, t0), None);
+    }
+
+    #[test]
+    fn a_bad_node_is_replaced_by_a_newcomer() {
+        let t0 = Instant::now();
+        let mut table = far_bucket_full(t0);
+        let victim = node(0x83);
+        table.failed(victim.addr, t0);
+        assert_eq!(
+            table.status_of(victim.addr, t0),
+            Some(Status::Good),
+            "one failure is not enough: it may have been a lost packet"
+        );
+        table.failed(victim.addr, t0);
+        assert_eq!(table.status_of(victim.addr, t0), Some(Status::Bad));
+        assert!(!table.closest(&victim.id, 20, t0).contains(&victim));
+
+        assert_eq!(
+            table.heard_from(node(0x90), Heard::Reply, t0),
+            Added::Replaced(victim)
+        );
+        assert_eq!(table.status_of(victim.addr, t0), None);
+        assert_eq!(table.status_of(node(0x90).addr, t0), Some(Status::Good));
+        assert_eq!(table.len(), 9);
+    }
+
+    #[test]
+    fn questionable_nodes_are_pinged_and_a_failing_one_makes_room_for_a_waiting_newcomer() {
+        let t0 = Instant::now();
+        let mut table = far_bucket_full(t0);
+        // Sixteen minutes later nobody in bucket 0 has answered us: all eight are questionable.
+        let t1 = t0 + minutes(16);
+        // (The near node in bucket 1 answers something, so that only bucket 0 needs pings.)
+        table.heard_from(node(0x01), Heard::Reply, t1);
+        let answered = node(0x90);
+        let Added::PingFirst(ping) = table.heard_from(answered, Heard::Reply, t1) else {
+            panic!("a full bucket with questionable nodes should ask for pings");
+        };
+        assert_eq!(firsts(&ping), (0x80..0x88).collect::<Vec<u8>>());
+        assert_eq!(table.status_of(answered.addr, t1), None, "waiting, not in");
+
+        // A second newcomer, that has only sent us a query, also waits; the pings are already
+        // under way, so it asks for none, and neither does the periodic to_ping.
+        let asked = node(0x91);
+        assert_eq!(
+            table.heard_from(asked, Heard::Query, t1),
+            Added::PingFirst(vec![])
+        );
+        assert_eq!(table.to_ping(t1), vec![]);
+
+        // 0x80 does not answer the ping. One failure: it gets a second chance, at once.
+        let victim = node(0x80);
+        table.failed(victim.addr, t1);
+        assert_eq!(table.status_of(victim.addr, t1), Some(Status::Questionable));
+        assert_eq!(table.to_ping(t1), vec![victim]);
+
+        // The second failure makes it bad; the waiting newcomer that has answered us (rather
+        // than the one that only asked) takes its place.
+        table.failed(victim.addr, t1);
+        assert_eq!(table.status_of(victim.addr, t1), None);
+        assert_eq!(table.status_of(answered.addr, t1), Some(Status::Good));
+        assert_eq!(table.status_of(asked.addr, t1), None, "still waiting");
+        assert_eq!(table.len(), 9);
+    }
+
+    #[test]
+    fn status_follows_the_clock() {
+        let t0 = Instant::now();
+        let mut table = RoutingTable::new(OWN, t0);
+        let replier = node(0x80);
+        table.heard_from(replier, Heard::Reply, t0);
+        let status = |table: &RoutingTable, n: NodeInfo, t| table.status_of(n.addr, t);
+        assert_eq!(status(&table, replier, t0), Some(Status::Good));
+        assert_eq!(
+            status(&table, replier, t0 + minutes(15) - Duration::from_secs(1)),
+            Some(Status::Good)
+        );
+        assert_eq!(
+            status(&table, replier, t0 + minutes(15)),
+            Some(Status::Questionable)
+        );
+        // It has answered us once, so a query from it makes it good again.
+        table.heard_from(replier, Heard::Query, t0 + minutes(20));
+        assert_eq!(
+            status(&table, replier, t0 + minutes(20)),
+            Some(Status::Good)
+        );
+
+        // A node that only ever sent us queries has not shown that it can be reached.
+        let asker = node(0x40);
+        table.heard_from(asker, Heard::Query, t0);
+        assert_eq!(status(&table, asker, t0), Some(Status::Questionable));
+
+        // Two failures in a row: bad. An answer afterwards: good again.
+        table.failed(replier.addr, t0 + minutes(21));
+        table.failed(replier.addr, t0 + minutes(22));
+        assert_eq!(status(&table, replier, t0 + minutes(22)), Some(Status::Bad));
+        table.heard_from(replier, Heard::Reply, t0 + minutes(23));
+        assert_eq!(
+            status(&table, replier, t0 + minutes(23)),
+            Some(Status::Good)
+        );
+    }
+
+    #[test]
+    fn to_ping_asks_for_each_questionable_node_once_per_interval() {
+        let t0 = Instant::now();
+        let mut table = RoutingTable::new(OWN, t0);
+        table.heard_from(node(0x80), Heard::Reply, t0);
+        table.heard_from(node(0x40), Heard::Reply, t0 + minutes(10));
+        assert_eq!(table.to_ping(t0 + minutes(10)), vec![], "both good");
+        let t1 = t0 + minutes(16);
+        assert_eq!(table.to_ping(t1), vec![node(0x80)]);
+        assert_eq!(table.to_ping(t1 + minutes(1)), vec![]);
+        // Least recently seen first.
+        let t2 = t0 + minutes(26);
+        assert_eq!(table.to_ping(t2), vec![node(0x80), node(0x40)]);
+    }
+
+    #[test]
+    fn closest_sorts_by_xor_distance_to_the_target_and_skips_bad_nodes() {
+        let t0 = Instant::now();
+        let mut table = RoutingTable::new(OWN, t0);
+        for first in [0x01, 0x02, 0x03, 0x80, 0xff, 0x40] {
+            table.heard_from(node(first), Heard::Reply, t0);
+        }
+        // Distances to a target starting 0x03 (first bytes XOR 0x03):
+        //   0x03 → 0x00   0x02 → 0x01   0x01 → 0x02   0x40 → 0x43   0x80 → 0x83   0xff → 0xfc
+        let target = id(0x03, 0);
+        assert_eq!(
+            firsts(&table.closest(&target, 4, t0)),
+            [0x03, 0x02, 0x01, 0x40]
+        );
+        assert_eq!(
+            firsts(&table.closest(&target, 100, t0)),
+            [0x03, 0x02, 0x01, 0x40, 0x80, 0xff]
+        );
+        table.failed(node(0x02).addr, t0);
+        table.failed(node(0x02).addr, t0);
+        assert_eq!(firsts(&table.closest(&target, 3, t0)), [0x03, 0x01, 0x40]);
+    }
+
+    #[test]
+    fn refresh_targets_fall_inside_the_quiet_buckets() {
+        let t0 = Instant::now();
+        let mut table = far_bucket_full(t0);
+        for first in [0x40, 0x41, 0x42, 0x43, 0x20, 0x21, 0x10] {
+            table.heard_from(node(first), Heard::Reply, t0);
+        }
+        table.heard_from(node(0x44), Heard::Reply, t0);
+        assert_eq!(table.buckets(t0).len(), 3);
+
+        assert_eq!(table.refresh_targets(t0 + minutes(14)), vec![]);
+        // An answer from a node in bucket 1 keeps that bucket fresh.
+        table.heard_from(node(0x40), Heard::Reply, t0 + minutes(5));
+        let t1 = t0 + minutes(15);
+        let targets = table.refresh_targets(t1);
+        assert_eq!(targets.len(), 2);
+        assert_eq!(OWN.shared_prefix_bits(&targets[0]), 0, "bucket 0");
+        assert!(OWN.shared_prefix_bits(&targets[1]) >= 2, "bucket 2, ours");
+        assert_eq!(table.refresh_targets(t1), vec![], "refreshed from now");
+
+        // Many draws: each target falls in its own bucket's range.
+        let mut t = t1;
+        for _ in 0..200 {
+            t += REFRESH_AFTER;
+            let targets = table.refresh_targets(t);
+            assert_eq!(targets.len(), 3);
+            for (b, target) in targets.iter().enumerate() {
+                assert_eq!(table.bucket_index(target), b, "{target}");
+                assert_ne!(*target, OWN);
+            }
+        }
+    }
+
+    #[test]
+    fn an_id_or_address_already_known_is_not_taken_over() {
+        let t0 = Instant::now();
+        let mut table = RoutingTable::new(OWN, t0);
+        let a = node(0x80);
+        table.heard_from(a, Heard::Reply, t0);
+
+        // Someone at another address claims a's id: ignored, a stays where it was.
+        let impostor = NodeInfo {
+            id: a.id,
+            addr: addr(999),
+        };
+        assert_eq!(table.heard_from(impostor, Heard::Reply, t0), Added::Ignored);
+        assert_eq!(table.nodes(), vec![a]);
+
+        // a's address with another id: ignored while a is not bad.
+        let renamed = NodeInfo {
+            id: id(0x81, 0),
+            addr: a.addr,
+        };
+        assert_eq!(table.heard_from(renamed, Heard::Reply, t0), Added::Ignored);
+        assert_eq!(table.nodes(), vec![a]);
+
+        // Once a is bad, the address most likely belongs to a restarted node: let it in.
+        table.failed(a.addr, t0);
+        table.failed(a.addr, t0);
+        assert_eq!(table.heard_from(renamed, Heard::Reply, t0), Added::New);
+        assert_eq!(table.nodes(), vec![renamed]);
+
+        // Hearing from a known node again only refreshes it.
+        assert_eq!(
+            table.heard_from(renamed, Heard::Query, t0),
+            Added::Refreshed
+        );
+        assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn our_own_id_is_never_added() {
+        let t0 = Instant::now();
+        let mut table = RoutingTable::new(OWN, t0);
+        let me = NodeInfo {
+            id: OWN,
+            addr: addr(1),
+        };
+        assert_eq!(table.heard_from(me, Heard::Reply, t0), Added::Ignored);
+        assert!(table.is_empty());
+        assert_eq!(table.own_id(), OWN);
+    }
+
+    /// Checks the invariants: at most MAX_BUCKETS buckets of at most K nodes each, every node
+    /// in the bucket its id belongs in, no id or address twice.
+    fn check_invariants(table: &RoutingTable) {
+        assert!(!table.buckets.is_empty() && table.buckets.len() <= MAX_BUCKETS);
+        let mut ids = std::collections::HashSet::new();
+        let mut addrs = std::collections::HashSet::new();
+        for (b, bucket) in table.buckets.iter().enumerate() {
+            assert!(bucket.nodes.len() <= K && bucket.cache.len() <= REPLACEMENT_CACHE);
+            for e in bucket.nodes.iter().chain(&bucket.cache) {
+                assert_eq!(table.bucket_index(&e.info.id), b);
+                assert!(ids.insert(e.info.id), "id twice: {}", e.info.id);
+                assert!(addrs.insert(e.info.addr), "address twice: {}", e.info.addr);
+            }
+        }
+        assert_eq!(table.nodes().len(), table.len());
+        assert!(table.len() <= MAX_BUCKETS * K);
+    }
+
+    #[test]
+    fn ten_thousand_random_nodes_keep_the_table_bounded() {
+        let t0 = Instant::now();
+        let mut rng = fastrand::Rng::with_seed(5);
+        let own = random_id(&mut rng);
+        let mut table = RoutingTable::new(own, t0);
+        for n in 0..10_000 {
+            let node = NodeInfo {
+                id: random_id(&mut rng),
+                addr: addr(n),
+            };
+            table.heard_from(node, Heard::Reply, t0);
+        }
+        check_invariants(&table);
+        // Random ids: about half share 0 bits with us, a quarter 1 bit, ... so only about
+        // log2(10000 / 8) ≈ 10 buckets fill up before the ones near us run out of nodes.
+        let buckets = table.buckets(t0).len();
+        assert!((8..=16).contains(&buckets), "{buckets} buckets");
+        assert!(table.len() <= buckets * K);
+    }
+
+    #[test]
+    fn nodes_near_our_id_can_split_the_table_into_at_most_160_buckets() {
+        let t0 = Instant::now();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let own = random_id(&mut rng);
+        let mut table = RoutingTable::new(own, t0);
+        let mut n = 0;
+        // For every prefix length, K + 1 nodes sharing exactly that many bits with us
+        // (fewer exist for the longest prefixes: only one id shares exactly 159 bits).
+        for shared in (0..160).rev() {
+            for _ in 0..=K {
+                let mut id = random_id(&mut rng);
+                for bit in 0..shared {
+                    set_bit(&mut id, bit, get_bit(&own, bit));
+                }
+                set_bit(&mut id, shared, !get_bit(&own, shared));
+                table.heard_from(NodeInfo { id, addr: addr(n) }, Heard::Reply, t0);
+                n += 1;
+            }
+        }
+        check_invariants(&table);
+        // Not quite 160: only 7 ids share 157 or more bits with ours, so the bucket holding
+        // them can never have K = 8 nodes, never be full, and never split.
+        assert_eq!(table.buckets(t0).len(), 158);
+        assert!(table.len() <= 158 * K);
+    }
+
+    #[test]
+    fn a_caller_that_does_the_pings_ends_with_a_table_of_reachable_nodes() {
+        // 3,000 random nodes; every third one only sends queries and never answers ours (it
+        // sits behind a NAT). The test plays the `dht` thread: it pings whatever the table asks
+        // for, and reports an answer or a failure.
+        let mut t = Instant::now();
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut table = RoutingTable::new(random_id(&mut rng), t);
+        let nodes: Vec<NodeInfo> = (0..3000)
+            .map(|n| NodeInfo {
+                id: random_id(&mut rng),
+                addr: addr(n),
+            })
+            .collect();
+        let reachable = |n: &NodeInfo| u32::from_be_bytes(n.addr.ip().octets()) % 3 != 0;
+        let ping = |table: &mut RoutingTable, list: Vec<NodeInfo>, t: Instant| {
+            for n in list {
+                if reachable(&n) {
+                    table.heard_from(n, Heard::Reply, t);
+                } else {
+                    table.failed(n.addr, t);
+                }
+            }
+        };
+        for n in &nodes {
+            let heard = if reachable(n) {
+                Heard::Reply
+            } else {
+                Heard::Query
+            };
+            if let Added::PingFirst(list) = table.heard_from(*n, heard, t) {
+                ping(&mut table, list, t);
+            }
+            // The thread's timer: pings due now (second tries for nodes that failed once).
+            let due = table.to_ping(t);
+            ping(&mut table, due, t);
+            t += Duration::from_millis(100);
+        }
+        check_invariants(&table);
+        assert!(table.buckets(t).len() >= 6, "the table split");
+        for (info, status) in table.buckets(t).into_iter().flat_map(|b| b.nodes) {
+            if reachable(&info) {
+                assert_eq!(status, Status::Good, "{info:?}");
+            } else {
+                assert_ne!(status, Status::Good, "{info:?}");
+            }
+        }
+        let good = table.nodes().iter().filter(|n| reachable(n)).count();
+        assert!(good * 10 >= table.len() * 9, "{good} of {}", table.len());
+    }
+}
