@@ -204,10 +204,10 @@ impl Bucket {
     /// Puts a newcomer into the replacement cache; when the cache is full the newcomer takes
     /// the place of the one heard from least recently.
     fn cache_newcomer(&mut self, entry: Entry) {
-        if self.cache.len() >= REPLACEMENT_CACHE {
-            if let Some(oldest) = (0..self.cache.len()).min_by_key(|&i| self.cache[i].last_seen) {
-                self.cache.remove(oldest);
-            }
+        if self.cache.len() >= REPLACEMENT_CACHE
+            && let Some(oldest) = (0..self.cache.len()).min_by_key(|&i| self.cache[i].last_seen)
+        {
+            self.cache.remove(oldest);
         }
         self.cache.push(entry);
     }
@@ -424,11 +424,11 @@ impl RoutingTable {
                 // BEP 5 suggests one more try before giving up on a node: make the retry
                 // due at the next `to_ping` instead of in PING_INTERVAL.
                 entry.last_pinged = None;
-                if entry.failures >= BAD_AFTER_FAILURES {
-                    if let Some(replacement) = bucket.take_replacement() {
-                        bucket.nodes[i] = replacement;
-                        bucket.last_changed = now;
-                    }
+                if entry.failures >= BAD_AFTER_FAILURES
+                    && let Some(replacement) = bucket.take_replacement()
+                {
+                    bucket.nodes[i] = replacement;
+                    bucket.last_changed = now;
                 }
             }
             Some(Slot::Cache(b, i)) => {
@@ -998,7 +998,7 @@ mod tests {
                 addr: addr(n),
             })
             .collect();
-        let reachable = |n: &NodeInfo| u32::from_be_bytes(n.addr.ip().octets()) % 3 != 0;
+        let reachable = |n: &NodeInfo| !u32::from_be_bytes(n.addr.ip().octets()).is_multiple_of(3);
         let ping = |table: &mut RoutingTable, list: Vec<NodeInfo>, t: Instant| {
             for n in list {
                 if reachable(&n) {
