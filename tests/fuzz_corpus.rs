@@ -16,6 +16,8 @@
 
 use peerwire::bencode::{self, Limits, Value};
 use peerwire::create::{CreateOptions, create_torrent};
+use peerwire::dht::krpc::{self, Query};
+use peerwire::dht::{NodeId, NodeInfo};
 use peerwire::encoding;
 use peerwire::magnet::Magnet;
 use peerwire::metainfo::{InfoHash, Metainfo};
@@ -25,7 +27,7 @@ use peerwire::tracker::{ScrapeStats, http};
 use peerwire::wire::extension::{ExtendedHandshake, MetadataMessage, PexMessage};
 use peerwire::wire::{Handshake, Message};
 use std::fs;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
@@ -133,6 +135,13 @@ fn replay_magnet() {
     });
 }
 
+#[test]
+fn replay_krpc() {
+    replay("krpc", |data| {
+        let _ = krpc::Message::decode(data);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // The seed generator. Small, readable inputs that reach each parser's main paths; libFuzzer
 // mutates from there.
@@ -148,6 +157,7 @@ fn write_seed_corpus() {
     write_tracker_udp_seeds();
     write_extension_seeds();
     write_magnet_seeds();
+    write_krpc_seeds();
 }
 
 fn write_seed(target: &str, name: &str, bytes: &[u8]) {
@@ -648,4 +658,107 @@ fn write_magnet_seeds() {
     for (name, link) in links {
         write_seed(t, name, link.as_bytes());
     }
+}
+
+fn write_krpc_seeds() {
+    let t = "krpc";
+    let me = NodeId(*b"abcdefghij0123456789");
+    let target = NodeId(*b"mnopqrstuvwxyz123456");
+    let node = |n: u8| NodeInfo {
+        id: NodeId([n; 20]),
+        addr: SocketAddrV4::new([127, 0, 0, n].into(), 6881 + u16::from(n)),
+    };
+    let queries = [
+        ("ping", Query::Ping),
+        ("find_node", Query::FindNode { target }),
+        (
+            "get_peers",
+            Query::GetPeers {
+                info_hash: INFO_HASH,
+            },
+        ),
+        (
+            "announce_peer",
+            Query::AnnouncePeer {
+                info_hash: INFO_HASH,
+                port: 6881,
+                implied_port: true,
+                token: b"aoeusnth".to_vec(),
+            },
+        ),
+        (
+            "unknown_method",
+            Query::Unknown {
+                method: "sample_infohashes".into(),
+            },
+        ),
+    ];
+    for (name, query) in queries {
+        let message = krpc::Message::query(b"aa".to_vec(), me, query);
+        write_seed(t, name, &message.encode());
+    }
+    let mut read_only = krpc::Message::query(vec![0, 1, 2, 3], me, Query::Ping);
+    read_only.version = Some(b"PW\x00\x01".to_vec());
+    read_only.read_only = true;
+    write_seed(t, "ping_read_only", &read_only.encode());
+    let responses = [
+        (
+            "pong",
+            krpc::Response {
+                id: target,
+                ..krpc::Response::default()
+            },
+        ),
+        (
+            "nodes",
+            krpc::Response {
+                id: target,
+                nodes: (1..=8).map(node).collect(),
+                ..krpc::Response::default()
+            },
+        ),
+        (
+            "values",
+            krpc::Response {
+                id: target,
+                nodes: vec![node(9)],
+                values: vec![
+                    SocketAddrV4::new([10, 0, 0, 2].into(), 6881),
+                    SocketAddrV4::new([192, 168, 1, 7].into(), 51413),
+                ],
+                token: Some(vec![0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3]),
+            },
+        ),
+    ];
+    for (name, response) in responses {
+        let message = krpc::Message::response(b"aa".to_vec(), response);
+        write_seed(t, name, &message.encode());
+    }
+    let error = krpc::Message::error(b"aa".to_vec(), krpc::ERROR_PROTOCOL, "bad token");
+    write_seed(t, "error", &error.encode());
+    let unknown = krpc::Message::error(b"aa".to_vec(), krpc::ERROR_METHOD_UNKNOWN, "");
+    write_seed(t, "error_method_unknown", &unknown.encode());
+    // Messages our encoder does not make: extension keys, an IPv6 value, broken ones.
+    write_seed(
+        t,
+        "extension_keys",
+        b"d2:ip6:\x7f\0\0\x01\x1a\xe11:rd2:id20:mnopqrstuvwxyz1234566:nodes60:6:valuesl18:\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01\x1a\xe1e7:samples20:ABCDEFGHIJKLMNOPQRSTe1:t2:aa1:v4:LT\x01\x021:y1:re",
+    );
+    write_seed(
+        t,
+        "ragged_nodes",
+        b"d1:rd2:id20:0123456789abcdefghij5:nodes9:def456...e1:t2:aa1:y1:re",
+    );
+    write_seed(
+        t,
+        "short_id",
+        b"d1:ad2:id19:abcdefghij012345678e1:q4:ping1:t2:aa1:y1:qe",
+    );
+    write_seed(
+        t,
+        "negative_port",
+        b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz1234564:porti-1e5:token2:tke1:q13:announce_peer1:t2:aa1:y1:qe",
+    );
+    write_seed(t, "latin1_error", b"d1:eli201e5:caf\xe9!e1:t2:aa1:y1:ee");
+    write_seed(t, "not_a_dict", b"l1:t1:ye");
 }
