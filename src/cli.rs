@@ -8,6 +8,7 @@
 //! leaves early (`peerwire info big.torrent | head -1`) ends the command quietly with status 0
 //! (`print_lines`).
 
+pub mod dht;
 pub mod magnet;
 pub mod progress;
 
@@ -62,7 +63,8 @@ pub enum CliError {
     #[error("cannot get the torrent's metadata from peers")]
     Metadata(#[source] crate::metadata_fetch::MetadataError),
     #[error(
-        "no peers: the magnet link names no tracker and no peer (x.pe), and no --peer was given"
+        "no peers: the magnet link names no tracker and no peer (x.pe), no --peer was given, \
+         and the DHT found none"
     )]
     NoPeers,
     #[error("cannot listen on {addr}")]
@@ -74,6 +76,8 @@ pub enum CliError {
     Demo(#[source] crate::demo::DemoError),
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
+    #[error("DHT: {0}")]
+    Dht(String),
 }
 
 /// Sets up `env_logger` on stderr: `-q` errors only, default warnings, `-v` info,

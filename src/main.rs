@@ -120,6 +120,39 @@ enum PeerwireCommand {
         #[command(flatten)]
         upload: UploadArgs,
     },
+    /// Ask one DHT node (BEP 5) for its id.
+    #[command(name = "dht_ping", alias = "dht-ping")]
+    DhtPing {
+        node: std::net::SocketAddr,
+        #[command(flatten)]
+        local: LocalNodeArgs,
+    },
+    /// Ask one DHT node for the nodes it knows closest to a target id (40 hex).
+    #[command(name = "dht_find_node", alias = "dht-find-node")]
+    DhtFindNode {
+        node: std::net::SocketAddr,
+        target: String,
+        #[command(flatten)]
+        local: LocalNodeArgs,
+    },
+    /// Find a torrent's peers in the DHT, printing each step of the lookup.
+    #[command(name = "dht_get_peers", alias = "dht-get-peers")]
+    DhtGetPeers {
+        /// An info hash (40 hex) or a magnet link.
+        target: String,
+        #[command(flatten)]
+        local: LocalNodeArgs,
+        #[command(flatten)]
+        dht: DhtArgs,
+    },
+    /// Run a DHT node (no torrent) until Ctrl-C: a classroom DHT is a few of these.
+    #[command(name = "dht_node", alias = "dht-node")]
+    DhtNode {
+        #[command(flatten)]
+        local: LocalNodeArgs,
+        #[command(flatten)]
+        dht: DhtArgs,
+    },
     /// A whole swarm on 127.0.0.1 in one command: tracker, a seeder, leechers, and a summary.
     Demo(DemoArgs),
     /// Make a .torrent file of a file or a directory.
@@ -256,6 +289,64 @@ impl UploadArgs {
     }
 }
 
+/// The DHT (BEP 5): where to start, where to keep the table, or off.
+#[derive(clap::Args)]
+struct DhtArgs {
+    /// A DHT node to start from, HOST:PORT (repeatable).
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    bootstrap: Vec<String>,
+    /// Keep our DHT id and routing table in this file (read at start, written at exit).
+    #[arg(long, value_name = "FILE")]
+    dht_state: Option<PathBuf>,
+    /// No DHT: peers come only from trackers, --peer and peer exchange.
+    #[arg(long)]
+    no_dht: bool,
+}
+
+impl DhtArgs {
+    fn options(&self) -> Option<peerwire::dht::thread::DhtOptions> {
+        (!self.no_dht).then(|| peerwire::dht::thread::DhtOptions {
+            bootstrap: self.bootstrap.clone(),
+            state: self.dht_state.clone(),
+            routers: routers(),
+        })
+    }
+}
+
+/// The routers a node asks when given no other way in: the public ones, or
+/// `PEERWIRE_DHT_ROUTERS` (comma-separated HOST:PORT; empty: none, as in the tests).
+fn routers() -> Vec<String> {
+    match std::env::var("PEERWIRE_DHT_ROUTERS") {
+        Ok(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(String::from)
+            .collect(),
+        Err(_) => peerwire::dht::thread::PUBLIC_ROUTERS
+            .iter()
+            .map(|r| r.to_string())
+            .collect(),
+    }
+}
+
+/// A `dht_*` command's own node: its address.
+#[derive(clap::Args)]
+struct LocalNodeArgs {
+    /// The address of our node's UDP socket (give each node its own 127.0.0.x on one machine).
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: std::net::Ipv4Addr,
+    /// Our node's UDP port (0: any).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+}
+
+impl LocalNodeArgs {
+    fn local(&self) -> cli::dht::Local {
+        cli::dht::Local(std::net::SocketAddrV4::new(self.bind, self.port))
+    }
+}
+
 /// How to reach trackers: the port we announce and the timeouts.
 #[derive(clap::Args)]
 struct TrackerArgs {
@@ -294,8 +385,13 @@ struct PeerArgs {
     /// Drop a peer that sends nothing at all for this many seconds.
     #[arg(long, default_value_t = 120)]
     peer_timeout: u64,
+    /// The address we listen on, TCP and the DHT's UDP (default: every address).
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: std::net::IpAddr,
     #[command(flatten)]
     tracker: TrackerArgs,
+    #[command(flatten)]
+    dht: DhtArgs,
 }
 
 impl PeerArgs {
@@ -317,6 +413,8 @@ impl PeerArgs {
             only_piece,
             debug_single_peer: self.debug_single_peer,
             peer_timeout: Duration::from_secs(self.peer_timeout),
+            bind: self.bind,
+            dht: self.dht.options(),
             ..peerwire::session::DownloadOptions::new(target)
         }
     }
@@ -331,6 +429,8 @@ impl PeerArgs {
             port: self.tracker.port,
             tracker: self.tracker.config(),
             trace: options.trace,
+            dht: options.dht,
+            bind: self.bind,
         }
     }
 }
@@ -416,6 +516,19 @@ fn main() -> ExitCode {
         } => cli::seed(&torrent, &path, |target| {
             upload.options(&peers, target, true)
         }),
+        PeerwireCommand::DhtPing { node, local } => cli::dht::dht_ping(node, local.local()),
+        PeerwireCommand::DhtFindNode {
+            node,
+            target,
+            local,
+        } => cli::dht::dht_find_node(node, &target, local.local()),
+        PeerwireCommand::DhtGetPeers { target, local, dht } => {
+            let options = dht.options().unwrap_or_default();
+            cli::dht::dht_get_peers(&target, local.local(), options)
+        }
+        PeerwireCommand::DhtNode { local, dht } => {
+            cli::dht::dht_node(local.local(), dht.options().unwrap_or_default())
+        }
         PeerwireCommand::Demo(args) => cli::demo(args.config()),
         PeerwireCommand::Tracker(args) => cli::tracker(args.config()),
         PeerwireCommand::Create(args) => cli::create(&args.path, &args.output, args.options()),

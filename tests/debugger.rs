@@ -81,7 +81,9 @@ fn run_gdb(gdb: &Path, commands: &[&str], args: &[&str]) -> Option<String> {
     for line in ["set pagination off"].iter().chain(commands) {
         command.arg("-ex").arg(line);
     }
+    // No public DHT routers: nothing leaves the machine (see `common::peerwire`).
     command
+        .env("PEERWIRE_DHT_ROUTERS", "")
         .arg("--args")
         .arg(env!("CARGO_BIN_EXE_peerwire"))
         .args(args);

@@ -121,7 +121,7 @@ fn the_bar_says_what_it_knows_and_a_warning_leaves_one_bar() {
     let (url, release) = refusing_tracker();
     common::create_torrent(&content, &torrent, &["-t", &url]);
     let command = format!(
-        "{} download -o {} {} --port {}",
+        "{} download -o {} {} --port {} --no-dht",
         peerwire().get_program().to_string_lossy(),
         dir.path().join("out.bin").display(),
         torrent.display(),

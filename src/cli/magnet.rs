@@ -2,6 +2,8 @@
 //! download — walkthrough §13, §14. Only the printing differs from the `.torrent` commands.
 
 use super::{CliError, print_lines};
+use crate::dht::node::{Command as DhtCommand, LookupEvent};
+use crate::dht::thread::{Dht, DhtConfig, DhtOptions};
 use crate::magnet::Magnet;
 use crate::metadata_fetch::{self, Request};
 use crate::metainfo::Metainfo;
@@ -13,20 +15,28 @@ use crate::tracker::tiers::TrackerTiers;
 use crate::tracker::{AnnounceRequest, TrackerConfig};
 use crate::wire::Message;
 use crate::wire::extension::ExtendedHandshake;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::time::Duration;
 
 /// How long `magnet_info` and the downloads look for the metadata.
 const METADATA_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Where a magnet link's peers come from: `--peer`, the link's `x.pe`, and its trackers.
+/// Where a magnet link's peers come from: `--peer`, the link's `x.pe`, its trackers, and
+/// the DHT.
 pub struct PeerSources {
     pub peers: Vec<SocketAddr>,
     pub port: u16,
     pub tracker: TrackerConfig,
     pub trace: Trace,
+    /// `None`: `--no-dht`.
+    pub dht: Option<DhtOptions>,
+    /// `--bind`: the address of the DHT node's socket.
+    pub bind: IpAddr,
 }
+
+/// How long the DHT lookup of a magnet link may take.
+const DHT_LOOKUP_DEADLINE: Duration = Duration::from_secs(30);
 
 pub fn parse(uri: &str) -> Result<Magnet, CliError> {
     Magnet::parse(uri).map_err(CliError::Magnet)
@@ -145,10 +155,53 @@ fn find_peers(
             Err(e) => return Err(e),
         }
     }
+    // No peer yet (a trackerless link, or dead trackers): ask the DHT. With peers in hand
+    // the download's own DHT node will find more anyway.
+    if let (true, Some(dht)) = (peers.is_empty(), &sources.dht) {
+        peers.extend(dht_look_up(magnet, dht, sources.bind)?);
+    }
     if peers.is_empty() {
         return Err(CliError::NoPeers);
     }
     Ok(peers)
+}
+
+/// One get_peers lookup for the link's info hash (BEP 5), from a node of its own that asks
+/// but does not answer (it lives only for this lookup; the download starts a full node).
+fn dht_look_up(
+    magnet: &Magnet,
+    options: &DhtOptions,
+    bind: IpAddr,
+) -> Result<Vec<SocketAddr>, CliError> {
+    if !options.has_a_way_in() {
+        return Ok(Vec::new());
+    }
+    let ip = match bind {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    };
+    let config = DhtConfig {
+        bind: SocketAddrV4::new(ip, 0),
+        options: options.clone(),
+        read_only: true,
+    };
+    let dht = Dht::start(config).map_err(|e| CliError::Download(e.into()))?;
+    let (events, steps) = crossbeam_channel::unbounded();
+    dht.send(DhtCommand::GetPeers {
+        info_hash: magnet.info_hash,
+        events,
+    });
+    let deadline = std::time::Instant::now() + DHT_LOOKUP_DEADLINE;
+    let mut found = Vec::new();
+    while let Ok(event) = steps.recv_deadline(deadline) {
+        if let LookupEvent::Done { peers, queries } = event {
+            log::info!("DHT: {} peers after {queries} queries", peers.len());
+            found = peers.into_iter().map(SocketAddr::V4).collect();
+            break;
+        }
+    }
+    dht.stop();
+    Ok(found)
 }
 
 /// `magnet_download -o <out> <uri>` and `download <uri>`: the metadata, then a normal download.

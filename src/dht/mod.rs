@@ -12,10 +12,12 @@
 //!   lookup     one iterative lookup: whom to ask next, when it is done
 //!   tokens     the write permission handed out by get_peers, checked by announce_peer
 //!   store      peers announced to us, per info hash, for 30 minutes
-//!   node       the `dht` thread: owns the UDP socket, runs the four above, talks over channels
+//!   serve      our answers to the four queries, rate-limited per address
+//!   node       one node's behaviour: datagrams and commands in, datagrams and answers out
+//!   thread     the `dht` thread: owns the UDP socket and the clock, runs a node, talks over channels
 //! ```
 //!
-//! All but `node` are pure: events in, answers out, testable by hand.
+//! All but `thread` are pure: events in, answers out, testable by hand.
 
 use crate::encoding::{from_hex, to_hex};
 use crate::metainfo::InfoHash;
@@ -25,7 +27,9 @@ pub mod krpc;
 pub mod lookup;
 pub mod node;
 pub mod routing;
+pub mod serve;
 pub mod store;
+pub mod thread;
 pub mod tokens;
 
 /// Nodes per bucket, and how many of the closest nodes a lookup must hear from (BEP 5: k = 8).

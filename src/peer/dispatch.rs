@@ -109,8 +109,20 @@ pub(super) fn handle_message(
                 .receive(connection, &extensions, id, &payload)?;
             Actions::default()
         }
-        // Keep-alive (its arrival already counted as life), `port` (no DHT yet), and ids we
-        // do not know (skipped by the wire module): nothing to do.
+        // BEP 5: the peer's DHT node listens at its address, this port. Our node pings it
+        // and keeps it if it answers (a peer can name only its own address, never another).
+        Message::Port(port) => {
+            if let (Some(dht), std::net::SocketAddr::V4(addr), true) =
+                (&context.dht, link.peer.addr, port != 0)
+            {
+                let node = std::net::SocketAddrV4::new(*addr.ip(), port);
+                // The DHT thread has ended only when the session is ending too.
+                let _ = dht.commands.send(crate::dht::node::Command::AddNode(node));
+            }
+            Actions::default()
+        }
+        // Keep-alive (its arrival already counted as life) and ids we do not know (skipped
+        // by the wire module): nothing to do.
         other => {
             log::trace!("{}: ignoring {other}", link.peer.addr);
             Actions::default()

@@ -29,7 +29,7 @@ use crate::piece::{BlockRequest, PieceLayout};
 use crate::storage::Storage;
 use crate::trace::Trace;
 use crate::wire::Message;
-use crate::wire::handshake::RESERVED_PEER;
+use crate::wire::handshake::{RESERVED_PEER, RESERVED_PEER_DHT};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +69,27 @@ pub struct PeerContext {
     pub pex: bool,
     /// The port we listen on, announced in our extended handshake (0: unknown).
     pub listen_port: u16,
+    /// Our DHT node (BEP 5), if it runs: its port goes to peers in a `port` message, and the
+    /// nodes peers name in theirs go to it.
+    pub dht: Option<DhtLink>,
+}
+
+/// What a peer thread needs of the DHT node.
+#[derive(Clone)]
+pub struct DhtLink {
+    pub commands: Sender<crate::dht::node::Command>,
+    /// The UDP port of our node.
+    pub port: u16,
+}
+
+impl PeerContext {
+    /// Our handshake's reserved bytes: the DHT bit only when we run a node.
+    fn reserved(&self) -> [u8; 8] {
+        match self.dht {
+            Some(_) => RESERVED_PEER_DHT,
+            None => RESERVED_PEER,
+        }
+    }
 }
 
 impl PeerContext {
@@ -87,7 +108,7 @@ pub fn spawn(addr: SocketAddr, context: PeerContext) {
     start_thread(addr, false, context, move |c| {
         // Dialling runs on the new thread, not the caller's: a peer that never answers costs
         // its own thread the connect timeout, and the scheduler that asked goes on at once.
-        Connection::open(addr, c.info_hash, c.our_id, RESERVED_PEER, c.trace.clone())
+        Connection::open(addr, c.info_hash, c.our_id, c.reserved(), c.trace.clone())
     });
 }
 
@@ -103,13 +124,7 @@ pub fn spawn_incoming(
         // Moved in here so that it is dropped when the thread ends, however it ends: the
         // listener's count goes down only when the connection is really gone.
         let _guard = guard;
-        Connection::accept(
-            stream,
-            c.info_hash,
-            c.our_id,
-            RESERVED_PEER,
-            c.trace.clone(),
-        )
+        Connection::accept(stream, c.info_hash, c.our_id, c.reserved(), c.trace.clone())
     });
 }
 
@@ -313,6 +328,11 @@ fn start(
     }
     for message in &allow {
         send(connection, link, message)?;
+    }
+    // BEP 5: a peer that set the DHT bit hears where our node listens, and may add it to
+    // its routing table. Sent only when we set the bit too (we run a node).
+    if let (Some(dht), true) = (&context.dht, connection.remote.supports_dht()) {
+        send(connection, link, &Message::Port(dht.port))?;
     }
     // Out now rather than at the end of the first turn (up to the stall limit): the peer
     // can decide at once whether we interest it.

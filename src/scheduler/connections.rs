@@ -272,11 +272,13 @@ impl Scheduler {
     }
 
     pub(super) fn collect_new_peers(&mut self) {
-        let Some(channel) = &self.new_peers else {
-            return;
-        };
-        // Never waits: the announcer sends one list per announce; we take what is there.
-        let found: Vec<SocketAddr> = channel.try_iter().flatten().collect();
+        // Never waits: the announcer sends one list per announce, the DHT one per answer
+        // that named peers; we take what is there.
+        let found: Vec<SocketAddr> = self
+            .new_peers
+            .iter()
+            .flat_map(|channel| channel.try_iter().flatten())
+            .collect();
         found.into_iter().for_each(|addr| self.add_peer(addr));
     }
 

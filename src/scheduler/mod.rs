@@ -91,7 +91,7 @@ pub struct Scheduler {
     not_again: HashSet<SocketAddr>,
     connect: Connect,
     /// Peers from the announcer, if there is a tracker.
-    new_peers: Option<Receiver<Vec<SocketAddr>>>,
+    new_peers: Vec<Receiver<Vec<SocketAddr>>>,
     /// What the session asked for.
     settings: Settings,
     /// The pieces we really have: what peers are told (`bitfield`, then `have`).
@@ -147,7 +147,7 @@ impl Scheduler {
             banned: HashSet::new(),
             not_again: HashSet::new(),
             connect,
-            new_peers: None,
+            new_peers: Vec::new(),
             // What peers are told, not what the picker counts as done: to fetch one piece
             // (`download_piece`) every other one is marked done in the picker, but is not ours.
             ours: settings.advertise.clone(),
@@ -162,9 +162,9 @@ impl Scheduler {
         }
     }
 
-    /// Peers found by the announcer arrive on this channel.
+    /// Peers found by the announcer, or by the DHT, arrive on this channel.
     pub fn take_peers_from(&mut self, peers: Receiver<Vec<SocketAddr>>) {
-        self.new_peers = Some(peers);
+        self.new_peers.push(peers);
     }
 
     /// Runs until every piece is verified and seeding (if any) is over, `give_up` passes with

@@ -13,6 +13,8 @@
 //! (`completed`, then `stopped`), and returns what happened.
 
 use crate::choker::ChokerConfig;
+use crate::dht::node::Command as DhtCommand;
+use crate::dht::thread::{Dht, DhtConfig, DhtError, DhtOptions};
 use crate::metainfo::Metainfo;
 use crate::peer::thread as peer_thread;
 use crate::peer_id::PeerId;
@@ -27,7 +29,7 @@ use crate::tracker::tiers::TrackerTiers;
 use crate::tracker::{AnnounceRequest, TrackerConfig};
 use crate::wire::Bitfield;
 use crossbeam_channel::Receiver;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -84,6 +86,9 @@ pub struct DownloadOptions {
     /// Our peer id (`None`: a fresh random one).
     pub peer_id: Option<PeerId>,
     pub choker: ChokerConfig,
+    /// The DHT (BEP 5): where to find our way in. `None`: no DHT (`--no-dht`). Never used
+    /// for a private torrent (BEP 27).
+    pub dht: Option<DhtOptions>,
 }
 
 impl DownloadOptions {
@@ -107,14 +112,20 @@ impl DownloadOptions {
             peer_timeout: Duration::from_secs(120),
             peer_id: None,
             choker: ChokerConfig::default(),
+            dht: None,
         }
     }
 }
 
 #[derive(Debug, Error)]
 pub enum SessionError {
-    #[error("the torrent names no tracker and no --peer was given: nowhere to find peers")]
+    #[error(
+        "the torrent names no tracker, no --peer was given and the DHT has no node to start \
+         from: nowhere to find peers"
+    )]
     NoPeers,
+    #[error(transparent)]
+    Dht(#[from] DhtError),
     #[error("piece {index} does not exist (the torrent has {count})")]
     NoSuchPiece { index: u32, count: usize },
     #[error(transparent)]
@@ -187,10 +198,24 @@ pub fn download(
         return Ok(already_complete(storage, &have, our_id));
     }
     let tiers = TrackerTiers::new(metainfo.tracker_tiers(), options.tracker);
-    if tiers.is_empty() && options.peers.is_empty() && !have.is_complete() {
+    // BEP 27: a private torrent's peers come from its tracker only, never from the DHT.
+    let dht_options = options.dht.as_ref().filter(|_| !metainfo.info.private);
+    let dht_way_in = dht_options.is_some_and(DhtOptions::has_a_way_in);
+    if tiers.is_empty() && options.peers.is_empty() && !dht_way_in && !have.is_complete() {
         return Err(SessionError::NoPeers);
     }
-    let swarm = PeerSide::start(metainfo, options, &storage, &layout, our_id)?;
+    let dht = dht_options.map(|o| start_dht(o, options)).transpose()?;
+    let swarm = PeerSide::start(metainfo, options, &storage, &layout, our_id, dht.as_ref())?;
+    // The DHT looks for peers beside the trackers, and announces our listen port.
+    let dht_peers = dht.as_ref().map(|dht| {
+        let (peers, found) = crossbeam_channel::unbounded();
+        dht.send(DhtCommand::Track {
+            info_hash: metainfo.info_hash,
+            announce_port: Some(swarm.port),
+            peers,
+        });
+        found
+    });
     let left = Left::new(&layout, options.only_piece);
     let started = left.at_start(&layout, &have);
     let announcer = (!tiers.is_empty())
@@ -203,7 +228,7 @@ pub fn download(
         .transpose()
         .map_err(SessionError::Thread)?;
     let reporter = tracker_reporter(announcer.as_ref(), left, have.is_complete());
-    let outcome = run_scheduler(&swarm, &have, options, reporter, on_progress);
+    let outcome = run_scheduler(&swarm, &have, options, reporter, dht_peers, on_progress);
     if let Some(announcer) = announcer {
         if let Ok(outcome) = &outcome {
             // The announcer ends only on `Stop`: this fails only if it died (a panic), and
@@ -217,6 +242,10 @@ pub fn download(
         announcer.stop();
     }
     swarm.stop();
+    if let Some(dht) = dht {
+        dht.send(DhtCommand::Forget(metainfo.info_hash));
+        dht.stop(); // writes `--dht-state`
+    }
     let outcome = outcome?;
     match outcome.result {
         Ok(progress) => Ok(Summary {
@@ -246,6 +275,7 @@ fn run_scheduler(
     have: &Bitfield,
     options: &DownloadOptions,
     (mut tell_tracker, peers): (TrackerReporter, Option<Receiver<Vec<SocketAddr>>>),
+    dht_peers: Option<Receiver<Vec<SocketAddr>>>,
     mut on_progress: impl FnMut(&Progress) + Send + 'static,
 ) -> Result<Outcome, SessionError> {
     let context = swarm.context.clone();
@@ -282,7 +312,7 @@ fn run_scheduler(
         settings,
     );
     options.peers.iter().for_each(|p| scheduler.add_peer(*p));
-    if let Some(peers) = peers {
+    for peers in [peers, dht_peers].into_iter().flatten() {
         scheduler.take_peers_from(peers);
     }
     let report = move |p: &Progress| {
@@ -295,6 +325,31 @@ fn run_scheduler(
         .spawn(move || scheduler.run(give_up, stop, report))
         .map_err(SessionError::Thread)?;
     join_scheduler(scheduler)
+}
+
+/// Starts the DHT node on the port we are asked to listen on (TCP and UDP share the number,
+/// as real clients do); if another program holds that UDP port, on any free one.
+fn start_dht(dht: &DhtOptions, options: &DownloadOptions) -> Result<Dht, SessionError> {
+    let ip = match options.bind {
+        IpAddr::V4(ip) => ip,
+        // BEP 5's node is IPv4: an IPv6 listen address gets a node on every IPv4 address.
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    };
+    let config = |port| DhtConfig {
+        bind: SocketAddrV4::new(ip, port),
+        options: dht.clone(),
+        read_only: false,
+    };
+    match Dht::start(config(options.port)) {
+        Err(DhtError::Bind(addr, e)) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            log::warn!(
+                "UDP port {} is in use; the DHT node takes another",
+                addr.port()
+            );
+            Ok(Dht::start(config(0))?)
+        }
+        result => Ok(result?),
+    }
 }
 
 /// Waits for the scheduler thread. A panic there is a bug of ours and is reported as one,

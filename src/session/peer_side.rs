@@ -2,9 +2,10 @@
 //! thread shares, and the listener that accepts peers dialling us — walkthrough §7, §10.
 
 use super::{DownloadOptions, SessionError};
+use crate::dht::thread::Dht;
 use crate::metainfo::Metainfo;
 use crate::peer::listener::Listener;
-use crate::peer::thread::PeerContext;
+use crate::peer::thread::{DhtLink, PeerContext};
 use crate::peer::upload::RateLimit;
 use crate::peer_id::PeerId;
 use crate::piece::PieceLayout;
@@ -32,6 +33,7 @@ impl PeerSide {
         storage: &Arc<Storage>,
         layout: &Arc<PieceLayout>,
         our_id: PeerId,
+        dht: Option<&Dht>,
     ) -> Result<PeerSide, SessionError> {
         let events = crossbeam_channel::unbounded();
         let context = PeerContext {
@@ -47,12 +49,18 @@ impl PeerSide {
             metadata: Some(Arc::clone(&metainfo.info_bytes)),
             pex: !metainfo.info.private,
             listen_port: 0,
+            dht: dht.map(|dht| DhtLink {
+                commands: dht.commands(),
+                port: dht.addr.port(),
+            }),
         };
         // Every session listens, `download_piece` and `--debug-single-peer` too: the port we
         // announce is handed to every peer that asks the tracker, so it must answer. (Under
         // `--debug-single-peer` the scheduler still keeps one peer: it may be one that dialled
         // us, and the others are refused.)
-        let listener = listen(options, &context)?;
+        // With a DHT node, TCP listens on the node's UDP port number, as real clients do.
+        let port = dht.map_or(options.port, |dht| dht.addr.port());
+        let listener = listen(options, port, &context)?;
         let mut context = context;
         context.listen_port = listener.addr.port();
         Ok(PeerSide {
@@ -74,18 +82,19 @@ impl PeerSide {
 /// (the tracker is told the port we really got).
 pub(super) fn listen(
     options: &DownloadOptions,
+    port: u16,
     context: &PeerContext,
 ) -> Result<Listener, SessionError> {
-    let bind = SocketAddr::new(options.bind, options.port);
+    let bind = SocketAddr::new(options.bind, port);
     let max_live = options.max_peers + 16;
     match Listener::spawn(bind, context.clone(), max_live) {
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && options.port != 0 => {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 => {
             let any = SocketAddr::new(options.bind, 0);
             let listener = Listener::spawn(any, context.clone(), max_live)
                 .map_err(|e| SessionError::Listen(any, e))?;
             log::warn!(
                 "port {} is in use; listening on {} instead",
-                options.port,
+                port,
                 listener.addr
             );
             Ok(listener)

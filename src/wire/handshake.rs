@@ -29,6 +29,10 @@ pub const RESERVED_EXTENSIONS: [u8; 8] = [0, 0, 0, 0, 0, 0x10, 0, 0];
 /// and the fast extension (BEP 6, byte 7 `0x04`).
 pub const RESERVED_PEER: [u8; 8] = [0, 0, 0, 0, 0, 0x10, 0, 0x04];
 
+/// [`RESERVED_PEER`] with BEP 5's DHT bit (byte 7, `0x01`): we run a DHT node and will send
+/// its port in a `port` message. Set only when the DHT is on.
+pub const RESERVED_PEER_DHT: [u8; 8] = [0, 0, 0, 0, 0, 0x10, 0, 0x05];
+
 /// One side's handshake.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Handshake {
@@ -89,6 +93,12 @@ impl Handshake {
     /// only when *both* handshakes set it.
     pub fn supports_fast(&self) -> bool {
         self.reserved[7] & 0x04 != 0
+    }
+
+    /// BEP 5: the DHT bit (reserved byte 7, `0x01`): the peer runs a DHT node and takes (and
+    /// may send) a `port` message.
+    pub fn supports_dht(&self) -> bool {
+        self.reserved[7] & 0x01 != 0
     }
 }
 

@@ -11,9 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// A `Command` for the `peerwire` binary built by cargo for this test run.
+/// A `Command` for the `peerwire` binary built by cargo for this test run. Its DHT knows no
+/// public routers (`PEERWIRE_DHT_ROUTERS` empty): no test reaches outside the machine, and a
+/// test's DHT nodes are the ones it names with `--dht-bootstrap`.
 pub fn peerwire() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_peerwire"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_peerwire"));
+    command.env("PEERWIRE_DHT_ROUTERS", "");
+    command
 }
 
 /// `peerwire seed TORRENT DATA --port P EXTRA...` on a free port P, run by `command`
