@@ -17,6 +17,7 @@
 //! trade pieces with each other, which is what the summary shows (BEP 3 in action).
 
 use crate::create::{CreateOptions, create_torrent};
+use crate::dht::thread::{Dht, DhtConfig, DhtOptions};
 use crate::metainfo::Metainfo;
 use crate::peer_id::PeerId;
 use crate::scheduler::{AfterComplete, Traffic};
@@ -24,7 +25,7 @@ use crate::session::{self, DownloadOptions, SessionError, Summary, Target};
 use crate::trace::Trace;
 use crate::tracker_server::{RunningTracker, ServerConfig};
 use crossbeam_channel::{Receiver, Sender};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,8 @@ pub struct DemoConfig {
     pub deadline: Duration,
     /// Show progress bars on stderr.
     pub progress: bool,
+    /// No tracker: the swarm finds itself through a DHT of its own (BEP 5).
+    pub dht: bool,
 }
 
 impl Default for DemoConfig {
@@ -58,6 +61,7 @@ impl Default for DemoConfig {
             trace_all: false,
             deadline: Duration::from_secs(600),
             progress: true,
+            dht: false,
         }
     }
 }
@@ -71,6 +75,8 @@ pub enum DemoError {
     },
     #[error("cannot make the torrent: {0}")]
     Torrent(String),
+    #[error("cannot start the demo's DHT: {0}")]
+    Dht(String),
     #[error("cannot start the tracker: {0}")]
     Tracker(#[from] crate::tracker_server::ServerError),
     #[error("{who}: {source}")]
@@ -125,14 +131,9 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, DemoError> {
 }
 
 fn run_in(config: &DemoConfig, dir: &Path) -> Result<DemoReport, DemoError> {
-    let tracker = RunningTracker::start(ServerConfig {
-        http: Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0)),
-        udp: None,
-        interval: Duration::from_secs(10),
-    })?;
-    let url = tracker.announce_url().unwrap_or_default();
-    let (metainfo, data) = make_torrent(config, dir, &url)?;
-    log::info!("demo: tracker {url}, torrent {}", metainfo.info_hash);
+    let finder = Finder::start(config)?;
+    let (metainfo, data) = make_torrent(config, dir, &finder.trackers())?;
+    log::info!("demo: torrent {}", metainfo.info_hash);
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let sample = Arc::new(Mutex::new(Vec::new()));
@@ -140,11 +141,11 @@ fn run_in(config: &DemoConfig, dir: &Path) -> Result<DemoReport, DemoError> {
     let bars = Bars::new(config, metainfo.info.num_pieces());
     let mut members = vec![start_member(
         &metainfo,
-        seeder_options(config, &data, &stop),
+        finder.member(seeder_options(config, &data, &stop)),
         None,
     )?];
     for n in 1..=config.leechers {
-        let options = leecher_options(config, dir, n, &stop, &sample);
+        let options = finder.member(leecher_options(config, dir, n, &stop, &sample));
         let watch = (n, done_tx.clone(), bars.bar(n));
         members.push(start_member(&metainfo, options, Some(watch))?);
     }
@@ -152,7 +153,7 @@ fn run_in(config: &DemoConfig, dir: &Path) -> Result<DemoReport, DemoError> {
     stop.store(true, Ordering::Relaxed);
     bars.clear();
     let summaries = finish(members)?;
-    tracker.stop();
+    finder.stop();
     let completed = completed?;
     let participants = summaries
         .into_iter()
@@ -175,11 +176,72 @@ fn run_in(config: &DemoConfig, dir: &Path) -> Result<DemoReport, DemoError> {
     })
 }
 
-/// A file of random bytes and its torrent, announced to the demo's tracker.
+/// How the swarm's members find each other: the built-in tracker, or (`--dht`) a DHT whose
+/// first node the demo runs itself; every member's own node joins it.
+enum Finder {
+    Tracker(RunningTracker),
+    Dht(Dht),
+}
+
+impl Finder {
+    fn start(config: &DemoConfig) -> Result<Finder, DemoError> {
+        if config.dht {
+            let dht = Dht::start(DhtConfig {
+                bind: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+                options: DhtOptions::default(),
+                read_only: false,
+            })
+            .map_err(|e| DemoError::Dht(e.to_string()))?;
+            log::info!("demo: no tracker; the DHT starts at {}", dht.addr);
+            return Ok(Finder::Dht(dht));
+        }
+        let tracker = RunningTracker::start(ServerConfig {
+            http: Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0)),
+            udp: None,
+            interval: Duration::from_secs(10),
+        })?;
+        log::info!(
+            "demo: tracker {}",
+            tracker.announce_url().unwrap_or_default()
+        );
+        Ok(Finder::Tracker(tracker))
+    }
+
+    /// The torrent's trackers: the built-in one, or none (a trackerless torrent).
+    fn trackers(&self) -> Vec<String> {
+        match self {
+            Finder::Tracker(tracker) => tracker.announce_url().into_iter().collect(),
+            Finder::Dht(_) => Vec::new(),
+        }
+    }
+
+    /// A member's options, with its way into the DHT when there is one.
+    fn member(&self, options: DownloadOptions) -> DownloadOptions {
+        match self {
+            Finder::Tracker(_) => options,
+            Finder::Dht(dht) => DownloadOptions {
+                dht: Some(DhtOptions {
+                    bootstrap: vec![dht.addr.to_string()],
+                    ..DhtOptions::default()
+                }),
+                ..options
+            },
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Finder::Tracker(tracker) => tracker.stop(),
+            Finder::Dht(dht) => dht.stop(),
+        }
+    }
+}
+
+/// A file of random bytes and its torrent (announced to the demo's tracker, if any).
 fn make_torrent(
     config: &DemoConfig,
     dir: &Path,
-    url: &str,
+    trackers: &[String],
 ) -> Result<(Metainfo, PathBuf), DemoError> {
     let files_error = |path: &Path| {
         let path = path.to_path_buf();
@@ -190,7 +252,7 @@ fn make_torrent(
     let data = seed_dir.join("demo.bin");
     write_random_file(&data, config.size_mib.max(1) << 20).map_err(files_error(&data))?;
     let options = CreateOptions {
-        trackers: vec![url.to_string()],
+        trackers: trackers.to_vec(),
         piece_length: Some(config.piece_length),
         private: false,
         comment: Some("peerwire demo".into()),
@@ -405,8 +467,12 @@ impl DemoReport {
             .map_or("unlimited".to_string(), |r| format!("{} KiB/s", r / 1024));
         let mut lines = vec![
             format!(
-                "swarm: 1 seeder (upload limit {rate}) + {} leechers on 127.0.0.1, built-in tracker",
-                c.leechers
+                "swarm: 1 seeder (upload limit {rate}) + {} leechers on 127.0.0.1, {}",
+                c.leechers,
+                match c.dht {
+                    true => "no tracker: found through the DHT",
+                    false => "built-in tracker",
+                }
             ),
             format!(
                 "file: {} MiB in {} pieces of {} KiB",

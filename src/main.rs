@@ -201,6 +201,9 @@ struct DemoArgs {
     /// Show every leecher's wire messages, not only a sample.
     #[arg(long)]
     trace: bool,
+    /// No tracker: the swarm finds itself through a DHT of its own (BEP 5).
+    #[arg(long)]
+    dht: bool,
 }
 
 impl DemoArgs {
@@ -210,6 +213,7 @@ impl DemoArgs {
             leechers: self.peers,
             seeder_rate: (self.seeder_rate > 0).then_some(self.seeder_rate * 1024),
             trace_all: self.trace,
+            dht: self.dht,
             ..Default::default()
         }
     }

@@ -128,3 +128,37 @@ fn the_demo_command_prints_its_summary() {
             .unwrap_or_else(|e| panic!("not a trace line: {line}: {e:?}"));
     }
 }
+
+/// `demo --dht`: no tracker at all. The torrent names none; the members' DHT nodes find each
+/// other from the demo's first node, the seeder announces itself, the leechers look it up.
+#[test]
+fn the_demo_swarm_finds_itself_through_the_dht_with_no_tracker() {
+    let config = DemoConfig {
+        size_mib: 4,
+        leechers: 3,
+        seeder_rate: None,
+        piece_length: 64 * 1024,
+        progress: false,
+        deadline: Duration::from_secs(120),
+        dht: true,
+        ..DemoConfig::default()
+    };
+    let report = run(&config).expect("the trackerless demo swarm completes");
+    let summary = report.summary_lines().join("\n");
+    assert!(
+        summary.contains("no tracker: found through the DHT"),
+        "{summary}"
+    );
+    for n in 1..=3 {
+        let leecher = &report.participants[n];
+        assert!(
+            leecher.completed_after.is_some(),
+            "{} did not finish\n{summary}",
+            leecher.name
+        );
+        assert_eq!(
+            leecher.pieces_downloaded, report.num_pieces as u32,
+            "{summary}"
+        );
+    }
+}
