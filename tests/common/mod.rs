@@ -5,6 +5,8 @@
 //! - `programs.rs`: find a real program, or skip loudly ([`need_program`], [`skip`]);
 //! - `peerwire_bin.rs`: the `peerwire` binary: [`start_seed`], [`download_from`] (a download
 //!   from given peers, with a deadline, that checks the bytes), traced runs;
+//! - `peerwire_dht.rs`: `peerwire dht_node` on its own 127.0.0.x ([`DhtNode`]), and KRPC sent
+//!   by hand ([`KrpcProbe`]);
 //! - `logs.rs`: a program's output line by line ([`StderrLines`]), and the one reader of the
 //!   wire trace, [`trace_lines`];
 //! - `fixtures.rs`: content and torrents ([`pseudo_random`], [`create_torrent`]), the
@@ -33,6 +35,7 @@ pub mod fixtures;
 pub mod libtorrent;
 pub mod logs;
 pub mod peerwire_bin;
+pub mod peerwire_dht;
 pub mod processes;
 pub mod programs;
 pub mod scripted;
@@ -43,6 +46,7 @@ pub use fixtures::*;
 pub use libtorrent::*;
 pub use logs::*;
 pub use peerwire_bin::*;
+pub use peerwire_dht::*;
 pub use processes::*;
 pub use programs::*;
 pub use scripted::*;
