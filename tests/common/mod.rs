@@ -33,6 +33,7 @@
 pub mod aria2;
 pub mod fixtures;
 pub mod libtorrent;
+pub mod libtorrent_dht;
 pub mod logs;
 pub mod peerwire_bin;
 pub mod peerwire_dht;
