@@ -57,6 +57,12 @@ pub const MAX_TRANSACTION_LEN: usize = 64;
 /// (`tokens`), libtorrent's 4, others' up to 20; the node keeps tokens per queried node
 /// until it announces, so they must not be as large as a datagram.
 pub const MAX_TOKEN_LEN: usize = 64;
+/// The longest method name accepted, in characters (after lossy UTF-8 decoding, so that a
+/// name read back from our own encoding passes the same test). BEP methods have at most 17.
+pub const MAX_METHOD_CHARS: usize = 64;
+/// Error texts are cut to this many characters: they are for logs, and a cut counted in
+/// characters stays the same when read back.
+pub const MAX_ERROR_CHARS: usize = 256;
 /// Bencoding caps for one message. A real message has a depth of 3 ("r" → "values" → a peer)
 /// and at most a few hundred values (256 peers and a dozen keys); BEP 44 items add a little.
 pub const LIMITS: Limits = Limits {
@@ -183,7 +189,7 @@ pub enum KrpcErrorKind {
         found: usize,
         at: usize,
     },
-    #[error("{key:?} at byte {at} is {found} bytes long, at most {limit} accepted")]
+    #[error("{key:?} at byte {at} is {found} bytes (or characters) long, at most {limit} accepted")]
     TooLongValue {
         key: &'static str,
         limit: usize,
@@ -421,7 +427,8 @@ fn read_message(root: &Value) -> Result<Message, KrpcErrorKind> {
 }
 
 fn read_query(root: &Value) -> Result<Body, KrpcErrorKind> {
-    let method = as_bytes(required(root, "q", "query")?, "q")?;
+    let method_value = required(root, "q", "query")?;
+    let method = as_bytes(method_value, "q")?;
     let args = required(root, "a", "query")?;
     dict(args, "a")?;
     let sender = NodeId(id20(required(args, "id", "arguments")?, "id")?);
@@ -437,10 +444,22 @@ fn read_query(root: &Value) -> Result<Body, KrpcErrorKind> {
             )?),
         },
         b"announce_peer" => read_announce(args)?,
-        other => Query::Unknown {
-            // Method names are ASCII in every BEP; anything else is shown, not refused.
-            method: String::from_utf8_lossy(other).into_owned(),
-        },
+        other => {
+            // Method names are ASCII in every BEP; other bytes are shown, not refused. The
+            // limit counts characters: a byte that is not UTF-8 becomes three bytes (U+FFFD),
+            // so a byte limit would refuse our own encoding of a name it had accepted.
+            let method = String::from_utf8_lossy(other).into_owned();
+            let chars = method.chars().count();
+            if chars > MAX_METHOD_CHARS {
+                return Err(KrpcErrorKind::TooLongValue {
+                    key: "q",
+                    limit: MAX_METHOD_CHARS,
+                    found: chars,
+                    at: method_value.span.start,
+                });
+            }
+            Query::Unknown { method }
+        }
     };
     Ok(Body::Query { sender, query })
 }
@@ -566,7 +585,10 @@ fn read_error(e: &Value) -> Result<Body, KrpcErrorKind> {
     };
     let code = integer(code, "e")?;
     let message = match list.get(1) {
-        Some(text) => String::from_utf8_lossy(as_bytes(text, "e")?).into_owned(),
+        Some(text) => String::from_utf8_lossy(as_bytes(text, "e")?)
+            .chars()
+            .take(MAX_ERROR_CHARS)
+            .collect(),
         None => String::new(),
     };
     Ok(Body::Error { code, message })
@@ -1159,5 +1181,43 @@ mod tests {
         assert!(matches!(e.kind, KrpcErrorKind::WrongType { key: "e", .. }));
         let e = decode_err(b"d1:e3:abc1:t2:aa1:y1:ee");
         assert!(matches!(e.kind, KrpcErrorKind::WrongType { key: "e", .. }));
+    }
+
+    #[test]
+    fn long_texts_are_bounded_in_characters_so_they_read_back() {
+        // 60,000 bytes that are not UTF-8 would become 180,000 bytes of U+FFFD: too long to
+        // read back. Cut in characters, the text reads back as it was.
+        let mut bytes = b"d1:eli201e60000:".to_vec();
+        bytes.extend(std::iter::repeat_n(0xffu8, 60_000));
+        bytes.extend_from_slice(b"e1:t2:aa1:y1:ee");
+        let m = Message::decode(&bytes).unwrap();
+        let Body::Error { message, .. } = &m.body else {
+            panic!()
+        };
+        assert_eq!(message.chars().count(), MAX_ERROR_CHARS);
+        assert_eq!(Message::decode(&m.encode()).unwrap(), m);
+        // A method name of 64 such bytes is 64 characters: accepted, and reads back.
+        let query = |method: &[u8]| {
+            let mut q =
+                format!("d1:ad2:id20:abcdefghij0123456789e1:q{}:", method.len()).into_bytes();
+            q.extend_from_slice(method);
+            q.extend_from_slice(b"1:t2:aa1:y1:qe");
+            q
+        };
+        let m = Message::decode(&query(&[0xff; MAX_METHOD_CHARS])).unwrap();
+        assert_eq!(Message::decode(&m.encode()).unwrap(), m);
+        let e = decode_err(&query(&[b'x'; MAX_METHOD_CHARS + 1]));
+        assert!(
+            matches!(
+                e.kind,
+                KrpcErrorKind::TooLongValue {
+                    key: "q",
+                    found: 65,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.was_query && e.transaction.is_some());
     }
 }
