@@ -31,10 +31,12 @@ Events, one per line on stdout, flushed:
     progress <i> <infohash> <fraction>  (about once a second while downloading)
     metadata <i> <infohash>             node i got the info dictionary from a peer (BEP 9)
     finished <i> <infohash>             node i has the whole torrent
-    peers <i> <infohash> <ip:port> ...  (answer to `get_peers`) what node i's own lookup found,
-                                        maybe nothing
+    peers <i> <infohash> <ip:port> ...  (answer to `get_peers`, when the lookup ends) every
+                                        peer node i's own lookup found, maybe none
+    asked <i> <infohash> <ip:port> ...  right after `peers`: where node i's lookup sent its
+                                        get_peers queries, in order
     lookup <i> <infohash> queries <n> first_peer_ms <t|-> done_ms <t> counters <k>=<v> ...
-                                        right after `peers`: n get_peers queries node i sent
+                                        right after `asked`: n get_peers queries node i sent
                                         for this hash (one dht_outgoing_get_peers_alert each),
                                         ms from the command to the first reply carrying
                                         peers ("values") and to the end of the lookup, and
@@ -58,9 +60,10 @@ elements joined by commas. E.g. libtorrent's reply to a get_peers:
 Commands, one per line on stdin (<i> is a node index from 0):
     add_node <i|all> <ip:port>          session.add_dht_node: libtorrent pings that node (with a
                                         get_peers query) and puts it in the table if it answers
-    mesh [k]                            every node is given the k nodes after it (in index
-                                        order, wrapping round), or every other node without k;
-                                        prints `meshed` when all tables are filled
+    mesh [k [m]]                        each of the first m nodes (default: all) is given the
+                                        k nodes after it among them (in index order, wrapping
+                                        round), or all the others without k; prints `meshed`
+                                        when those tables hold at least k nodes
     table <i>                           routing-table size
     live <i>                            routing-table contents
     seed <i> <torrent file> <save dir>  seed (data in save dir taken as complete, seed mode)
@@ -88,6 +91,7 @@ whose table holds it.
 import argparse
 import ast
 import os
+import re
 import select
 import socket
 import sys
@@ -106,7 +110,10 @@ SAY_LOCK = threading.Lock()
 
 def say(*words):
     with SAY_LOCK:
-        print(*words, flush=True)
+        try:
+            print(*words, flush=True)
+        except BrokenPipeError:
+            pass  # the reader is gone (the test ended): nobody is left to tell
 
 
 def endpoint(ep):
@@ -136,7 +143,7 @@ def render(value, path="", out=None):
             name = key.decode("latin-1") if isinstance(key, bytes) else str(key)
             render(value[key], path + "." + name if path else name, out)
         return out
-    if path in TEXT_PATHS and isinstance(value, bytes) and value.isalnum() and value.isascii():
+    if path in TEXT_PATHS and isinstance(value, bytes) and WORD.fullmatch(value):
         out.append("%s=%s" % (path, value.decode("ascii")))
     else:
         out.append("%s=%s" % (path, render_scalar(value)))
@@ -146,6 +153,7 @@ def render(value, path="", out=None):
 # The message type and query name are protocol words, shown as text; every other byte string is
 # shown as hex, whatever it holds.
 TEXT_PATHS = ("y", "q")
+WORD = re.compile(rb"[A-Za-z0-9_]+")
 
 
 def render_scalar(value):
@@ -176,6 +184,9 @@ def settings_for(ip, port):
         "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True,
         "alert_mask": BASE_ALERTS,
+        # A node that logs DHT packets posts thousands of alerts a second in a busy network;
+        # past the queue's size libtorrent drops alerts, a lookup's end among them.
+        "alert_queue_size": 200000,
     }
 
 
@@ -198,6 +209,9 @@ class Lookup:
         self.started = time.monotonic()
         self.queries = 0
         self.first_peer = None
+        self.asked = []  # ip:port of every get_peers query, in order
+        self.peers = []  # ip:port of every peer found, in order
+        self.traversal = None  # libtorrent's number for the lookup, from its log
         self.counters_before = None
 
 
@@ -286,8 +300,17 @@ class Network:
             lookup = node.lookups.get(str(alert.info_hash))
             if lookup is not None:
                 lookup.queries += 1
+                lookup.asked.append(endpoint(alert.endpoint))
         elif isinstance(alert, lt.dht_get_peers_reply_alert):
-            self.on_lookup_done(node, alert)
+            # Posted for each reply that carries peers ("values"), not once at the end: a
+            # lookup that finds nobody posts none.
+            lookup = node.lookups.get(str(alert.info_hash))
+            if lookup is not None:
+                for peer in alert.peers():
+                    if endpoint(peer) not in lookup.peers:
+                        lookup.peers.append(endpoint(peer))
+        elif isinstance(alert, lt.dht_log_alert):
+            self.on_dht_log(node, alert.message())
         elif isinstance(alert, lt.dht_announce_alert):
             say("announced", node.index, str(alert.info_hash), "%s:%d" % (alert.ip, alert.port))
         elif isinstance(alert, lt.metadata_received_alert):
@@ -305,6 +328,8 @@ class Network:
                 # may wait for its turn in the session's announce rotation).
                 entry[0].force_dht_announce()
                 say("seeding", node.index, hex_hash)
+        elif isinstance(alert, lt.alerts_dropped_alert):
+            say("alert_error", node.index, "libtorrent dropped alerts: its queue was full")
         elif isinstance(alert, ERROR_ALERTS):
             say("alert_error", node.index, alert.message().replace("\n", " "))
 
@@ -327,12 +352,24 @@ class Network:
                     if lookup.first_peer is None:
                         lookup.first_peer = time.monotonic()
 
-    def on_lookup_done(self, node, alert):
-        hex_hash = str(alert.info_hash)
-        lookup = node.lookups.get(hex_hash)
-        say("peers", node.index, hex_hash, *[endpoint(p) for p in alert.peers()])
-        if lookup is None:
+    def on_dht_log(self, node, text):
+        # The one sign that a lookup ended: libtorrent's traversal log. "[5] NEW target: HASH
+        # k: 8" when it starts, "[5] COMPLETED distance: 148 type: get_peers" when it ends.
+        if not node.lookups or not text.startswith("DHT traversal: ["):
             return
+        number, _, rest = text[len("DHT traversal: ["):].partition("] ")
+        if rest.startswith("NEW target: "):
+            target = rest.split()[2]
+            lookup = node.lookups.get(target)
+            if lookup is not None and lookup.traversal is None:
+                lookup.traversal = number
+        elif rest.startswith("COMPLETED") and rest.endswith("type: get_peers"):
+            for hex_hash, lookup in list(node.lookups.items()):
+                if lookup.traversal == number:
+                    self.on_lookup_done(node, hex_hash, lookup)
+
+    def on_lookup_done(self, node, hex_hash, lookup):
+        say("peers", node.index, hex_hash, *lookup.peers)
         done = time.monotonic()
         del node.lookups[hex_hash]
         if not node.want_packets():
@@ -344,6 +381,7 @@ class Network:
                       for c in COUNTERS]
             first = "-" if lookup.first_peer is None else "%.1f" % (
                 (lookup.first_peer - lookup.started) * 1000)
+            say("asked", node.index, hex_hash, *lookup.asked)
             say("lookup", node.index, hex_hash, "queries", lookup.queries, "first_peer_ms", first,
                 "done_ms", "%.1f" % ((done - lookup.started) * 1000), "counters", *deltas)
         node.with_stats(report)
@@ -355,8 +393,9 @@ class Network:
             return got
         for node in self.nodes:
             node.with_stats(record(node))
-        tables = [getattr(n, "mesh_table", 0) for n in self.nodes]
-        if all(t >= n.given for t, n in zip(tables, self.nodes)):
+        meshed = [n for n in self.nodes if n.given]
+        tables = [getattr(n, "mesh_table", 0) for n in meshed]
+        if all(t >= n.given for t, n in zip(tables, meshed)):
             self.mesh_pending = False
             say("meshed", min(tables))
 
@@ -392,10 +431,12 @@ class Network:
             node.session.add_dht_node(peer)
 
     def cmd_mesh(self, rest, _line):
-        count = len(self.nodes)
+        count = int(rest[1]) if len(rest) > 1 else len(self.nodes)
+        if not 1 <= count <= len(self.nodes):
+            raise ValueError("mesh over %d nodes: there are %d" % (count, len(self.nodes)))
         k = int(rest[0]) if rest else count - 1
         k = min(k, count - 1)
-        for node in self.nodes:
+        for node in self.nodes[:count]:
             for step in range(1, k + 1):
                 other = self.nodes[(node.index + step) % count]
                 node.session.add_dht_node((other.ip, other.port))
@@ -465,12 +506,13 @@ class Network:
         node.lookups[lookup.info_hash] = lookup
         node.packets(True)
 
-        def start(values):
+        def before(values):
             lookup.counters_before = values
-            lookup.started = time.monotonic()
-            node.session.dht_get_peers(lt.sha1_hash(info_hash))
-        # The counters are read before the lookup starts, so their change covers all of it.
-        node.with_stats(start)
+        # Both calls queue work for the session's network thread, in this order: the counters
+        # are read there just before the lookup starts, so their change covers all of it.
+        node.with_stats(before)
+        lookup.started = time.monotonic()
+        node.session.dht_get_peers(lt.sha1_hash(info_hash))
 
     def cmd_watch(self, rest, _line):
         node = self.node(rest[0])
@@ -561,14 +603,26 @@ def main():
     killer.daemon = True
     killer.start()
     network = Network(args)
+    # Input is read from the descriptor, not with sys.stdin.readline(): that one buffers every
+    # line that has arrived, and select() then no longer sees the ones after the first.
+    pending = b""
     try:
-        while time.monotonic() - born < args.max_seconds:
+        running = True
+        while running and time.monotonic() - born < args.max_seconds:
             network.poll()
-            readable, _, _ = select.select([sys.stdin], [], [], 0.02)
-            if readable:
-                line = sys.stdin.readline()
-                if not line or not network.command(line):
-                    break
+            # Alerts are read between waits for input: while a lookup is timed, every
+            # millisecond (the times it reports are when its alerts were read), else every 20.
+            busy = any(node.lookups for node in network.nodes)
+            readable, _, _ = select.select([sys.stdin.fileno()], [], [], 0.001 if busy else 0.02)
+            if not readable:
+                continue
+            chunk = os.read(sys.stdin.fileno(), 65536)
+            if not chunk:
+                break  # end of input
+            pending += chunk
+            while running and b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                running = network.command(line.decode("utf-8", "replace"))
     finally:
         sessions = [node.session for node in network.nodes]
         for session in sessions:
