@@ -29,7 +29,11 @@ fn ip(last: u8) -> Ipv4Addr {
 /// Node `seeder` seeds `torrent`; returns its info hash once another node stored the announce
 /// (a lookup before that finds nobody).
 fn libtorrent_seeds(dht: &mut LibtorrentDht, seeder: usize, torrent: &Path, data: &Path) -> String {
-    dht.send(&format!("seed {seeder} {} {}", torrent.display(), data.display()));
+    dht.send(&format!(
+        "seed {seeder} {} {}",
+        torrent.display(),
+        data.display()
+    ));
     let seeding = dht.wait_for(&format!("seeding {seeder} "), STEP);
     let hash = words(&seeding, 2)[0].to_string();
     let stored = dht.addr(seeder).to_string();
@@ -54,6 +58,7 @@ fn peerwire_downloads_a_trackerless_magnet_from_a_libtorrent_seeder_found_in_the
     let hash = libtorrent_seeds(&mut dht, 0, &torrent, content.parent().unwrap());
 
     let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
     let mut download = peerwire();
     download
         .arg("download")
@@ -116,7 +121,10 @@ fn a_libtorrent_node_downloads_from_a_peerwire_seed_it_found_in_the_dht() {
     }
     let out = dir.path().join("leech");
     std::fs::create_dir_all(&out).unwrap();
-    dht.send(&format!("magnet 3 magnet:?xt=urn:btih:{hash} {}", out.display()));
+    dht.send(&format!(
+        "magnet 3 magnet:?xt=urn:btih:{hash} {}",
+        out.display()
+    ));
     dht.wait_for(&format!("finished 3 {hash}"), STEP);
     common::assert_bytes(
         &out.join("lesson.bin"),
@@ -136,11 +144,19 @@ fn libtorrent_gets_correct_answers_from_a_peerwire_node() {
     let ours = node.addr.to_string();
     dht.send(&format!("watch 1 {ours}"));
     dht.send(&format!("add_node all {ours}"));
-    // libtorrent node 0 announces itself for a hash: its lookup can only go through peerwire,
-    // which hands it a token and stores the announce.
-    let hash = "5a".repeat(20);
-    dht.send(&format!("dht_announce 0 {hash} 7777"));
-    let announced = SocketAddrV4::new(ip(70), 7777);
+    // libtorrent node 0 seeds: its announce can only go through peerwire, which hands it a
+    // token and stores the announce. (The python binding cannot call `dht_announce` without a
+    // torrent: its flags type is not exposed.)
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent) = small_torrent(dir.path(), 50_000, 16_384);
+    dht.send(&format!(
+        "seed 0 {} {}",
+        torrent.display(),
+        content.parent().unwrap().display()
+    ));
+    let seeding = dht.wait_for("seeding 0 ", STEP);
+    let hash = words(&seeding, 2)[0].to_string();
+    let announced = dht.addr(0);
     // Node 1's own lookup asks peerwire and gets node 0's address as a value, with a token
     // and peerwire's id (libtorrent's DHT code on both the asking and the reading side).
     let found = loop {
@@ -161,8 +177,15 @@ fn libtorrent_gets_correct_answers_from_a_peerwire_node() {
     };
     let fields = reply_fields(&answer);
     assert_eq!(fields.get("y"), Some(&"r"), "{answer}");
-    assert_eq!(fields.get("r.id"), Some(&node.id.to_hex().as_str()), "{answer}");
-    assert!(fields.get("r.token").is_some_and(|t| !t.is_empty()), "{answer}");
+    assert_eq!(
+        fields.get("r.id"),
+        Some(&node.id.to_hex().as_str()),
+        "{answer}"
+    );
+    assert!(
+        fields.get("r.token").is_some_and(|t| !t.is_empty()),
+        "{answer}"
+    );
     assert!(
         fields
             .get("r.values")
@@ -174,7 +197,11 @@ fn libtorrent_gets_correct_answers_from_a_peerwire_node() {
     dht.send(&format!("direct 0 {ours} find_node {}", "00".repeat(20)));
     let reply = dht.wait_for(&format!("direct_reply 0 {ours}"), STEP);
     let fields = reply_fields(&reply);
-    assert_eq!(fields.get("r.id"), Some(&node.id.to_hex().as_str()), "{reply}");
+    assert_eq!(
+        fields.get("r.id"),
+        Some(&node.id.to_hex().as_str()),
+        "{reply}"
+    );
     let nodes = fields.get("r.nodes").copied().unwrap_or("");
     assert!(!nodes.is_empty() && nodes.len() % 52 == 0, "{reply}");
     assert!(
@@ -199,7 +226,11 @@ fn every_lookup_converges_in_a_mixed_network_of_22_nodes() {
         bootstrap.extend(ours.last().map(|n| n.addr));
         let node = DhtNode::start(ip(100 + i), free_port(), &bootstrap);
         if i % 2 == 0 {
-            dht.send(&format!("add_node {} {}", 11 - usize::from(i) / 2, node.addr));
+            dht.send(&format!(
+                "add_node {} {}",
+                11 - usize::from(i) / 2,
+                node.addr
+            ));
         }
         ours.push(node);
     }
@@ -208,11 +239,22 @@ fn every_lookup_converges_in_a_mixed_network_of_22_nodes() {
     let hash = libtorrent_seeds(&mut dht, 5, &torrent, content.parent().unwrap());
     let seeder = dht.addr(5).to_string();
     // Lookups from five places: three peerwire nodes and two libtorrent nodes.
-    let starts = [ours[1].addr, ours[6].addr, ours[9].addr, dht.addr(0), dht.addr(10)];
+    let starts = [
+        ours[1].addr,
+        ours[6].addr,
+        ours[9].addr,
+        dht.addr(0),
+        dht.addr(10),
+    ];
     for (n, start) in starts.iter().enumerate() {
         let mut lookup = peerwire();
         lookup
-            .args(["dht_get_peers", &hash, "--dht-bootstrap", &start.to_string()])
+            .args([
+                "dht_get_peers",
+                &hash,
+                "--dht-bootstrap",
+                &start.to_string(),
+            ])
             .args(["--bind", &ip(120 + n as u8).to_string()]);
         let out = run_with_deadline(&mut lookup, Duration::from_secs(90));
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -226,6 +268,11 @@ fn every_lookup_converges_in_a_mixed_network_of_22_nodes() {
             peers.contains(&seeder.as_str()),
             "the lookup from {start} did not find the seeder {seeder}:\n{stdout}"
         );
-        assert!(stdout.lines().next().is_some_and(|l| l.starts_with("step 1: asked ")));
+        assert!(
+            stdout
+                .lines()
+                .next()
+                .is_some_and(|l| l.starts_with("step 1: asked "))
+        );
     }
 }

@@ -10,39 +10,13 @@
 
 pub mod common;
 
-use common::libtorrent_dht::LibtorrentDht;
-use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use common::libtorrent_dht::{LibtorrentDht, compact_hex, reply_fields, words};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 /// Every step here takes well under a second on loopback; the deadlines leave room for a
 /// loaded machine, never for a retry at libtorrent's own pace (minutes).
 const STEP: Duration = Duration::from_secs(20);
-
-/// The words of an event line after its first `skip` words.
-fn words(line: &str, skip: usize) -> Vec<&str> {
-    line.split_whitespace().skip(skip).collect()
-}
-
-/// A `direct_reply` line's `path=value` pairs (after the node and address).
-fn reply_fields(line: &str) -> HashMap<&str, &str> {
-    words(line, 3)
-        .into_iter()
-        .filter_map(|word| word.split_once('='))
-        .collect()
-}
-
-/// A 6-byte compact peer or node address (BEP 5) in hex.
-fn compact_hex(addr: SocketAddrV4) -> String {
-    let mut hex: String = addr
-        .ip()
-        .octets()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    hex.push_str(&format!("{:04x}", addr.port()));
-    hex
-}
 
 #[test]
 fn libtorrent_nodes_alone_find_a_seeder_and_complete_a_trackerless_magnet() {

@@ -38,6 +38,10 @@ pub const REANNOUNCE: Duration = Duration::from_secs(15 * 60);
 pub const FIRST_RETRY: Duration = Duration::from_secs(5);
 pub const LONGEST_RETRY: Duration = Duration::from_secs(2 * 60);
 
+/// BEP 5's `v`: two letters for the client and two bytes of version, as libtorrent's `LT` and
+/// Transmission's `TR` do.
+pub const VERSION: &[u8; 4] = b"PW\x00\x01";
+
 /// Lookups running at once (bucket refreshes wait their turn).
 const MAX_LOOKUPS: usize = 16;
 
@@ -294,16 +298,20 @@ impl Node {
                     let added = self.table.heard_from(node, Heard::Query, now);
                     self.after_added(added, now);
                 }
-                let reply = self
-                    .server
-                    .answer(&self.table, from, message.transaction, query, now);
+                let mut reply =
+                    self.server
+                        .answer(&self.table, from, message.transaction, query, now);
+                reply.version = Some(VERSION.to_vec());
                 self.stats.queries_answered += 1;
                 self.outgoing.push((from, reply.encode()));
             }
-            Body::Response(response) => {
+            Body::Response(mut response) => {
                 let Some(pending) = self.take_pending(&message.transaction, from) else {
                     return;
                 };
+                // libtorrent names the asker itself among the nodes of a find_node reply:
+                // asking ourselves would be a wasted query.
+                response.nodes.retain(|n| n.id != self.id);
                 if response.id != self.id {
                     let node = NodeInfo {
                         id: response.id,
@@ -490,6 +498,7 @@ impl Node {
         self.next_transaction = self.next_transaction.wrapping_add(1);
         let mut message = Message::query(transaction.clone(), self.id, query);
         message.read_only = self.read_only;
+        message.version = Some(VERSION.to_vec());
         self.outgoing.push((to, message.encode()));
         self.stats.queries_sent += 1;
         let pending = Pending {

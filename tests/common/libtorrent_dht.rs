@@ -150,3 +150,28 @@ impl Drop for LibtorrentDht {
         }
     }
 }
+
+/// The words of an event line after its first `skip` words.
+pub fn words(line: &str, skip: usize) -> Vec<&str> {
+    line.split_whitespace().skip(skip).collect()
+}
+
+/// A `direct_reply` line's `path=value` pairs (after the node and address).
+pub fn reply_fields(line: &str) -> std::collections::HashMap<&str, &str> {
+    words(line, 3)
+        .into_iter()
+        .filter_map(|word| word.split_once('='))
+        .collect()
+}
+
+/// A 6-byte compact peer or node address (BEP 5) in hex.
+pub fn compact_hex(addr: SocketAddrV4) -> String {
+    let mut hex: String = addr
+        .ip()
+        .octets()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    hex.push_str(&format!("{:04x}", addr.port()));
+    hex
+}

@@ -69,8 +69,6 @@ Commands, one per line on stdin (<i> is a node index from 0):
     seed <i> <torrent file> <save dir>  seed (data in save dir taken as complete, seed mode)
     magnet <i> <magnet uri> <save dir>  download a trackerless magnet; peers come from the DHT
     announce <i> <infohash>             the torrent of node i announces to the DHT again now
-    dht_announce <i> <infohash> <port>  node i announces itself at <port> for any info hash
-                                        (session.dht_announce, no torrent needed)
     get_peers <i> <infohash>            node i runs its own lookup (session.dht_get_peers)
     watch <i> <ip:port>                 print every DHT packet between node i and that address
     direct <i> <ip:port> <query>        send one KRPC query to that address and print the reply.
@@ -492,10 +490,6 @@ class Network:
         if entry is None:
             raise ValueError("node %d has no torrent %s" % (node.index, rest[1]))
         entry[0].force_dht_announce()
-
-    def cmd_dht_announce(self, rest, _line):
-        node = self.node(rest[0])
-        node.session.dht_announce(lt.sha1_hash(bytes.fromhex(rest[1])), int(rest[2]), 0)
 
     def cmd_get_peers(self, rest, _line):
         node = self.node(rest[0])
