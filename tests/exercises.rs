@@ -25,6 +25,9 @@ use common::{LibtorrentPeer, Script, ScriptedPeer, download_from, peerwire, with
 use common::{trace_lines, trace_text, traced_messages};
 use peerwire::choker::{Choker, ChokerConfig, PeerStats, best_peers};
 use peerwire::demo::{DemoConfig, DemoReport};
+use peerwire::dht::lookup::Lookup;
+use peerwire::dht::routing::{Heard, RoutingTable};
+use peerwire::dht::{ALPHA, K, NodeId, NodeInfo};
 use peerwire::metainfo::{InfoHash, Metainfo};
 use peerwire::peer::pipeline::{Pipeline, depth_for_rate};
 use peerwire::peer_id::PeerId;
@@ -33,7 +36,7 @@ use peerwire::scheduler::picker::Picker;
 use peerwire::trace::{Direction, TraceLine, Traced};
 use peerwire::wire::{Bitfield, Handshake, Message, WireError};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -945,4 +948,448 @@ fn exercise_8_a_leecher_of_your_own() {
     let hint = "does every read of your fetch_piece have a timeout (TcpStream::set_read_timeout), \
                 and does every loop end?";
     within(LIMIT, "exercise 8's check", hint, check_your_own_leecher);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 9: XOR distance and bucket index, by hand
+// ---------------------------------------------------------------------------------------------
+
+/// An id whose first byte is `first` and whose other 19 bytes are 0: the ids of exercise 9.
+fn id_starting(first: u8) -> NodeId {
+    let mut bytes = [0u8; 20];
+    bytes[0] = first;
+    NodeId(bytes)
+}
+
+/// Our node's id in exercise 9: `0110 1001`, then zeros.
+const OUR_ID: u8 = 0x69;
+/// The nodes a, b, c, d of questions 1 to 3 (first bytes).
+const NODES_ABCD: [(char, u8); 4] = [('a', 0x68), ('b', 0x6B), ('c', 0x96), ('d', 0x49)];
+/// The target of question 3 (first byte).
+const TARGET: u8 = 0x70;
+/// The nodes of question 4, in the order they answer our queries (first bytes).
+const FED: [u8; 19] = [
+    0x80, 0x88, 0x90, 0x98, 0xA0, 0xA8, 0xB0, 0xB8, 0xC0, 0x00, 0x10, 0x20, 0x30, 0x49, 0x6B, 0x68,
+    0x40, 0x50, 0x08,
+];
+
+/// The answers to exercise 9, as a student writes them.
+struct XorAnswers {
+    /// Question 1: the first byte of the XOR distance from our id to a, b, c, d (the other
+    /// 19 bytes of each distance are 0).
+    distances: [u8; 4],
+    /// Question 2: how many leading bits a, b, c, d share with our id.
+    shared_bits: [u32; 4],
+    /// Question 3: a, b, c, d from the closest to `TARGET` to the farthest.
+    closest_to_target: [char; 4],
+    /// Question 4: for each node of `FED`, in order, the bucket it is in once all 19 have
+    /// answered (bucket i: the nodes sharing exactly i leading bits with our id; the last
+    /// bucket, at least i), or `None` if the table did not keep it.
+    buckets: [Option<u32>; 19],
+}
+
+/// Exercise 9: your answers. This body holds ours: work the questions out on paper first,
+/// then replace these numbers with yours and run the check.
+fn xor_answers() -> XorAnswers {
+    XorAnswers {
+        distances: [0x01, 0x02, 0xFF, 0x20],
+        shared_bits: [7, 6, 0, 2],
+        closest_to_target: ['a', 'b', 'd', 'c'],
+        buckets: [
+            Some(0), // 0x80 ... 0xB8 fill the table's only bucket,
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(0),
+            None,    // 0xC0 splits it, and then finds bucket 0 full of good nodes;
+            Some(1), // 0x00 ... 0x40 fill bucket 1, which holds our id,
+            Some(1),
+            Some(1),
+            Some(1),
+            Some(2),
+            Some(2),
+            Some(2),
+            Some(2),
+            Some(2), // 0x50 splits it: those sharing 2 bits or more move to bucket 2;
+            Some(1), // 0x08 shares 1 bit, and bucket 1 has room again.
+        ],
+    }
+}
+
+/// Each answer of `xor_answers` against what peerwire computes: `NodeId::distance`,
+/// `NodeId::shared_prefix_bits`, an order by distance, and a `RoutingTable` fed the nodes of
+/// question 4.
+fn check_xor_answers() {
+    let answers = xor_answers();
+    let own = id_starting(OUR_ID);
+    let mut wrong = Vec::new();
+    for (i, (name, first)) in NODES_ABCD.iter().enumerate() {
+        let node = id_starting(*first);
+        let distance = own.distance(&node).0;
+        let expected = [&[answers.distances[i]][..], &[0u8; 19][..]].concat();
+        if distance[..] != expected[..] {
+            wrong.push(format!(
+                "question 1: the distance to {name} ({first:08b}) starts {:08b}, not {:08b}",
+                distance[0], answers.distances[i]
+            ));
+        }
+        let shared = own.shared_prefix_bits(&node);
+        if shared != answers.shared_bits[i] {
+            wrong.push(format!(
+                "question 2: {name} ({first:08b}) shares {shared} leading bits with our id \
+                 ({OUR_ID:08b}), not {}",
+                answers.shared_bits[i]
+            ));
+        }
+    }
+    let target = id_starting(TARGET);
+    let mut order = NODES_ABCD;
+    order.sort_by_key(|(_, first)| id_starting(*first).distance(&target));
+    let order: Vec<char> = order.iter().map(|(name, _)| *name).collect();
+    if order != answers.closest_to_target {
+        wrong.push(format!(
+            "question 3: closest to {TARGET:08b} first is {order:?}, not {:?}",
+            answers.closest_to_target
+        ));
+    }
+    let now = Instant::now();
+    let mut table = RoutingTable::new(own, now);
+    for (n, first) in FED.iter().enumerate() {
+        let node = NodeInfo {
+            id: id_starting(*first),
+            addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, n as u8 + 1), 6881),
+        };
+        table.heard_from(node, Heard::Reply, now);
+    }
+    let views = table.buckets(now);
+    for (n, first) in FED.iter().enumerate() {
+        let id = id_starting(*first);
+        let found = views
+            .iter()
+            .find(|b| b.nodes.iter().any(|(info, _)| info.id == id))
+            .map(|b| b.prefix_bits);
+        if found != answers.buckets[n] {
+            wrong.push(format!(
+                "question 4: node {} ({first:08b}) ends in bucket {found:?}, not {:?}",
+                n + 1,
+                answers.buckets[n]
+            ));
+        }
+    }
+    println!("the table after question 4 ({} buckets):", views.len());
+    for view in &views {
+        let ids: Vec<String> = view
+            .nodes
+            .iter()
+            .map(|(info, _)| format!("{:08b}", info.id.0[0]))
+            .collect();
+        let own = if view.covers_own_id { ", our id" } else { "" };
+        println!("  bucket {}{own}: {}", view.prefix_bits, ids.join(" "));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn exercise_9_xor_distance_and_bucket_index() {
+    let hint = "does the routing table loop while it splits?";
+    within(LIMIT, "exercise 9's check", hint, check_xor_answers);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exercises 10 and 11: lookups in a simulated DHT
+// ---------------------------------------------------------------------------------------------
+
+fn random_node_id(rng: &mut fastrand::Rng) -> NodeId {
+    NodeId(std::array::from_fn(|_| rng.u8(..)))
+}
+
+/// A DHT simulated without sockets: every node has a real `RoutingTable` that has heard from
+/// every other node, in a random order, and answers a lookup with the K closest nodes in its
+/// table. Some nodes never answer; the peers of a torrent are stored only at the K nodes
+/// truly closest to its info hash, as `announce_peer` leaves them.
+struct SimulatedDht {
+    nodes: Vec<NodeInfo>,
+    tables: HashMap<SocketAddrV4, RoutingTable>,
+    silent: HashSet<SocketAddrV4>,
+    /// The one torrent, its info hash, and the peer announced for it.
+    info_hash: NodeId,
+    peer: SocketAddrV4,
+}
+
+impl SimulatedDht {
+    fn new(size: u32, seed: u64, now: Instant) -> SimulatedDht {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let nodes: Vec<NodeInfo> = (0..size)
+            .map(|n| {
+                let [_, a, b, c] = n.to_be_bytes();
+                NodeInfo {
+                    id: random_node_id(&mut rng),
+                    addr: SocketAddrV4::new(Ipv4Addr::new(10, a, b, c), 6881),
+                }
+            })
+            .collect();
+        let mut tables = HashMap::new();
+        for me in &nodes {
+            let mut table = RoutingTable::new(me.id, now);
+            let mut heard = nodes.clone();
+            rng.shuffle(&mut heard);
+            for other in heard {
+                table.heard_from(other, Heard::Reply, now);
+            }
+            tables.insert(me.addr, table);
+        }
+        let silent = nodes
+            .iter()
+            .filter(|_| rng.u8(..) < 20) // about 8 % never answer
+            .map(|n| n.addr)
+            .collect();
+        SimulatedDht {
+            nodes,
+            tables,
+            silent,
+            info_hash: random_node_id(&mut rng),
+            peer: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 7), 51413),
+        }
+    }
+
+    /// The ids of the K nodes closest to `target` among those that answer.
+    fn truly_closest(&self, target: &NodeId) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|n| !self.silent.contains(&n.addr))
+            .map(|n| n.id)
+            .collect();
+        ids.sort_by_key(|id| id.distance(target));
+        ids.truncate(K);
+        ids
+    }
+
+    /// Runs `lookup` the way the `dht` thread does: queries as `next_queries` hands them out,
+    /// answered one at a time in the order they were sent, the clock moved to the next
+    /// deadline when nobody answers. Checks that at most ALPHA are ever in flight and that no
+    /// node is asked twice. Returns the number of answers.
+    fn run(&self, lookup: &mut Lookup, start: Instant) -> usize {
+        let mut now = start;
+        let mut waiting: std::collections::VecDeque<NodeInfo> = Default::default();
+        let mut in_flight: HashSet<SocketAddrV4> = HashSet::new();
+        let mut asked: HashSet<SocketAddrV4> = HashSet::new();
+        let mut answers = 0;
+        let stored: HashSet<NodeId> = self.truly_closest(&self.info_hash).into_iter().collect();
+        for _ in 0..100_000 {
+            if lookup.is_done() {
+                return answers;
+            }
+            for node in lookup.next_queries(now) {
+                assert!(asked.insert(node.addr), "{} asked twice", node.addr);
+                in_flight.insert(node.addr);
+                if !self.silent.contains(&node.addr) {
+                    waiting.push_back(node);
+                }
+            }
+            for addr in lookup.take_timed_out() {
+                in_flight.remove(&addr);
+            }
+            assert!(
+                in_flight.len() <= ALPHA,
+                "{} queries in flight, more than ALPHA = {ALPHA}",
+                in_flight.len()
+            );
+            if let Some(to) = waiting.pop_front() {
+                let table = &self.tables[&to.addr];
+                let nodes = table.closest(&lookup.target(), K, now);
+                let values =
+                    match stored.contains(&table.own_id()) && lookup.target() == self.info_hash {
+                        true => vec![self.peer],
+                        false => Vec::new(),
+                    };
+                in_flight.remove(&to.addr);
+                lookup.answered(to.addr, table.own_id(), &nodes, &values, None, now);
+                answers += 1;
+                now += Duration::from_millis(30);
+            } else if let Some(deadline) = lookup.next_deadline() {
+                now = deadline; // nobody else will answer: jump to the next timeout
+            } else {
+                assert!(
+                    lookup.is_done(),
+                    "nothing to ask and nothing in flight, yet not done"
+                );
+            }
+        }
+        panic!("the lookup did not finish after 100,000 steps");
+    }
+}
+
+/// Looks up `target` from `from` in `dht`; fails unless the lookup ends with the K nodes truly
+/// closest to it among those that answer.
+fn look_up(dht: &SimulatedDht, from: &NodeInfo, target: NodeId, what: &str) -> Lookup {
+    let now = Instant::now();
+    let start = dht.tables[&from.addr].closest(&target, K, now);
+    let mut lookup = Lookup::new(target, start, now);
+    let answers = dht.run(&mut lookup, now);
+    let found: Vec<NodeId> = lookup
+        .closest_answered()
+        .iter()
+        .map(|(n, _)| n.id)
+        .collect();
+    let truth = dht.truly_closest(&target);
+    let missed = truth.iter().filter(|id| !found.contains(id)).count();
+    assert!(
+        missed == 0,
+        "{what}: the lookup from {} stopped after {answers} answer(s) and missed {missed} of the \
+         {K} nodes closest to {target}: it ended with\n  {found:?}\nwhere the closest are\n  \
+         {truth:?}",
+        from.addr
+    );
+    lookup
+}
+
+/// Lookups in a chain (each node knows only the next, closer one) and in a simulated DHT of
+/// 300 nodes: each must end with the K nodes truly closest to its target, and a `get_peers`
+/// lookup must find the peer stored at them.
+fn check_lookups_find_the_closest() {
+    // The chain: node i's id shares 8 × i leading bits with the target.
+    let now = Instant::now();
+    let target = NodeId([0x55; 20]);
+    let chain: Vec<NodeInfo> = (0..12u8)
+        .map(|i| {
+            let mut id = target.0;
+            id[usize::from(i)] ^= 0x80; // differs first at bit 8 × i
+            NodeInfo {
+                id: NodeId(id),
+                addr: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, i + 1), 6881),
+            }
+        })
+        .collect();
+    let mut lookup = Lookup::new(target, vec![chain[0]], now);
+    let mut answers = 0;
+    while !lookup.is_done() && answers < 100 {
+        for asked in lookup.next_queries(now) {
+            let i = chain
+                .iter()
+                .position(|n| *n == asked)
+                .expect("a chain node");
+            let next: Vec<NodeInfo> = chain.get(i + 1).copied().into_iter().collect();
+            lookup.answered(asked.addr, asked.id, &next, &[], None, now);
+            answers += 1;
+        }
+    }
+    let closest = lookup.closest_answered().first().map(|(n, _)| n.id);
+    assert_eq!(
+        closest,
+        Some(chain[11].id),
+        "in a chain of 12 nodes, each knowing only the next, the lookup stopped after \
+         {answers} answer(s) without reaching the last node, the closest"
+    );
+    println!("the chain: {answers} answers, the closest node found");
+
+    for seed in 1..=3 {
+        let dht = SimulatedDht::new(300, seed, now);
+        let mut rng = fastrand::Rng::with_seed(seed);
+        for n in 0..5 {
+            let from = &dht.nodes[rng.usize(..dht.nodes.len())];
+            let what = format!("network {seed}, lookup {n} of a random id");
+            look_up(&dht, from, random_node_id(&mut rng), &what);
+        }
+        let from = &dht.nodes[rng.usize(..dht.nodes.len())];
+        let what = format!("network {seed}, get_peers");
+        let lookup = look_up(&dht, from, dht.info_hash, &what);
+        assert_eq!(
+            lookup.peers(),
+            [dht.peer],
+            "{what}: the peer announced to the {K} closest nodes was not found"
+        );
+        println!(
+            "network {seed}: {} queries to find the peer among 300 nodes",
+            lookup.queries_sent()
+        );
+    }
+}
+
+#[test]
+fn exercise_10_a_lookup_that_stops_too_early() {
+    let hint = "does Lookup::is_done ever return true?";
+    within(
+        LIMIT,
+        "exercise 10's check",
+        hint,
+        check_lookups_find_the_closest,
+    );
+}
+
+/// A routing table fed 2,000 random nodes keeps each in the bucket of its shared prefix with
+/// our id, at most K per bucket, more than K in all, and the node closest to our id; and
+/// lookups through tables built that way find the closest nodes.
+fn check_the_table_splits() {
+    let now = Instant::now();
+    for seed in 1..=5 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let own = random_node_id(&mut rng);
+        let mut table = RoutingTable::new(own, now);
+        let mut closest: Option<NodeId> = None;
+        for n in 0..2000u32 {
+            let [_, a, b, c] = n.to_be_bytes();
+            let id = random_node_id(&mut rng);
+            if closest.is_none_or(|best| own.distance(&id) < own.distance(&best)) {
+                closest = Some(id);
+            }
+            let addr = SocketAddrV4::new(Ipv4Addr::new(10, a, b, c), 6881);
+            table.heard_from(NodeInfo { id, addr }, Heard::Reply, now);
+        }
+        let views = table.buckets(now);
+        let last = views.len() - 1;
+        for (i, view) in views.iter().enumerate() {
+            assert!(
+                view.nodes.len() <= K,
+                "bucket {i} holds {}",
+                view.nodes.len()
+            );
+            for (info, _) in &view.nodes {
+                let shared = own.shared_prefix_bits(&info.id);
+                let fits = match i == last {
+                    true => shared >= view.prefix_bits,
+                    false => shared == view.prefix_bits,
+                };
+                assert!(
+                    fits,
+                    "{} shares {shared} bits with our id, and is in bucket {i}",
+                    info.id
+                );
+            }
+        }
+        assert!(
+            table.len() > K,
+            "seed {seed}: after 2,000 nodes the table knows only {} in {} bucket(s): \
+             does the bucket with our id split?",
+            table.len(),
+            views.len()
+        );
+        let closest = closest.expect("2,000 nodes");
+        assert!(
+            table.nodes().iter().any(|n| n.id == closest),
+            "seed {seed}: the table dropped the node closest to our own id ({closest}), \
+             sharing {} bits with it",
+            own.shared_prefix_bits(&closest)
+        );
+        println!(
+            "seed {seed}: {} nodes in {} buckets",
+            table.len(),
+            views.len()
+        );
+    }
+    let dht = SimulatedDht::new(300, 4, now);
+    let mut rng = fastrand::Rng::with_seed(4);
+    for n in 0..5 {
+        let from = &dht.nodes[rng.usize(..dht.nodes.len())];
+        look_up(&dht, from, random_node_id(&mut rng), &format!("lookup {n}"));
+    }
+}
+
+#[test]
+fn exercise_11_a_routing_table_that_never_splits() {
+    let hint = "does RoutingTable::heard_from loop while it splits?";
+    within(LIMIT, "exercise 11's check", hint, check_the_table_splits);
 }

@@ -98,7 +98,7 @@ pub enum Body {
     Error { code: i64, message: String },
 }
 
-/// The four methods of BEP 5, and the rest.
+/// The four methods of BEP 5, and the rest. [W15.5]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
     Ping,

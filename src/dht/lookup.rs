@@ -174,7 +174,7 @@ impl Lookup {
         }
         let room = ALPHA.saturating_sub(self.in_flight());
         let mut chosen = Vec::new();
-        // Closest first: the list is sorted, so the first unasked ones are the best to ask.
+        // [W15.7] Closest first: the list is sorted, so the first unasked ones are the best to ask.
         for c in &mut self.candidates {
             if chosen.len() == room {
                 break;
@@ -269,7 +269,7 @@ impl Lookup {
         }
     }
 
-    /// Done when the K closest candidates that have not failed have all answered, or when
+    /// [W15.8] Done when the K closest candidates that have not failed have all answered, or when
     /// nothing is left to ask and nothing is in flight. (Timeouts are noticed by
     /// `next_queries`: call it at `next_deadline`.)
     pub fn is_done(&self) -> bool {

@@ -60,6 +60,7 @@ impl NodeId {
     }
 
     /// Kademlia's distance: the XOR of the two ids, compared as a 160-bit big-endian number.
+    /// [W15.1]
     pub fn distance(&self, other: &NodeId) -> Distance {
         let mut d = [0u8; 20];
         for (i, byte) in d.iter_mut().enumerate() {

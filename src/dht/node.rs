@@ -281,7 +281,7 @@ impl Node {
                 if self.read_only {
                     return;
                 }
-                // Before anything else: an address that floods us gets nothing, not even
+                // [W15.12] Before anything else: an address that floods us gets nothing, not even
                 // a place in the table.
                 if !self.server.limit.allows(*from.ip(), now) {
                     self.stats.rate_limited += 1;

@@ -166,6 +166,8 @@ impl Entry {
         let recent = |t: Option<Instant>| {
             t.is_some_and(|t| now.saturating_duration_since(t) < QUESTIONABLE_AFTER)
         };
+        // [W15.4] Bad: failed twice in a row. Good: a recent reply, or a reply once and a
+        // recent query. Everything else is questionable.
         if self.failures >= BAD_AFTER_FAILURES {
             Status::Bad
         } else if recent(self.last_reply) || (self.last_reply.is_some() && recent(self.last_query))
@@ -252,7 +254,7 @@ impl RoutingTable {
         self.own
     }
 
-    /// The bucket a node with this id belongs in (see the module doc).
+    /// The bucket a node with this id belongs in (see the module doc). [W15.2]
     fn bucket_index(&self, id: &NodeId) -> usize {
         let shared = self.own.shared_prefix_bits(id) as usize;
         shared.min(self.buckets.len() - 1)
@@ -383,7 +385,7 @@ impl RoutingTable {
                 bucket.cache_newcomer(entry);
                 return Added::PingFirst(ping);
             }
-            // Every node is good. Only the bucket around our own id may split: that is what
+            // [W15.3] Every node is good. Only the bucket around our own id may split: that is what
             // keeps the table detailed near us and coarse far away.
             if b == last && self.buckets.len() < MAX_BUCKETS {
                 self.split_last(now);

@@ -128,8 +128,8 @@ impl Server {
                 implied_port,
                 token,
             } => {
-                // Only an address that asked get_peers of us minutes ago holds a valid token:
-                // nobody can announce a peer at an address they do not receive at.
+                // [W15.6] Only an address that asked get_peers of us minutes ago holds a valid
+                // token: nobody can announce a peer at an address they do not receive at.
                 if !self.tokens.is_valid(*from.ip(), &token, now) {
                     return Message::error(transaction, krpc::ERROR_PROTOCOL, "bad token");
                 }

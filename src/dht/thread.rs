@@ -170,7 +170,7 @@ fn run(
             Err(TryRecvError::Empty) => {}
         }
         let now = Instant::now();
-        // Every command waiting, then whatever is due, then out with what they produced.
+        // [W15.11] Every command waiting, then whatever is due, then out with what they produced.
         while let Ok(command) = commands.try_recv() {
             node.command(command, now);
         }

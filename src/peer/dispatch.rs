@@ -109,7 +109,7 @@ pub(super) fn handle_message(
                 .receive(connection, &extensions, id, &payload)?;
             Actions::default()
         }
-        // BEP 5: the peer's DHT node listens at its address, this port. Our node pings it
+        // [W15.10] BEP 5: the peer's DHT node listens at its address, this port. Our node pings it
         // and keeps it if it answers (a peer can name only its own address, never another).
         Message::Port(port) => {
             if let (Some(dht), std::net::SocketAddr::V4(addr), true) =

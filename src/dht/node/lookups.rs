@@ -153,7 +153,7 @@ impl Node {
                 let Some(port) = tracked.announce_port else {
                     return;
                 };
-                // BEP 5: announce to the closest nodes that answered, each with the token
+                // [W15.9] BEP 5: announce to the closest nodes that answered, each with the token
                 // it gave us.
                 for (node, token) in lookup.closest_answered() {
                     let Some(token) = token else { continue };
