@@ -12,11 +12,14 @@
 pub mod common;
 
 use common::libtorrent_dht::{LibtorrentDht, compact_hex, reply_fields, words};
-use common::{DhtNode, Killed, free_port, peerwire, run_with_deadline, small_torrent};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use common::{DhtNode, Killed, KrpcProbe, free_port, peerwire, run_with_deadline, small_torrent};
+use peerwire::dht::NodeId;
+use peerwire::dht::krpc::{Body, Message, Query};
+use peerwire::metainfo::InfoHash;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Every step takes well under a second on loopback; the deadlines leave room for a loaded
 /// machine.
@@ -157,24 +160,45 @@ fn libtorrent_gets_correct_answers_from_a_peerwire_node() {
     let seeding = dht.wait_for("seeding 0 ", STEP);
     let hash = words(&seeding, 2)[0].to_string();
     let announced = dht.addr(0);
+    // Wait until the announce landed at peerwire: ask it ourselves, once a second at most,
+    // until it names node 0 (libtorrent announces as soon as it seeds).
+    let probe = KrpcProbe::bind(ip(76));
+    let info_hash = InfoHash(peerwire::encoding::from_hex::<20>(&hash).unwrap());
+    let deadline = Instant::now() + STEP;
+    loop {
+        let query = Message::query(
+            b"qq".to_vec(),
+            NodeId([7; 20]),
+            Query::GetPeers { info_hash },
+        );
+        probe.send(node.addr, &query.encode());
+        if let Some(Message {
+            body: Body::Response(r),
+            ..
+        }) = probe.reply(Duration::from_secs(1))
+            && r.values.contains(&announced)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "libtorrent's announce never reached peerwire"
+        );
+    }
     // Node 1's own lookup asks peerwire and gets node 0's address as a value, with a token
     // and peerwire's id (libtorrent's DHT code on both the asking and the reading side).
-    let found = loop {
-        dht.send(&format!("get_peers 1 {hash}"));
-        let peers = dht.wait_for(&format!("peers 1 {hash}"), STEP);
-        if words(&peers, 3).contains(&announced.to_string().as_str()) {
-            break peers;
-        }
-        // The announce may not have landed yet: libtorrent's first lookup raced it.
-    };
-    assert!(!found.is_empty());
+    dht.send(&format!("get_peers 1 {hash}"));
     let answer = loop {
         let line = dht.wait_for(&format!("pkt 1 in {ours}"), STEP);
-        let fields = reply_fields(&line);
-        if fields.get("r.values").is_some() {
+        if reply_fields(&line).contains_key("r.values") {
             break line;
         }
     };
+    let peers = dht.wait_for(&format!("peers 1 {hash}"), STEP);
+    assert!(
+        words(&peers, 3).contains(&announced.to_string().as_str()),
+        "libtorrent's lookup through peerwire found {peers}"
+    );
     let fields = reply_fields(&answer);
     assert_eq!(fields.get("y"), Some(&"r"), "{answer}");
     assert_eq!(

@@ -102,8 +102,12 @@ pub fn dht_get_peers(target: &str, local: Local, options: DhtOptions) -> Result<
                 // Printed as they come: a slow network shows its steps one by one.
                 step += 1;
                 print_lines(&[format!(
-                    "step {step}: asked {} (id {}, {} bits in common with the target): {} nodes, {} peers",
-                    s.node.addr, s.node.id, s.shared_bits, s.nodes, s.values
+                    "step {step}: asked {} (id {}, {} in common with the target): {}, {}",
+                    s.node.addr,
+                    s.node.id,
+                    counted(s.shared_bits as usize, "bit"),
+                    counted(s.nodes, "node"),
+                    counted(s.values, "peer")
                 )])?;
             }
             Ok(LookupEvent::NoAnswer(addr)) => {
@@ -123,6 +127,14 @@ pub fn dht_get_peers(target: &str, local: Local, options: DhtOptions) -> Result<
     let mut out = vec!["Peers:".to_string()];
     out.extend(peers.iter().map(|p| p.to_string()));
     print_lines(&out)
+}
+
+/// `1 peer`, `8 nodes`, `0 bits`.
+fn counted(n: usize, thing: &str) -> String {
+    match n {
+        1 => format!("1 {thing}"),
+        _ => format!("{n} {thing}s"),
+    }
 }
 
 /// An info hash, 40 hex digits, or a magnet link's.

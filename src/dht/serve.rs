@@ -14,11 +14,11 @@
 //! whatever was asked: nobody can use us to send a victim much more than they sent us.
 
 use super::K;
-use super::NodeId;
 use super::krpc::{self, Message, Query, Response};
 use super::routing::RoutingTable;
 use super::store::PeerStore;
 use super::tokens::Tokens;
+use super::{NodeId, NodeInfo};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -107,7 +107,7 @@ impl Server {
         match query {
             Query::Ping => Message::response(transaction, response(Vec::new(), Vec::new(), None)),
             Query::FindNode { target } => {
-                let nodes = table.closest(&target, K, now);
+                let nodes = closest_but(table, &target, from, now);
                 Message::response(transaction, response(nodes, Vec::new(), None))
             }
             Query::GetPeers { info_hash } => {
@@ -117,7 +117,7 @@ impl Server {
                 // Peers if we have them, otherwise the closest nodes we know (BEP 5): a
                 // reply no larger than it needs to be.
                 let nodes = match values.is_empty() {
-                    true => table.closest(&NodeId::from(info_hash), K, now),
+                    true => closest_but(table, &NodeId::from(info_hash), from, now),
                     false => Vec::new(),
                 };
                 Message::response(transaction, response(nodes, values, Some(token)))
@@ -149,4 +149,18 @@ impl Server {
             }
         }
     }
+}
+
+/// The K nodes we know closest to `target`, leaving out the one asking: it knows itself, and
+/// a lookup that is told its own address would only waste a query on it.
+fn closest_but(
+    table: &RoutingTable,
+    target: &NodeId,
+    asker: SocketAddrV4,
+    now: Instant,
+) -> Vec<NodeInfo> {
+    let mut nodes = table.closest(target, K + 1, now);
+    nodes.retain(|n| n.addr != asker);
+    nodes.truncate(K);
+    nodes
 }
