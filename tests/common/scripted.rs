@@ -12,7 +12,7 @@
 //!   send_scripted_bitfield            OnlyFirstPieces, LongBitfield, SpareBits, LateBitfield,
 //!                                     FastChokeAndReject (HaveAll, BEP 6)
 //!   send_scripted_extended_handshake  MetadataHuge                       (metadata.rs, BEP 9)
-//!   misbehave_after_bitfield          HugeLength, UnknownMessage, GarbledPex, HaveOutOfRange,
+//!   misbehave_after_bitfield          HugeLength, UnknownMessage, GarbledPex, DhtPort, HaveOutOfRange,
 //!                                     UnsolicitedPieces, KeepAlivesForever
 //!   (Delayed: the rest of the connection in delayed.rs, every answer late)
 //!   loop, one message at a time:
@@ -77,6 +77,9 @@ pub enum Script {
     UnknownMessage,
     /// Sends a garbled `ut_pex` message (an `added` list of 3 bytes) first, then behaves.
     GarbledPex,
+    /// Sends BEP 5's `port` message first (its DHT node is at this UDP port on 127.0.0.1),
+    /// then behaves.
+    DhtPort(u16),
     /// Announces only the first half of its pieces in its bitfield, then, after serving its
     /// first block, a whole bitfield in the middle of the connection (as aria2 does instead
     /// of a batch of `have`s).
@@ -308,6 +311,7 @@ fn misbehave_after_bitfield(
         },
         Script::HugeLength => socket.write_all(&[0xff, 0xff, 0xff, 0xff, 7])?,
         Script::UnknownMessage => socket.write_all(&[0, 0, 0, 4, 99, 1, 2, 3])?,
+        Script::DhtPort(port) => Message::Port(port).write_to(socket)?,
         Script::GarbledPex => Message::Extended {
             id: 1, // peerwire's id for ut_pex (its extended handshake says so)
             payload: b"d5:added3:abce".to_vec(),
