@@ -153,7 +153,8 @@ fn a_peers_port_message_makes_our_node_ping_its_dht_node() {
         .args(["download", "-o"])
         .arg(dir.path().join("out.bin"))
         .arg(&torrent)
-        .args(["--peer", &peer.addr.to_string(), "--port", "0"]);
+        // `--seed`: the session, and its DHT node, live on after the download until killed.
+        .args(["--peer", &peer.addr.to_string(), "--port", "0", "--seed"]);
     let download = Killed(
         download
             .stdout(Stdio::null())
