@@ -83,7 +83,12 @@ pub fn initiate<S: Read + Write>(
     let level = match selected {
         CRYPTO_RC4 if provide & CRYPTO_RC4 != 0 => CryptoLevel::Rc4,
         CRYPTO_PLAINTEXT if provide & CRYPTO_PLAINTEXT != 0 => CryptoLevel::Plaintext,
-        _ => return Err(MseError::BadSelect { selected, provided: provide }),
+        _ => {
+            return Err(MseError::BadSelect {
+                selected,
+                provided: provide,
+            });
+        }
     };
     let (stream, leftover) = received.into_parts();
     Ok(EncryptedStream::new(
@@ -244,9 +249,7 @@ impl<S: Read + Write> Received<S> {
             }
             // A signal, not the peer: read again (the deadline above still bounds this).
             Err(e) if e.kind() == ErrorKind::Interrupted => Ok(()),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                Err(slow)
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Err(slow),
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => Err(MseError::Closed {
                 stage: self.stage,
                 received,
@@ -282,7 +285,12 @@ impl<S: Read + Write> Received<S> {
 
     /// PadC or PadD: at most 512 bytes, read through the cipher (to keep it in step) and
     /// dropped: the specification reserves its contents.
-    fn skip_pad(&mut self, which: &'static str, len: u16, cipher: &mut Rc4) -> Result<(), MseError> {
+    fn skip_pad(
+        &mut self,
+        which: &'static str,
+        len: u16,
+        cipher: &mut Rc4,
+    ) -> Result<(), MseError> {
         if usize::from(len) > MAX_PAD {
             return Err(MseError::PadTooLong { which, len });
         }
@@ -300,8 +308,7 @@ impl<S: Read + Write> Received<S> {
             let window = &self.buf[self.at..];
             if let Some(last) = window.len().checked_sub(pattern.len()) {
                 let last = last.min(MAX_PAD);
-                if let Some(k) = (next..=last).find(|&k| &window[k..k + pattern.len()] == pattern)
-                {
+                if let Some(k) = (next..=last).find(|&k| &window[k..k + pattern.len()] == pattern) {
                     self.at += k + pattern.len();
                     return Ok(());
                 }

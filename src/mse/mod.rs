@@ -192,4 +192,3 @@ pub enum MseError {
         source: std::io::Error,
     },
 }
-

@@ -117,6 +117,16 @@ impl<S> EncryptedStream<S> {
     }
 }
 
+impl<S: std::fmt::Debug> std::fmt::Debug for EncryptedStream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptedStream")
+            .field("inner", &self.inner)
+            .field("level", &self.level)
+            .field("buffered", &self.buffered())
+            .finish()
+    }
+}
+
 impl<S: Read> Read for EncryptedStream<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut incoming = lock(&self.incoming);
