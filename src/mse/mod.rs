@@ -29,10 +29,14 @@
 //! and aria2 dial encrypted first).
 //!
 //! The files: `dh.rs` (the Diffie-Hellman numbers), `keys.rs` (the hashes and the RC4 keys),
-//! `handshake.rs` (steps 1–4, both sides, every read bounded), `stream.rs` (step 5).
+//! `handshake.rs` (steps 1–4, both sides, every read bounded), `stream.rs` (step 5); the tests
+//! run both sides over 127.0.0.1 (`tests.rs`) and one side written by hand against the other
+//! (`hostile_tests.rs`).
 
 mod dh;
 mod handshake;
+#[cfg(test)]
+mod hostile_tests;
 mod keys;
 mod stream;
 #[cfg(test)]
