@@ -57,7 +57,7 @@ pub fn initiate<S: Read + Write>(
     let mut encrypted = Vec::with_capacity(16 + initial.len());
     encrypted.extend_from_slice(&VC);
     encrypted.extend_from_slice(&provide.to_be_bytes());
-    // PadC: none, as every client sends today; the IA's length follows at once.
+    // PadC: none (the specification reserves it for later extensions); len(IA) follows.
     encrypted.extend_from_slice(&0u16.to_be_bytes());
     encrypted.extend_from_slice(&ia_len.to_be_bytes());
     encrypted.extend_from_slice(initial);
