@@ -24,6 +24,7 @@
 //! | [`create`]         | makes a `.torrent` from files: streams them, hashes on all cores | §2        |
 //! | [`storage`]        | the torrent's byte stream over its files: read, write, resume  | §9          |
 //! | [`piece`]          | pieces and 16 KiB blocks; the SHA-1 check                      | §9          |
+//! | [`mse`]            | Message Stream Encryption under the peer protocol: DH handshake, RC4 stream | §7 |
 //! | [`wire`]           | the peer protocol's bytes: handshake, messages, bitfield, extensions; no sockets | §4–§6, §13 |
 //! | [`magnet`]         | magnet URIs (BEP 9): info hash, name, trackers, peers          | §14         |
 //! | [`metainfo`]       | `.torrent` bytes → [`metainfo::Metainfo`]; info hash over raw bytes; safe paths | §2 |
@@ -51,6 +52,7 @@ pub mod events;
 pub mod magnet;
 pub mod metadata_fetch;
 pub mod metainfo;
+pub mod mse;
 pub mod peer;
 pub mod peer_id;
 pub mod piece;

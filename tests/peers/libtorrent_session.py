@@ -2,7 +2,7 @@
 
     /usr/bin/python3 tests/peers/libtorrent_session.py --port PORT
         (--torrent FILE | --magnet URI) --save DIR [--seed] [--pex] [--upload-limit BYTES]
-        [--chokable]
+        [--chokable] [--encryption forced]
 
 Runs one libtorrent session on 127.0.0.1:PORT (TCP only: no uTP, DHT, LSD, UPnP or NAT-PMP,
 several connections per IP allowed since every test peer is 127.0.0.1) with one torrent.
@@ -28,6 +28,11 @@ Options:
                             them). 0 means unlimited (the default).
     --chokable              peers on 127.0.0.1 take unchoke slots like any other peer, so that
                             `choke_all` can choke them (see "Choking local peers" below).
+    --encryption forced     Message Stream Encryption required both ways, RC4 only
+                            (`out_enc_policy` and `in_enc_policy` pe_forced, `allowed_enc_level`
+                            pe_rc4): plain connections are refused. Without the option
+                            libtorrent's default stays (encryption "enabled": it dials
+                            encrypted first and accepts both).
 
 Choking local peers (libtorrent 2.0.8, measured with these sessions on 127.0.0.1):
   - libtorrent puts peers on loopback and private networks in its "local" peer class, which
@@ -117,7 +122,7 @@ def endpoint(ep):
     return "%s:%d" % (ep[0], ep[1])
 
 
-def make_session(port, chokable):
+def make_session(port, chokable, encryption):
     settings = {
         "listen_interfaces": "127.0.0.1:%d" % port,
         "enable_dht": False,
@@ -129,6 +134,10 @@ def make_session(port, chokable):
         "allow_multiple_connections_per_ip": True,
         "alert_mask": lt.alert.category_t.all_categories,
     }
+    if encryption == "forced":
+        settings["out_enc_policy"] = int(lt.enc_policy.forced)
+        settings["in_enc_policy"] = int(lt.enc_policy.forced)
+        settings["allowed_enc_level"] = int(lt.enc_level.rc4)
     # add_default_plugins is also lt.session's default `flags`: it loads ut_metadata, ut_pex and
     # smart_ban. Asked for explicitly so that --magnet (ut_metadata) and --pex (ut_pex) are sure
     # to work. Not add_extension("ut_pex") on top: that would load a second ut_pex plugin.
@@ -227,12 +236,13 @@ def main():
     parser.add_argument("--pex", action="store_true")
     parser.add_argument("--upload-limit", type=int, default=0, metavar="BYTES")
     parser.add_argument("--chokable", action="store_true")
+    parser.add_argument("--encryption", choices=["forced"])
     args = parser.parse_args()
     if args.seed and args.magnet:
         parser.error("--seed needs --torrent (a magnet link has no metadata to seed from)")
     if args.upload_limit < 0:
         parser.error("--upload-limit must be >= 0")
-    session = make_session(args.port, args.chokable)
+    session = make_session(args.port, args.chokable, args.encryption)
     handle = add_torrent(session, args)
     while True:
         for alert in session.pop_alerts():
