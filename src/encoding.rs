@@ -252,9 +252,42 @@ pub fn ip_octets(ip: IpAddr) -> Vec<u8> {
     }
 }
 
+/// 160 bits nobody can predict: from the operating system's random source when it can be
+/// read, mixed with std's randomly keyed hasher and `fastrand` through SHA-1. `fastrand` alone
+/// is predictable from its other outputs. For secrets: MSE's private key (a guessed one would
+/// let an onlooker decrypt the stream) and the DHT's token secret (a guessed one would let
+/// anyone announce any address).
+pub fn unpredictable_20() -> [u8; 20] {
+    use std::hash::{BuildHasher, Hasher};
+    use std::io::Read;
+    let mut seed = Vec::with_capacity(96);
+    let mut os = [0u8; 32];
+    // On systems without /dev/urandom the two other sources still go in.
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut os))
+        .is_ok()
+    {
+        seed.extend_from_slice(&os);
+    }
+    for i in 0..4u64 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(i);
+        seed.extend_from_slice(&hasher.finish().to_le_bytes());
+    }
+    seed.extend((0..32).map(|_| fastrand::u8(..)));
+    sha1(&seed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unpredictable_bytes_differ_every_time() {
+        let (a, b) = (unpredictable_20(), unpredictable_20());
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 20]);
+    }
 
     #[test]
     fn hex_reads_back_what_to_hex_wrote_in_either_case() {

@@ -11,7 +11,6 @@
 //! the window BEP 5 describes ("tokens up to ten minutes old are accepted").
 
 use crate::encoding::sha1;
-use std::hash::{BuildHasher, Hasher};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -34,8 +33,8 @@ impl Tokens {
     /// Two fresh secrets: nothing is valid yet but the tokens made from now on.
     pub fn new(now: Instant) -> Tokens {
         Tokens {
-            current: fresh_secret(),
-            previous: fresh_secret(),
+            current: crate::encoding::unpredictable_20(),
+            previous: crate::encoding::unpredictable_20(),
             rotated_at: now,
         }
     }
@@ -67,9 +66,9 @@ impl Tokens {
         self.previous = if periods == 1 {
             self.current
         } else {
-            fresh_secret()
+            crate::encoding::unpredictable_20()
         };
-        self.current = fresh_secret();
+        self.current = crate::encoding::unpredictable_20();
         // Stay on the grid; a gap too long to count in u32 periods just restarts it at `now`.
         self.rotated_at = u32::try_from(periods)
             .ok()
@@ -98,20 +97,6 @@ fn same(ours: &[u8; TOKEN_LEN], theirs: &[u8]) -> bool {
         .zip(theirs)
         .fold(0u8, |acc, (a, b)| acc | (a ^ b))
         == 0
-}
-
-/// A secret an outsider cannot predict. `fastrand` is fast but not secret (its state could be
-/// worked out from numbers it has produced elsewhere); std's `RandomState` is keyed from the
-/// operating system's random source. Both go through SHA-1, so either alone would do.
-fn fresh_secret() -> [u8; 20] {
-    let mut seed = Vec::with_capacity(64);
-    for i in 0..4u64 {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(i);
-        seed.extend_from_slice(&hasher.finish().to_le_bytes());
-    }
-    seed.extend((0..32).map(|_| fastrand::u8(..)));
-    sha1(&seed)
 }
 
 #[cfg(test)]

@@ -6,10 +6,8 @@
 //! and RC4 keys. The arithmetic is `num-bigint`'s (`docs/dependencies.md` says why).
 
 use super::MseError;
-use crate::encoding::{sha1, to_hex};
+use crate::encoding::to_hex;
 use num_bigint::BigUint;
-use std::hash::{BuildHasher, Hasher};
-use std::io::Read;
 use std::sync::OnceLock;
 
 /// Bytes of a public key or of S: 768 bits, big-endian, zeros in front when shorter.
@@ -38,7 +36,7 @@ pub struct KeyPair {
 impl KeyPair {
     /// A fresh key pair from 160 unpredictable bits.
     pub fn generate() -> KeyPair {
-        KeyPair::from_private(&private_bits())
+        KeyPair::from_private(&crate::encoding::unpredictable_20())
     }
 
     /// The key pair for a given private X (tests pin X to get known numbers).
@@ -80,29 +78,6 @@ fn to_key_bytes(n: &BigUint) -> [u8; KEY_LEN] {
     let bytes = &bytes[skip..];
     out[KEY_LEN - bytes.len()..].copy_from_slice(bytes);
     out
-}
-
-/// 160 bits nobody can predict: from the operating system's random source when it can be
-/// read, mixed with std's randomly keyed hasher and `fastrand` through SHA-1. `fastrand` alone
-/// is predictable from its other outputs, and a guessed X would let an onlooker decrypt the
-/// stream.
-fn private_bits() -> [u8; 20] {
-    let mut seed = Vec::with_capacity(96);
-    let mut os = [0u8; 32];
-    // On systems without /dev/urandom the two other sources still go in.
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut os))
-        .is_ok()
-    {
-        seed.extend_from_slice(&os);
-    }
-    for i in 0..4u64 {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(i);
-        seed.extend_from_slice(&hasher.finish().to_le_bytes());
-    }
-    seed.extend((0..32).map(|_| fastrand::u8(..)));
-    sha1(&seed)
 }
 
 #[cfg(test)]
