@@ -293,6 +293,25 @@ impl UploadArgs {
     }
 }
 
+/// `--encryption off|prefer|require`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EncryptionArg {
+    Off,
+    Prefer,
+    Require,
+}
+
+impl From<EncryptionArg> for peerwire::peer::encrypted::Encryption {
+    fn from(arg: EncryptionArg) -> Self {
+        use peerwire::peer::encrypted::Encryption;
+        match arg {
+            EncryptionArg::Off => Encryption::Off,
+            EncryptionArg::Prefer => Encryption::Prefer,
+            EncryptionArg::Require => Encryption::Require,
+        }
+    }
+}
+
 /// The DHT (BEP 5): where to start, where to keep the table, or off.
 #[derive(clap::Args)]
 struct DhtArgs {
@@ -392,6 +411,10 @@ struct PeerArgs {
     /// The address we listen on, TCP and the DHT's UDP (default: every address).
     #[arg(long, default_value = "0.0.0.0")]
     bind: std::net::IpAddr,
+    /// Message Stream Encryption (MSE/PE): off, prefer (accept both; dial plain, then
+    /// encrypted if the peer hangs up), require (RC4 only, both ways).
+    #[arg(long, value_enum, default_value_t = EncryptionArg::Prefer)]
+    encryption: EncryptionArg,
     #[command(flatten)]
     tracker: TrackerArgs,
     #[command(flatten)]
@@ -419,6 +442,7 @@ impl PeerArgs {
             peer_timeout: Duration::from_secs(self.peer_timeout),
             bind: self.bind,
             dht: self.dht.options(),
+            encryption: self.encryption.into(),
             ..peerwire::session::DownloadOptions::new(target)
         }
     }
@@ -435,6 +459,7 @@ impl PeerArgs {
             trace: options.trace,
             dht: options.dht,
             bind: self.bind,
+            encryption: options.encryption,
         }
     }
 }

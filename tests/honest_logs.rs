@@ -5,7 +5,7 @@
 
 pub mod common;
 
-use common::{free_port, small_torrent, traced_download, traced_seeder};
+use common::{StderrLines, free_port, peerwire, small_torrent, traced_download, traced_seeder};
 use std::io::Write;
 use std::time::Duration;
 
@@ -36,21 +36,42 @@ fn a_finished_leecher_hanging_up_is_a_normal_end() {
 fn an_encrypted_handshake_is_named_as_one() {
     let dir = tempfile::tempdir().unwrap();
     let (content, torrent) = small_torrent(dir.path(), 100_000, 32_768);
-    let port = free_port();
-    let mut seeder = traced_seeder(&torrent, &content, port);
     // What libtorrent and aria2 send first: a 96-byte Diffie-Hellman public key (random bytes;
     // here the first is 62, which a plain handshake reader takes for `pstrlen`).
     let mut key = common::pseudo_random(96, 5);
     key[0] = 62;
-    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    socket.write_all(&key).unwrap();
+    let send_key = |port: u16| {
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        socket.write_all(&key).unwrap();
+        // Nothing more: a key exchange that stops after its first step.
+        socket.shutdown(std::net::Shutdown::Write).unwrap();
+    };
+    // Under `--encryption off` it is refused, and named for what it is.
+    let port = free_port();
+    let mut off = peerwire();
+    off.args(["-v", "seed"]).arg(&torrent).arg(&content).args([
+        "--trace",
+        "--port",
+        &port.to_string(),
+        "--encryption",
+        "off",
+    ]);
+    let mut seeder = StderrLines::spawn(&mut off);
+    common::wait_for_tcp(port, DEADLINE, "peerwire seed");
+    send_key(port);
     // (The seeder's earlier `closed:` lines are the test's own probes of its port.)
     let line = seeder.wait_for(": closed: not a ", DEADLINE);
     assert!(
         line.contains("first byte 62, not 19")
-            && line.contains("encrypted (MSE/PE) handshake, which peerwire does not speak yet"),
+            && line.contains("encrypted (MSE/PE) handshake, refused under --encryption off"),
         "{line}"
     );
+    assert!(!line.contains("pstrlen"), "{line}");
+    // By default it is taken as the key exchange it is, and the failure says where it stopped.
+    let port = free_port();
+    let mut seeder = traced_seeder(&torrent, &content, port);
+    send_key(port);
+    let line = seeder.wait_for(": closed: encrypted handshake (MSE/PE)", DEADLINE);
     assert!(!line.contains("pstrlen"), "{line}");
 }
 

@@ -8,6 +8,7 @@ use crate::magnet::Magnet;
 use crate::metadata_fetch::{self, Request};
 use crate::metainfo::Metainfo;
 use crate::peer::connection::PeerError;
+use crate::peer::encrypted::Encryption;
 use crate::peer_id::PeerId;
 use crate::session::{DownloadOptions, Target};
 use crate::trace::Trace;
@@ -33,6 +34,8 @@ pub struct PeerSources {
     pub dht: Option<DhtOptions>,
     /// `--bind`: the address of the DHT node's socket.
     pub bind: IpAddr,
+    /// `--encryption`.
+    pub encryption: Encryption,
 }
 
 /// How long the DHT lookup of a magnet link may take.
@@ -84,6 +87,7 @@ fn extended_handshake(
         our_id,
         trace: sources.trace.clone(),
         deadline: METADATA_DEADLINE,
+        encryption: sources.encryption,
     };
     let Some(mut connection) = metadata_fetch::open_for_metadata(addr, &request)? else {
         return Err(PeerError::NoExtensions);
@@ -121,6 +125,7 @@ pub fn resolve(magnet: &Magnet, sources: &PeerSources) -> Result<Metainfo, CliEr
         our_id,
         trace: sources.trace.clone(),
         deadline: METADATA_DEADLINE,
+        encryption: sources.encryption,
     };
     let info = metadata_fetch::fetch(&request, &peers, None).map_err(CliError::Metadata)?;
     let metainfo =

@@ -24,6 +24,7 @@
 //! outbox a thread that cannot write goes back to reading, and a peer that reads nothing for
 //! the peer timeout (`--peer-timeout`) is dropped.
 
+use super::encrypted::{Encryption, Replayed, trace_note};
 use super::stream::PeerStream;
 use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
@@ -91,9 +92,13 @@ pub enum PeerError {
     ClosedBeforeHandshake,
     #[error(
         "not a plain BitTorrent handshake (first byte {0}, not 19): it looks like an encrypted \
-         (MSE/PE) handshake, which peerwire does not speak yet"
+         (MSE/PE) handshake, refused under --encryption off"
     )]
     Encrypted(u8),
+    #[error("a plain BitTorrent handshake, refused under --encryption require")]
+    PlainRefused,
+    #[error("encrypted handshake (MSE/PE): {0}")]
+    Mse(Box<crate::mse::MseError>),
     #[error("the peer sent nothing for {0:?}")]
     Silent(Duration),
     #[error("no block for {0:?} while our requests were out (it snubs us)")]
@@ -136,21 +141,83 @@ pub struct Connection {
 
 impl Connection {
     /// Dials `addr` and exchanges handshakes (we speak first, as the connecting side does).
-    /// `reserved` announces our extensions: set only the bits we really handle.
+    /// `reserved` announces our extensions: set only the bits we really handle. `encryption`
+    /// says whether to hide the connection with MSE/PE (`encrypted.rs`).
     pub fn open(
         addr: SocketAddr,
         info_hash: InfoHash,
         our_id: PeerId,
         reserved: [u8; 8],
         trace: Trace,
+        encryption: Encryption,
     ) -> Result<Connection, PeerError> {
+        let ours = Handshake {
+            reserved,
+            info_hash,
+            peer_id: our_id,
+        };
+        match encryption {
+            Encryption::Off => Connection::open_plain(addr, ours, our_id, trace),
+            Encryption::Require => {
+                Connection::open_encrypted(addr, ours, our_id, trace, encryption)
+            }
+            // Plain first: most peers take it, and a class watching the wire sees the protocol.
+            // A peer that insists on encryption hangs up on our plain handshake; it is dialled
+            // again, with MSE.
+            Encryption::Prefer => match Connection::open_plain(addr, ours, our_id, trace.clone()) {
+                Err(PeerError::ClosedBeforeHandshake) => {
+                    log::debug!("{addr}: hung up on a plain handshake; dialling again with MSE");
+                    Connection::open_encrypted(addr, ours, our_id, trace, encryption)
+                }
+                other => other,
+            },
+        }
+    }
+
+    /// A TCP connection to `addr`, ready for a handshake.
+    fn dial(addr: SocketAddr) -> Result<Box<dyn PeerStream>, PeerError> {
         // Without a deadline, an address that drops our packets (a firewall, a peer long
         // gone) would hold the thread for the system's own limit: minutes.
         let stream =
             TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT).map_err(PeerError::Connect)?;
         // Small messages (a request, a have) go out at once rather than wait to be batched.
         stream.set_nodelay(true).map_err(PeerError::Connect)?;
-        Connection::open_stream(Box::new(stream), addr, info_hash, our_id, reserved, trace)
+        Ok(Box::new(stream))
+    }
+
+    fn open_plain(
+        addr: SocketAddr,
+        ours: Handshake,
+        our_id: PeerId,
+        trace: Trace,
+    ) -> Result<Connection, PeerError> {
+        let stream = Connection::dial(addr)?;
+        Connection::open_stream(stream, addr, ours.info_hash, our_id, ours.reserved, trace)
+    }
+
+    /// MSE first (our handshake travels inside it as the initial payload), then the peer's
+    /// handshake through the encrypted stream.
+    fn open_encrypted(
+        addr: SocketAddr,
+        ours: Handshake,
+        our_id: PeerId,
+        trace: Trace,
+        encryption: Encryption,
+    ) -> Result<Connection, PeerError> {
+        let stream = Connection::dial(addr)?;
+        set_handshake_timeouts(&*stream)?;
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        let policy = encryption.mse_policy();
+        let hidden =
+            crate::mse::initiate(stream, &ours.info_hash, policy, &ours.to_bytes(), deadline)
+                .map_err(|e| PeerError::Mse(Box::new(e)))?;
+        trace.line(|| format!("{addr} {}", trace_note(hidden.level())));
+        let (writer, mut reader) = split(Box::new(hidden))?;
+        let remote = read_remote(&mut reader)?;
+        trace.line(|| format!("{addr} -> {ours:?}"));
+        trace.line(|| format!("{addr} <- {remote:?}"));
+        check_remote(&remote, ours.info_hash, our_id)?;
+        Ok(Connection::new(addr, remote, reader, writer, trace))
     }
 
     /// The dialling side's handshake over a stream that is already connected to `addr`.
@@ -171,15 +238,7 @@ impl Connection {
         // The dialling side speaks first: the other side may wait for our info hash to know
         // which of its torrents we mean (BEP 3).
         ours.write_to(&mut writer)?;
-        // Peers hang up right after our handshake when they lack the torrent: a common,
-        // named end, rather than an "unexpected end of file" from the handshake parser.
-        if std::io::BufRead::fill_buf(&mut reader)
-            .map_err(WireError::from)?
-            .is_empty()
-        {
-            return Err(PeerError::ClosedBeforeHandshake);
-        }
-        let remote = Handshake::read_from(&mut reader)?;
+        let remote = read_remote(&mut reader)?;
         // Traced once both are in, in the order they crossed the wire.
         trace.line(|| format!("{addr} -> {ours:?}"));
         trace.line(|| format!("{addr} <- {remote:?}"));
@@ -195,17 +254,31 @@ impl Connection {
         our_id: PeerId,
         reserved: [u8; 8],
         trace: Trace,
+        encryption: Encryption,
     ) -> Result<Connection, PeerError> {
         let addr = stream.peer_addr().map_err(PeerError::Connect)?;
+        set_handshake_timeouts(&*stream)?;
+        // A plain handshake starts with 19 (the length of "BitTorrent protocol"); libtorrent
+        // and aria2 dial with MSE/PE first: a Diffie-Hellman public key, random bytes.
+        let stream = match (stream.peek_byte().map_err(PeerError::Connect)?, encryption) {
+            (None, _) => return Err(PeerError::ClosedBeforeHandshake),
+            (Some(19), Encryption::Require) => return Err(PeerError::PlainRefused),
+            (Some(19), _) => stream,
+            // Said plainly rather than as a bad `pstr`: the peer is not broken, it asks for
+            // what we chose not to speak, and it tries again in plain text once we hang up.
+            (Some(first), Encryption::Off) => return Err(PeerError::Encrypted(first)),
+            (Some(_), _) => {
+                let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+                let policy = encryption.mse_policy();
+                let (hidden, _, initial) =
+                    crate::mse::accept(stream, &[], &[info_hash], policy, deadline)
+                        .map_err(|e| PeerError::Mse(Box::new(e)))?;
+                trace.line(|| format!("{addr} {}", trace_note(hidden.level())));
+                // The peer's handshake usually came inside the key exchange: read it first.
+                Box::new(Replayed::new(initial, Box::new(hidden)))
+            }
+        };
         let (mut writer, mut reader) = split(stream)?;
-        // libtorrent and aria2 dial with MSE/PE first: a Diffie-Hellman key, not `19`.
-        // Said plainly rather than as a bad `pstr`: the peer is not broken, it asks for what
-        // we do not speak, and it tries again in plain text once we hang up.
-        match std::io::BufRead::fill_buf(&mut reader).map_err(WireError::from)? {
-            [] => return Err(PeerError::ClosedBeforeHandshake),
-            [first, ..] if *first != 19 => return Err(PeerError::Encrypted(*first)),
-            _ => {}
-        }
         let remote = Handshake::read_from(&mut reader)?;
         trace.line(|| format!("{addr} <- {remote:?}"));
         // Checked before we answer: a peer on another torrent learns nothing of ours, not
@@ -431,15 +504,36 @@ impl Connection {
 /// the handshake's deadline on both.
 type Halves = (Box<dyn PeerStream>, BufReader<Box<dyn PeerStream>>);
 
-fn split(stream: Box<dyn PeerStream>) -> Result<Halves, PeerError> {
-    // Until the connection sets its own: a peer that connects and then says nothing (a
-    // port scanner, a stuck client) is dropped after the handshake timeout.
+/// Until the connection sets its own: a peer that connects and then says nothing (a port
+/// scanner, a stuck client) is dropped after the handshake timeout.
+fn set_handshake_timeouts(stream: &dyn PeerStream) -> Result<(), PeerError> {
     stream
         .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
         .map_err(PeerError::Connect)?;
     stream
         .set_write_timeout(Some(HANDSHAKE_TIMEOUT))
-        .map_err(PeerError::Connect)?;
+        .map_err(PeerError::Connect)
+}
+
+/// The other side's handshake. Peers hang up right after ours when they lack the torrent (or
+/// want encryption): a common, named end, rather than an "unexpected end of file" from the
+/// handshake parser.
+fn read_remote(reader: &mut BufReader<Box<dyn PeerStream>>) -> Result<Handshake, PeerError> {
+    match std::io::BufRead::fill_buf(reader) {
+        Ok([]) => return Err(PeerError::ClosedBeforeHandshake),
+        Ok(_) => {}
+        // A peer that closes with our handshake still unread in its socket makes its
+        // system send a reset, not an end of stream: the same hang-up.
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+            return Err(PeerError::ClosedBeforeHandshake);
+        }
+        Err(e) => return Err(WireError::from(e).into()),
+    }
+    Ok(Handshake::read_from(reader)?)
+}
+
+fn split(stream: Box<dyn PeerStream>) -> Result<Halves, PeerError> {
+    set_handshake_timeouts(&*stream)?;
     // The `BufReader` owns one handle; writes go through the other, so sending never
     // disturbs bytes buffered for reading.
     let writer = stream.try_clone_stream().map_err(PeerError::Connect)?;

@@ -8,6 +8,7 @@
 
 pub mod connection;
 mod dispatch;
+pub mod encrypted;
 pub mod extended;
 pub mod fast;
 pub mod listener;

@@ -43,6 +43,14 @@ pub trait PeerStream: Read + Write + Send {
 
     /// Says we will send nothing more (TCP: FIN); reading goes on.
     fn shutdown_write(&self) -> io::Result<()>;
+
+    /// The first byte waiting to be read, without taking it (waits up to the read timeout);
+    /// `None` when the peer closed. A connection looks at it once, before the handshake, to
+    /// tell a plain handshake (19) from an encrypted one. Only a raw transport can say; a
+    /// stream already wrapped never needs to.
+    fn peek_byte(&self) -> io::Result<Option<u8>> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl PeerStream for TcpStream {
@@ -98,6 +106,14 @@ impl PeerStream for TcpStream {
 
     fn shutdown_write(&self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
+    }
+
+    fn peek_byte(&self) -> io::Result<Option<u8>> {
+        let mut first = [0u8; 1];
+        match self.peek(&mut first)? {
+            0 => Ok(None),
+            _ => Ok(Some(first[0])),
+        }
     }
 }
 

@@ -72,6 +72,8 @@ pub struct PeerContext {
     /// Our DHT node (BEP 5), if it runs: its port goes to peers in a `port` message, and the
     /// nodes peers name in theirs go to it.
     pub dht: Option<DhtLink>,
+    /// `--encryption`: MSE/PE both ways (`encrypted.rs`).
+    pub encryption: crate::peer::encrypted::Encryption,
 }
 
 /// What a peer thread needs of the DHT node.
@@ -108,7 +110,14 @@ pub fn spawn(addr: SocketAddr, context: PeerContext) {
     start_thread(addr, false, context, move |c| {
         // Dialling runs on the new thread, not the caller's: a peer that never answers costs
         // its own thread the connect timeout, and the scheduler that asked goes on at once.
-        Connection::open(addr, c.info_hash, c.our_id, c.reserved(), c.trace.clone())
+        Connection::open(
+            addr,
+            c.info_hash,
+            c.our_id,
+            c.reserved(),
+            c.trace.clone(),
+            c.encryption,
+        )
     });
 }
 
@@ -124,7 +133,14 @@ pub fn spawn_incoming(
         // Moved in here so that it is dropped when the thread ends, however it ends: the
         // listener's count goes down only when the connection is really gone.
         let _guard = guard;
-        Connection::accept(stream, c.info_hash, c.our_id, c.reserved(), c.trace.clone())
+        Connection::accept(
+            stream,
+            c.info_hash,
+            c.our_id,
+            c.reserved(),
+            c.trace.clone(),
+            c.encryption,
+        )
     });
 }
 

@@ -16,6 +16,7 @@ use crate::choker::ChokerConfig;
 use crate::dht::node::Command as DhtCommand;
 use crate::dht::thread::{Dht, DhtConfig, DhtError, DhtOptions};
 use crate::metainfo::Metainfo;
+use crate::peer::encrypted::Encryption;
 use crate::peer::thread as peer_thread;
 use crate::peer_id::PeerId;
 use crate::piece::PieceLayout;
@@ -89,6 +90,8 @@ pub struct DownloadOptions {
     /// The DHT (BEP 5): where to find our way in. `None`: no DHT (`--no-dht`). Never used
     /// for a private torrent (BEP 27).
     pub dht: Option<DhtOptions>,
+    /// `--encryption`: MSE/PE for every connection of the session.
+    pub encryption: Encryption,
 }
 
 impl DownloadOptions {
@@ -113,6 +116,7 @@ impl DownloadOptions {
             peer_id: None,
             choker: ChokerConfig::default(),
             dht: None,
+            encryption: Encryption::default(),
         }
     }
 }

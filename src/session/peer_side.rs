@@ -49,6 +49,7 @@ impl PeerSide {
             metadata: Some(Arc::clone(&metainfo.info_bytes)),
             pex: !metainfo.info.private,
             listen_port: 0,
+            encryption: options.encryption,
             dht: dht.map(|dht| DhtLink {
                 commands: dht.commands(),
                 port: dht.addr.port(),

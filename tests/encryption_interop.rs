@@ -1,0 +1,84 @@
+//! Encrypted connections (MSE/PE) with libtorrent that accepts nothing else (in and out policy
+//! forced, RC4 only), both ways, through the real peer threads:
+//!
+//! - `peerwire download` (default `--encryption prefer`) from such a seeder: its plain
+//!   handshake is refused, it dials again with MSE and downloads byte-identical;
+//! - `peerwire download --encryption require` from it: MSE at once;
+//! - such a libtorrent leecher dials `peerwire seed` (default policy) with MSE and downloads;
+//! - `--encryption off` does not reach it.
+//!
+//! With `--trace`, the messages are still shown in clear, after one line saying the stream is
+//! encrypted.
+
+pub mod common;
+
+use common::{LibtorrentPeer, download_from, peerwire, small_torrent, start_seed};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const PIECE: u32 = 32_768;
+
+#[test]
+fn peerwire_downloads_from_a_libtorrent_seeder_that_requires_encryption() {
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent) = small_torrent(dir.path(), 600_000, PIECE);
+    let Some(seeder) = LibtorrentPeer::start_with(
+        &torrent,
+        content.parent().unwrap(),
+        true,
+        &["--encryption", "forced"],
+    ) else {
+        return;
+    };
+    let peer = SocketAddr::from(([127, 0, 0, 1], seeder.port));
+    let expected = std::fs::read(&content).unwrap();
+    // The default policy: plain first, refused, then MSE; and `require`: MSE at once.
+    for (n, extra) in [&["--trace"][..], &["--encryption", "require"][..]]
+        .iter()
+        .enumerate()
+    {
+        let out = dir.path().join(format!("out{n}.bin"));
+        let run = download_from(&[peer], &torrent, &out).args(extra).run();
+        run.assert_success();
+        common::assert_bytes(&out, &expected, "the file from an encrypting libtorrent");
+        if n == 0 {
+            assert!(
+                run.stderr.contains("stream encrypted (MSE/PE, RC4)"),
+                "the trace says the stream is encrypted:\n{}",
+                run.stderr
+            );
+            assert!(
+                run.stderr.contains("<- Piece"),
+                "messages are traced in clear"
+            );
+        }
+    }
+    // `off` cannot reach it.
+    let out = dir.path().join("plain.bin");
+    let run = download_from(&[peer], &torrent, &out)
+        .args(&["--encryption", "off"])
+        .give_up_after(3)
+        .run();
+    assert!(!run.status.success(), "a plain download got through");
+}
+
+#[test]
+fn a_libtorrent_leecher_that_requires_encryption_downloads_from_peerwire() {
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent) = small_torrent(dir.path(), 600_000, PIECE);
+    let (_seed, port) = start_seed(peerwire(), &torrent, &content, &["--no-dht"]);
+    let leech = dir.path().join("leech");
+    std::fs::create_dir_all(&leech).unwrap();
+    let Some(mut leecher) =
+        LibtorrentPeer::start_with(&torrent, &leech, false, &["--encryption", "forced"])
+    else {
+        return;
+    };
+    leecher.send(&format!("connect 127.0.0.1:{port}"));
+    leecher.wait_for("finished", Duration::from_secs(60));
+    common::assert_bytes(
+        &leech.join("lesson.bin"),
+        &std::fs::read(&content).unwrap(),
+        "the file libtorrent got from peerwire over MSE",
+    );
+}
