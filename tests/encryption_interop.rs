@@ -5,13 +5,15 @@
 //!   handshake is refused, it dials again with MSE and downloads byte-identical;
 //! - `peerwire download --encryption require` from it: MSE at once;
 //! - such a libtorrent leecher dials `peerwire seed` (default policy) with MSE and downloads;
-//! - `--encryption off` does not reach it.
+//! - `--encryption off` does not reach it;
+//! - aria2c seeding with `--bt-require-crypto=true`: peerwire downloads from it.
 //!
 //! With `--trace`, the messages are still shown in clear, after one line saying the stream is
 //! encrypted.
 
 pub mod common;
 
+use common::aria2::Aria2;
 use common::{LibtorrentPeer, download_from, peerwire, small_torrent, start_seed};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -81,4 +83,21 @@ fn a_libtorrent_leecher_that_requires_encryption_downloads_from_peerwire() {
         &std::fs::read(&content).unwrap(),
         "the file libtorrent got from peerwire over MSE",
     );
+}
+
+#[test]
+fn peerwire_downloads_from_an_aria2_seeder_that_requires_encryption() {
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent) = small_torrent(dir.path(), 600_000, PIECE);
+    let crypto = ["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"];
+    let Some(seeder) = Aria2::seed_with(&torrent, content.parent().unwrap(), &crypto) else {
+        return;
+    };
+    common::wait_for_tcp(seeder.port, Duration::from_secs(30), "the aria2c seeder");
+    let peer = SocketAddr::from(([127, 0, 0, 1], seeder.port));
+    let out = dir.path().join("from-aria2.bin");
+    let run = download_from(&[peer], &torrent, &out).args(&["--trace"]).run();
+    assert!(run.status.success(), "{}\n{}", run.stderr, seeder.log_tail());
+    common::assert_bytes(&out, &std::fs::read(&content).unwrap(), "the file from aria2c");
+    assert!(run.stderr.contains("stream encrypted (MSE/PE, RC4)"), "{}", run.stderr);
 }

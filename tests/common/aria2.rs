@@ -49,9 +49,16 @@ impl Aria2 {
     /// aria2c seeding `torrent` from the data already in `dir`, taken as complete without a
     /// hash check (`--bt-seed-unverified`), whatever the share ratio (`--seed-ratio=0.0`).
     pub fn seed(torrent: &Path, dir: &Path) -> Option<Aria2> {
+        Aria2::seed_with(torrent, dir, &[])
+    }
+
+    /// The same seeder with more options (e.g. `--bt-require-crypto=true`).
+    pub fn seed_with(torrent: &Path, dir: &Path, extra: &[&str]) -> Option<Aria2> {
         let minutes = format!("--seed-time={}", STOP_AFTER_SECS / 60);
         let unverified = "--bt-seed-unverified=true";
-        Aria2::start(torrent, dir, &[&minutes, unverified, "--seed-ratio=0.0"])
+        let mut role = vec![minutes.as_str(), unverified, "--seed-ratio=0.0"];
+        role.extend_from_slice(extra);
+        Aria2::start(torrent, dir, &role)
     }
 
     fn start(torrent: &Path, dir: &Path, role: &[&str]) -> Option<Aria2> {
