@@ -133,9 +133,14 @@ fn stream(len: usize, seed: u64) -> Vec<u8> {
 
 /// Sends `len` bytes each way, closes both sides, and returns the simulated time it took.
 fn transfer(faults: Faults, seed: u64, seq: u16, len: usize) -> (Pair, Duration) {
+    transfer_lens(faults, seed, seq, [len, len])
+}
+
+/// Side 0 sends `lens[0]` bytes, side 1 `lens[1]`, then both close.
+fn transfer_lens(faults: Faults, seed: u64, seq: u16, lens: [usize; 2]) -> (Pair, Duration) {
     let mut pair = Pair::open(faults, seed, seq);
     let start = pair.now;
-    let data = [stream(len, seed), stream(len, seed + 1)];
+    let data = [stream(lens[0], seed), stream(lens[1], seed + 1)];
     let mut written = [0usize; 2];
     let mut got: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut closed = [false; 2];
@@ -143,7 +148,7 @@ fn transfer(faults: Faults, seed: u64, seq: u16, len: usize) -> (Pair, Duration)
     for _ in 0..2_000_000 {
         for side in 0..2 {
             let conn = &mut pair.sides[side];
-            if written[side] < len {
+            if written[side] < lens[side] {
                 written[side] += conn.write(&data[side][written[side]..], pair.now);
             } else if !closed[side] {
                 conn.close(pair.now);
@@ -170,14 +175,16 @@ fn transfer(faults: Faults, seed: u64, seq: u16, len: usize) -> (Pair, Duration)
     let at = pair.now - start;
     assert!(
         got[0] == data[1],
-        "{states:?} {:?} at {at:?}: side 0 got {} of {len} bytes, or wrong ones",
+        "{states:?} {:?} at {at:?}: side 0 got {} of {} bytes, or wrong ones",
         pair.events,
-        got[0].len()
+        got[0].len(),
+        lens[1]
     );
     assert!(
         got[1] == data[0],
-        "side 1 got {} of {len} bytes, or wrong ones",
-        got[1].len()
+        "side 1 got {} of {} bytes, or wrong ones",
+        got[1].len(),
+        lens[0]
     );
     for side in 0..2 {
         assert_eq!(pair.sides[side].state(), State::Closed, "side {side}");
@@ -279,6 +286,17 @@ fn a_lossy_reordering_duplicating_link_still_delivers_byte_exact() {
             "seed {seed}: {elapsed:?}"
         );
     }
+}
+
+#[test]
+fn one_way_over_a_lossy_link_leans_on_pure_acks() {
+    // Only side 0 sends: every ack is an ST_STATE, so duplicate acks and selective ACKs come
+    // without data to carry them.
+    let (pair, _) = transfer_lens(LOSSY, 11, 20_000, [1 << 20, 0]);
+    let stats = pair.sides[0].stats();
+    assert!(stats.fast_retransmits > 0, "{stats:?}");
+    let (pair, _) = transfer_lens(LOSSY, 12, 20_000, [0, 1 << 20]);
+    assert!(pair.sides[1].stats().fast_retransmits > 0);
 }
 
 #[test]
