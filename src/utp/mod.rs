@@ -21,7 +21,7 @@
 //!   receive     packets in any order ⇄ bytes in order; the reorder buffer; what to ack
 //!   congestion  LEDBAT window, round-trip time, timeout and back-off; pure arithmetic
 //!   connection  one connection's state machine: packets, app bytes and time in; packets,
-//!               bytes and state changes out
+//!               bytes and state changes out (`connection/send.rs`: acks, resends, probes)
 //! ```
 //!
 //! All of it is pure: no socket, no clock of its own, no randomness (connection ids and the

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::utp::packet::SelectiveAck;
-use crate::utp::{MAX_HELD, MAX_TIMEOUT, MIN_CWND};
+use crate::utp::{MAX_HELD, MAX_IN_FLIGHT, MAX_TIMEOUT, MIN_CWND};
 
 /// What the link does to each packet.
 #[derive(Clone, Copy)]
