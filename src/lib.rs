@@ -19,6 +19,7 @@
 //! | [`events`]         | the thread contract: every `Event` to the scheduler, every `Command` back | §7, §8 |
 //! | [`trace`]          | the wire trace: one line per message, written and read back    | §5          |
 //! | [`tracker_server`] | the built-in tracker (HTTP and UDP), for local swarms          | §3          |
+//! | [`utp`]            | uTP (BEP 29): packets, one connection's state machine, LEDBAT; no sockets | — |
 //! | [`dht`]            | the mainline DHT (BEP 5): KRPC, k-buckets, iterative lookups; the `dht` thread | §15 |
 //! | [`tracker`]        | asks trackers for peers: HTTP, UDP (BEP 15), tiers (BEP 12), re-announces | §3 |
 //! | [`create`]         | makes a `.torrent` from files: streams them, hashes on all cores | §2        |
@@ -62,4 +63,5 @@ pub mod storage;
 pub mod trace;
 pub mod tracker;
 pub mod tracker_server;
+pub mod utp;
 pub mod wire;
