@@ -64,9 +64,10 @@ class LibtorrentPeer:
     """A libtorrent session in its own process; its event lines are drained on a thread (an
     undrained pipe would block the driver once 64 KiB of events pile up)."""
 
-    def __init__(self, torrent, save, seed):
+    def __init__(self, torrent, save, seed, extra=()):
         self.port = free_port()
         args = [PYTHON, SESSION, "--port", str(self.port), "--torrent", torrent, "--save", save]
+        args += list(extra)
         self.proc = subprocess.Popen(args + (["--seed"] if seed else []), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
         self.lines = queue.Queue()
