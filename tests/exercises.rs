@@ -1608,16 +1608,24 @@ fn reference_accepts(socket: TcpStream, expected_ia: &[u8]) -> Result<(), String
         if let Some(k) = window.windows(20).position(|w| w == req1) {
             break wire.at + k + 20;
         }
+        // Not there: peerwire's S is not ours. Either it sent all it will (no more bytes
+        // come), or the search has passed the 512 bytes PadA may take.
+        let no_req1 = |seen: &[u8], why: &str| {
+            format!(
+                "{why}; HASH('req1', S) is not among the {} bytes peerwire sent after its \
+                 public key (they start {}): peerwire's S is not ours, so its Ya is not \
+                 2^Xa mod P on the specification's prime (G = 2), or its S is not Yb^Xa mod P \
+                 in 96 big-endian bytes, or its req1 is not SHA-1('req1' ‖ S)",
+                seen.len(),
+                to_hex(&seen[..seen.len().min(16)])
+            )
+        };
         if window.len() >= 512 + 20 {
-            return Err(format!(
-                "we looked for HASH('req1', S) in the 532 bytes after peerwire's public key \
-                 and it is not there (first bytes after the key: {}): peerwire's S is not \
-                 ours, so its Ya is not 2^Xa mod P on the specification's prime, or its \
-                 req1 is not SHA-1('req1' ‖ S)",
-                to_hex(&window[..24])
-            ));
+            return Err(no_req1(window, "we searched the 532 bytes PadA may take"));
         }
-        wire.more("PadA and the req1 hash")?;
+        let seen = window.to_vec();
+        wire.more("PadA and the req1 hash")
+            .map_err(|e| no_req1(&seen, &e))?;
     };
     wire.at = at;
     let skey = wire.take(20, "req2 ⊕ req3")?;
@@ -1703,6 +1711,9 @@ fn check_peerwire_against_the_specification() {
             .and_then(|()| std::io::Write::flush(&mut stream).map_err(Into::into));
         Ok::<_, MseError>(echoed.err().map(|e| e.to_string()))
     });
+    // Peerwire answers each of our steps at once: 2 s of silence means it sent all it will.
+    b.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
     let verdict = reference_accepts(b, &ia);
     let peerwire = match dialler.join() {
         Ok(Ok(None)) => "peerwire's initiate finished and echoed our message".to_string(),
