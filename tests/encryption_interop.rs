@@ -96,23 +96,8 @@ fn peerwire_downloads_from_an_aria2_seeder_that_requires_encryption() {
     common::wait_for_tcp(seeder.port, Duration::from_secs(30), "the aria2c seeder");
     let peer = SocketAddr::from(([127, 0, 0, 1], seeder.port));
     let out = dir.path().join("from-aria2.bin");
-    let run = download_from(&[peer], &torrent, &out)
-        .args(&["--trace"])
-        .run();
-    assert!(
-        run.status.success(),
-        "{}\n{}",
-        run.stderr,
-        seeder.log_tail()
-    );
-    common::assert_bytes(
-        &out,
-        &std::fs::read(&content).unwrap(),
-        "the file from aria2c",
-    );
-    assert!(
-        run.stderr.contains("stream encrypted (MSE/PE, RC4)"),
-        "{}",
-        run.stderr
-    );
+    let run = download_from(&[peer], &torrent, &out).args(&["--trace"]).run();
+    assert!(run.status.success(), "{}\n{}", run.stderr, seeder.log_tail());
+    common::assert_bytes(&out, &std::fs::read(&content).unwrap(), "the file from aria2c");
+    assert!(run.stderr.contains("stream encrypted (MSE/PE, RC4)"), "{}", run.stderr);
 }
