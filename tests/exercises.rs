@@ -29,6 +29,7 @@ use peerwire::dht::lookup::Lookup;
 use peerwire::dht::routing::{Heard, RoutingTable};
 use peerwire::dht::{ALPHA, K, NodeId, NodeInfo};
 use peerwire::metainfo::{InfoHash, Metainfo};
+use peerwire::mse::{self, CryptoLevel, MseError, Policy};
 use peerwire::peer::pipeline::{Pipeline, depth_for_rate};
 use peerwire::peer_id::PeerId;
 use peerwire::piece::{BLOCK_LEN, BlockRequest, PieceLayout};
@@ -1392,4 +1393,434 @@ fn check_the_table_splits() {
 fn exercise_11_a_routing_table_that_never_splits() {
     let hint = "does RoutingTable::heard_from loop while it splits?";
     within(LIMIT, "exercise 11's check", hint, check_the_table_splits);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 12: break the key exchange, and watch the handshake fail (MSE/PE)
+// ---------------------------------------------------------------------------------------------
+
+/// The specification's 768-bit prime, written out again here: the reference side below must
+/// not borrow anything from `src/mse/`, or a change there would change both sides at once.
+const MSE_PRIME_HEX: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74\
+                             020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437\
+                             4FE1356D6D51C245E485B576625E7EC6F44C42E9A63A36210000000000090563";
+
+/// A torrent the three handshakes of this check are about (no data behind it: only its
+/// info hash crosses, hidden).
+const MSE_TORRENT: InfoHash = InfoHash([0x5c; 20]);
+
+/// Our BitTorrent handshake, the initial payload (IA) of the dialling side.
+fn mse_bt_handshake(id: &[u8; 20]) -> Vec<u8> {
+    Handshake {
+        reserved: [0; 8],
+        info_hash: MSE_TORRENT,
+        peer_id: PeerId(*id),
+    }
+    .to_bytes()
+    .to_vec()
+}
+
+/// A connected pair on 127.0.0.1 (dialled, accepted), every read and write bounded by 5 s.
+fn mse_pair() -> (TcpStream, TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let a = TcpStream::connect(listener.local_addr().expect("its address")).expect("dial");
+    let (b, _) = listener.accept().expect("accept");
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.set_write_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+    }
+    (a, b)
+}
+
+/// What a side's error means for the *other* side's computation, in the words of the
+/// specification's steps.
+fn what_it_means(side: &str, error: &MseError) -> String {
+    let meaning = match error {
+        MseError::NoSync { what, .. } if what.contains("req1") => {
+            "it never found HASH('req1', S) after the other side's public key and pad: the two \
+             sides do not hold the same S (is Y = 2^X mod P, S = Y^X mod P, both 96 bytes \
+             big-endian, on both sides?), or req1 is not SHA-1 of 'req1' then S"
+        }
+        MseError::NoSync { .. } => {
+            "it never found RC4b(VC) after the other side's public key and pad: the two sides \
+             share S but not keyB, or not its keystream (the 1,024 dropped bytes), or the VC"
+        }
+        MseError::UnknownInfoHash(_) => {
+            "it found the req1 hash (so S is shared), but HASH('req2', SKEY) ⊕ HASH('req3', S) \
+             named no torrent it serves: req2 or req3 is computed differently"
+        }
+        MseError::WrongVc(_) => {
+            "S and the torrent agreed, but the verification constant decrypted to something else \
+             than eight zero bytes: keyA, the dropped keystream, or the VC itself differ"
+        }
+        MseError::BadPublicKey(_) => "the other side's public key is 0, 1, P − 1 or not below P",
+        MseError::NothingAcceptable { .. } | MseError::BadSelect { .. } => {
+            "crypto_provide or crypto_select came out garbled or unacceptable: the RC4 streams \
+             are out of step, or the fields are not where the specification puts them"
+        }
+        MseError::Closed { .. } => "the other side hung up first: read the other side's error",
+        MseError::TimedOut { .. } => {
+            "it waited for bytes that never came: one side sent less than the other expects"
+        }
+        _ => "see the error",
+    };
+    format!("{side}: {error}\n  which means: {meaning}")
+}
+
+/// Part 1: peerwire's `initiate` against peerwire's `accept`, RC4 only. Both must agree, the
+/// dialler's BitTorrent handshake must arrive as the initial payload, and a message must cross
+/// the RC4 stream each way byte for byte.
+fn check_peerwire_to_peerwire() {
+    let (a, b) = mse_pair();
+    let ia = mse_bt_handshake(b"-PW0001-exercise-12a");
+    let sent_ia = ia.clone();
+    // A: dials, sends `Have(7)` through RC4, and reads B's answer.
+    let dialler = std::thread::spawn(move || -> Result<Option<Message>, String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut stream = mse::initiate(a, &MSE_TORRENT, Policy::Rc4Only, &sent_ia, deadline)
+            .map_err(|e| what_it_means("peerwire's dialling side (A, initiate)", &e))?;
+        Message::Have { index: 7 }
+            .write_to(&mut stream)
+            .map_err(|e| format!("A could not send through RC4: {e}"))?;
+        std::io::Write::flush(&mut stream).map_err(|e| e.to_string())?;
+        Ok(Message::read_from(&mut stream).ok())
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let known = [InfoHash([0x17; 20]), MSE_TORRENT];
+    let (mut stream, found, initial) = match mse::accept(b, &[], &known, Policy::Rc4Only, deadline)
+    {
+        Ok(accepted) => accepted,
+        Err(error) => {
+            let theirs = match dialler.join() {
+                Ok(Err(saw)) => saw,
+                Ok(Ok(_)) => "A finished its side without complaint".to_string(),
+                Err(_) => "A panicked".to_string(),
+            };
+            panic!(
+                "peerwire against peerwire: the key exchange failed.\n{}\n{theirs}",
+                what_it_means("peerwire's accepting side (B, accept)", &error)
+            );
+        }
+    };
+    assert_eq!(
+        found, MSE_TORRENT,
+        "B found another torrent than A asked for"
+    );
+    assert_eq!(stream.level(), CryptoLevel::Rc4, "RC4 only, both sides");
+    assert_eq!(
+        initial, ia,
+        "A's BitTorrent handshake arrived changed in the initial payload (IA)"
+    );
+    let first = Message::read_from(&mut stream);
+    assert!(
+        matches!(first, Ok(Message::Have { index: 7 })),
+        "A sent `Have(7)` through RC4; B read {first:?}: the RC4 streams are out of step"
+    );
+    Message::Have { index: 9 }
+        .write_to(&mut stream)
+        .expect("B's answer");
+    std::io::Write::flush(&mut stream).expect("B's answer");
+    match dialler.join() {
+        Ok(Ok(Some(Message::Have { index: 9 }))) => {}
+        Ok(Ok(other)) => panic!(
+            "B sent `Have(9)` through RC4; A read {other:?}: the RC4 streams are out of step"
+        ),
+        Ok(Err(saw)) => panic!("{saw}"),
+        Err(_) => panic!("peerwire's dialling side panicked"),
+    }
+    println!("peerwire ↔ peerwire: RC4 agreed, IA and one message each way arrived intact");
+}
+
+/// The bytes a reference side has received, read only when it needs more. Every failure is
+/// what the reference side saw, in words.
+struct Wire {
+    socket: TcpStream,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Wire {
+    /// One more read from the socket: at least one byte, or what went wrong.
+    fn more(&mut self, what: &str) -> Result<(), String> {
+        let mut chunk = [0u8; 1024];
+        match std::io::Read::read(&mut self.socket, &mut chunk) {
+            Ok(0) => Err(format!("peerwire hung up while we waited for {what}")),
+            Ok(got) => {
+                self.buf.extend_from_slice(&chunk[..got]);
+                Ok(())
+            }
+            Err(e) => Err(format!("no {what} from peerwire: {e}")),
+        }
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<Vec<u8>, String> {
+        while self.buf.len() - self.at < n {
+            self.more(what)?;
+        }
+        self.at += n;
+        Ok(self.buf[self.at - n..self.at].to_vec())
+    }
+}
+
+fn rc4_dropped(key: &[u8; 20]) -> rc4::Rc4 {
+    use rc4::{KeyInit, StreamCipher};
+    // A 20-byte key is within RC4's 1 to 256: `new_from_slice` accepts it.
+    let mut cipher = rc4::Rc4::new_from_slice(key).expect("a 20-byte key");
+    cipher.apply_keystream(&mut [0u8; 1024]);
+    cipher
+}
+
+/// 96 big-endian bytes, zeros in front.
+fn key_bytes(n: &num_bigint::BigUint) -> Vec<u8> {
+    let bytes = n.to_bytes_be();
+    let mut out = vec![0u8; 96 - bytes.len()];
+    out.extend_from_slice(&bytes);
+    out
+}
+
+/// The accepting side (B) written from the specification alone, with a fixed private key and
+/// a 37-byte PadB, against peerwire's `initiate`. Returns what it saw go wrong.
+fn reference_accepts(socket: TcpStream, expected_ia: &[u8]) -> Result<(), String> {
+    use num_bigint::BigUint;
+    use peerwire::encoding::{sha1, to_hex};
+    use rc4::StreamCipher;
+    let p = BigUint::parse_bytes(MSE_PRIME_HEX.as_bytes(), 16).expect("the prime is hex");
+    let x = BigUint::from_bytes_be(&[0x3c; 20]);
+    let mut wire = Wire {
+        socket,
+        buf: Vec::new(),
+        at: 0,
+    };
+    let ya = BigUint::from_bytes_be(&wire.take(96, "its public key Ya")?);
+    let yb = BigUint::from(2u32).modpow(&x, &p);
+    let mut step2 = key_bytes(&yb);
+    step2.extend_from_slice(&[0x42; 37]);
+    std::io::Write::write_all(&mut wire.socket, &step2).map_err(|e| e.to_string())?;
+    let s = key_bytes(&ya.modpow(&x, &p));
+    let h = |parts: &[&[u8]]| sha1(&parts.concat());
+
+    // PadA, then HASH('req1', S): searched for in the 512 + 20 bytes after Ya.
+    let req1 = h(&[b"req1", &s]);
+    let at = loop {
+        let window = &wire.buf[wire.at..];
+        if let Some(k) = window.windows(20).position(|w| w == req1) {
+            break wire.at + k + 20;
+        }
+        // Not there: peerwire's S is not ours. Either it sent all it will (no more bytes
+        // come), or the search has passed the 512 bytes PadA may take.
+        let no_req1 = |seen: &[u8], why: &str| {
+            format!(
+                "{why}; HASH('req1', S) is not among the {} bytes peerwire sent after its \
+                 public key (they start {}): peerwire's S is not ours, so its Ya is not \
+                 2^Xa mod P on the specification's prime (G = 2), or its S is not Yb^Xa mod P \
+                 in 96 big-endian bytes, or its req1 is not SHA-1('req1' ‖ S)",
+                seen.len(),
+                to_hex(&seen[..seen.len().min(16)])
+            )
+        };
+        if window.len() >= 512 + 20 {
+            return Err(no_req1(window, "we searched the 532 bytes PadA may take"));
+        }
+        let seen = window.to_vec();
+        wire.more("PadA and the req1 hash")
+            .map_err(|e| no_req1(&seen, &e))?;
+    };
+    wire.at = at;
+    let skey = wire.take(20, "req2 ⊕ req3")?;
+    let expected: Vec<u8> = h(&[b"req2", &MSE_TORRENT.0])
+        .iter()
+        .zip(h(&[b"req3", &s]))
+        .map(|(a, b)| a ^ b)
+        .collect();
+    if skey != expected {
+        return Err(format!(
+            "we found req1 (so S agrees), but peerwire's req2 ⊕ req3 is {}, not HASH('req2', \
+             SKEY) ⊕ HASH('req3', S) = {}: we cannot tell which torrent it wants",
+            to_hex(&skey),
+            to_hex(&expected)
+        ));
+    }
+    let mut from_a = rc4_dropped(&h(&[b"keyA", &s, &MSE_TORRENT.0]));
+    let mut to_a = rc4_dropped(&h(&[b"keyB", &s, &MSE_TORRENT.0]));
+    let mut fields = wire.take(14, "VC, crypto_provide, len(PadC)")?;
+    from_a.apply_keystream(&mut fields);
+    if fields[..8] != [0u8; 8] {
+        return Err(format!(
+            "the VC decrypted with keyA = HASH('keyA', S, SKEY), 1,024 keystream bytes dropped, \
+             is {}, not eight zero bytes: peerwire's keyA, its dropped bytes or its VC differ \
+             from the specification's",
+            to_hex(&fields[..8])
+        ));
+    }
+    let provide = u32::from_be_bytes([fields[8], fields[9], fields[10], fields[11]]);
+    if provide & 0x02 == 0 {
+        return Err(format!(
+            "crypto_provide is {provide:#x}: peerwire under Rc4Only must offer RC4 (0x02)"
+        ));
+    }
+    let pad_c = usize::from(u16::from_be_bytes([fields[12], fields[13]]));
+    let mut rest = wire.take(pad_c + 2, "PadC and len(IA)")?;
+    from_a.apply_keystream(&mut rest);
+    let ia_len = usize::from(u16::from_be_bytes([rest[pad_c], rest[pad_c + 1]]));
+    let mut ia = wire.take(ia_len, "the initial payload")?;
+    from_a.apply_keystream(&mut ia);
+    if ia != expected_ia {
+        return Err(format!(
+            "the initial payload (peerwire's BitTorrent handshake) decrypted to {}",
+            to_hex(&ia)
+        ));
+    }
+    // 4. RC4b(VC, crypto_select = RC4, len(PadD) = 0), then one message through RC4.
+    let mut answer = vec![0u8; 8];
+    answer.extend_from_slice(&0x02u32.to_be_bytes());
+    answer.extend_from_slice(&0u16.to_be_bytes());
+    let mut have = Vec::new();
+    Message::Have { index: 3 }
+        .write_to(&mut have)
+        .map_err(|e| e.to_string())?;
+    answer.extend_from_slice(&have);
+    to_a.apply_keystream(&mut answer);
+    std::io::Write::write_all(&mut wire.socket, &answer).map_err(|e| e.to_string())?;
+    // peerwire echoes it back through its own RC4 stream.
+    let mut echo = wire.take(have.len(), "peerwire's echo of our message")?;
+    from_a.apply_keystream(&mut echo);
+    if echo != have {
+        return Err(format!(
+            "we sent `Have(3)` and peerwire echoed {} through RC4: its streams are out of step",
+            to_hex(&echo)
+        ));
+    }
+    Ok(())
+}
+
+/// Part 2: peerwire's `initiate` against the reference side above. This catches the changes
+/// that both peerwire sides make alike (another VC, another prime, another number of dropped
+/// bytes), which part 1 cannot see.
+fn check_peerwire_against_the_specification() {
+    let (a, b) = mse_pair();
+    let ia = mse_bt_handshake(b"-PW0001-exercise-12b");
+    let sent_ia = ia.clone();
+    let dialler = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut stream = mse::initiate(a, &MSE_TORRENT, Policy::Rc4Only, &sent_ia, deadline)?;
+        // Echo the reference's first message back, through the stream both ways.
+        let echoed = Message::read_from(&mut stream)
+            .and_then(|m| m.write_to(&mut stream))
+            .and_then(|()| std::io::Write::flush(&mut stream).map_err(Into::into));
+        Ok::<_, MseError>(echoed.err().map(|e| e.to_string()))
+    });
+    // Peerwire answers each of our steps at once: 2 s of silence means it sent all it will.
+    b.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let verdict = reference_accepts(b, &ia);
+    let peerwire = match dialler.join() {
+        Ok(Ok(None)) => "peerwire's initiate finished and echoed our message".to_string(),
+        Ok(Ok(Some(e))) => format!("peerwire's initiate finished, then: {e}"),
+        Ok(Err(e)) => what_it_means("peerwire's dialling side (initiate)", &e),
+        Err(_) => "peerwire's dialling side panicked".to_string(),
+    };
+    if let Err(saw) = verdict {
+        panic!(
+            "peerwire against a side written from the specification (B, in this file):\n\
+             B saw: {saw}\n{peerwire}"
+        );
+    }
+    println!("peerwire ↔ the specification: every field as the specification says");
+}
+
+/// Part 3: libtorrent, allowed RC4 only, dials peerwire's `accept`: the real-world check of
+/// the accepting side. Skips loudly without python3-libtorrent.
+fn check_libtorrent_dials_peerwire() {
+    let content = content(4, 16 * 1024, 12);
+    let seed_dir = content.data.parent().expect("the seed dir");
+    let Some(mut seeder) = LibtorrentPeer::start_with(
+        &content.torrent,
+        seed_dir,
+        true,
+        &["--encryption", "forced"],
+    ) else {
+        return;
+    };
+    let info_hash = content.metainfo.info_hash;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let port = listener.local_addr().expect("its address").port();
+    seeder.send(&format!("connect 127.0.0.1:{port}"));
+    // Accepted on a thread, waited for with a deadline: a thread still blocked in `accept`
+    // after a failure ends with the test process.
+    let (accepted, incoming) = std::sync::mpsc::channel();
+    std::thread::spawn(move || accepted.send(listener.accept().map(|(socket, _)| socket)));
+    let mut socket = incoming
+        .recv_timeout(Duration::from_secs(20))
+        .expect("libtorrent did not dial us within 20 s")
+        .expect("accept");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    socket
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut socket, &mut first).expect("libtorrent's first byte");
+    assert_ne!(
+        first[0], 19,
+        "libtorrent dialled in plain text despite `forced`"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut stream, found, initial) =
+        match mse::accept(socket, &first, &[info_hash], Policy::Rc4Only, deadline) {
+            Ok(accepted) => accepted,
+            Err(e) => panic!(
+                "libtorrent dialled peerwire with MSE and the handshake failed.\n{}",
+                what_it_means("peerwire's accepting side (accept)", &e)
+            ),
+        };
+    assert_eq!(found, info_hash);
+    let theirs = if initial.is_empty() {
+        Handshake::read_from(&mut stream)
+    } else {
+        Handshake::read_from(&mut std::io::Read::chain(&initial[..], &mut stream))
+    };
+    match theirs {
+        Ok(h) if h.info_hash == info_hash => {}
+        other => panic!(
+            "the key exchange with libtorrent succeeded, but its BitTorrent handshake did not \
+             come through RC4 intact: {other:?}: peerwire's keyA stream (what it reads with) is \
+             out of step with libtorrent's"
+        ),
+    }
+    Handshake {
+        reserved: [0; 8],
+        info_hash,
+        peer_id: PeerId(*b"-PW0001-exercise-12c"),
+    }
+    .write_to(&mut stream)
+    .expect("our handshake");
+    std::io::Write::flush(&mut stream).expect("our handshake");
+    // libtorrent answers our handshake with its bitfield (or `have all`) and more: a message
+    // that parses proves it decrypted our handshake with keyB.
+    match Message::read_from(&mut stream) {
+        Ok(m) => println!("peerwire ↔ libtorrent (RC4 forced): libtorrent's first message {m:?}"),
+        Err(e) => {
+            let said = std::panic::catch_unwind(|| {
+                seeder.wait_for_any(&["peer_error", "peer_disconnected"], Duration::from_secs(2))
+            })
+            .unwrap_or_else(|_| "nothing".into());
+            panic!(
+                "libtorrent read peerwire's handshake through RC4 and then: {e}; libtorrent \
+                 said: {said}: peerwire's keyB stream (what it sends with) is not libtorrent's"
+            )
+        }
+    }
+}
+
+#[test]
+fn exercise_12_break_the_key_exchange() {
+    let hint = "does a read in src/mse/handshake.rs wait without its deadline?";
+    within(LIMIT, "exercise 12's check", hint, || {
+        check_peerwire_to_peerwire();
+        check_peerwire_against_the_specification();
+        check_libtorrent_dials_peerwire();
+    });
 }

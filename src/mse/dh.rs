@@ -42,7 +42,7 @@ impl KeyPair {
     /// The key pair for a given private X (tests pin X to get known numbers).
     pub fn from_private(private: &[u8]) -> KeyPair {
         let private = BigUint::from_bytes_be(private);
-        let public = BigUint::from(2u32).modpow(&private, prime());
+        let public = BigUint::from(2u32).modpow(&private, prime()); // Y = G^X mod P [W16.1]
         KeyPair {
             public: to_key_bytes(&public),
             private,
@@ -64,7 +64,7 @@ impl KeyPair {
         if y <= one || y >= p - &one {
             return Err(MseError::BadPublicKey(to_hex(&theirs[..8])));
         }
-        Ok(to_key_bytes(&y.modpow(&self.private, p)))
+        Ok(to_key_bytes(&y.modpow(&self.private, p))) // S, the same on both sides [W16.2]
     }
 }
 

@@ -60,7 +60,7 @@ pub fn initiate<S: Read + Write>(
     // PadC: none (the specification reserves it for later extensions); len(IA) follows.
     encrypted.extend_from_slice(&0u16.to_be_bytes());
     encrypted.extend_from_slice(&ia_len.to_be_bytes());
-    encrypted.extend_from_slice(initial);
+    encrypted.extend_from_slice(initial); // IA: our BitTorrent handshake [W16.7]
     ciphers.send.apply_keystream(&mut encrypted);
     let step3 = [
         &keys::req1(&secret)[..],
@@ -123,20 +123,21 @@ pub fn accept<S: Read + Write>(
 
     // 3. PadA, then HASH('req1', S) marks where A's step 3 begins.
     received.stage = Stage::SyncReq1;
-    received.sync(&keys::req1(&secret), "the req1 hash")?;
+    received.sync(&keys::req1(&secret), "the req1 hash")?; // [W16.3]
     received.stage = Stage::Skey;
     let obfuscated: [u8; 20] = received.take_array()?;
     let wanted = keys::xor20(&obfuscated, &keys::req3(&secret));
     // Every known hash is tried; the peer learns nothing of which we have until we answer.
     let info_hash = *known
         .iter()
-        .find(|hash| keys::req2(hash) == wanted)
+        .find(|hash| keys::req2(hash) == wanted) // [W16.4]
         .ok_or_else(|| MseError::UnknownInfoHash(to_hex(&obfuscated)))?;
     let mut ciphers = Ciphers::new(Side::B, &secret, &info_hash);
 
     received.stage = Stage::Provide;
     let vc: [u8; 8] = received.take_decrypted(&mut ciphers.receive)?;
     if vc != VC {
+        // [W16.6]
         return Err(MseError::WrongVc(to_hex(&vc)));
     }
     let provided = u32::from_be_bytes(received.take_decrypted(&mut ciphers.receive)?);

@@ -64,7 +64,7 @@ pub fn rc4(key: &[u8; 20]) -> Rc4 {
     // 20 bytes is within RC4's key sizes (1 to 256 bytes), so `new_from_slice` cannot refuse
     // it; the `Err` arm is unreachable, and a fixed key would only make a broken stream.
     let mut cipher = Rc4::new_from_slice(key).unwrap_or_else(|_| Rc4::new(&[0u8; 32].into()));
-    cipher.apply_keystream(&mut [0u8; DISCARD]);
+    cipher.apply_keystream(&mut [0u8; DISCARD]); // [W16.5]
     cipher
 }
 

@@ -166,6 +166,7 @@ impl Connection {
             // again, with MSE.
             Encryption::Prefer => match Connection::open_plain(addr, ours, our_id, trace.clone()) {
                 Err(PeerError::ClosedBeforeHandshake) => {
+                    // [W16.8]
                     log::debug!("{addr}: hung up on a plain handshake; dialling again with MSE");
                     Connection::open_encrypted(addr, ours, our_id, trace, encryption)
                 }
@@ -268,6 +269,7 @@ impl Connection {
             // what we chose not to speak, and it tries again in plain text once we hang up.
             (Some(first), Encryption::Off) => return Err(PeerError::Encrypted(first)),
             (Some(_), _) => {
+                // Not 19: a public key, taken as MSE. [W16.9]
                 let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
                 let policy = encryption.mse_policy();
                 let (hidden, _, initial) =

@@ -48,6 +48,7 @@ impl Encryption {
 /// One trace line for a connection that runs under MSE: the messages traced after it are
 /// the clear text, the wire carries them obfuscated.
 pub fn trace_note(level: CryptoLevel) -> &'static str {
+    // The one line that says the wire differs from what is traced. [W16.10]
     match level {
         CryptoLevel::Rc4 => {
             "stream encrypted (MSE/PE, RC4): the messages below are shown decrypted"
