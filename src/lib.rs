@@ -15,7 +15,7 @@
 //! | [`scheduler`]      | the one thread that decides: which block next, whom to unchoke, whom to ban | §8, §11 |
 //! | [`choker`]         | whom to unchoke: BEP 3 choking and optimistic unchoking, a pure function | §11 |
 //! | [`metadata_fetch`] | fetching the info dictionary from peers for a magnet link (BEP 9) | §13   |
-//! | [`peer`]           | one thread per connection: handshake, messages, requests, serving, listener | §7, §10 |
+//! | [`peer`]           | one thread per connection: handshake, messages, requests, serving, listener | §7, §10, §16 |
 //! | [`events`]         | the thread contract: every `Event` to the scheduler, every `Command` back | §7, §8 |
 //! | [`trace`]          | the wire trace: one line per message, written and read back    | §5          |
 //! | [`tracker_server`] | the built-in tracker (HTTP and UDP), for local swarms          | §3          |
@@ -25,7 +25,7 @@
 //! | [`create`]         | makes a `.torrent` from files: streams them, hashes on all cores | §2        |
 //! | [`storage`]        | the torrent's byte stream over its files: read, write, resume  | §9          |
 //! | [`piece`]          | pieces and 16 KiB blocks; the SHA-1 check                      | §9          |
-//! | [`mse`]            | Message Stream Encryption under the peer protocol: DH handshake, RC4 stream | §7 |
+//! | [`mse`]            | Message Stream Encryption under the peer protocol: DH handshake, RC4 stream | §16 |
 //! | [`wire`]           | the peer protocol's bytes: handshake, messages, bitfield, extensions; no sockets | §4–§6, §13 |
 //! | [`magnet`]         | magnet URIs (BEP 9): info hash, name, trackers, peers          | §14         |
 //! | [`metainfo`]       | `.torrent` bytes → [`metainfo::Metainfo`]; info hash over raw bytes; safe paths | §2 |

@@ -1,5 +1,5 @@
 //! Message Stream Encryption (MSE, also called Protocol Encryption, PE): an obfuscated
-//! handshake under the peer protocol, and an RC4 stream after it — walkthrough §7.
+//! handshake under the peer protocol, and an RC4 stream after it — walkthrough §16.
 //!
 //! MSE has no BEP: it is the "Message Stream Encryption" specification that Azureus (Vuze)
 //! published and libtorrent, Transmission and aria2 follow. It sits *under* the BitTorrent

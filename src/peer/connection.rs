@@ -1,5 +1,5 @@
 //! One connection to a peer: connect or accept, handshake, then framed messages —
-//! walkthrough §4, §7, §10.
+//! walkthrough §4, §7, §10, §16.
 //!
 //! ```text
 //!   open:   connect (timeout) ──► send our handshake ──► read theirs ─┐

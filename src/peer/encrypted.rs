@@ -1,5 +1,5 @@
 //! A peer connection under Message Stream Encryption (MSE/PE): the policy, and the encrypted
-//! stream as a [`PeerStream`] — walkthrough §7.
+//! stream as a [`PeerStream`] — walkthrough §16.
 //!
 //! ```text
 //!   Connection ──► dyn PeerStream ──► Replayed (the peer's handshake, sent inside MSE's
