@@ -24,16 +24,13 @@ use peerwire::metainfo::{InfoHash, Metainfo};
 use peerwire::peer_id::PeerId;
 use peerwire::tracker::udp_packet::{AnnouncePacket, Request, Response};
 use peerwire::tracker::{ScrapeStats, http};
-use peerwire::utp::connection::Connection;
 use peerwire::utp::packet::{self as utp_packet, Packet, PacketType, SelectiveAck};
-use peerwire::utp::{RECV_BUFFER, SEND_BUFFER};
 use peerwire::wire::extension::{ExtendedHandshake, MetadataMessage, PexMessage};
 use peerwire::wire::{Handshake, Message};
 use std::fs;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 fn corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -146,42 +143,12 @@ fn replay_krpc() {
     });
 }
 
+// The same check as the fuzz target's, from one file.
+include!("fuzz/checks/utp_packet.rs");
+
 #[test]
 fn replay_utp_packet() {
-    replay("utp_packet", |data| {
-        if let Ok(packet) = Packet::decode(data) {
-            let again = Packet::decode(&packet.encode());
-            assert!(
-                again.as_ref().ok() == Some(&packet),
-                "{packet:?} came back as {again:?}"
-            );
-        }
-        let mut now = Instant::now();
-        let mut syn = Packet::new(PacketType::Syn, 1000);
-        syn.seq_nr = 1;
-        let Some(mut conn) = Connection::accept(&syn, 100, now) else {
-            return;
-        };
-        conn.write(&[7u8; 5000], now);
-        let mut rest = data;
-        while let Some((&len, tail)) = rest.split_first() {
-            let len = usize::from(len).min(tail.len());
-            let (datagram, tail) = tail.split_at(len);
-            rest = tail;
-            now += Duration::from_millis(100);
-            if let Ok(packet) = Packet::decode(datagram) {
-                conn.handle_packet(packet, now);
-            }
-            conn.tick(now);
-            for packet in conn.take_outgoing(now) {
-                let _ = packet.encode();
-            }
-            let mut buf = [0u8; 2048];
-            conn.read(&mut buf);
-            let (sending, receiving) = conn.buffered();
-            assert!(sending <= SEND_BUFFER && receiving <= RECV_BUFFER);
-        }
-    });
+    replay("utp_packet", check_utp_packet);
 }
 
 // ---------------------------------------------------------------------------------------------
