@@ -6,7 +6,8 @@
 //! - `peerwire download --encryption require` from it: MSE at once;
 //! - such a libtorrent leecher dials `peerwire seed` (default policy) with MSE and downloads;
 //! - `--encryption off` does not reach it;
-//! - aria2c seeding with `--bt-require-crypto=true`: peerwire downloads from it.
+//! - aria2c seeding with `--bt-require-crypto=true`, and Transmission with encryption
+//!   required: peerwire downloads from each.
 //!
 //! With `--trace`, the messages are still shown in clear, after one line saying the stream is
 //! encrypted.
@@ -14,6 +15,7 @@
 pub mod common;
 
 use common::aria2::Aria2;
+use common::transmission::Transmission;
 use common::{LibtorrentPeer, download_from, peerwire, small_torrent, start_seed};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -109,6 +111,35 @@ fn peerwire_downloads_from_an_aria2_seeder_that_requires_encryption() {
         &out,
         &std::fs::read(&content).unwrap(),
         "the file from aria2c",
+    );
+    assert!(
+        run.stderr.contains("stream encrypted (MSE/PE, RC4)"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn peerwire_downloads_from_a_transmission_seeder_that_requires_encryption() {
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent) = small_torrent(dir.path(), 600_000, PIECE);
+    let Some(seeder) = Transmission::start() else {
+        return;
+    };
+    // `-er`: encryption required (Transmission refuses plain handshakes).
+    seeder.remote(&["-er"]);
+    seeder.add(&torrent, content.parent().unwrap());
+    seeder.wait_until_complete(Duration::from_secs(60));
+    let peer = SocketAddr::from(([127, 0, 0, 1], seeder.peer_port));
+    let out = dir.path().join("from-transmission.bin");
+    let run = download_from(&[peer], &torrent, &out)
+        .args(&["--trace"])
+        .run();
+    run.assert_success();
+    common::assert_bytes(
+        &out,
+        &std::fs::read(&content).unwrap(),
+        "the file from Transmission",
     );
     assert!(
         run.stderr.contains("stream encrypted (MSE/PE, RC4)"),
