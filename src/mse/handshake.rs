@@ -30,6 +30,18 @@ const VC: [u8; 8] = [0; 8];
 /// harmless: the rest is kept and handed to the stream.
 const READ_CHUNK: usize = 1024;
 
+/// The dialling side's key pair. A receiver tells a plain handshake from an encrypted one by
+/// the first byte (19 is the length of "BitTorrent protocol"): a public key that starts with 19
+/// (one in 256) would be taken for a plain handshake, so another is drawn.
+fn dialling_key(mut draw: impl FnMut() -> KeyPair) -> KeyPair {
+    loop {
+        let pair = draw();
+        if pair.public()[0] != 19 {
+            return pair;
+        }
+    }
+}
+
 /// Step 1–4 for the side that dialled (A): `initial` (our BitTorrent handshake) goes as IA.
 /// Returns the stream with the payload encryption the other side selected. `policy` says what
 /// we offer; the other side picks one of those.
@@ -42,7 +54,7 @@ pub fn initiate<S: Read + Write>(
 ) -> Result<EncryptedStream<S>, MseError> {
     let ia_len =
         u16::try_from(initial.len()).map_err(|_| MseError::InitialTooLong(initial.len()))?;
-    let ours = KeyPair::generate();
+    let ours = dialling_key(KeyPair::generate);
     let mut received = Received::new(stream, Vec::new(), deadline);
     // 1. Ya, PadA.
     received.send(&[&ours.public()[..], &random_pad()].concat())?;
@@ -323,5 +335,26 @@ impl<S: Read + Write> Received<S> {
             }
             self.read_more()?;
         }
+    }
+}
+
+#[cfg(test)]
+mod dialling_key_tests {
+    use super::*;
+
+    #[test]
+    fn the_dialling_side_never_sends_a_key_that_looks_like_a_plain_handshake() {
+        // The first private keys 1, 2, … whose public key starts with 19, and one that does not.
+        let from = |n: u32| KeyPair::from_private(&n.to_be_bytes());
+        let nineteen = (1..).find(|&n| from(n).public()[0] == 19).unwrap();
+        let other = (1..).find(|&n| from(n).public()[0] != 19).unwrap();
+        let mut draws = [nineteen, nineteen, other].into_iter();
+        let pair = dialling_key(|| from(draws.next().unwrap()));
+        assert_eq!(pair.public(), from(other).public());
+        assert_eq!(
+            draws.next(),
+            None,
+            "both keys starting with 19 were drawn and refused"
+        );
     }
 }
