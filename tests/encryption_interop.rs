@@ -7,7 +7,9 @@
 //! - such a libtorrent leecher dials `peerwire seed` (default policy) with MSE and downloads;
 //! - `--encryption off` does not reach it;
 //! - aria2c seeding with `--bt-require-crypto=true`, and Transmission with encryption
-//!   required: peerwire downloads from each.
+//!   required: peerwire downloads from each;
+//! - an aria2c leecher with `--bt-require-crypto=true` downloads from `peerwire seed` (it finds
+//!   the seed at the built-in tracker and dials it with MSE).
 //!
 //! With `--trace`, the messages are still shown in clear, after one line saying the stream is
 //! encrypted.
@@ -145,5 +147,48 @@ fn peerwire_downloads_from_a_transmission_seeder_that_requires_encryption() {
         run.stderr.contains("stream encrypted (MSE/PE, RC4)"),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn an_aria2_leecher_that_requires_encryption_downloads_from_peerwire() {
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = common::local_tracker(Duration::from_secs(60));
+    let url = tracker.announce_url().expect("the tracker speaks HTTP");
+    let content = dir.path().join("seed").join("lesson.bin");
+    std::fs::create_dir_all(content.parent().unwrap()).unwrap();
+    std::fs::write(&content, common::pseudo_random(600_000, 11)).unwrap();
+    let torrent = dir.path().join("lesson.torrent");
+    common::create_torrent(&content, &torrent, &["--piece-length", "32768", "-t", &url]);
+    let info_hash = peerwire::metainfo::Metainfo::from_file(&torrent)
+        .unwrap()
+        .info_hash;
+    let (_seed, port) = start_seed(peerwire(), &torrent, &content, &["--no-dht"]);
+    // The seed must be listed before aria2c asks the tracker: aria2c then dials it.
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while !tracker
+        .peers(info_hash)
+        .iter()
+        .any(|peer| peer.addr.port() == port)
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the seed never announced"
+        );
+        std::thread::sleep(Duration::from_millis(50)); // poll interval while waiting for the event
+    }
+    let save = dir.path().join("aria2");
+    std::fs::create_dir_all(&save).unwrap();
+    let crypto = ["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"];
+    let Some(mut leecher) = Aria2::leech_with(&torrent, &save, &crypto) else {
+        return;
+    };
+    if let Err(e) = leecher.wait(Duration::from_secs(45)) {
+        panic!("aria2c did not finish: {e}");
+    }
+    common::assert_bytes(
+        &save.join("lesson.bin"),
+        &std::fs::read(&content).unwrap(),
+        "the file aria2c got from peerwire over MSE",
     );
 }

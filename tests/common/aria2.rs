@@ -42,8 +42,15 @@ impl Aria2 {
     /// aria2c downloading `torrent` into `dir`. It exits once the download is complete and
     /// verified (`--seed-time=0`), or with an error after [`STALL_SECS`] without data.
     pub fn leech(torrent: &Path, dir: &Path) -> Option<Aria2> {
+        Aria2::leech_with(torrent, dir, &[])
+    }
+
+    /// The same leecher with more options (e.g. `--bt-require-crypto=true`).
+    pub fn leech_with(torrent: &Path, dir: &Path, extra: &[&str]) -> Option<Aria2> {
         let stall = format!("--bt-stop-timeout={STALL_SECS}");
-        Aria2::start(torrent, dir, &["--seed-time=0", &stall])
+        let mut role = vec!["--seed-time=0", stall.as_str()];
+        role.extend_from_slice(extra);
+        Aria2::start(torrent, dir, &role)
     }
 
     /// aria2c seeding `torrent` from the data already in `dir`, taken as complete without a
