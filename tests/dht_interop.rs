@@ -39,12 +39,17 @@ fn libtorrent_seeds(dht: &mut LibtorrentDht, seeder: usize, torrent: &Path, data
     ));
     let seeding = dht.wait_for(&format!("seeding {seeder} "), STEP);
     let hash = words(&seeding, 2)[0].to_string();
-    let stored = dht.addr(seeder).to_string();
+    wait_until_stored(dht, &hash, &dht.addr(seeder).to_string());
+    hash
+}
+
+/// Waits until a libtorrent node has stored `peer` for `hash` (an announce_peer reached it).
+fn wait_until_stored(dht: &LibtorrentDht, hash: &str, peer: &str) {
     loop {
         let line = dht.wait_for("announced ", STEP);
         let fields = words(&line, 1);
-        if fields[1] == hash && fields[2] == stored {
-            return hash;
+        if fields[1] == hash && fields[2] == peer {
+            return;
         }
     }
 }
@@ -114,14 +119,7 @@ fn a_libtorrent_node_downloads_from_a_peerwire_seed_it_found_in_the_dht() {
         .expect("info prints the hash")
         .to_string();
     // peerwire's announce_peer reached a libtorrent node: it stores the seed's listen address.
-    let ours = format!("127.0.0.66:{port}");
-    loop {
-        let line = dht.wait_for("announced ", STEP);
-        let fields = words(&line, 1);
-        if fields[1] == hash && fields[2] == ours {
-            break;
-        }
-    }
+    wait_until_stored(&dht, &hash, &format!("127.0.0.66:{port}"));
     let out = dir.path().join("leech");
     std::fs::create_dir_all(&out).unwrap();
     dht.send(&format!(

@@ -22,7 +22,7 @@ const LOOKUP_WAIT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy)]
 pub struct Local(pub SocketAddrV4);
 
-fn start(local: Local, options: DhtOptions) -> Result<Dht, CliError> {
+pub(super) fn start(local: Local, options: DhtOptions) -> Result<Dht, CliError> {
     let config = DhtConfig {
         bind: local.0,
         options,

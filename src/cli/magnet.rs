@@ -3,7 +3,7 @@
 
 use super::{CliError, print_lines};
 use crate::dht::node::{Command as DhtCommand, LookupEvent};
-use crate::dht::thread::{Dht, DhtConfig, DhtOptions};
+use crate::dht::thread::DhtOptions;
 use crate::magnet::Magnet;
 use crate::metadata_fetch::{self, Request};
 use crate::metainfo::Metainfo;
@@ -185,12 +185,7 @@ fn dht_look_up(
         IpAddr::V4(ip) => ip,
         IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
     };
-    let config = DhtConfig {
-        bind: SocketAddrV4::new(ip, 0),
-        options: options.clone(),
-        read_only: true,
-    };
-    let dht = Dht::start(config).map_err(|e| CliError::Download(e.into()))?;
+    let dht = super::dht::start(super::dht::Local(SocketAddrV4::new(ip, 0)), options.clone())?;
     let (events, steps) = crossbeam_channel::unbounded();
     dht.send(DhtCommand::GetPeers {
         info_hash: magnet.info_hash,
