@@ -16,6 +16,7 @@
 //! socket, an obfuscated stream) can carry a peer connection unchanged, and nothing above
 //! `connection.rs` knows which one it got.
 
+use crate::utp::stream::UtpStream;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
@@ -114,6 +115,40 @@ impl PeerStream for TcpStream {
             0 => Ok(None),
             _ => Ok(Some(first[0])),
         }
+    }
+}
+
+/// uTP (BEP 29): the same controls over the shared UDP socket (`utp/stream.rs`).
+impl PeerStream for UtpStream {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(UtpStream::peer_addr(self))
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UtpStream::set_read_timeout(self, timeout);
+        Ok(())
+    }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UtpStream::set_write_timeout(self, timeout);
+        Ok(())
+    }
+
+    fn wait_readable(&self, wait: Option<Duration>) -> io::Result<bool> {
+        UtpStream::wait_readable(self, wait)
+    }
+
+    fn try_clone_stream(&self) -> io::Result<Box<dyn PeerStream>> {
+        Ok(Box::new(self.try_clone()))
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        UtpStream::shutdown_write(self);
+        Ok(())
+    }
+
+    fn peek_byte(&self) -> io::Result<Option<u8>> {
+        UtpStream::peek_byte(self)
     }
 }
 

@@ -277,6 +277,12 @@ impl Connection {
         n
     }
 
+    /// The next byte `read` would return, left for it (a peer connection looks at the first
+    /// byte to tell a plain handshake from an encrypted one).
+    pub fn peek(&self) -> Option<u8> {
+        self.receiver.peek()
+    }
+
     /// The app is done writing: an ST_FIN follows the bytes already written (once connected,
     /// if still dialing). To drop a connection at once, `abort`.
     pub fn close(&mut self, now: Instant) {

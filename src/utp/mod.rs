@@ -65,6 +65,8 @@ pub mod congestion;
 pub mod connection;
 pub mod packet;
 pub mod receive;
+pub mod socket;
+pub mod stream;
 
 /// The most payload one packet carries. A 1,500-byte Ethernet MTU minus the IPv6 header (40),
 /// the UDP header (8), the uTP header (20) and the longest selective ACK we send (2 + 28,
