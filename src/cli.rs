@@ -221,8 +221,8 @@ pub fn handshake(path: &Path, addr: SocketAddr) -> Result<(), CliError> {
         PeerId::generate(),
         RESERVED_EXTENSIONS,
         Default::default(),
-        // The teaching command shows the plain handshake: what BEP 3 describes.
-        crate::peer::encrypted::Encryption::Off,
+        // The teaching command shows the plain handshake over TCP: what BEP 3 describes.
+        &crate::peer::dial::Dialer::tcp(crate::peer::encrypted::Encryption::Off),
     )
     .map_err(|source| CliError::Peer { addr, source })?;
     print_lines(&[format!("Peer ID: {}", connection.remote.peer_id.to_hex())])?;

@@ -293,6 +293,25 @@ impl UploadArgs {
     }
 }
 
+/// `--transport tcp|utp|both`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum TransportArg {
+    Tcp,
+    Utp,
+    Both,
+}
+
+impl From<TransportArg> for peerwire::peer::dial::Transport {
+    fn from(arg: TransportArg) -> Self {
+        use peerwire::peer::dial::Transport;
+        match arg {
+            TransportArg::Tcp => Transport::Tcp,
+            TransportArg::Utp => Transport::Utp,
+            TransportArg::Both => Transport::Both,
+        }
+    }
+}
+
 /// `--encryption off|prefer|require`.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum EncryptionArg {
@@ -415,6 +434,10 @@ struct PeerArgs {
     /// encrypted if the peer hangs up), require (RC4 only, both ways).
     #[arg(long, value_enum, default_value_t = EncryptionArg::Prefer)]
     encryption: EncryptionArg,
+    /// Which transports to dial and accept: tcp, utp (BEP 29, over UDP on the same port), or
+    /// both (dial TCP first, then uTP).
+    #[arg(long, value_enum, default_value_t = TransportArg::Both)]
+    transport: TransportArg,
     #[command(flatten)]
     tracker: TrackerArgs,
     #[command(flatten)]
@@ -443,6 +466,7 @@ impl PeerArgs {
             bind: self.bind,
             dht: self.dht.options(),
             encryption: self.encryption.into(),
+            transport: self.transport.into(),
             ..peerwire::session::DownloadOptions::new(target)
         }
     }
@@ -460,6 +484,7 @@ impl PeerArgs {
             dht: options.dht,
             bind: self.bind,
             encryption: options.encryption,
+            transport: options.transport,
         }
     }
 }

@@ -20,7 +20,7 @@
 use crate::encoding::sha1;
 use crate::metainfo::InfoHash;
 use crate::peer::connection::{Connection, PeerError};
-use crate::peer::encrypted::Encryption;
+use crate::peer::dial::Dialer;
 use crate::peer_id::PeerId;
 use crate::trace::Trace;
 use crate::wire::Message;
@@ -83,8 +83,8 @@ pub struct Request {
     pub trace: Trace,
     /// Give up after this long without a verified copy.
     pub deadline: Duration,
-    /// `--encryption`: MSE/PE for these connections too.
-    pub encryption: Encryption,
+    /// `--transport` and `--encryption` for these connections too.
+    pub dialer: Dialer,
 }
 
 /// Asks `peers` (and any that arrive on `more`) for the info dictionary; returns its bytes,
@@ -204,7 +204,7 @@ pub fn open_for_metadata(
         request.our_id,
         reserved,
         request.trace.clone(),
-        request.encryption,
+        &request.dialer,
     )?;
     if !connection.remote.supports_extensions() {
         return Ok(None);

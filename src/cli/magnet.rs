@@ -8,12 +8,14 @@ use crate::magnet::Magnet;
 use crate::metadata_fetch::{self, Request};
 use crate::metainfo::Metainfo;
 use crate::peer::connection::PeerError;
+use crate::peer::dial::{Dialer, Transport};
 use crate::peer::encrypted::Encryption;
 use crate::peer_id::PeerId;
 use crate::session::{DownloadOptions, Target};
 use crate::trace::Trace;
 use crate::tracker::tiers::TrackerTiers;
 use crate::tracker::{AnnounceRequest, TrackerConfig};
+use crate::utp::socket::{UtpConfig, UtpSocket};
 use crate::wire::Message;
 use crate::wire::extension::ExtendedHandshake;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -36,6 +38,31 @@ pub struct PeerSources {
     pub bind: IpAddr,
     /// `--encryption`.
     pub encryption: Encryption,
+    /// `--transport`.
+    pub transport: Transport,
+}
+
+impl PeerSources {
+    /// How this command dials its peers. When `--transport` allows uTP, a socket of its own
+    /// (any port, dialling only) carries it; it lives as long as the returned handle.
+    fn dialer(&self) -> (Dialer, Option<UtpSocket>) {
+        let socket = match self.transport.allows_utp() {
+            true => match UtpSocket::bind(SocketAddr::new(self.bind, 0), UtpConfig::default()) {
+                Ok((socket, _)) => Some(socket),
+                Err(e) => {
+                    log::warn!("no uTP for this command: {e}");
+                    None
+                }
+            },
+            false => None,
+        };
+        let dialer = Dialer {
+            transport: self.transport,
+            encryption: self.encryption,
+            utp: socket.as_ref().map(UtpSocket::dialer),
+        };
+        (dialer, socket)
+    }
 }
 
 /// How long the DHT lookup of a magnet link may take.
@@ -82,12 +109,13 @@ fn extended_handshake(
     our_id: PeerId,
     sources: &PeerSources,
 ) -> Result<(PeerId, u8), PeerError> {
+    let (dialer, _utp) = sources.dialer();
     let request = Request {
         info_hash: magnet.info_hash,
         our_id,
         trace: sources.trace.clone(),
         deadline: METADATA_DEADLINE,
-        encryption: sources.encryption,
+        dialer,
     };
     let Some(mut connection) = metadata_fetch::open_for_metadata(addr, &request)? else {
         return Err(PeerError::NoExtensions);
@@ -120,12 +148,13 @@ pub fn magnet_info(uri: &str, sources: &PeerSources) -> Result<(), CliError> {
 pub fn resolve(magnet: &Magnet, sources: &PeerSources) -> Result<Metainfo, CliError> {
     let our_id = PeerId::generate();
     let peers = find_peers(magnet, sources, our_id)?;
+    let (dialer, _utp) = sources.dialer();
     let request = Request {
         info_hash: magnet.info_hash,
         our_id,
         trace: sources.trace.clone(),
         deadline: METADATA_DEADLINE,
-        encryption: sources.encryption,
+        dialer,
     };
     let info = metadata_fetch::fetch(&request, &peers, None).map_err(CliError::Metadata)?;
     let metainfo =

@@ -7,16 +7,19 @@
 //!                                     └──datagrams──► UDP socket;  peers ──► the scheduler
 //! ```
 //!
-//! The thread sleeps on its socket until the node's next deadline (half a second at most, so
-//! a command waits no longer than that). It owns the socket alone; the uTP transport will
-//! share it by the first byte of each datagram: bencoded KRPC always starts with `d`.
+//! In a download the socket is the listen port's, shared with uTP: the `utp` thread reads it
+//! and hands over every datagram that starts with `d` (bencoded KRPC always does), and this
+//! thread sleeps on its channels until the node's next deadline. A one-shot command's node
+//! (`dht_ping`, …) owns a socket of its own and sleeps on it, 50 ms at a time so that a
+//! command is picked up soon.
 
 use super::node::{Command, Node};
 use super::{NodeId, NodeInfo};
-use crossbeam_channel::{Receiver, Sender, TryRecvError, unbounded};
+use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, unbounded};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -95,11 +98,40 @@ pub struct Dht {
     pub id: NodeId,
 }
 
+/// Where the node's datagrams come from.
+pub enum DhtSocket {
+    /// A socket of its own, which the thread reads (the one-shot commands' node).
+    Own(UdpSocket),
+    /// The listen port's socket, read by the `utp` thread, which forwards KRPC here.
+    Shared {
+        socket: Arc<UdpSocket>,
+        datagrams: Receiver<(SocketAddr, Vec<u8>)>,
+    },
+}
+
+impl DhtSocket {
+    fn send_to(&self, bytes: &[u8], to: SocketAddrV4) -> std::io::Result<usize> {
+        match self {
+            DhtSocket::Own(socket) => socket.send_to(bytes, to),
+            DhtSocket::Shared { socket, .. } => socket.send_to(bytes, to),
+        }
+    }
+}
+
 impl Dht {
-    /// Binds the socket, reads the saved state if any, and starts the thread.
+    /// Binds a socket of its own, reads the saved state if any, and starts the thread.
     pub fn start(config: DhtConfig) -> Result<Dht, DhtError> {
         let socket = UdpSocket::bind(config.bind).map_err(|e| DhtError::Bind(config.bind, e))?;
-        let addr = match socket.local_addr() {
+        Dht::start_on(config, DhtSocket::Own(socket))
+    }
+
+    /// Starts the thread on `socket` (`config.bind` only says which address it is on).
+    pub fn start_on(config: DhtConfig, socket: DhtSocket) -> Result<Dht, DhtError> {
+        let local = match &socket {
+            DhtSocket::Own(socket) => socket.local_addr(),
+            DhtSocket::Shared { socket, .. } => socket.local_addr(),
+        };
+        let addr = match local {
             Ok(SocketAddr::V4(addr)) => addr,
             Ok(SocketAddr::V6(_)) => config.bind,
             Err(e) => return Err(DhtError::Bind(config.bind, e)),
@@ -146,7 +178,7 @@ impl Dht {
 }
 
 fn run(
-    socket: UdpSocket,
+    socket: DhtSocket,
     id: NodeId,
     config: DhtConfig,
     saved: Option<(NodeId, Vec<NodeInfo>)>,
@@ -180,26 +212,24 @@ fn run(
                 log::debug!("dht: cannot send to {to}: {e}");
             }
         }
-        // Sleep on the socket until the next deadline; commands are picked up within
-        // 50 ms, which is nothing next to a network round trip.
         let wait = node
             .next_wake(now)
             .saturating_duration_since(now)
-            .clamp(Duration::from_millis(1), Duration::from_millis(50));
-        if socket.set_read_timeout(Some(wait)).is_err() {
-            break; // cannot happen for a non-zero duration
-        }
-        match socket.recv_from(&mut buffer) {
-            // Bencoded KRPC starts with `d`; the uTP transport takes every other datagram.
-            Ok((n, from)) if n > 0 && buffer[0] == b'd' => {
-                node.handle_datagram(from, &buffer[..n], Instant::now())
+            .max(Duration::from_millis(1));
+        match &socket {
+            DhtSocket::Own(socket) => receive_own(socket, &mut buffer, wait, &mut node),
+            DhtSocket::Shared { datagrams, .. } => {
+                // Asleep until a datagram, a command, `stop` or the next deadline: the
+                // loop's top takes whichever it was.
+                let mut select = Select::new();
+                select.recv(&stop);
+                select.recv(&commands);
+                select.recv(datagrams);
+                let _ = select.ready_timeout(wait);
+                while let Ok((from, bytes)) = datagrams.try_recv() {
+                    node.handle_datagram(from, &bytes, Instant::now());
+                }
             }
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            // ICMP "port unreachable" from an earlier send shows up here on Linux: the
-            // node that went away fails by timeout like any other.
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
-            Err(e) => log::debug!("dht: receive failed: {e}"),
         }
     }
     if let Some(path) = &config.options.state {
@@ -212,6 +242,28 @@ fn run(
             ),
             Err(e) => log::warn!("cannot write the DHT state {}: {e}", path.display()),
         }
+    }
+}
+
+/// A socket of our own: sleep on it until the next deadline, but 50 ms at most, so that
+/// commands are picked up (a socket cannot wait on a channel too).
+fn receive_own(socket: &UdpSocket, buffer: &mut [u8], wait: Duration, node: &mut Node) {
+    if socket
+        .set_read_timeout(Some(wait.min(Duration::from_millis(50))))
+        .is_err()
+    {
+        return; // cannot happen for a non-zero duration
+    }
+    match socket.recv_from(buffer) {
+        Ok((n, from)) if n > 0 && buffer[0] == b'd' => {
+            node.handle_datagram(from, &buffer[..n], Instant::now())
+        }
+        Ok(_) => {}
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        // ICMP "port unreachable" from an earlier send may show up here: the node that
+        // went away fails by timeout like any other.
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+        Err(e) => log::debug!("dht: receive failed: {e}"),
     }
 }
 

@@ -24,6 +24,7 @@
 //! outbox a thread that cannot write goes back to reading, and a peer that reads nothing for
 //! the peer timeout (`--peer-timeout`) is dropped.
 
+use super::dial::{Dialer, Route};
 use super::encrypted::{Encryption, Replayed, trace_note};
 use super::stream::PeerStream;
 use crate::metainfo::InfoHash;
@@ -32,9 +33,12 @@ use crate::storage::StorageError;
 use crate::trace::Trace;
 use crate::wire::{Handshake, Message, WireError};
 use std::io::{BufReader, ErrorKind, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use thiserror::Error;
+
+/// The trace's line for a connection over uTP: every message traced after it crossed UDP.
+pub const UTP_NOTE: &str = "stream over uTP (BEP 29)";
 
 /// How long to wait for a TCP connection and for the peer's handshake (libtorrent uses 10 s).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,6 +119,17 @@ pub enum PeerError {
     Disk(StorageError),
 }
 
+impl PeerError {
+    /// Failed before the peer said anything of BitTorrent: nothing reached, or it hung up at
+    /// once. Worth another transport; any other error is the peer's real answer.
+    pub fn before_handshake(&self) -> bool {
+        matches!(
+            self,
+            PeerError::Connect(_) | PeerError::ClosedBeforeHandshake | PeerError::Mse(_)
+        )
+    }
+}
+
 /// An open connection after a successful handshake.
 pub struct Connection {
     pub addr: SocketAddr,
@@ -141,74 +156,110 @@ pub struct Connection {
 
 impl Connection {
     /// Dials `addr` and exchanges handshakes (we speak first, as the connecting side does).
-    /// `reserved` announces our extensions: set only the bits we really handle. `encryption`
-    /// says whether to hide the connection with MSE/PE (`encrypted.rs`).
+    /// `reserved` announces our extensions: set only the bits we really handle. `dialer`
+    /// says over which transports (`dial.rs`) and whether to hide the connection with MSE/PE
+    /// (`encrypted.rs`).
     pub fn open(
         addr: SocketAddr,
         info_hash: InfoHash,
         our_id: PeerId,
         reserved: [u8; 8],
         trace: Trace,
-        encryption: Encryption,
+        dialer: &Dialer,
     ) -> Result<Connection, PeerError> {
         let ours = Handshake {
             reserved,
             info_hash,
             peer_id: our_id,
         };
-        match encryption {
-            Encryption::Off => Connection::open_plain(addr, ours, our_id, trace),
-            Encryption::Require => {
-                Connection::open_encrypted(addr, ours, our_id, trace, encryption)
+        let routes = dialer.routes();
+        let mut failure = PeerError::Connect(std::io::Error::new(
+            ErrorKind::Unsupported,
+            "no transport to dial with (--transport utp, and uTP is not running)",
+        ));
+        for (i, &route) in routes.iter().enumerate() {
+            match Connection::open_via(route, addr, ours, our_id, trace.clone(), dialer) {
+                // [W17.6] Refused, or hung up before any handshake: a peer that speaks only
+                // the other transport looks like this. Anything later is the peer's answer.
+                Err(e) if i + 1 < routes.len() && e.before_handshake() => {
+                    log::debug!("{addr}: {route}: {e}; trying {}", routes[i + 1]);
+                    failure = e;
+                }
+                other => return other,
             }
+        }
+        Err(failure)
+    }
+
+    /// One transport, with the encryption policy.
+    fn open_via(
+        route: Route,
+        addr: SocketAddr,
+        ours: Handshake,
+        our_id: PeerId,
+        trace: Trace,
+        dialer: &Dialer,
+    ) -> Result<Connection, PeerError> {
+        let (plain, hidden) = (Connection::open_plain, Connection::open_encrypted);
+        match dialer.encryption {
+            Encryption::Off => plain(route, addr, ours, our_id, trace, dialer),
+            Encryption::Require => hidden(route, addr, ours, our_id, trace, dialer),
             // Plain first: most peers take it, and a class watching the wire sees the protocol.
             // A peer that insists on encryption hangs up on our plain handshake; it is dialled
             // again, with MSE.
-            Encryption::Prefer => match Connection::open_plain(addr, ours, our_id, trace.clone()) {
+            Encryption::Prefer => match plain(route, addr, ours, our_id, trace.clone(), dialer) {
                 Err(PeerError::ClosedBeforeHandshake) => {
                     // [W16.8]
                     log::debug!("{addr}: hung up on a plain handshake; dialling again with MSE");
-                    Connection::open_encrypted(addr, ours, our_id, trace, encryption)
+                    hidden(route, addr, ours, our_id, trace, dialer)
                 }
                 other => other,
             },
         }
     }
 
-    /// A TCP connection to `addr`, ready for a handshake.
-    fn dial(addr: SocketAddr) -> Result<Box<dyn PeerStream>, PeerError> {
-        // Without a deadline, an address that drops our packets (a firewall, a peer long
-        // gone) would hold the thread for the system's own limit: minutes.
-        let stream =
-            TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT).map_err(PeerError::Connect)?;
-        // Small messages (a request, a have) go out at once rather than wait to be batched.
-        stream.set_nodelay(true).map_err(PeerError::Connect)?;
-        Ok(Box::new(stream))
+    /// A fresh stream to `addr` over `route`, ready for a handshake.
+    fn dial(
+        route: Route,
+        addr: SocketAddr,
+        dialer: &Dialer,
+        trace: &Trace,
+    ) -> Result<Box<dyn PeerStream>, PeerError> {
+        let stream = dialer
+            .connect(route, addr, HANDSHAKE_TIMEOUT)
+            .map_err(PeerError::Connect)?;
+        if route == Route::Utp {
+            trace.line(|| format!("{addr} {UTP_NOTE}"));
+        }
+        Ok(stream)
     }
 
     fn open_plain(
+        route: Route,
         addr: SocketAddr,
         ours: Handshake,
         our_id: PeerId,
         trace: Trace,
+        dialer: &Dialer,
     ) -> Result<Connection, PeerError> {
-        let stream = Connection::dial(addr)?;
+        let stream = Connection::dial(route, addr, dialer, &trace)?;
         Connection::open_stream(stream, addr, ours.info_hash, our_id, ours.reserved, trace)
     }
 
     /// MSE first (our handshake travels inside it as the initial payload), then the peer's
     /// handshake through the encrypted stream.
     fn open_encrypted(
+        route: Route,
         addr: SocketAddr,
         ours: Handshake,
         our_id: PeerId,
         trace: Trace,
-        encryption: Encryption,
+        dialer: &Dialer,
     ) -> Result<Connection, PeerError> {
-        let stream = Connection::dial(addr)?;
+        let stream = Connection::dial(route, addr, dialer, &trace)?;
         set_handshake_timeouts(&*stream)?;
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-        let policy = encryption.mse_policy();
+        let policy = dialer.encryption.mse_policy();
         let hidden =
             crate::mse::initiate(stream, &ours.info_hash, policy, &ours.to_bytes(), deadline)
                 .map_err(|e| PeerError::Mse(Box::new(e)))?;
@@ -258,6 +309,9 @@ impl Connection {
         encryption: Encryption,
     ) -> Result<Connection, PeerError> {
         let addr = stream.peer_addr().map_err(PeerError::Connect)?;
+        if stream.route() == Route::Utp {
+            trace.line(|| format!("{addr} {UTP_NOTE}"));
+        }
         set_handshake_timeouts(&*stream)?;
         // A plain handshake starts with 19 (the length of "BitTorrent protocol"); libtorrent
         // and aria2 dial with MSE/PE first: a Diffie-Hellman public key, random bytes.

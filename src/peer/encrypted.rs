@@ -87,6 +87,10 @@ impl PeerStream for EncryptedStream<Box<dyn PeerStream>> {
     fn shutdown_write(&self) -> io::Result<()> {
         self.get_ref().shutdown_write()
     }
+
+    fn route(&self) -> super::dial::Route {
+        self.get_ref().route()
+    }
 }
 
 /// A stream with some bytes already received put back in front: MSE carries the peer's
@@ -158,5 +162,9 @@ impl PeerStream for Replayed {
 
     fn shutdown_write(&self) -> io::Result<()> {
         self.inner.shutdown_write()
+    }
+
+    fn route(&self) -> super::dial::Route {
+        self.inner.route()
     }
 }

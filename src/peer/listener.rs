@@ -9,8 +9,14 @@
 //! The listener only accepts and hands over: the handshake happens on the new peer thread, so
 //! a connection that sends nothing cannot hold up the next one. It caps how many accepted
 //! connections live at once; the scheduler then keeps at most `--max-peers` of them.
+//!
+//! Peers reach us over uTP too (BEP 29): the `utp` thread accepts those on the UDP socket of
+//! the same port number and hands each stream over a channel to a second thread,
+//! `listener utp`, which treats it exactly as a TCP connection, under the same cap.
 
 use super::thread::{PeerContext, spawn_incoming};
+use crate::utp::stream::UtpStream;
+use crossbeam_channel::{Receiver, Sender, select};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,6 +28,8 @@ pub struct Listener {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
+    /// The uTP side: dropping the sender ends its thread.
+    utp: Option<(Sender<()>, JoinHandle<()>)>,
 }
 
 /// Counts a live incoming connection until its peer thread ends.
@@ -34,12 +42,16 @@ impl Drop for LiveConnection {
 }
 
 impl Listener {
-    /// Binds `bind` (port 0: any free port) and starts the thread `listener`. At most
-    /// `max_live` accepted connections exist at once; more are closed at once, with a log line.
+    /// Binds `bind` (port 0: any free port) and starts the thread `listener`, and the thread
+    /// `listener utp` for the streams on `utp`. At most `max_live` accepted connections exist
+    /// at once, both kinds counted; more are closed at once, with a log line. Under
+    /// `--transport utp`, `tcp` is false: TCP connections are closed as soon as accepted.
     pub fn spawn(
         bind: SocketAddr,
         mut context: PeerContext,
         max_live: usize,
+        tcp: bool,
+        utp: Option<Receiver<UtpStream>>,
     ) -> std::io::Result<Listener> {
         let socket = TcpListener::bind(bind)?;
         let addr = socket.local_addr()?;
@@ -47,12 +59,29 @@ impl Listener {
         // extended handshake (`p`), so it can give our address to others (PEX).
         context.listen_port = addr.port();
         let stop = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(AtomicUsize::new(0));
+        let utp = match utp {
+            Some(streams) => {
+                let (stop_utp, stopped) = crossbeam_channel::bounded(0);
+                let (context, live) = (context.clone(), Arc::clone(&live));
+                let thread = std::thread::Builder::new()
+                    .name("listener utp".into())
+                    .spawn(move || accept_utp(&streams, &stopped, &context, &live, max_live))?;
+                Some((stop_utp, thread))
+            }
+            None => None,
+        };
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("listener".into())
-            .spawn(move || accept_loop(&socket, &context, &flag, max_live))?;
+            .spawn(move || accept_loop(&socket, &context, &flag, &live, max_live, tcp))?;
         log::info!("listening for peers on {addr}");
-        Ok(Listener { addr, stop, thread })
+        Ok(Listener {
+            addr,
+            stop,
+            thread,
+            utp,
+        })
     }
 
     /// Stops accepting: raises the flag, wakes `accept` with a connection of our own, joins.
@@ -67,11 +96,21 @@ impl Listener {
         let _ = TcpStream::connect_timeout(&wake, std::time::Duration::from_secs(1));
         // `Err` only if the thread panicked (its message is already printed): stopping goes on.
         let _ = self.thread.join();
+        if let Some((stop, thread)) = self.utp {
+            drop(stop);
+            let _ = thread.join();
+        }
     }
 }
 
-fn accept_loop(socket: &TcpListener, context: &PeerContext, stop: &AtomicBool, max_live: usize) {
-    let live = Arc::new(AtomicUsize::new(0));
+fn accept_loop(
+    socket: &TcpListener,
+    context: &PeerContext,
+    stop: &AtomicBool,
+    live: &Arc<AtomicUsize>,
+    max_live: usize,
+    tcp: bool,
+) {
     for accepted in socket.incoming() {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -86,17 +125,51 @@ fn accept_loop(socket: &TcpListener, context: &PeerContext, stop: &AtomicBool, m
         let Ok(addr) = stream.peer_addr() else {
             continue;
         };
-        if live.load(Ordering::Relaxed) >= max_live {
-            log::info!("{addr}: refused, already {max_live} incoming connections");
+        if !tcp {
+            log::debug!("{addr}: a TCP connection refused (--transport utp)");
             continue; // dropping the stream closes it
         }
-        live.fetch_add(1, Ordering::Relaxed);
-        log::debug!("{addr}: accepted");
-        let guard = LiveConnection(Arc::clone(&live));
+        let Some(guard) = admit(live, max_live, addr) else {
+            continue; // dropping the stream closes it
+        };
         // Small messages (a request, a have) go out at once rather than wait to be batched.
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("{addr}: {e}"); // only a latency cost: the connection still works
         }
         spawn_incoming(Box::new(stream), addr, context.clone(), guard);
+    }
+}
+
+/// Counts a new incoming connection, or refuses it when `max_live` are alive.
+fn admit(live: &Arc<AtomicUsize>, max_live: usize, addr: SocketAddr) -> Option<LiveConnection> {
+    if live.load(Ordering::Relaxed) >= max_live {
+        log::info!("{addr}: refused, already {max_live} incoming connections");
+        return None;
+    }
+    live.fetch_add(1, Ordering::Relaxed);
+    log::debug!("{addr}: accepted");
+    Some(LiveConnection(Arc::clone(live)))
+}
+
+/// Streams the `utp` thread accepted, until the listener stops (its sender dropped) or the
+/// `utp` thread ends.
+fn accept_utp(
+    streams: &Receiver<UtpStream>,
+    stopped: &Receiver<()>,
+    context: &PeerContext,
+    live: &Arc<AtomicUsize>,
+    max_live: usize,
+) {
+    loop {
+        select! {
+            recv(streams) -> stream => {
+                let Ok(stream) = stream else { return };
+                let addr = stream.peer_addr();
+                if let Some(guard) = admit(live, max_live, addr) {
+                    spawn_incoming(Box::new(stream), addr, context.clone(), guard);
+                }
+            }
+            recv(stopped) -> _ => return,
+        }
     }
 }

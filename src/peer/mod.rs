@@ -7,6 +7,7 @@
 //! dial us and gives each its own thread.
 
 pub mod connection;
+pub mod dial;
 mod dispatch;
 pub mod encrypted;
 pub mod extended;

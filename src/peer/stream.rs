@@ -16,6 +16,7 @@
 //! socket, an obfuscated stream) can carry a peer connection unchanged, and nothing above
 //! `connection.rs` knows which one it got.
 
+use super::dial::Route;
 use crate::utp::stream::UtpStream;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -51,6 +52,11 @@ pub trait PeerStream: Read + Write + Send {
     /// stream already wrapped never needs to.
     fn peek_byte(&self) -> io::Result<Option<u8>> {
         Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// The transport underneath, for the trace and the logs.
+    fn route(&self) -> Route {
+        Route::Tcp
     }
 }
 
@@ -149,6 +155,10 @@ impl PeerStream for UtpStream {
 
     fn peek_byte(&self) -> io::Result<Option<u8>> {
         UtpStream::peek_byte(self)
+    }
+
+    fn route(&self) -> Route {
+        Route::Utp
     }
 }
 

@@ -72,8 +72,9 @@ pub struct PeerContext {
     /// Our DHT node (BEP 5), if it runs: its port goes to peers in a `port` message, and the
     /// nodes peers name in theirs go to it.
     pub dht: Option<DhtLink>,
-    /// `--encryption`: MSE/PE both ways (`encrypted.rs`).
-    pub encryption: crate::peer::encrypted::Encryption,
+    /// `--transport` and `--encryption`: how we dial (`dial.rs`), and MSE/PE both ways
+    /// (`encrypted.rs`).
+    pub dialer: crate::peer::dial::Dialer,
 }
 
 /// What a peer thread needs of the DHT node.
@@ -116,7 +117,7 @@ pub fn spawn(addr: SocketAddr, context: PeerContext) {
             c.our_id,
             c.reserved(),
             c.trace.clone(),
-            c.encryption,
+            &c.dialer,
         )
     });
 }
@@ -139,7 +140,7 @@ pub fn spawn_incoming(
             c.our_id,
             c.reserved(),
             c.trace.clone(),
-            c.encryption,
+            c.dialer.encryption,
         )
     });
 }

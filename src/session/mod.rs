@@ -14,8 +14,9 @@
 
 use crate::choker::ChokerConfig;
 use crate::dht::node::Command as DhtCommand;
-use crate::dht::thread::{Dht, DhtConfig, DhtError, DhtOptions};
+use crate::dht::thread::{DhtError, DhtOptions};
 use crate::metainfo::Metainfo;
+use crate::peer::dial::Transport;
 use crate::peer::encrypted::Encryption;
 use crate::peer::thread as peer_thread;
 use crate::peer_id::PeerId;
@@ -30,7 +31,7 @@ use crate::tracker::tiers::TrackerTiers;
 use crate::tracker::{AnnounceRequest, TrackerConfig};
 use crate::wire::Bitfield;
 use crossbeam_channel::Receiver;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -39,9 +40,11 @@ use thiserror::Error;
 
 mod peer_side;
 mod tracker_reports;
+mod udp;
 
 use peer_side::PeerSide;
 use tracker_reports::{Left, TrackerReporter, last_progress, tracker_reporter};
+use udp::UdpSide;
 
 /// Where the content goes.
 #[derive(Debug, Clone)]
@@ -92,6 +95,8 @@ pub struct DownloadOptions {
     pub dht: Option<DhtOptions>,
     /// `--encryption`: MSE/PE for every connection of the session.
     pub encryption: Encryption,
+    /// `--transport`: TCP, uTP or both, dialling and accepting.
+    pub transport: Transport,
 }
 
 impl DownloadOptions {
@@ -117,6 +122,7 @@ impl DownloadOptions {
             choker: ChokerConfig::default(),
             dht: None,
             encryption: Encryption::default(),
+            transport: Transport::default(),
         }
     }
 }
@@ -130,6 +136,8 @@ pub enum SessionError {
     NoPeers,
     #[error(transparent)]
     Dht(#[from] DhtError),
+    #[error(transparent)]
+    Udp(#[from] crate::utp::socket::UtpError),
     #[error("piece {index} does not exist (the torrent has {count})")]
     NoSuchPiece { index: u32, count: usize },
     #[error(transparent)]
@@ -208,8 +216,9 @@ pub fn download(
     if tiers.is_empty() && options.peers.is_empty() && !dht_way_in && !have.is_complete() {
         return Err(SessionError::NoPeers);
     }
-    let dht = dht_options.map(|o| start_dht(o, options)).transpose()?;
-    let swarm = PeerSide::start(metainfo, options, &storage, &layout, our_id, dht.as_ref())?;
+    let udp = UdpSide::start(options, dht_options)?;
+    let dht = udp.as_ref().and_then(|udp| udp.dht.as_ref());
+    let swarm = PeerSide::start(metainfo, options, &storage, &layout, our_id, udp.as_ref())?;
     // The DHT looks for peers beside the trackers, and announces our listen port.
     let dht_peers = dht.as_ref().map(|dht| {
         let (peers, found) = crossbeam_channel::unbounded();
@@ -246,9 +255,11 @@ pub fn download(
         announcer.stop();
     }
     swarm.stop();
-    if let Some(dht) = dht {
-        dht.send(DhtCommand::Forget(metainfo.info_hash));
-        dht.stop(); // writes `--dht-state`
+    if let Some(udp) = udp {
+        if let Some(dht) = &udp.dht {
+            dht.send(DhtCommand::Forget(metainfo.info_hash));
+        }
+        udp.stop(); // the DHT writes `--dht-state`
     }
     let outcome = outcome?;
     match outcome.result {
@@ -329,31 +340,6 @@ fn run_scheduler(
         .spawn(move || scheduler.run(give_up, stop, report))
         .map_err(SessionError::Thread)?;
     join_scheduler(scheduler)
-}
-
-/// Starts the DHT node on the port we are asked to listen on (TCP and UDP share the number,
-/// as real clients do); if another program holds that UDP port, on any free one.
-fn start_dht(dht: &DhtOptions, options: &DownloadOptions) -> Result<Dht, SessionError> {
-    let ip = match options.bind {
-        IpAddr::V4(ip) => ip,
-        // BEP 5's node is IPv4: an IPv6 listen address gets a node on every IPv4 address.
-        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-    };
-    let config = |port| DhtConfig {
-        bind: SocketAddrV4::new(ip, port),
-        options: dht.clone(),
-        read_only: false,
-    };
-    match Dht::start(config(options.port)) {
-        Err(DhtError::Bind(addr, e)) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            log::warn!(
-                "UDP port {} is in use; the DHT node takes another",
-                addr.port()
-            );
-            Ok(Dht::start(config(0))?)
-        }
-        result => Ok(result?),
-    }
 }
 
 /// Waits for the scheduler thread. A panic there is a bug of ours and is reported as one,

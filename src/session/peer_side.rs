@@ -1,15 +1,17 @@
 //! The peer side of a session: the channel every peer thread reports on, what every peer
 //! thread shares, and the listener that accepts peers dialling us — walkthrough §7, §10.
 
+use super::udp::UdpSide;
 use super::{DownloadOptions, SessionError};
-use crate::dht::thread::Dht;
 use crate::metainfo::Metainfo;
+use crate::peer::dial::Dialer;
 use crate::peer::listener::Listener;
 use crate::peer::thread::{DhtLink, PeerContext};
 use crate::peer::upload::RateLimit;
 use crate::peer_id::PeerId;
 use crate::piece::PieceLayout;
 use crate::storage::Storage;
+use crate::utp::stream::UtpStream;
 use crossbeam_channel::{Receiver, Sender};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,8 +35,9 @@ impl PeerSide {
         storage: &Arc<Storage>,
         layout: &Arc<PieceLayout>,
         our_id: PeerId,
-        dht: Option<&Dht>,
+        udp: Option<&UdpSide>,
     ) -> Result<PeerSide, SessionError> {
+        let dht = udp.and_then(|udp| udp.dht.as_ref());
         let events = crossbeam_channel::unbounded();
         let context = PeerContext {
             info_hash: metainfo.info_hash,
@@ -49,7 +52,13 @@ impl PeerSide {
             metadata: Some(Arc::clone(&metainfo.info_bytes)),
             pex: !metainfo.info.private,
             listen_port: 0,
-            encryption: options.encryption,
+            dialer: Dialer {
+                transport: options.transport,
+                encryption: options.encryption,
+                utp: udp
+                    .filter(|_| options.transport.allows_utp())
+                    .map(|udp| udp.socket.dialer()),
+            },
             dht: dht.map(|dht| DhtLink {
                 commands: dht.commands(),
                 port: dht.addr.port(),
@@ -59,9 +68,10 @@ impl PeerSide {
         // announce is handed to every peer that asks the tracker, so it must answer. (Under
         // `--debug-single-peer` the scheduler still keeps one peer: it may be one that dialled
         // us, and the others are refused.)
-        // With a DHT node, TCP listens on the node's UDP port number, as real clients do.
-        let port = dht.map_or(options.port, |dht| dht.addr.port());
-        let listener = listen(options, port, &context)?;
+        // TCP listens on the UDP socket's port number (uTP, the DHT), as real clients do.
+        let port = udp.map_or(options.port, UdpSide::port);
+        let incoming = udp.and_then(|udp| udp.incoming.clone());
+        let listener = listen(options, port, &context, incoming)?;
         let mut context = context;
         context.listen_port = listener.addr.port();
         Ok(PeerSide {
@@ -85,13 +95,15 @@ pub(super) fn listen(
     options: &DownloadOptions,
     port: u16,
     context: &PeerContext,
+    utp: Option<Receiver<UtpStream>>,
 ) -> Result<Listener, SessionError> {
     let bind = SocketAddr::new(options.bind, port);
     let max_live = options.max_peers + 16;
-    match Listener::spawn(bind, context.clone(), max_live) {
+    let tcp = options.transport.allows_tcp();
+    match Listener::spawn(bind, context.clone(), max_live, tcp, utp.clone()) {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 => {
             let any = SocketAddr::new(options.bind, 0);
-            let listener = Listener::spawn(any, context.clone(), max_live)
+            let listener = Listener::spawn(any, context.clone(), max_live, tcp, utp)
                 .map_err(|e| SessionError::Listen(any, e))?;
             log::warn!(
                 "port {} is in use; listening on {} instead",

@@ -118,11 +118,11 @@ impl Router {
     }
 }
 
-/// The running `utp` thread and its socket.
+/// The running `utp` thread and its socket; dropping it stops the thread.
 pub struct UtpSocket {
     router: Arc<Router>,
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+    thread: Option<JoinHandle<()>>,
     /// Where the socket really is (port 0 picks one).
     pub addr: SocketAddr,
 }
@@ -165,7 +165,7 @@ impl UtpSocket {
         let socket = UtpSocket {
             router,
             stop,
-            thread,
+            thread: Some(thread),
             addr: local,
         };
         Ok((socket, channels))
@@ -194,8 +194,15 @@ impl UtpSocket {
 
     /// Ends the thread; every connection still open is reset (its streams get an error).
     pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for UtpSocket {
+    fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if self.thread.join().is_err() {
+        // It notices within TIMER_GRAIN.
+        if self.thread.take().is_some_and(|t| t.join().is_err()) {
             log::error!("the utp thread panicked (a bug in peerwire)");
         }
     }
@@ -329,10 +336,10 @@ fn dispatch(
 ) {
     // KRPC is bencoded: a dictionary, so always `d`. [W17.2]
     if bytes.first() == Some(&b'd') {
-        if let Some(krpc) = &outputs.krpc {
-            if let Err(TrySendError::Full(_)) = krpc.try_send((from, bytes.to_vec())) {
-                log::debug!("utp: the DHT is behind; a datagram from {from} dropped");
-            }
+        if let Some(krpc) = &outputs.krpc
+            && let Err(TrySendError::Full(_)) = krpc.try_send((from, bytes.to_vec()))
+        {
+            log::debug!("utp: the DHT is behind; a datagram from {from} dropped");
         }
         return;
     }
