@@ -14,7 +14,9 @@
 //! - `scripted.rs`: [`ScriptedPeer`], a seeder of our own that misbehaves as its [`Script`]
 //!   says;
 //! - `libtorrent.rs`, `transmission.rs`, `aria2.rs`: real clients as peers;
-//! - `trackers.rs`: opentracker and peerwire's built-in tracker.
+//! - `trackers.rs`: opentracker and peerwire's built-in tracker;
+//! - `udp_relay.rs`: [`LossyRelay`], a UDP relay that drops, duplicates, reorders and delays
+//!   datagrams as its [`LossPlan`] says: the bad network for uTP tests (no `netem` here).
 //!
 //! Everything is re-exported here, so a test writes `common::download_from` whichever file it
 //! is in.
@@ -42,6 +44,7 @@ pub mod programs;
 pub mod scripted;
 pub mod trackers;
 pub mod transmission;
+pub mod udp_relay;
 
 pub use fixtures::*;
 pub use libtorrent::*;
@@ -53,3 +56,4 @@ pub use programs::*;
 pub use scripted::*;
 pub use trackers::*;
 pub use transmission::*;
+pub use udp_relay::*;
