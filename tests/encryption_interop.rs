@@ -9,7 +9,10 @@
 //! - aria2c seeding with `--bt-require-crypto=true`, and Transmission with encryption
 //!   required: peerwire downloads from each;
 //! - an aria2c leecher with `--bt-require-crypto=true` downloads from `peerwire seed` (it finds
-//!   the seed at the built-in tracker and dials it with MSE).
+//!   the seed at the built-in tracker and dials it with MSE);
+//! - a Transmission leecher with encryption required (`-er`) downloads from `peerwire seed
+//!   --encryption require`, which dials it (Transmission does not dial peers on 127.0.0.1);
+//!   Transmission's own debug log says the handshake came encrypted and it chose RC4.
 //!
 //! With `--trace`, the messages are still shown in clear, after one line saying the stream is
 //! encrypted.
@@ -19,6 +22,8 @@ pub mod common;
 use common::aria2::Aria2;
 use common::transmission::Transmission;
 use common::{LibtorrentPeer, download_from, peerwire, small_torrent, start_seed};
+use peerwire::trace::Direction;
+use peerwire::wire::Message;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -191,4 +196,85 @@ fn an_aria2_leecher_that_requires_encryption_downloads_from_peerwire() {
         &std::fs::read(&content).unwrap(),
         "the file aria2c got from peerwire over MSE",
     );
+}
+
+/// Transmission 3.00 does not dial a peer on 127.0.0.0/8 that a tracker lists: given the seed's
+/// 127.0.0.1 address by the built-in tracker, its debug log says "got 1 peers" and then shows no
+/// connection attempt at all (none in 45 s, and the seed saw none). `transmission-remote` has no
+/// way to hand it a peer. So the seed dials the leecher (`--peer`), and what is tested is
+/// Transmission's accepting side of MSE/PE under `-er`: it refuses a plain handshake, takes
+/// ours, and picks RC4.
+#[test]
+fn a_transmission_leecher_that_requires_encryption_downloads_from_peerwire() {
+    const DEADLINE: Duration = Duration::from_secs(60);
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent) = small_torrent(dir.path(), 600_000, PIECE);
+    let Some(leecher) = Transmission::start_with_debug_log() else {
+        return;
+    };
+    // `-er`: encryption required (Transmission refuses plain handshakes).
+    leecher.remote(&["-er"]);
+    let save = dir.path().join("transmission");
+    std::fs::create_dir_all(&save).unwrap();
+    leecher.add(&torrent, &save);
+    let at = SocketAddr::from(([127, 0, 0, 1], leecher.peer_port));
+
+    // The one-step `handshake` command speaks plain: Transmission must hang up on it.
+    let mut plain = peerwire();
+    plain.arg("handshake").arg(&torrent).arg(at.to_string());
+    let refused = common::run_with_deadline(&mut plain, Duration::from_secs(30));
+    assert!(
+        !refused.status.success(),
+        "Transmission under -er answered a plain handshake:\n{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    let refusal = "peer is unencrypted, and we're disallowing that";
+    assert!(
+        leecher.debug_log().contains(refusal),
+        "Transmission's debug log lacks {refusal:?}; the handshake command said:\n{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let port = common::free_port();
+    let mut seed = peerwire();
+    seed.args(["-v", "seed"]).arg(&torrent).arg(&content);
+    seed.args(["--port", &port.to_string(), "--no-dht", "--trace"]);
+    seed.args(["--encryption", "require", "--peer", &at.to_string()]);
+    let seed = common::StderrLines::spawn(&mut seed);
+    common::wait_for_tcp(port, DEADLINE, "peerwire seed");
+    leecher.wait_until_complete(DEADLINE);
+    let stderr = seed.stop("-INT", DEADLINE);
+    common::assert_bytes(
+        &save.join("lesson.bin"),
+        &std::fs::read(&content).unwrap(),
+        "the file Transmission got from peerwire over MSE",
+    );
+
+    // peerwire's side: the connection to Transmission was RC4, and the pieces went through it.
+    let encrypted = format!("{at} stream encrypted (MSE/PE, RC4)");
+    assert!(
+        stderr.iter().any(|line| line.starts_with(&encrypted)),
+        "no {encrypted:?} in the seed's stderr:\n{}",
+        stderr.join("\n")
+    );
+    let blocks_sent = common::traced_messages(&common::trace_lines(&stderr), Direction::Sent)
+        .filter(|(peer, m)| *peer == at && matches!(m, Message::Piece { .. }))
+        .count();
+    let blocks = 600_000_usize.div_ceil(16_384);
+    assert!(
+        blocks_sent >= blocks,
+        "{blocks_sent} blocks sent of {blocks}"
+    );
+    // Transmission's side, in its own words.
+    let log = leecher.debug_log();
+    for step in [
+        "got INCOMING connection's encrypted handshake for torrent [lesson.bin]",
+        "selecting crypto mode '2'", // 2 is RC4 in crypto_select; 1 would be plain text
+    ] {
+        assert!(
+            log.contains(step),
+            "Transmission's debug log lacks {step:?}"
+        );
+    }
+    println!("{blocks_sent} blocks sent to Transmission over RC4");
 }

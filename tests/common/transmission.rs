@@ -1,5 +1,7 @@
 //! Transmission as a real peer: a `transmission-daemon` (Debian package) with its own config
-//! directory, RPC port and peer port, driven by `transmission-remote`.
+//! directory, RPC port and peer port, driven by `transmission-remote`; optionally with its
+//! debug log, which tells each step of every handshake (the MSE/PE key exchange included) as
+//! Transmission saw it.
 
 use super::{Killed, free_port, need_program, run_ok, wait_for_tcp};
 use std::path::{Path, PathBuf};
@@ -12,17 +14,39 @@ pub struct Transmission {
     pub rpc_port: u16,
     pub peer_port: u16,
     remote: PathBuf,
+    /// Where the daemon's stderr goes when it was started with its debug log.
+    debug_log: Option<PathBuf>,
     _config: tempfile::TempDir,
     _process: Killed,
 }
 
 impl Transmission {
     pub fn start() -> Option<Transmission> {
+        Transmission::launch(false)
+    }
+
+    /// [`Transmission::start`], and the daemon writes its debug log, read back with
+    /// [`Transmission::debug_log`]. `TR_DEBUG_FD=2` is Transmission 3.00's switch for it:
+    /// the handshake code logs only there (neither `-e` nor `--log-debug` shows it).
+    pub fn start_with_debug_log() -> Option<Transmission> {
+        Transmission::launch(true)
+    }
+
+    fn launch(debug: bool) -> Option<Transmission> {
         let daemon = need_program("transmission-daemon")?;
         let remote = need_program("transmission-remote")?;
         let config = tempfile::tempdir().expect("config dir");
         let (rpc_port, peer_port) = (free_port(), free_port());
-        let child = Command::new(daemon)
+        let mut command = Command::new(daemon);
+        let debug_log = debug.then(|| config.path().join("debug.log"));
+        let stderr = match &debug_log {
+            Some(path) => {
+                command.env("TR_DEBUG_FD", "2");
+                Stdio::from(std::fs::File::create(path).expect("create the debug log"))
+            }
+            None => Stdio::null(),
+        };
+        let child = command
             .args([
                 "-f",
                 "-T",
@@ -36,7 +60,7 @@ impl Transmission {
             .arg(config.path())
             .args(["-p", &rpc_port.to_string(), "-P", &peer_port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start transmission-daemon");
         let process = Killed(child);
@@ -45,9 +69,18 @@ impl Transmission {
             rpc_port,
             peer_port,
             remote,
+            debug_log,
             _config: config,
             _process: process,
         })
+    }
+
+    /// The debug log so far (started with [`Transmission::start_with_debug_log`]).
+    pub fn debug_log(&self) -> String {
+        let path = (self.debug_log.as_ref())
+            .expect("Transmission was started without its debug log (start_with_debug_log)");
+        let bytes = std::fs::read(path).expect("read Transmission's debug log");
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// Runs `transmission-remote PORT ARGS...` and returns its stdout.
