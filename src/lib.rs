@@ -15,11 +15,11 @@
 //! | [`scheduler`]      | the one thread that decides: which block next, whom to unchoke, whom to ban | §8, §11 |
 //! | [`choker`]         | whom to unchoke: BEP 3 choking and optimistic unchoking, a pure function | §11 |
 //! | [`metadata_fetch`] | fetching the info dictionary from peers for a magnet link (BEP 9) | §13   |
-//! | [`peer`]           | one thread per connection: handshake, messages, requests, serving, listener | §7, §10, §16 |
+//! | [`peer`]           | one thread per connection: handshake, messages, requests, serving, listener; TCP or uTP | §7, §10, §16, §17 |
 //! | [`events`]         | the thread contract: every `Event` to the scheduler, every `Command` back | §7, §8 |
 //! | [`trace`]          | the wire trace: one line per message, written and read back    | §5          |
 //! | [`tracker_server`] | the built-in tracker (HTTP and UDP), for local swarms          | §3          |
-//! | [`utp`]            | uTP (BEP 29): packets, one connection's state machine, LEDBAT; no sockets | — |
+//! | [`utp`]            | uTP (BEP 29): packets, one connection's state machine, LEDBAT; the `utp` thread and `UtpStream` | §17 |
 //! | [`dht`]            | the mainline DHT (BEP 5): KRPC, k-buckets, iterative lookups; the `dht` thread | §15 |
 //! | [`tracker`]        | asks trackers for peers: HTTP, UDP (BEP 15), tiers (BEP 12), re-announces | §3 |
 //! | [`create`]         | makes a `.torrent` from files: streams them, hashes on all cores | §2        |

@@ -35,6 +35,8 @@ use peerwire::peer_id::PeerId;
 use peerwire::piece::{BLOCK_LEN, BlockRequest, PieceLayout};
 use peerwire::scheduler::picker::Picker;
 use peerwire::trace::{Direction, TraceLine, Traced};
+use peerwire::utp::connection::{Connection as UtpConnection, Stats as UtpStats};
+use peerwire::utp::packet::{Packet as UtpPacket, PacketType as UtpType};
 use peerwire::wire::{Bitfield, Handshake, Message, WireError};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
@@ -1822,5 +1824,184 @@ fn exercise_12_break_the_key_exchange() {
         check_peerwire_to_peerwire();
         check_peerwire_against_the_specification();
         check_libtorrent_dials_peerwire();
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 13: a lost packet in uTP (walkthrough §17)
+// ---------------------------------------------------------------------------------------------
+
+/// One line of the packet log: time, direction, type, numbers, and the selective ACK.
+fn utp_line(at: Duration, arrow: &str, p: &UtpPacket, note: &str) -> String {
+    let kind = match p.kind {
+        UtpType::Data => "DATA ",
+        UtpType::Fin => "FIN  ",
+        UtpType::State => "STATE",
+        UtpType::Reset => "RESET",
+        UtpType::Syn => "SYN  ",
+    };
+    let sack = p
+        .selective_ack
+        .as_ref()
+        .map(|s| {
+            let held: Vec<String> = s
+                .received()
+                .map(|bit| p.ack_nr.wrapping_add(2 + bit as u16).to_string())
+                .collect();
+            format!(" sack [{}]", held.join(" "))
+        })
+        .unwrap_or_default();
+    format!(
+        "{:7.1} ms  {arrow}  {kind} seq {:5} ack {:5}{sack}{note}",
+        at.as_secs_f64() * 1000.0,
+        p.seq_nr,
+        p.ack_nr
+    )
+}
+
+/// What happened to a transfer over a simulated path.
+struct LossRun {
+    log: Vec<String>,
+    delivered: Vec<u8>,
+    stats: UtpStats,
+    finished: Option<Duration>,
+}
+
+/// 100 packets' worth of bytes from A to B over a path with 10 ms each way, on a simulated
+/// clock, with A's data packet number `lose` (counting from 0) lost the first time it is sent.
+fn transfer_losing_one_packet(lose: u16) -> LossRun {
+    let one_way = Duration::from_millis(10);
+    let start = Instant::now();
+    let mut now = start;
+    let data: Vec<u8> = (0..100 * 1_400u32).map(|i| (i % 251) as u8).collect();
+    let mut a = UtpConnection::connect(1000, now);
+    let written = a.write(&data, now);
+    assert_eq!(written, data.len(), "140 kB fit in the send buffer");
+    let mut b: Option<UtpConnection> = None;
+    // Packets on the wire: (arrives at, to B?, packet).
+    let mut wire: Vec<(Instant, bool, UtpPacket)> = Vec::new();
+    let mut log = Vec::new();
+    let mut delivered = Vec::new();
+    let mut first_data: Option<u16> = None;
+    let mut lost_once = false;
+    let mut finished = None;
+    for p in a.take_outgoing(now) {
+        log.push(utp_line(now - start, "A→B", &p, ""));
+        wire.push((now + one_way, true, p));
+    }
+    while now - start < Duration::from_secs(30) && finished.is_none() {
+        // The next thing to happen: a packet arriving, or a timer.
+        let next = wire
+            .iter()
+            .map(|w| w.0)
+            .chain(a.next_deadline())
+            .chain(b.as_ref().and_then(UtpConnection::next_deadline))
+            .min();
+        let Some(next) = next else { break };
+        now = now.max(next);
+        let (due, later): (Vec<_>, Vec<_>) = wire.into_iter().partition(|w| w.0 <= now);
+        wire = later;
+        for (_, to_b, p) in due {
+            if to_b {
+                let seq = p.seq_nr;
+                let is_data = p.kind == UtpType::Data;
+                if is_data && first_data.is_none() {
+                    first_data = Some(seq);
+                }
+                let target = first_data.map(|f| f.wrapping_add(lose));
+                if is_data && Some(seq) == target && !lost_once {
+                    lost_once = true;
+                    log.push(utp_line(now - start, "A→B", &p, "   <- LOST on the way"));
+                    continue;
+                }
+                match &mut b {
+                    None => b = UtpConnection::accept(&p, 5000, now),
+                    Some(b) => b.handle_packet(p, now),
+                }
+            } else {
+                a.handle_packet(p, now);
+            }
+        }
+        a.tick(now);
+        if let Some(b) = &mut b {
+            b.tick(now);
+            let mut buf = [0u8; 65_536];
+            loop {
+                let n = b.read(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                delivered.extend_from_slice(&buf[..n]);
+            }
+            if delivered.len() == data.len() {
+                finished = Some(now - start);
+            }
+        }
+        for p in a.take_outgoing(now) {
+            let note = match a.stats().timeouts + a.stats().fast_retransmits {
+                0 => "",
+                _ if Some(p.seq_nr) == first_data.map(|f| f.wrapping_add(lose))
+                    && p.kind == UtpType::Data =>
+                {
+                    "   <- sent again"
+                }
+                _ => "",
+            };
+            log.push(utp_line(now - start, "A→B", &p, note));
+            wire.push((now + one_way, true, p));
+        }
+        if let Some(b) = &mut b {
+            for p in b.take_outgoing(now) {
+                log.push(utp_line(now - start, "B→A", &p, ""));
+                wire.push((now + one_way, false, p));
+            }
+        }
+    }
+    assert!(delivered == data[..delivered.len()], "bytes out of order");
+    LossRun {
+        log,
+        delivered,
+        stats: a.stats(),
+        finished,
+    }
+}
+
+#[test]
+fn exercise_13_a_lost_packet() {
+    let hint = "does a change in src/utp/ make a connection wait for ever?";
+    within(LIMIT, "exercise 13's check", hint, || {
+        let run = transfer_losing_one_packet(5);
+        // The part of the log around the loss is what the exercise asks to read.
+        let lost_at = run.log.iter().position(|l| l.contains("LOST")).unwrap_or(0);
+        for line in run.log.iter().skip(lost_at.saturating_sub(4)).take(40) {
+            println!("{line}");
+        }
+        println!(
+            "… {} packets in all; A's counts: {:?}",
+            run.log.len(),
+            run.stats
+        );
+        let finished = run.finished.unwrap_or_else(|| {
+            panic!(
+                "B received {} of 140,000 bytes in 30 simulated seconds: the lost packet was \
+                 never resent, or the connection stalled after it",
+                run.delivered.len()
+            )
+        });
+        assert_eq!(
+            run.stats.timeouts, 0,
+            "the lost packet was resent only when the timeout fired ({finished:?} for the \
+             whole transfer): three duplicate acks or three selectively acked packets after \
+             it should have resent it within a round trip"
+        );
+        assert_eq!(
+            run.stats.fast_retransmits, 1,
+            "one packet was lost, so one fast retransmit: {:?}",
+            run.stats
+        );
+        assert!(
+            finished < Duration::from_millis(500),
+            "140 kB over a 20 ms round trip took {finished:?} (simulated)"
+        );
     });
 }

@@ -179,7 +179,7 @@ impl Connection {
         ));
         for (i, &route) in routes.iter().enumerate() {
             match Connection::open_via(route, addr, ours, our_id, trace.clone(), dialer) {
-                // [W17.6] Refused, or hung up before any handshake: a peer that speaks only
+                // [W17.13] Refused, or hung up before any handshake: a peer that speaks only
                 // the other transport looks like this. Anything later is the peer's answer.
                 Err(e) if i + 1 < routes.len() && e.before_handshake() => {
                     log::debug!("{addr}: {route}: {e}; trying {}", routes[i + 1]);

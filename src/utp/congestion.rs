@@ -130,6 +130,8 @@ impl Congestion {
         let target = CCONTROL_TARGET.as_micros() as i128;
         let our_delay = i128::from(self.our_delay.unwrap_or(0));
         let off_target = target - our_delay;
+        // [W17.5] Positive under the target delay, negative over it; scaled by how much of
+        // the window this ack covers.
         let gain = MAX_CWND_INCREASE_BYTES_PER_RTT as i128 * off_target * bytes_acked as i128
             / (target * self.cwnd.max(1) as i128);
         let cwnd = (self.cwnd as i128 + gain).clamp(MIN_CWND as i128, MAX_CWND as i128);

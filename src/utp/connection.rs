@@ -174,6 +174,7 @@ impl Connection {
     /// it is unused on this socket); we send with `recv_id + 1`, and our SYN is packet 1.
     pub fn connect(recv_id: u16, now: Instant) -> Connection {
         let mut c = Connection::new(State::SynSent, recv_id, recv_id.wrapping_add(1), 1, now);
+        // [W17.2] The SYN names the id we receive on, and takes sequence number 1.
         c.send_new(PacketType::Syn, Vec::new(), now);
         c.timer = Some(now + c.congestion.timeout());
         c
@@ -412,6 +413,7 @@ impl Connection {
                 self.stats.ignored += 1;
                 return;
             }
+            // [W17.3]
             self.receiver.start_at(p.seq_nr.wrapping_sub(1));
             self.state = State::Connected;
             self.events.push(Event::Connected);

@@ -166,6 +166,7 @@ impl Packet {
 
     /// Reads one datagram. Never panics and never allocates more than the datagram's length.
     pub fn decode(bytes: &[u8]) -> Result<Packet, PacketError> {
+        // [W17.1] The fixed 20 bytes first, then the extension chain, then the payload.
         let header: &[u8; HEADER_LEN] = bytes
             .get(..HEADER_LEN)
             .and_then(|h| h.try_into().ok())

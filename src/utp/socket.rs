@@ -251,7 +251,7 @@ impl UtpDialer {
         let stream = UtpStream::new(Arc::clone(&slot));
         {
             let mut inner = slot.lock();
-            slot.flush(&mut inner, now); // the SYN [W17.1]
+            slot.flush(&mut inner, now); // the SYN
         }
         slot.wait_connected(now + timeout)?;
         Ok(stream)
@@ -334,7 +334,7 @@ fn dispatch(
     from: SocketAddr,
     touched: &mut Vec<Arc<Slot>>,
 ) {
-    // KRPC is bencoded: a dictionary, so always `d`. [W17.2]
+    // KRPC is bencoded: a dictionary, so always `d`. [W17.8]
     if bytes.first() == Some(&b'd') {
         if let Some(krpc) = &outputs.krpc
             && let Err(TrySendError::Full(_)) = krpc.try_send((from, bytes.to_vec()))
@@ -359,6 +359,7 @@ fn dispatch(
     let now = Instant::now();
     let found = {
         let table = router.table();
+        // [W17.9] Routed by who sent it and the id it names: ours for receiving.
         let own = table.entries.get(&(from, id));
         // A repeated SYN names the id the acceptor *sends* on; its slot is under id + 1.
         let repeated_syn = || {
@@ -458,7 +459,7 @@ fn hand_over(router: &Router, outputs: &Outputs, slot: &Arc<Slot>, key: (SocketA
     let Some(accepted) = &outputs.accepted else {
         return;
     };
-    // Dropping the stream (the listener is gone or far behind) closes the connection.
+    // [W17.12] Dropping the stream (the listener is gone or far behind) closes it.
     if let Err(e) = accepted.try_send(UtpStream::new(Arc::clone(slot))) {
         log::debug!("utp: {}: not accepted ({e})", slot.peer);
     }

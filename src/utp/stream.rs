@@ -63,7 +63,7 @@ impl Slot {
     }
 
     /// Sends whatever the connection has queued. Called with the lock held, right after the
-    /// change that produced the packets, so they leave in order. [W17.3]
+    /// change that produced the packets, so they leave in order. [W17.10]
     pub(super) fn flush(&self, inner: &mut Inner, now: Instant) {
         for packet in inner.conn.take_outgoing(now) {
             // A lost datagram is what uTP is built for: the timer resends it. A full socket
@@ -229,7 +229,7 @@ impl Read for UtpStream {
         loop {
             let n = inner.conn.read(buf);
             if n > 0 {
-                // Reading may reopen a window the peer saw shut: that ack goes now. [W17.4]
+                // Reading may reopen a window the peer saw shut: that ack goes now. [W17.11]
                 self.slot.flush(&mut inner, Instant::now());
                 return Ok(n);
             }

@@ -22,17 +22,23 @@ pub struct Transmission {
 
 impl Transmission {
     pub fn start() -> Option<Transmission> {
-        Transmission::launch(false)
+        Transmission::launch(false, false)
+    }
+
+    /// [`Transmission::start`] with uTP (BEP 29) on: it accepts uTP on its peer port, beside
+    /// TCP. The other constructors turn uTP off, so that their tests stay about TCP.
+    pub fn start_with_utp() -> Option<Transmission> {
+        Transmission::launch(false, true)
     }
 
     /// [`Transmission::start`], and the daemon writes its debug log, read back with
     /// [`Transmission::debug_log`]. `TR_DEBUG_FD=2` is Transmission 3.00's switch for it:
     /// the handshake code logs only there (neither `-e` nor `--log-debug` shows it).
     pub fn start_with_debug_log() -> Option<Transmission> {
-        Transmission::launch(true)
+        Transmission::launch(true, false)
     }
 
-    fn launch(debug: bool) -> Option<Transmission> {
+    fn launch(debug: bool, utp: bool) -> Option<Transmission> {
         let daemon = need_program("transmission-daemon")?;
         let remote = need_program("transmission-remote")?;
         let config = tempfile::tempdir().expect("config dir");
@@ -53,7 +59,7 @@ impl Transmission {
                 "--no-dht",
                 "--no-lpd",
                 "--no-portmap",
-                "--no-utp",
+                if utp { "--utp" } else { "--no-utp" },
                 "-ep",
             ])
             .arg("-g")

@@ -35,6 +35,7 @@ impl Connection {
                 self.fin_acked = true;
             }
         }
+        // [W17.4] Packets past the hole that the peer holds: acked, never to be resent.
         if let Some(sack) = &p.selective_ack {
             let first = p.ack_nr.wrapping_add(2);
             let oldest = self.oldest();
@@ -70,6 +71,7 @@ impl Connection {
             && !self.in_flight.is_empty()
         {
             self.duplicate_acks += 1;
+            // [W17.7] Three acks that move nothing: the packet after them is lost.
             if self.duplicate_acks == DUPLICATE_ACKS {
                 self.resend_lost(0, now);
             }
@@ -132,6 +134,7 @@ impl Connection {
     /// The timeout fired: resend the oldest unacked packet with a window of one packet, or,
     /// if nothing is in flight but the peer's window is shut, probe it with one packet.
     pub(super) fn on_timeout(&mut self, now: Instant) {
+        // [W17.6] One packet's window, a doubled timeout, and the oldest unacked packet again.
         self.congestion.on_timeout();
         self.loss_seq = self.seq_nr.wrapping_sub(1);
         self.duplicate_acks = 0;
