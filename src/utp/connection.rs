@@ -18,7 +18,7 @@
 
 use super::congestion::Congestion;
 use super::packet::{Packet, PacketType};
-use super::receive::{Received, Receiver};
+use super::receive::{Received, Receiver, ahead};
 use super::{MAX_PAYLOAD, RECV_BUFFER, SEND_BUFFER, SILENCE_LIMIT};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -95,6 +95,9 @@ struct Sent {
     sacked: bool,
     /// Already resent as lost since the last timeout: not again for the same evidence.
     fast_resent: bool,
+    /// Declared lost by a timeout: out of `cur_window`, waiting to go again as the window
+    /// allows (`send_what_fits` sends these before any new data).
+    lost: bool,
 }
 
 #[derive(Debug)]
@@ -112,6 +115,8 @@ pub struct Connection {
     cur_window: usize,
     /// Payload bytes held in `in_flight` (for resending), selectively acked ones too.
     held_bytes: usize,
+    /// Packets in `in_flight` marked `lost` and not yet resent.
+    lost_count: usize,
     unsent: VecDeque<u8>,
     /// The peer's advertised window, capped at our send buffer.
     peer_window: usize,
@@ -150,6 +155,7 @@ impl Connection {
             in_flight: VecDeque::new(),
             cur_window: 0,
             held_bytes: 0,
+            lost_count: 0,
             unsent: VecDeque::new(),
             peer_window: MAX_PAYLOAD,
             congestion: Congestion::new(),
@@ -374,12 +380,14 @@ impl Connection {
     /// One packet from the peer, already routed to us by its connection id.
     pub fn handle_packet(&mut self, p: Packet, now: Instant) {
         if self.state.is_terminal() {
-            // Our ack of the peer's FIN may have been lost: say it again (a TCP TIME_WAIT in
-            // miniature; the owner decides how long to keep a closed connection).
+            // Our last ack may have been lost: the peer sends again something we already
+            // have (its FIN, or, after a timeout, older data). Say it again (a TCP TIME_WAIT
+            // in miniature; the owner decides how long to keep a closed connection).
+            let already_had = ahead(p.seq_nr, self.receiver.ack_nr()).is_none();
             if self.state == State::Closed
-                && p.kind == PacketType::Fin
+                && matches!(p.kind, PacketType::Fin | PacketType::Data)
                 && self.receiver.finished()
-                && p.seq_nr == self.receiver.ack_nr()
+                && already_had
             {
                 let mut state = self.packet(PacketType::State, self.seq_nr, Vec::new());
                 state.ack_nr = self.receiver.ack_nr();
@@ -405,6 +413,12 @@ impl Connection {
                 return;
             }
             _ => {}
+        }
+        if self.state == State::SynSent && p.kind == PacketType::Fin {
+            // libtorrent answers a SYN it will not take (a torrent not ready yet, too many
+            // connections) with an ST_FIN: a refusal, not an open connection.
+            self.finish(State::Reset, Event::Reset);
+            return;
         }
         if self.state == State::SynSent {
             // Only an ack of our SYN opens the connection. Its seq_nr is the peer's next
@@ -500,6 +514,7 @@ impl Connection {
         self.unsent = VecDeque::new();
         self.cur_window = 0;
         self.held_bytes = 0;
+        self.lost_count = 0;
         if state == State::Reset {
             self.receiver = Receiver::new(0);
         }

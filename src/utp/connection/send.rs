@@ -26,8 +26,13 @@ impl Connection {
                 break;
             };
             self.held_bytes -= sent.payload.len();
-            if !sent.sacked {
+            if sent.lost {
+                // Acked after all (its first copy was late, not lost): out of the window already.
+                self.lost_count -= 1;
+            } else if !sent.sacked {
                 self.cur_window -= sent.payload.len();
+            }
+            if !sent.sacked {
                 bytes_acked += sent.payload.len();
                 self.measure(&sent, now);
             }
@@ -47,7 +52,12 @@ impl Connection {
                 };
                 if !sent.sacked {
                     sent.sacked = true;
-                    self.cur_window -= sent.payload.len();
+                    if sent.lost {
+                        sent.lost = false;
+                        self.lost_count -= 1;
+                    } else {
+                        self.cur_window -= sent.payload.len();
+                    }
                     bytes_acked += sent.payload.len();
                     // A FIN acked this way says nothing of the data before it: only `ack_nr`
                     // reaching it (everything acked) lets us close.
@@ -105,8 +115,8 @@ impl Connection {
         let Some(sent) = self.in_flight.get(index) else {
             return;
         };
-        if sent.fast_resent || sent.sacked {
-            return;
+        if sent.fast_resent || sent.sacked || sent.lost {
+            return; // already known lost: it goes again with the others a timeout marked
         }
         let seq = sent.seq;
         if ahead(seq, self.loss_seq).is_some() {
@@ -126,6 +136,12 @@ impl Connection {
         };
         sent.transmissions += 1;
         sent.sent_at = now;
+        if sent.lost {
+            // Back in flight.
+            sent.lost = false;
+            self.lost_count -= 1;
+            self.cur_window += sent.payload.len();
+        }
         let (kind, seq, payload) = (sent.kind, sent.seq, sent.payload.clone());
         let packet = self.packet(kind, seq, payload);
         self.outgoing.push(packet);
@@ -140,8 +156,17 @@ impl Connection {
         self.duplicate_acks = 0;
         if let Some(index) = self.in_flight.iter().position(|s| !s.sacked) {
             self.stats.timeouts += 1;
+            // Nothing acked for a whole timeout: every packet still out is taken as lost, as
+            // libutp does. Resending only the oldest would cost one more timeout for each
+            // other packet lost in the same burst (the tail of a burst has no later packets
+            // to trigger a fast retransmit); these go again as the window reopens.
             for sent in &mut self.in_flight {
                 sent.fast_resent = false;
+                if !sent.sacked && !sent.lost {
+                    sent.lost = true;
+                    self.lost_count += 1;
+                    self.cur_window -= sent.payload.len();
+                }
             }
             self.resend(index, now);
         } else if self.state == State::Connected && !self.unsent.is_empty() {
@@ -155,10 +180,34 @@ impl Connection {
 
     /// New packets while the windows allow, then the FIN if the app closed.
     pub(super) fn send_what_fits(&mut self, now: Instant) {
-        if self.state != State::Connected {
+        // Closing, only what a timeout marked lost can still go: the FIN is already out.
+        if !matches!(self.state, State::Connected | State::FinSent) {
             return;
         }
         let window = self.congestion.cwnd().min(self.peer_window);
+        // What a timeout declared lost goes first, oldest first; new data waits behind it.
+        // With nothing in flight, one packet goes whatever the window, as a probe would.
+        let mut index = 0;
+        while self.lost_count > 0 && index < self.in_flight.len() {
+            let sent = &self.in_flight[index];
+            if sent.lost {
+                if self.cur_window + sent.payload.len() > window && self.cur_window > 0 {
+                    break;
+                }
+                self.resend(index, now);
+            }
+            index += 1;
+        }
+        if self.lost_count == 0 && self.state == State::Connected {
+            self.send_new_data(window, now);
+        }
+        if self.timer.is_none() && self.needs_timer() {
+            self.timer = Some(now + self.congestion.timeout());
+        }
+    }
+
+    /// New packets while `window` allows, then the FIN if the app closed and all is sent.
+    fn send_new_data(&mut self, window: usize, now: Instant) {
         while !self.unsent.is_empty() && self.in_flight.len() < MAX_IN_FLIGHT {
             let mut len = self.unsent.len().min(MAX_PAYLOAD);
             if self.cur_window + len > window {
@@ -177,9 +226,6 @@ impl Connection {
             self.send_new(PacketType::Fin, Vec::new(), now);
             self.state = State::FinSent;
         }
-        if self.timer.is_none() && self.needs_timer() {
-            self.timer = Some(now + self.congestion.timeout());
-        }
     }
 
     /// A packet that takes the next sequence number and is held until acked.
@@ -197,6 +243,7 @@ impl Connection {
             transmissions: 1,
             sacked: false,
             fast_resent: false,
+            lost: false,
         });
     }
 

@@ -187,7 +187,14 @@ fn transfer_lens(faults: Faults, seed: u64, seq: u16, lens: [usize; 2]) -> (Pair
         lens[0]
     );
     for side in 0..2 {
-        assert_eq!(pair.sides[side].state(), State::Closed, "side {side}");
+        assert_eq!(
+            pair.sides[side].state(),
+            State::Closed,
+            "side {side}: {states:?}, {:?} / {:?}, at {at:?}, events {:?}",
+            pair.sides[0].stats(),
+            pair.sides[1].stats(),
+            pair.events
+        );
         assert!(pair.sides[side].is_eof());
         let events = &pair.events[side];
         assert_eq!(
@@ -337,7 +344,7 @@ fn ack(b: &Connection, ack_nr: u16, wnd: u32) -> Packet {
 }
 
 #[test]
-fn timeouts_resend_the_oldest_and_back_off() {
+fn timeouts_resend_the_oldest_at_once_the_rest_as_the_window_opens_and_back_off() {
     let (mut a, b, t0) = connected(500);
     a.write(&vec![1u8; 3 * MAX_PAYLOAD], t0);
     let first = a.take_outgoing(t0);
@@ -351,7 +358,7 @@ fn timeouts_resend_the_oldest_and_back_off() {
         now = deadline;
         a.tick(now);
         let resent = a.take_outgoing(now);
-        assert_eq!(resent.len(), 1, "only the oldest is resent");
+        assert_eq!(resent.len(), 1, "only the oldest is resent at once");
         assert_eq!(resent[0].seq_nr, first[0].seq_nr);
         assert_eq!(a.cwnd(), MIN_CWND);
     }
@@ -360,9 +367,11 @@ fn timeouts_resend_the_oldest_and_back_off() {
     // The ack of the oldest resets the back-off and lets the next packet go.
     a.handle_packet(ack(&b, first[0].seq_nr, 1 << 20), now);
     assert_eq!(a.timeout(), Duration::from_millis(500));
+    // The second packet, out as long as the first, was taken as lost with it: it goes
+    // again at once, before any new data, without waiting for a timeout of its own.
     let next = a.take_outgoing(now);
-    assert_eq!(next.len(), 1, "one packet of window: the third");
-    assert_eq!(next[0].seq_nr, first[1].seq_nr.wrapping_add(1));
+    assert_eq!(next[0].seq_nr, first[1].seq_nr, "{next:?}");
+    assert_eq!(a.stats().timeouts, 4);
 }
 
 #[test]
@@ -559,6 +568,43 @@ fn a_reset_closes_at_once_and_later_packets_are_ignored() {
     assert!(a.take_outgoing(t0).is_empty());
     assert!(a.take_events().is_empty());
     assert_eq!(a.buffered(), (0, 0));
+}
+
+#[test]
+fn a_fin_in_answer_to_our_syn_is_a_refusal() {
+    let t0 = Instant::now();
+    let mut a = Connection::connect(40, t0);
+    let syn = a.take_outgoing(t0).remove(0);
+    let mut fin = Packet::new(PacketType::Fin, 40);
+    fin.seq_nr = 7;
+    fin.ack_nr = syn.seq_nr;
+    a.handle_packet(fin, t0);
+    assert_eq!(a.state(), State::Reset, "refused, not connected");
+    assert_eq!(a.take_events(), [Event::Reset]);
+}
+
+#[test]
+fn a_closed_connection_acks_data_the_peer_sends_again() {
+    // Side 0 got everything and closed; its last ack was lost, and side 1, after a timeout,
+    // sends an old data packet again: it must be acked, or side 1 waits until it times out.
+    let (mut a, mut b, t0) = connected(100);
+    a.write(b"abc", t0);
+    a.close(t0);
+    let out = a.take_outgoing(t0);
+    let data = out[0].clone();
+    for p in out {
+        b.handle_packet(p, t0);
+    }
+    b.close(t0);
+    for p in b.take_outgoing(t0) {
+        a.handle_packet(p, t0);
+    }
+    a.take_outgoing(t0); // the ack of b's FIN
+    assert_eq!(a.state(), State::Closed);
+    a.handle_packet(data, t0);
+    let again = a.take_outgoing(t0);
+    assert_eq!(again.len(), 1, "one ack");
+    assert_eq!(again[0].kind, PacketType::State);
 }
 
 #[test]
