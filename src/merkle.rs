@@ -87,7 +87,7 @@ impl Sha256Hash {
 
     /// Cuts a string of concatenated hashes into hashes; its length must be a multiple of 32.
     pub fn split_all(bytes: &[u8]) -> Result<Vec<Sha256Hash>, MerkleError> {
-        if bytes.len() % 32 != 0 {
+        if !bytes.len().is_multiple_of(32) {
             return Err(MerkleError::WrongLength(bytes.len()));
         }
         let hash =
@@ -275,7 +275,7 @@ pub fn verify_proof(
     let mut current = node;
     let mut index = index;
     for uncle in uncles {
-        current = if index % 2 == 0 {
+        current = if index.is_multiple_of(2) {
             Sha256Hash::parent(&current, uncle)
         } else {
             Sha256Hash::parent(uncle, &current)
