@@ -351,6 +351,156 @@ for f in sorted(os.listdir(d)):
     );
 }
 
+/// Torrents that a live libtorrent makes, v2-only and hybrid, of content made here: every file's
+/// pieces root and piece layer is what `merkle` computes from the bytes on disk, the v2 info
+/// hash is libtorrent's, and a v2-only torrent's files and padding sit where libtorrent puts
+/// them (libtorrent adds one padding file after the last file, which peerwire leaves out: it
+/// moves nothing). Skips loudly without libtorrent's Python binding.
+#[test]
+fn torrents_libtorrent_makes_have_the_trees_peerwire_computes() {
+    use peerwire::merkle::{self, BlocksPerPiece};
+    let Some(python) = common::libtorrent::need_libtorrent_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("content");
+    let files: [(&str, usize); 7] = [
+        ("multi/a", 20_000),
+        ("multi/b", 0),
+        ("multi/c/d", 5),
+        ("multi/e", 40_000),
+        ("multi/f", 65_536),
+        ("multi/g", 1_048_579),
+        ("single.bin", 70_000),
+    ];
+    for (i, (path, len)) in files.iter().enumerate() {
+        let path = content.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, common::pseudo_random(*len, i as u64 + 1)).unwrap();
+    }
+    // name, source, piece length, v2 only?
+    let made = [
+        ("multi_v2_16k", "multi", 16_384u64, true),
+        ("multi_v2_64k", "multi", 65_536, true),
+        ("multi_hybrid_16k", "multi", 16_384, false),
+        ("multi_hybrid_64k", "multi", 65_536, false),
+        ("single_v2_32k", "single.bin", 32_768, true),
+        ("single_hybrid_32k", "single.bin", 32_768, false),
+    ];
+    // Per torrent: `name<TAB>v2 hash`, then `file<TAB>path<TAB>size<TAB>offset<TAB>pad` lines.
+    let script = r#"
+import sys, libtorrent as lt
+content, out = sys.argv[1], sys.argv[2]
+for spec in sys.argv[3:]:
+    name, source, piece, v2_only = spec.split(",")
+    fs = lt.file_storage()
+    lt.add_files(fs, content + "/" + source)
+    flags = lt.create_torrent.v2_only if v2_only == "1" else 0
+    ct = lt.create_torrent(fs, int(piece), flags=flags)
+    lt.set_piece_hashes(ct, content)
+    path = out + "/" + name + ".torrent"
+    open(path, "wb").write(lt.bencode(ct.generate()))
+    ti = lt.torrent_info(path)
+    print(name, str(ti.info_hashes().v2), sep="\t")
+    f = ti.files()
+    for i in range(f.num_files()):
+        pad = "pad" if f.file_flags(i) & lt.file_storage.flag_pad_file else "-"
+        print("file", f.file_path(i), f.file_size(i), f.file_offset(i), pad, sep="\t")
+"#;
+    let specs: Vec<String> = made
+        .iter()
+        .map(|(name, source, piece, v2)| format!("{name},{source},{piece},{}", u8::from(*v2)))
+        .collect();
+    let out = common::run_with_deadline(
+        std::process::Command::new(python)
+            .args(["-c", script])
+            .arg(&content)
+            .arg(dir.path())
+            .args(&specs),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // libtorrent's answers, by torrent: its v2 hash and its file list.
+    let mut answers: HashMap<String, (String, Vec<(String, u64, u64, bool)>)> = HashMap::new();
+    let mut current = String::new();
+    for line in stdout.lines() {
+        let cells: Vec<&str> = line.split('\t').collect();
+        match cells.as_slice() {
+            ["file", path, size, offset, pad] => {
+                let entry = answers.get_mut(&current).expect("a torrent line first");
+                // libtorrent's paths start with the torrent's name; ours are inside it.
+                let inner = path.split_once('/').map_or(*path, |(_, rest)| rest);
+                entry.1.push((
+                    inner.to_string(),
+                    size.parse().unwrap(),
+                    offset.parse().unwrap(),
+                    *pad == "pad",
+                ));
+            }
+            [name, v2] => {
+                current = name.to_string();
+                answers.insert(current.clone(), (v2.to_string(), Vec::new()));
+            }
+            _ => panic!("unexpected line from libtorrent: {line}"),
+        }
+    }
+    for (name, source, piece_length, v2_only) in made {
+        let m = Metainfo::from_file(&dir.path().join(format!("{name}.torrent")))
+            .unwrap_or_else(|e| panic!("{name}: {}", chain(&e)));
+        let (lt_hash, lt_files) = &answers[name];
+        let v2 = m.v2.as_ref().unwrap();
+        let want_version = if v2_only {
+            MetaVersion::V2
+        } else {
+            MetaVersion::Hybrid
+        };
+        assert_eq!(m.version, want_version, "{name}");
+        assert_eq!(v2.info_hash.to_hex(), *lt_hash, "{name}");
+        assert!(v2.piece_layers_complete, "{name}");
+        let per_piece = BlocksPerPiece::for_piece_length(piece_length).unwrap();
+        for f in &v2.files {
+            let on_disk = if m.info.multi_file {
+                f.path.iter().fold(content.join(source), |p, e| p.join(e))
+            } else {
+                content.join(source)
+            };
+            let leaves = merkle::leaf_hashes(&std::fs::read(&on_disk).unwrap());
+            let expected_root = (!leaves.is_empty()).then(|| merkle::root_of(&leaves));
+            assert_eq!(f.pieces_root, expected_root, "{name}: {}", f.display_path());
+            assert_eq!(
+                f.piece_layer,
+                merkle::piece_layer(&leaves, per_piece),
+                "{name}: {}",
+                f.display_path()
+            );
+        }
+        if v2_only {
+            let ours: Vec<(String, u64, u64, bool)> = m
+                .info
+                .files
+                .iter()
+                .map(|f| (f.display_path(), f.length, f.offset, f.padding))
+                .collect();
+            let mut theirs = lt_files.clone();
+            if theirs.last().is_some_and(|f| f.3) {
+                theirs.pop(); // the padding after the last file
+            }
+            if !m.info.multi_file {
+                // A single file: libtorrent's path is the file's name alone.
+                for f in &mut theirs {
+                    f.0 = f.0.rsplit('/').next().unwrap_or_default().to_string();
+                }
+            }
+            assert_eq!(ours, theirs, "{name}");
+        }
+    }
+}
+
 /// libtorrent's own per-file checks (from `test_torrent_info.cpp`), and what they imply for v2.
 #[test]
 fn libtorrents_detailed_checks() {

@@ -206,23 +206,38 @@ pub(super) fn resolve_collisions(v2: &mut V2Info) -> Result<(), MetainfoError> {
 }
 
 /// The files laid end to end as BEP 52 maps them into pieces: "each non-empty file is aligned
-/// to a piece boundary and occurs in the same order as in the file tree". Where the previous
-/// file did not end on a piece boundary, a padding entry (`.pad/<length>`, `padding: true`)
-/// fills the gap before the next file with data. Empty files and symbolic links hold no bytes
-/// and get no padding before them; nothing follows the last file. This is also where libtorrent
-/// puts the padding files of the hybrids it makes.
+/// to a piece boundary and occurs in the same order as in the file tree". After each file with
+/// data that does not end on a piece boundary, a padding entry (`.pad/<length>`, `padding:
+/// true`) fills the rest of its last piece, so that the next file starts a piece; none follows
+/// the last file with data, so the torrent ends where its data ends. Empty files and symbolic
+/// links hold no bytes: they sit where they fall. This is where libtorrent puts the padding
+/// files of the torrents it makes (it adds one more after the last file, which moves nothing).
 pub fn piece_aligned_files(
     files: &[V2File],
     piece_length: u64,
 ) -> Result<Vec<FileEntry>, MetainfoError> {
+    let has_data = |f: &V2File| f.pieces_root.is_some();
+    let last_with_data = files.iter().rposition(has_data);
     let mut entries = Vec::with_capacity(files.len() * 2);
     let mut offset: u64 = 0;
-    for file in files {
+    for (index, file) in files.iter().enumerate() {
+        entries.push(FileEntry {
+            path: file.path.clone(),
+            length: file.length,
+            offset,
+            padding: false,
+            symlink: file.symlink.clone(),
+            executable: file.executable,
+            hidden: file.hidden,
+        });
+        offset = offset
+            .checked_add(file.length)
+            .ok_or(MetainfoError::TotalLengthOverflow)?;
         let gap = match offset % piece_length {
             0 => 0,
             used => piece_length - used,
         };
-        if file.pieces_root.is_some() && gap > 0 {
+        if has_data(file) && Some(index) < last_with_data && gap > 0 {
             entries.push(FileEntry {
                 path: vec![".pad".to_string(), gap.to_string()],
                 length: gap,
@@ -236,18 +251,6 @@ pub fn piece_aligned_files(
                 .checked_add(gap)
                 .ok_or(MetainfoError::TotalLengthOverflow)?;
         }
-        entries.push(FileEntry {
-            path: file.path.clone(),
-            length: file.length,
-            offset,
-            padding: false,
-            symlink: file.symlink.clone(),
-            executable: file.executable,
-            hidden: file.hidden,
-        });
-        offset = offset
-            .checked_add(file.length)
-            .ok_or(MetainfoError::TotalLengthOverflow)?;
     }
     Ok(entries)
 }
@@ -707,9 +710,9 @@ mod tests {
             layout,
             [
                 row("a", 20_000, 0, false),
-                // An empty file holds no bytes: it needs no alignment.
-                row("b", 0, 20_000, false),
                 row(".pad/12768", 12_768, 20_000, true),
+                // An empty file holds no bytes: it sits where it falls.
+                row("b", 0, 32_768, false),
                 row("c/d", 5, 32_768, false),
                 row(".pad/16379", 16_379, 32_773, true),
                 row("e", 40_000, 49_152, false),
@@ -729,6 +732,20 @@ mod tests {
         assert!(v2.piece_layers_complete);
         // Padding is never shown to the user as a file.
         assert_eq!(m.info.content_files().count(), 4);
+    }
+
+    #[test]
+    fn no_padding_follows_the_last_file_with_data() {
+        let files = [
+            file(&[b"a"], 100, 1),
+            file(&[b"b"], 200, 2),
+            file(&[b"z"], 0, 3),
+        ];
+        let m = load(&v2_torrent(&files, PIECE));
+        let paths: Vec<String> = m.info.files.iter().map(|f| f.display_path()).collect();
+        assert_eq!(paths, ["a", ".pad/16284", "b", "z"]);
+        assert_eq!(m.info.total_length, PIECE + 200);
+        assert_eq!(m.info.files[3].offset, PIECE + 200);
     }
 
     #[test]
