@@ -358,6 +358,8 @@ for f in sorted(os.listdir(d)):
 /// moves nothing). Skips loudly without libtorrent's Python binding.
 #[test]
 fn torrents_libtorrent_makes_have_the_trees_peerwire_computes() {
+    /// One entry of a file list: path inside the torrent, length, offset, padding.
+    type Placed = (String, u64, u64, bool);
     use peerwire::merkle::{self, BlocksPerPiece};
     let Some(python) = common::libtorrent::need_libtorrent_python() else {
         return;
@@ -426,7 +428,7 @@ for spec in sys.argv[3:]:
     );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     // libtorrent's answers, by torrent: its v2 hash and its file list.
-    let mut answers: HashMap<String, (String, Vec<(String, u64, u64, bool)>)> = HashMap::new();
+    let mut answers: HashMap<String, (String, Vec<Placed>)> = HashMap::new();
     let mut current = String::new();
     for line in stdout.lines() {
         let cells: Vec<&str> = line.split('\t').collect();
@@ -480,7 +482,7 @@ for spec in sys.argv[3:]:
             );
         }
         if v2_only {
-            let ours: Vec<(String, u64, u64, bool)> = m
+            let ours: Vec<Placed> = m
                 .info
                 .files
                 .iter()
