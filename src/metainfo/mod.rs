@@ -277,16 +277,16 @@ impl Metainfo {
         let info_value = root.get("info").ok_or_else(|| missing("info"))?;
         expect_dict(info_value, "info")?;
         // The info hash covers the info dictionary's bytes as they are in the file. [W2.1]
+        let info_hash = InfoHash::of(&bytes[info_value.span.range()]);
         let info_bytes = &bytes[info_value.span.range()];
-        let v1_hash = InfoHash::of(info_bytes);
         let version = check_meta_version(info_value, &decoded.soft_errors)?;
         let (info_hash, info, v2) = match version {
-            MetaVersion::V1 => (v1_hash, parse_info(info_value, v1_hash, None)?, None),
+            MetaVersion::V1 => (info_hash, parse_info(info_value, info_hash, None)?, None),
             MetaVersion::Hybrid => {
                 let mut parsed = v2::parse(root, info_value, info_bytes)?;
-                let info = parse_info(info_value, v1_hash, Some(&parsed.info))?;
+                let info = parse_info(info_value, info_hash, Some(&parsed.info))?;
                 v2::resolve_collisions(&mut parsed.info)?;
-                (v1_hash, info, Some(parsed.info))
+                (info_hash, info, Some(parsed.info))
             }
             MetaVersion::V2 => {
                 let mut parsed = v2::parse(root, info_value, info_bytes)?;
