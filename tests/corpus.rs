@@ -821,6 +821,52 @@ fn v2_only_torrents_are_not_downloaded_yet() {
     }
 }
 
+/// `info` on v2 torrents prints what docs/cli.md says: a hybrid adds `Info Hash v2:` after
+/// `Info Hash:`; a v2-only torrent has it instead, and `Pieces Roots:` instead of piece hashes
+/// (the page's example is this very torrent).
+#[test]
+fn info_prints_the_v2_info_hash() {
+    let Some(fixtures) = common::fixtures_dir() else {
+        return;
+    };
+    let info = |name: &str| {
+        let path = fixtures.join("libtorrent_test_torrents").join(name);
+        common::run_ok(
+            common::peerwire().arg("info").arg(path),
+            Duration::from_secs(20),
+        )
+    };
+    assert_eq!(
+        info("v2_only.torrent"),
+        "Tracker URL: http://example.com/announce\n\
+         Length: 1048576\n\
+         Info Hash v2: 95e04d0c4bad94ab206efa884666fd89777dbe4f7bd9945af1829037a85c6192\n\
+         Piece Length: 65536\n\
+         Pieces Roots:\n\
+         515ea9181744b817744ded9d2e8e9dc6a8450c0b0c52e24b5077f302ffbd9008 test1MB\n"
+    );
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md"))
+        .expect("docs/cli.md");
+    assert!(
+        page.contains(&format!(
+            "$ peerwire info v2_only.torrent\n{}",
+            info("v2_only.torrent")
+        )),
+        "docs/cli.md's v2 example is not what `info` prints"
+    );
+    let hybrid = info("v2.torrent");
+    let lines: Vec<&str> = hybrid.lines().collect();
+    assert_eq!(
+        lines[2..6],
+        [
+            "Info Hash: c14199bbec64d0e9e439aa3b6b7639e666b86eca",
+            "Info Hash v2: 597b180c1a170a585dfc5e85d834d69013ceda174b8f357d5bb1a0ca509faf0a",
+            "Piece Length: 65536",
+            "Piece Hashes:",
+        ]
+    );
+}
+
 /// Every file libtorrent rejects gives one `error:` line and exit status 1 from the binary.
 #[test]
 fn rejected_torrents_get_one_readable_error_line() {
