@@ -29,9 +29,9 @@
 //! What is refused, each as libtorrent refuses it: a piece length that is not a power of two of
 //! at least 16 KiB; an empty name in the tree; a tree more than [`MAX_TREE_DEPTH`] directories
 //! deep; a leaf with the padding attribute; a non-empty file without a 32-byte, non-zero pieces
-//! root; a file of [`MAX_FILE_BLOCKS`] blocks or more; a `piece layers` entry that is not 32-byte
-//! key to multiple-of-32 string, that names no file larger than one piece, that has the wrong
-//! number of hashes, or that does not hash up to its root. Missing piece layers are allowed
+//! root; a file of [`MAX_FILE_BLOCKS`] blocks or more; a `piece layers` entry whose key is not
+//! 32 bytes or whose value is not a whole number of 32-byte hashes, that names no file larger
+//! than one piece, that has the wrong number of hashes, or that does not hash up to its root. Missing piece layers are allowed
 //! (as for a magnet link, they would come from peers): [`V2Info::piece_layers_complete`] says.
 //! Names are sanitised as v1 names are (`path.rs`): a file is never written outside the
 //! torrent's directory.
