@@ -128,6 +128,7 @@ pub fn info(path: &Path) -> Result<(), CliError> {
 
 /// The lines `info` prints, in the order and with the labels of the CLI contract.
 pub fn info_lines(metainfo: &Metainfo) -> Vec<String> {
+    use crate::metainfo::MetaVersion;
     let info = &metainfo.info;
     let tracker = metainfo
         .announce
@@ -144,10 +145,28 @@ pub fn info_lines(metainfo: &Metainfo) -> Vec<String> {
                 .map(|f| format!("{} {}", f.length, f.display_path())),
         );
     }
-    lines.push(format!("Info Hash: {}", metainfo.info_hash));
+    // A v2-only torrent is named by its SHA-256 alone; a hybrid has both names (BEP 52).
+    if metainfo.version != MetaVersion::V2 {
+        lines.push(format!("Info Hash: {}", metainfo.info_hash));
+    }
+    if let Some(v2) = &metainfo.v2 {
+        lines.push(format!("Info Hash v2: {}", v2.info_hash));
+    }
     lines.push(format!("Piece Length: {}", info.piece_length));
-    lines.push("Piece Hashes:".to_string());
-    lines.extend(info.pieces.iter().map(|h| h.to_hex()));
+    match (&metainfo.v2, metainfo.version) {
+        // v2 has no SHA-1 piece hashes: each file's Merkle root stands for its pieces.
+        (Some(v2), MetaVersion::V2) => {
+            lines.push("Pieces Roots:".to_string());
+            lines.extend(v2.files.iter().filter_map(|f| {
+                let root = f.pieces_root?;
+                Some(format!("{root} {}", f.display_path()))
+            }));
+        }
+        _ => {
+            lines.push("Piece Hashes:".to_string());
+            lines.extend(info.pieces.iter().map(|h| h.to_hex()));
+        }
+    }
     lines
 }
 

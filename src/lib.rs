@@ -29,6 +29,7 @@
 //! | [`wire`]           | the peer protocol's bytes: handshake, messages, bitfield, extensions; no sockets | §4–§6, §13 |
 //! | [`magnet`]         | magnet URIs (BEP 9): info hash, name, trackers, peers          | §14         |
 //! | [`metainfo`]       | `.torrent` bytes → [`metainfo::Metainfo`]; info hash over raw bytes; safe paths | §2 |
+//! | [`merkle`]         | BitTorrent v2's SHA-256 hash trees (BEP 52): roots, piece layers, proofs; pure functions | §2 |
 //! | [`peer_id`]        | our 20-byte name on the network (BEP 20 style)                 | §3          |
 //! | [`bencode`]        | bencoding: decode (with byte spans) and encode                 | §1          |
 //! | [`encoding`]       | bytes every layer shares: hex, SHA-1, percent-encoding, compact peers | §2, §3 |
@@ -51,6 +52,7 @@ pub mod dht;
 pub mod encoding;
 pub mod events;
 pub mod magnet;
+pub mod merkle;
 pub mod metadata_fetch;
 pub mod metainfo;
 pub mod mse;

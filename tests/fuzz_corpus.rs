@@ -20,7 +20,8 @@ use peerwire::dht::krpc::{self, Query};
 use peerwire::dht::{NodeId, NodeInfo};
 use peerwire::encoding;
 use peerwire::magnet::Magnet;
-use peerwire::metainfo::{InfoHash, Metainfo};
+use peerwire::merkle;
+use peerwire::metainfo::{InfoHash, Metainfo, piece_aligned_files};
 use peerwire::peer_id::PeerId;
 use peerwire::tracker::udp_packet::{AnnouncePacket, Request, Response};
 use peerwire::tracker::{ScrapeStats, http};
@@ -76,7 +77,14 @@ fn replay_bencode() {
 #[test]
 fn replay_metainfo() {
     replay("metainfo", |data| {
-        let _ = Metainfo::from_bytes(data);
+        if let Ok(metainfo) = Metainfo::from_bytes(data) {
+            let _ = metainfo.tracker_tiers();
+            let _ = metainfo.info.num_pieces();
+            let _ = metainfo.info.content_files().count();
+            if let Some(v2) = &metainfo.v2 {
+                let _ = piece_aligned_files(&v2.files, metainfo.info.piece_length);
+            }
+        }
     });
 }
 
@@ -337,6 +345,215 @@ fn write_metainfo_seeds() {
         ("meta version", Value::integer(2)),
     ]);
     write_seed(t, "meta_version_2", &torrent(v2, vec![]));
+    write_v2_metainfo_seeds();
+}
+
+/// BitTorrent v2 (BEP 52) seeds: file trees with real pieces roots and piece layers computed by
+/// `merkle`, so the fuzzer starts from torrents that pass every check and mutates from there,
+/// and a few that fail one check each.
+fn write_v2_metainfo_seeds() {
+    let t = "metainfo";
+    let files: &[(&[&str], usize)] = &[
+        (&["a.bin"], 40_000),
+        (&["b", "c.txt"], 5),
+        (&["b", "empty"], 0),
+        (&["d.bin"], 16_384),
+    ];
+    // In tree order (sorted), so that the hybrid's v1 list, made in this order, matches.
+    let tree = v2_tree(files, None);
+    let layers = v2_layers(files, 16_384);
+    write_seed(
+        t,
+        "v2_multi_file",
+        &v2_torrent(v2_info(tree.clone(), 16_384, vec![]), Some(layers.clone())),
+    );
+    let one: &[(&[&str], usize)] = &[(&["one.bin"], 70_000)];
+    write_seed(
+        t,
+        "v2_single_file_32k",
+        &v2_torrent(
+            v2_info(v2_tree(one, None), 32_768, vec![]),
+            Some(v2_layers(one, 32_768)),
+        ),
+    );
+    write_seed(
+        t,
+        "v2_no_piece_layers",
+        &v2_torrent(v2_info(tree.clone(), 16_384, vec![]), None),
+    );
+    // A layer one byte off: it no longer hashes up to its root.
+    let mut bad = bencode::encode(&layers);
+    let last = bad.len() - 3;
+    bad[last] ^= 1;
+    let bad_layers = bencode::decode(&bad).expect("still bencoding").value;
+    write_seed(
+        t,
+        "v2_layer_not_matching_root",
+        &v2_torrent(v2_info(tree.clone(), 16_384, vec![]), Some(bad_layers)),
+    );
+    let padded = v2_tree(&[(&["p"], 10)], Some(b"p"));
+    write_seed(
+        t,
+        "v2_pad_attribute",
+        &v2_torrent(v2_info(padded, 16_384, vec![]), None),
+    );
+    let link = Value::dict(vec![(
+        "",
+        Value::dict(vec![
+            ("attr", Value::bytes(b"lx".to_vec())),
+            ("length", Value::integer(0)),
+            (
+                "symlink path",
+                Value::list(vec![
+                    Value::bytes(b"..".to_vec()),
+                    Value::bytes(b"a.bin".to_vec()),
+                ]),
+            ),
+        ]),
+    )]);
+    let mut with_link = tree.clone();
+    if let bencode::Item::Dict(entries) = &mut with_link.item {
+        entries.push((b"link".to_vec(), link));
+    }
+    write_seed(
+        t,
+        "v2_symlink",
+        &v2_torrent(v2_info(with_link, 16_384, vec![]), Some(layers.clone())),
+    );
+    let mut deep = v2_tree(&[(&["f"], 10)], None);
+    for _ in 0..30 {
+        deep = Value::dict(vec![("d", deep)]);
+    }
+    write_seed(
+        t,
+        "v2_deep_tree",
+        &v2_torrent(v2_info(deep, 16_384, vec![]), None),
+    );
+    // A hybrid: the same files as a v1 list with padding files, and v1 piece hashes.
+    let mut list = Vec::new();
+    let mut stream = Vec::new();
+    let with_data: Vec<usize> = (0..files.len()).filter(|&i| files[i].1 > 0).collect();
+    for (i, (path, len)) in files.iter().enumerate() {
+        let path_value = Value::list(path.iter().map(|p| Value::bytes(p.as_bytes())).collect());
+        list.push(Value::dict(vec![
+            ("length", Value::integer(*len as i64)),
+            ("path", path_value),
+        ]));
+        stream.extend(seed_content(*len, i));
+        let gap = (16_384 - stream.len() % 16_384) % 16_384;
+        if *len > 0 && gap > 0 && with_data.last() != Some(&i) {
+            list.push(Value::dict(vec![
+                ("attr", Value::bytes(b"p".to_vec())),
+                ("length", Value::integer(gap as i64)),
+                (
+                    "path",
+                    Value::list(vec![
+                        Value::bytes(b".pad".to_vec()),
+                        Value::bytes(gap.to_string().into_bytes()),
+                    ]),
+                ),
+            ]));
+            stream.resize(stream.len() + gap, 0);
+        }
+    }
+    let pieces: Vec<u8> = stream.chunks(16_384).flat_map(encoding::sha1).collect();
+    let v1 = vec![
+        ("files", Value::list(list)),
+        ("pieces", Value::bytes(pieces)),
+    ];
+    write_seed(
+        t,
+        "v2_hybrid",
+        &v2_torrent(v2_info(tree, 16_384, v1), Some(layers)),
+    );
+}
+
+/// The content of seed file number `index`: `len` bytes that depend on it.
+fn seed_content(len: usize, index: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i * 7 + index * 13) % 251) as u8)
+        .collect()
+}
+
+/// A v2 `file tree` of `files` (`attr` on every leaf, if given). `Value::dict` keeps the order
+/// given and `encode` sorts keys, so the bytes come out canonical whatever the order here.
+fn v2_tree(files: &[(&[&str], usize)], attr: Option<&[u8]>) -> Value {
+    let mut root = Value::dict(vec![]);
+    for (i, (path, len)) in files.iter().enumerate() {
+        let data = seed_content(*len, i);
+        let mut props = vec![("length", Value::integer(*len as i64))];
+        if *len > 0 {
+            let root_hash = merkle::root_of(&merkle::leaf_hashes(&data));
+            props.push(("pieces root", Value::bytes(root_hash.0.to_vec())));
+        }
+        if let Some(attr) = attr {
+            props.push(("attr", Value::bytes(attr.to_vec())));
+        }
+        let leaf = Value::dict(vec![("", Value::dict(props))]);
+        insert_at(&mut root, path, leaf);
+    }
+    root
+}
+
+/// Puts `leaf` at `path` in a tree of dictionaries, making directories on the way.
+fn insert_at(dir: &mut Value, path: &[&str], leaf: Value) {
+    let bencode::Item::Dict(entries) = &mut dir.item else {
+        panic!("seed tree: not a directory");
+    };
+    let key = path[0].as_bytes().to_vec();
+    if path.len() == 1 {
+        entries.push((key, leaf));
+        return;
+    }
+    let at = match entries.iter().position(|(k, _)| *k == key) {
+        Some(at) => at,
+        None => {
+            entries.push((key, Value::dict(vec![])));
+            entries.len() - 1
+        }
+    };
+    insert_at(&mut entries[at].1, &path[1..], leaf);
+}
+
+/// `piece layers` of `files` for `piece_length`: every file larger than one piece.
+fn v2_layers(files: &[(&[&str], usize)], piece_length: u64) -> Value {
+    let per_piece = merkle::BlocksPerPiece::for_piece_length(piece_length).expect("a v2 length");
+    let mut entries = Vec::new();
+    for (i, (_, len)) in files.iter().enumerate() {
+        if *len as u64 <= piece_length {
+            continue;
+        }
+        let leaves = merkle::leaf_hashes(&seed_content(*len, i));
+        let layer: Vec<u8> = merkle::piece_layer(&leaves, per_piece)
+            .iter()
+            .flat_map(|h| h.0)
+            .collect();
+        entries.push((merkle::root_of(&leaves).0.to_vec(), Value::bytes(layer)));
+    }
+    Value::new(bencode::Item::Dict(entries))
+}
+
+fn v2_info(tree: Value, piece_length: i64, v1: Vec<(&'static str, Value)>) -> Value {
+    let mut entries = vec![
+        ("file tree", tree),
+        ("meta version", Value::integer(2)),
+        ("name", Value::bytes(b"seed".to_vec())),
+        ("piece length", Value::integer(piece_length)),
+    ];
+    entries.extend(v1);
+    Value::dict(entries)
+}
+
+fn v2_torrent(info: Value, piece_layers: Option<Value>) -> Vec<u8> {
+    let mut entries = vec![
+        (
+            "announce",
+            Value::bytes(b"http://127.0.0.1:6969/announce".to_vec()),
+        ),
+        ("info", info),
+    ];
+    entries.extend(piece_layers.map(|layers| ("piece layers", layers)));
+    bencode::encode(&Value::dict(entries))
 }
 
 fn write_wire_message_seeds() {

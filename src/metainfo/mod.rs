@@ -25,18 +25,28 @@
 //!
 //! Everything in a torrent file may be wrong or hostile. Each check below turns a problem into
 //! a [`MetainfoError`] that says which field and at which byte; names are sanitised
-//! (see [`path`]). BitTorrent v2 (BEP 52): a hybrid torrent is loaded as v1; a v2-only torrent
-//! is refused with a message that says so (see `hybrid.rs`).
+//! (see [`path`]).
+//!
+//! BitTorrent v2 (BEP 52, The BitTorrent Protocol Specification v2) describes the files as a
+//! `file tree` with a SHA-256 Merkle root per file instead of `pieces` (`v2.rs`). Every torrent
+//! has a [`MetaVersion`]: a v1 torrent loads as before; a v2-only torrent gets its
+//! [`Metainfo::v2`] half and a v1-shaped [`Info`] (files with the padding that piece alignment
+//! implies, no v1 piece hashes) whose [`Metainfo::info_hash`] is the v2 hash cut to 20 bytes;
+//! a hybrid keeps its v1 `Info` and v1 info hash, and gets its v2 half too, after both halves
+//! are checked to describe the same files (`hybrid.rs`).
 
 mod files;
 mod hashes;
 mod hybrid;
 pub mod path;
+mod v2;
 
 pub use files::FileEntry;
-pub use hashes::{InfoHash, PieceHash};
+pub use hashes::{InfoHash, InfoHashV2, PieceHash};
+pub use v2::{MAX_FILE_BLOCKS, MAX_TREE_DEPTH, MetaVersion, V2File, V2Info, piece_aligned_files};
 
 use crate::bencode::{self, DecodeError, Limits, SoftError, Value};
+use crate::merkle::Sha256Hash;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -51,9 +61,19 @@ pub const MAX_PIECE_LENGTH: u64 = 512 * 1024 * 1024;
 /// A loaded, checked torrent.
 #[derive(Debug, Clone)]
 pub struct Metainfo {
-    /// SHA-1 of the raw bytes of the `info` dictionary: the torrent's identity.
+    /// The 20-byte identity used on the wire, with trackers and in the DHT: the SHA-1 of the
+    /// raw bytes of the `info` dictionary (v1 and hybrid), or the first 20 bytes of their
+    /// SHA-256 (v2-only, BEP 52).
     pub info_hash: InfoHash,
+    /// v1, v2-only or hybrid.
+    pub version: MetaVersion,
+    /// For v1 and hybrid torrents, the v1 description. For a v2-only torrent, the same shape
+    /// built from the file tree: the files with padding entries where BEP 52's piece alignment
+    /// leaves gaps, `total_length` accordingly, and no `pieces` (v2 has no SHA-1 piece hashes).
     pub info: Info,
+    /// The v2 half (file tree, pieces roots, piece layers, the 32-byte info hash) of a v2-only
+    /// or hybrid torrent; `None` for v1.
+    pub v2: Option<V2Info>,
     /// `announce`, trimmed; `None` when absent or empty.
     pub announce: Option<String>,
     /// `announce-list` (BEP 12): tiers of tracker URLs, empty tiers dropped.
@@ -87,7 +107,7 @@ pub struct Info {
     pub private: bool,
     /// Sum of all file lengths, padding included: the bytes the pieces cover.
     pub total_length: u64,
-    /// A BEP 52 hybrid (v1 + v2) torrent, loaded as v1.
+    /// A BEP 52 hybrid (v1 + v2) torrent (the same as `Metainfo::version` being `Hybrid`).
     pub hybrid: bool,
 }
 
@@ -145,11 +165,6 @@ pub enum MetainfoError {
     TotalLengthOverflow,
     #[error("too many files with the same name (gave up after {limit} renames)")]
     TooManyDuplicateNames { limit: usize },
-    #[error(
-        "this is a BitTorrent v2-only torrent (BEP 52, `meta version` 2 without v1 `pieces`); \
-         peerwire speaks v1 and loads hybrid v1+v2 torrents, but not v2-only ones"
-    )]
-    V2Only,
     #[error("`info.meta version` is {0}; only 2 (BEP 52) is known")]
     UnknownMetaVersion(i64),
     #[error("hybrid torrent: the v1 and v2 file lists disagree: {0}")]
@@ -158,6 +173,75 @@ pub enum MetainfoError {
         "{0}: not allowed inside a v2 or hybrid info dictionary (only v1 torrents may have it)"
     )]
     NotCanonical(SoftError),
+    #[error("`info.file tree` holds no file: no files in torrent")]
+    NoFilesInTree,
+    #[error(
+        "`info.file tree` has a file or directory with an empty name (in `/{directory}`, at byte {offset})"
+    )]
+    EmptyFileName { directory: String, offset: usize },
+    #[error("`info.file tree` nests deeper than {limit} directories (at `{path}`)")]
+    TreeTooDeep { path: String, limit: usize },
+    #[error(
+        "`{path}` in the v2 file tree has the padding attribute `p`: a v2 file is never padding \
+         (BEP 52 aligns files to pieces by itself)"
+    )]
+    PaddingInFileTree { path: String },
+    #[error("`{path}` is {length} bytes; files of {limit} blocks of 16 KiB or more are refused")]
+    FileTooLarge {
+        path: String,
+        length: u64,
+        limit: u64,
+    },
+    #[error("`{path}` in the v2 file tree has {length} bytes but no `pieces root`")]
+    MissingPiecesRoot { path: String, length: u64 },
+    #[error("the `pieces root` of `{path}` at byte {offset} is {len} bytes long, not 32")]
+    BadPiecesRoot {
+        path: String,
+        offset: usize,
+        len: usize,
+    },
+    #[error("the `pieces root` of `{path}` is all zeros, which stands for no root hash")]
+    ZeroPiecesRoot { path: String },
+    #[error(
+        "the `piece layers` entry whose value is at byte {offset} has a key of {len} bytes, \
+         not a 32-byte pieces root"
+    )]
+    BadPieceLayerKey { offset: usize, len: usize },
+    #[error(
+        "the `piece layers` entry for {root} (at byte {offset}) is {len} bytes long, not a \
+         multiple of 32"
+    )]
+    PieceLayerNotMultipleOf32 {
+        root: Sha256Hash,
+        offset: usize,
+        len: usize,
+    },
+    #[error(
+        "`piece layers` has an entry for {root}, the pieces root of no file larger than one piece"
+    )]
+    UnknownPieceLayer { root: Sha256Hash },
+    #[error("`piece layers` has two entries for the pieces root of `{path}`")]
+    DuplicatePieceLayer { path: String },
+    #[error(
+        "the piece layer of `{path}` holds {found} hashes, but {length} bytes in pieces of \
+         {piece_length} need {expected}"
+    )]
+    PieceLayerLength {
+        path: String,
+        found: u64,
+        expected: u64,
+        length: u64,
+        piece_length: u64,
+    },
+    #[error(
+        "the piece layer of `{path}` does not hash to its pieces root: it gives {computed}, \
+         the file tree says {root}"
+    )]
+    PieceLayerMismatch {
+        path: String,
+        computed: Sha256Hash,
+        root: Sha256Hash,
+    },
 }
 
 impl Metainfo {
@@ -194,11 +278,28 @@ impl Metainfo {
         expect_dict(info_value, "info")?;
         // The info hash covers the info dictionary's bytes as they are in the file. [W2.1]
         let info_hash = InfoHash::of(&bytes[info_value.span.range()]);
-        check_meta_version(info_value, &decoded.soft_errors)?;
-        let info = parse_info(info_value, info_hash)?;
+        let info_bytes = &bytes[info_value.span.range()];
+        let version = check_meta_version(info_value, &decoded.soft_errors)?;
+        let (info_hash, info, v2) = match version {
+            MetaVersion::V1 => (info_hash, parse_info(info_value, info_hash, None)?, None),
+            MetaVersion::Hybrid => {
+                let mut parsed = v2::parse(root, info_value, info_bytes)?;
+                let info = parse_info(info_value, info_hash, Some(&parsed.info))?;
+                v2::resolve_collisions(&mut parsed.info)?;
+                (info_hash, info, Some(parsed.info))
+            }
+            MetaVersion::V2 => {
+                let mut parsed = v2::parse(root, info_value, info_bytes)?;
+                let info = v2::v2_only_info(info_value, &mut parsed)?;
+                // BEP 52: where 20 bytes are expected, the v2 hash is cut to its first 20.
+                (parsed.info.info_hash.truncated(), info, Some(parsed.info))
+            }
+        };
         Ok(Metainfo {
             info_hash,
+            version,
             info,
+            v2,
             announce: root.get("announce").and_then(trimmed_text),
             announce_list: parse_announce_list(root.get("announce-list")),
             url_list: parse_url_list(root.get("url-list")),
@@ -206,7 +307,7 @@ impl Metainfo {
             created_by: root.get("created by").and_then(trimmed_text),
             creation_date: root.get("creation date").and_then(Value::as_integer),
             warnings,
-            info_bytes: std::sync::Arc::new(bytes[info_value.span.range()].to_vec()),
+            info_bytes: std::sync::Arc::new(info_bytes.to_vec()),
         })
     }
 
@@ -241,11 +342,15 @@ impl Metainfo {
     }
 }
 
-/// `meta version` 2 marks a v2 (BEP 52) info dictionary. A hybrid has v1 `pieces` too and is
-/// loaded as v1; without them, the torrent is v2-only and refused. [W2.6]
-fn check_meta_version(info: &Value, soft_errors: &[SoftError]) -> Result<(), MetainfoError> {
+/// `meta version` 2 marks a v2 (BEP 52) info dictionary: a hybrid if it has v1 `pieces` too,
+/// else v2-only. BEP 52 asks for this check before any other, so that a torrent of a newer
+/// version is reported as such rather than as broken. [W2.6]
+fn check_meta_version(
+    info: &Value,
+    soft_errors: &[SoftError],
+) -> Result<MetaVersion, MetainfoError> {
     let Some(version) = info.get("meta version") else {
-        return Ok(());
+        return Ok(MetaVersion::V1);
     };
     match version.as_integer() {
         Some(2) => {}
@@ -257,45 +362,33 @@ fn check_meta_version(info: &Value, soft_errors: &[SoftError]) -> Result<(), Met
     if let Some(quirk) = soft_errors.iter().find(inside_info) {
         return Err(MetainfoError::NotCanonical(*quirk));
     }
-    if info.get("pieces").is_none() {
-        return Err(MetainfoError::V2Only);
+    match info.get("pieces") {
+        Some(_) => Ok(MetaVersion::Hybrid),
+        None => Ok(MetaVersion::V2),
     }
-    Ok(())
 }
 
-/// Reads the v1 fields of the info dictionary and checks that they fit together.
-fn parse_info(info: &Value, info_hash: InfoHash) -> Result<Info, MetainfoError> {
+/// Reads the v1 fields of the info dictionary and checks that they fit together; for a hybrid,
+/// also that they describe the same files as its v2 half.
+fn parse_info(
+    info: &Value,
+    info_hash: InfoHash,
+    v2: Option<&V2Info>,
+) -> Result<Info, MetainfoError> {
     let piece_length = parse_piece_length(info)?;
     let pieces = parse_pieces(info)?;
-    let raw_name = info
-        .get("name.utf-8")
-        .filter(|v| v.as_bytes().is_some())
-        .or(info.get("name"));
-    let raw_name = raw_name.ok_or_else(|| missing("info.name"))?;
-    let name_bytes = raw_name
-        .as_bytes()
-        .ok_or_else(|| wrong_type("info.name", raw_name, "a byte string"))?;
-    if name_bytes.is_empty() {
-        return Err(missing("info.name"));
-    }
     // A name like ".." sanitises to nothing. A directory can be named by the info hash (as
     // libtorrent does); a single file cannot do without a name.
-    let name = match path::sanitize_name(name_bytes) {
-        Some(name) => name,
-        None if info.get("files").is_some() => info_hash.to_hex(),
-        None => {
-            return Err(MetainfoError::UnusableName {
-                offset: raw_name.span.start,
-            });
-        }
-    };
+    let fallback = info.get("files").map(|_| info_hash.to_hex());
+    let name = parse_name(info, fallback)?;
     let (files, multi_file) = files::parse_files(info, &name)?;
     let total_length = files::total_length(&files)?;
-    check_piece_count(pieces.len() as u64, total_length, piece_length)?;
-    let hybrid = info.get("meta version").is_some();
-    if hybrid {
-        hybrid::check_consistency(info, &files, piece_length)?;
+    // A hybrid's two file lists are compared first: when they disagree, that is the news,
+    // more than a piece count that follows from it (libtorrent checks in the same order).
+    if let Some(v2) = v2 {
+        hybrid::check_consistency(&files, v2, piece_length)?;
     }
+    check_piece_count(pieces.len() as u64, total_length, piece_length)?;
     let mut files = files;
     files::resolve_collisions(&mut files)?;
     // BEP 27: `private` is 1 for a private torrent; anything else means public.
@@ -308,8 +401,31 @@ fn parse_info(info: &Value, info_hash: InfoHash) -> Result<Info, MetainfoError> 
         multi_file,
         private,
         total_length,
-        hybrid,
+        hybrid: v2.is_some(),
     })
+}
+
+/// `name` (or `name.utf-8`, preferred when it is a string), sanitised. A name that sanitises to
+/// nothing (`".."`) becomes `fallback`, or is refused when there is none.
+fn parse_name(info: &Value, fallback: Option<String>) -> Result<String, MetainfoError> {
+    let raw_name = info
+        .get("name.utf-8")
+        .filter(|v| v.as_bytes().is_some())
+        .or(info.get("name"));
+    let raw_name = raw_name.ok_or_else(|| missing("info.name"))?;
+    let name_bytes = raw_name
+        .as_bytes()
+        .ok_or_else(|| wrong_type("info.name", raw_name, "a byte string"))?;
+    if name_bytes.is_empty() {
+        return Err(missing("info.name"));
+    }
+    match (path::sanitize_name(name_bytes), fallback) {
+        (Some(name), _) => Ok(name),
+        (None, Some(fallback)) => Ok(fallback),
+        (None, None) => Err(MetainfoError::UnusableName {
+            offset: raw_name.span.start,
+        }),
+    }
 }
 
 fn parse_piece_length(info: &Value) -> Result<u64, MetainfoError> {
@@ -439,8 +555,10 @@ fn wrong_type(field: &str, value: &Value, expected: &'static str) -> MetainfoErr
 }
 
 impl Info {
+    /// ⌈total length ÷ piece length⌉: for v1 the number of hashes in `pieces` (checked at
+    /// load), for v2-only the pieces of the aligned layout (which has no v1 hashes).
     pub fn num_pieces(&self) -> usize {
-        self.pieces.len()
+        self.total_length.div_ceil(self.piece_length.max(1)) as usize
     }
 
     /// The files a user sees: padding files left out.
@@ -542,13 +660,12 @@ mod tests {
     }
 
     #[test]
-    fn a_v2_only_torrent_is_refused_by_name() {
+    fn a_v2_torrent_without_files_is_refused() {
         let e = Metainfo::from_bytes(&torrent(
             "9:file treede12:meta versioni2e4:name1:x12:piece lengthi16384e",
         ))
         .unwrap_err();
-        assert!(matches!(e, MetainfoError::V2Only));
-        assert!(e.to_string().contains("v2-only"));
+        assert!(matches!(e, MetainfoError::NoFilesInTree), "{e}");
     }
 
     #[test]

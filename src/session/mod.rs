@@ -129,6 +129,8 @@ impl DownloadOptions {
 
 #[derive(Debug, Error)]
 pub enum SessionError {
+    #[error("v2-only torrents can be inspected (`info`) but not yet downloaded")]
+    V2OnlyNotYet,
     #[error(
         "the torrent names no tracker, no --peer was given and the DHT has no node to start \
          from: nowhere to find peers"
@@ -194,6 +196,9 @@ pub fn download(
     options: &DownloadOptions,
     on_progress: impl FnMut(&Progress) + Send + 'static,
 ) -> Result<Summary, SessionError> {
+    if metainfo.version == crate::metainfo::MetaVersion::V2 {
+        return Err(SessionError::V2OnlyNotYet);
+    }
     let storage = Arc::new(open_storage(metainfo, options));
     let layout = Arc::new(PieceLayout::new(&metainfo.info));
     let have = starting_pieces(&storage, &layout, options)?;
