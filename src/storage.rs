@@ -151,6 +151,9 @@ impl Storage {
             }
             at += n as usize;
         }
+        // Past the end of the last file (the tail of a v2 torrent's last block, which
+        // libtorrent asks for in whole 16 KiB): zeros, like padding.
+        buf[at..].fill(0);
         Ok(())
     }
 
@@ -212,7 +215,10 @@ impl Storage {
     /// short file just means its pieces are not there yet.
     pub fn verify_existing(&self, layout: &PieceLayout, threads: usize) -> Bitfield {
         let verified = self.map_pieces(layout.piece_length, threads, |index, bytes| {
-            bytes.is_ok_and(|b| layout.verify(index, b))
+            // A v2 piece ends with its file (BEP 52); what follows it up to the next piece
+            // boundary is the gap before the next file, not part of the piece.
+            let len = layout.piece_len(index) as usize;
+            bytes.is_ok_and(|b| layout.verify(index, &b[..len.min(b.len())]))
         });
         let mut bitfield = Bitfield::new(layout.num_pieces());
         verified
@@ -332,6 +338,7 @@ mod tests {
             piece_length: 128,
             total_length: 400,
             hashes: stream().chunks(128).map(|c| PieceHash(sha1(c))).collect(),
+            v2: None,
         }
     }
 

@@ -780,14 +780,15 @@ fn v2_refusals_give_libtorrents_reasons() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
-/// `download`, `download_piece` and `seed` of a v2-only torrent stop at once with one clear
-/// line, before touching the disk or the network.
+/// `download`, `download_piece` and `seed` of a v2-only torrent without its piece layers (as
+/// libtorrent's `v2_no_piece_layers.torrent`) stop at once with one clear line naming the file,
+/// before touching the disk or the network: without the layers no piece could be checked.
 #[test]
-fn v2_only_torrents_are_not_downloaded_yet() {
+fn a_v2_torrent_without_piece_layers_is_refused_before_any_download() {
     let Some(fixtures) = common::fixtures_dir() else {
         return;
     };
-    let torrent = fixtures.join("libtorrent_test_torrents/v2_only.torrent");
+    let torrent = fixtures.join("libtorrent_test_torrents/v2_no_piece_layers.torrent");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let commands: [Vec<std::ffi::OsString>; 3] = [
@@ -814,7 +815,7 @@ fn v2_only_torrents_are_not_downloaded_yet() {
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert_eq!(result.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(
-            stderr.contains("v2-only torrents can be inspected (`info`) but not yet downloaded"),
+            stderr.contains("its piece layer is not in the torrent"),
             "{args:?}: {stderr}"
         );
         assert!(!out.exists(), "{args:?} wrote {}", out.display());

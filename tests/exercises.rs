@@ -611,6 +611,7 @@ impl Simulation {
             piece_length: 32 * 1024,
             total_length: PIECES as u64 * 32 * 1024 - 5000,
             hashes: vec![peerwire::metainfo::PieceHash([0; 20]); PIECES],
+            v2: None,
         };
         let mut have = Bitfield::new(PIECES); // pieces found on disk (resume)
         (0..PIECES)

@@ -239,7 +239,9 @@ fn request_problem(block: &BlockRequest, check: &RequestCheck) -> Option<String>
     }
     // In u64: `begin + length` can wrap around in u32 and slip past the check.
     let end = u64::from(block.begin) + u64::from(block.length);
-    if end > u64::from(check.layout.piece_len(block.index)) {
+    // (`wire_len`: a v2 piece may be asked for up to the next piece boundary, the gap read
+    // as zeros, as libtorrent asks.)
+    if end > u64::from(check.layout.wire_len(block.index)) {
         return Some(format!("ends at byte {end}, past the end of the piece"));
     }
     // `ours` holds verified pieces only: bytes that failed (or never had) their hash check
@@ -318,6 +320,7 @@ mod tests {
             piece_length,
             total_length: total,
             hashes: vec![PieceHash([0; 20]); total.div_ceil(piece_length) as usize],
+            v2: None,
         }
     }
 

@@ -468,6 +468,7 @@ mod tests {
             piece_length: 32768,
             total_length: 4 * 32768,
             hashes: vec![PieceHash([0; 20]); 4],
+            v2: None,
         };
         Picker::new(layout, &Bitfield::new(4))
     }
@@ -495,6 +496,7 @@ mod tests {
             piece_length: 16384,
             total_length: 10 * 16384,
             hashes: vec![PieceHash([0; 20]); 10],
+            v2: None,
         };
         let mut have = Bitfield::new(10);
         (0..4).for_each(|i| have.set(i));

@@ -20,6 +20,7 @@ fn test() -> Test {
         piece_length: 32768,
         total_length: PIECES as u64 * 32768,
         hashes: vec![PieceHash([0; 20]); PIECES],
+        v2: None,
     });
     let have = Bitfield::new(PIECES);
     let (_events_tx, events) = unbounded();

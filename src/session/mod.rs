@@ -129,8 +129,8 @@ impl DownloadOptions {
 
 #[derive(Debug, Error)]
 pub enum SessionError {
-    #[error("v2-only torrents can be inspected (`info`) but not yet downloaded")]
-    V2OnlyNotYet,
+    #[error(transparent)]
+    V2Layout(#[from] crate::piece::V2LayoutError),
     #[error(
         "the torrent names no tracker, no --peer was given and the DHT has no node to start \
          from: nowhere to find peers"
@@ -196,11 +196,10 @@ pub fn download(
     options: &DownloadOptions,
     on_progress: impl FnMut(&Progress) + Send + 'static,
 ) -> Result<Summary, SessionError> {
-    if metainfo.version == crate::metainfo::MetaVersion::V2 {
-        return Err(SessionError::V2OnlyNotYet);
-    }
+    // A v2-only torrent without its piece layers cannot check a piece: say so before the
+    // disk or the network is touched.
+    let layout = Arc::new(PieceLayout::of(metainfo)?);
     let storage = Arc::new(open_storage(metainfo, options));
-    let layout = Arc::new(PieceLayout::new(&metainfo.info));
     let have = starting_pieces(&storage, &layout, options)?;
     if options.require_complete && !have.is_complete() {
         return Err(incomplete(&layout, &have));
