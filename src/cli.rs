@@ -365,7 +365,7 @@ pub(crate) fn piece_of(
         Err(other) => return Err(other.into()),
     };
     let mut piece = Vec::new();
-    let layout = crate::piece::PieceLayout::of(&metainfo).map_err(SessionError::from)?;
+    let layout = crate::piece::PieceLayout::of(metainfo).map_err(SessionError::from)?;
     storage
         .read_piece(&layout, index, &mut piece)
         .map_err(SessionError::from)?;
