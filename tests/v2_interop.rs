@@ -9,10 +9,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// A file of the content: its path under the torrent's directory's parent, and its bytes.
+type Written = (PathBuf, Vec<u8>);
+
 /// Three files of awkward sizes in `dir/multi` (one smaller than a piece, one of several
 /// pieces, one in a subdirectory), and a v2-only torrent of them made by libtorrent with
 /// 64 KiB pieces. `None` without libtorrent (skipped loudly).
-fn libtorrent_v2_torrent(dir: &Path) -> Option<(PathBuf, Vec<(PathBuf, Vec<u8>)>)> {
+fn libtorrent_v2_torrent(dir: &Path) -> Option<(PathBuf, Vec<Written>)> {
     let python = need_libtorrent_python()?;
     let files = [
         ("multi/a.bin", 100_000usize),
@@ -49,7 +52,7 @@ open(out, "wb").write(lt.bencode(ct.generate()))
     Some((torrent, written))
 }
 
-fn assert_files(root: &Path, files: &[(PathBuf, Vec<u8>)], what: &str) {
+fn assert_files(root: &Path, files: &[Written], what: &str) {
     for (name, bytes) in files {
         common::assert_bytes(
             &root.join(name),
