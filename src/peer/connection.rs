@@ -299,10 +299,12 @@ impl Connection {
     }
 
     /// The receiving side of §10: a peer dialled us. Its handshake comes first; we answer only
-    /// if it names our torrent and is not ourselves.
+    /// if it names our torrent and is not ourselves. `info_hashes` are the names our torrent
+    /// goes by: one, or two for a hybrid torrent (BEP 52), whose v1 swarm knows it by its
+    /// SHA-1 info hash and whose v2 swarm by its truncated SHA-256 one.
     pub fn accept(
         stream: Box<dyn PeerStream>,
-        info_hash: InfoHash,
+        info_hashes: &[InfoHash],
         our_id: PeerId,
         reserved: [u8; 8],
         trace: Trace,
@@ -327,7 +329,7 @@ impl Connection {
                 let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
                 let policy = encryption.mse_policy();
                 let (hidden, _, initial) =
-                    crate::mse::accept(stream, &[], &[info_hash], policy, deadline)
+                    crate::mse::accept(stream, &[], info_hashes, policy, deadline)
                         .map_err(|e| PeerError::Mse(Box::new(e)))?;
                 trace.line(|| format!("{addr} {}", trace_note(hidden.level())));
                 // The peer's handshake usually came inside the key exchange: read it first.
@@ -338,7 +340,12 @@ impl Connection {
         let remote = Handshake::read_from(&mut reader)?;
         trace.line(|| format!("{addr} <- {remote:?}"));
         // Checked before we answer: a peer on another torrent learns nothing of ours, not
-        // even our peer id.
+        // even our peer id. We answer with the name it used: a v2 peer of a hybrid torrent
+        // expects its truncated v2 hash back.
+        let info_hash = match info_hashes.contains(&remote.info_hash) {
+            true => remote.info_hash,
+            false => info_hashes.first().copied().unwrap_or(remote.info_hash),
+        };
         check_remote(&remote, info_hash, our_id)?;
         let ours = Handshake {
             reserved,

@@ -51,6 +51,8 @@ const FIRST_COMMAND_WAIT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct PeerContext {
     pub info_hash: InfoHash,
+    /// A hybrid torrent's truncated v2 info hash (BEP 52): peers of the v2 swarm dial with it.
+    pub v2_info_hash: Option<InfoHash>,
     pub our_id: PeerId,
     pub layout: Arc<PieceLayout>,
     pub storage: Arc<Storage>,
@@ -86,6 +88,13 @@ pub struct DhtLink {
 }
 
 impl PeerContext {
+    /// The names peers may know our torrent by (BEP 52: a hybrid torrent has two).
+    fn info_hashes(&self) -> Vec<InfoHash> {
+        std::iter::once(self.info_hash)
+            .chain(self.v2_info_hash)
+            .collect()
+    }
+
     /// Our handshake's reserved bytes: the DHT bit only when we run a node.
     fn reserved(&self) -> [u8; 8] {
         match self.dht {
@@ -136,7 +145,7 @@ pub fn spawn_incoming(
         let _guard = guard;
         Connection::accept(
             stream,
-            c.info_hash,
+            &c.info_hashes(),
             c.our_id,
             c.reserved(),
             c.trace.clone(),

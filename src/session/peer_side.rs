@@ -41,6 +41,11 @@ impl PeerSide {
         let events = crossbeam_channel::unbounded();
         let context = PeerContext {
             info_hash: metainfo.info_hash,
+            v2_info_hash: metainfo
+                .v2
+                .as_ref()
+                .map(|v2| v2.info_hash.truncated())
+                .filter(|v2| *v2 != metainfo.info_hash),
             our_id,
             layout: Arc::clone(layout),
             storage: Arc::clone(storage),
