@@ -167,6 +167,7 @@ pub fn parent_layer(layer: &[Sha256Hash], height: u32) -> Vec<Sha256Hash> {
     let pad = pad_hash(height);
     // `chunks(2)` never yields an empty chunk, so `pair[0]` is there; a missing right child
     // is padding.
+    // [W18.2] Each parent hashes its two children; a missing right child is padding.
     layer
         .chunks(2)
         .map(|pair| Sha256Hash::parent(&pair[0], pair.get(1).unwrap_or(&pad)))

@@ -114,7 +114,7 @@ impl PieceLayout {
             if file.piece_layer.is_empty() {
                 return Err(V2LayoutError::MissingPieceLayer(file.display_path()));
             }
-            // [W9.4] One piece per entry of the file's piece layer; only the last is short.
+            // [W18.4] One piece per entry of the file's piece layer; only the last is short.
             for (k, root) in file.piece_layer.iter().enumerate() {
                 let start = k as u64 * piece_length;
                 pieces.push(V2Piece {
@@ -157,6 +157,7 @@ impl PieceLayout {
     pub fn wire_len(&self, index: u32) -> u32 {
         let len = self.piece_len(index);
         match &self.v2 {
+            // [W18.6]
             Some(_) => len
                 .div_ceil(BLOCK_LEN)
                 .saturating_mul(BLOCK_LEN)
@@ -216,7 +217,7 @@ impl PieceLayout {
             return false;
         }
         let leaves = merkle::leaf_hashes(bytes);
-        // [W9.5] A file of one piece is its own tree; a piece of a longer file is a subtree
+        // [W18.5] A file of one piece is its own tree; a piece of a longer file is a subtree
         // of a whole piece's width, padded with zero hashes past the file's end.
         let root = match piece.whole_file {
             true => merkle::root_of(&leaves),

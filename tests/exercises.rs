@@ -2006,3 +2006,94 @@ fn exercise_13_a_lost_packet() {
         );
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 14: a pieces root by hand (walkthrough §18)
+// ---------------------------------------------------------------------------------------------
+
+/// SHA-256, written out here so that the check shares nothing with `src/merkle.rs`.
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// BEP 52's root, straight from its words: leaves are the SHA-256 of 16 KiB blocks, padded
+/// with zero hashes to a power of two; each parent hashes its two children.
+fn root_by_the_book(data: &[u8], steps: &mut Vec<String>) -> [u8; 32] {
+    let mut layer: Vec<[u8; 32]> = data.chunks(16_384).map(sha256).collect();
+    while !layer.len().is_power_of_two() {
+        layer.push([0; 32]);
+    }
+    let hex = |h: &[u8; 32]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut height = 0;
+    loop {
+        let names: Vec<String> = layer
+            .iter()
+            .map(|h| hex(h)[..16].to_string() + "…")
+            .collect();
+        steps.push(format!("layer {height}: {}", names.join(" ")));
+        if layer.len() == 1 {
+            return layer[0];
+        }
+        layer = layer
+            .chunks(2)
+            .map(|pair| sha256(&[pair[0], pair[1]].concat()))
+            .collect();
+        height += 1;
+    }
+}
+
+/// A v2-only torrent of one file written out by hand: the `info` dictionary of BEP 52, keys in
+/// order, with the root computed above (a file of one piece has no `piece layers`).
+fn v2_torrent_by_hand(name: &str, length: usize, root: &[u8; 32]) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(b"d4:infod9:file treed");
+    t.extend_from_slice(
+        format!(
+            "{}:{name}d0:d6:lengthi{length}e11:pieces root32:",
+            name.len()
+        )
+        .as_bytes(),
+    );
+    t.extend_from_slice(root);
+    t.extend_from_slice(b"eee12:meta versioni2e");
+    t.extend_from_slice(format!("4:name{}:{name}12:piece lengthi65536eee", name.len()).as_bytes());
+    t
+}
+
+#[test]
+fn exercise_14_a_pieces_root_by_hand() {
+    let hint = "does a function in src/merkle.rs loop without end?";
+    within(LIMIT, "exercise 14's check", hint, || {
+        // 40,000 bytes: three blocks (16,384 + 16,384 + 7,232), so one zero leaf of padding.
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 7) as u8 + b'a').collect();
+        let mut steps = Vec::new();
+        let expected = root_by_the_book(&data, &mut steps);
+        for step in &steps {
+            println!("{step}");
+        }
+        let ours = peerwire::merkle::root_of(&peerwire::merkle::leaf_hashes(&data));
+        assert_eq!(
+            ours.0, expected,
+            "src/merkle.rs gives another root than BEP 52's rules (printed above, layer by layer)"
+        );
+        // And the torrent's `info` prints the root the file tree holds.
+        let dir = tempfile::tempdir().unwrap();
+        let torrent = dir.path().join("tiny.torrent");
+        std::fs::write(
+            &torrent,
+            v2_torrent_by_hand("tiny.bin", data.len(), &expected),
+        )
+        .unwrap();
+        let info = common::run_ok(
+            peerwire().arg("info").arg(&torrent),
+            Duration::from_secs(30),
+        );
+        let hex: String = expected.iter().map(|b| format!("{b:02x}")).collect();
+        println!("{info}");
+        assert!(
+            info.contains(&format!("{hex} tiny.bin")),
+            "`peerwire info` does not show the root {hex}:\n{info}"
+        );
+    });
+}

@@ -164,6 +164,7 @@ pub(super) fn parse(
     let piece_layers_complete = attach_piece_layers(torrent, &mut files, per_piece, piece_length)?;
     Ok(Parsed {
         info: V2Info {
+            // [W18.1] SHA-256 of the same raw bytes v1 hashes with SHA-1.
             info_hash: InfoHashV2::of(info_bytes),
             files,
             piece_layers_complete,
@@ -237,6 +238,7 @@ pub fn piece_aligned_files(
             0 => 0,
             used => piece_length - used,
         };
+        // [W18.3] The next file with data starts a new piece: the rest of this one is a gap.
         if has_data(file) && Some(index) < last_with_data && gap > 0 {
             entries.push(FileEntry {
                 path: vec![".pad".to_string(), gap.to_string()],

@@ -341,7 +341,7 @@ impl Connection {
         trace.line(|| format!("{addr} <- {remote:?}"));
         // Checked before we answer: a peer on another torrent learns nothing of ours, not
         // even our peer id. We answer with the name it used: a v2 peer of a hybrid torrent
-        // expects its truncated v2 hash back.
+        // expects its truncated v2 hash back. [W18.7]
         let info_hash = match info_hashes.contains(&remote.info_hash) {
             true => remote.info_hash,
             false => info_hashes.first().copied().unwrap_or(remote.info_hash),
