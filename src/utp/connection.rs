@@ -100,6 +100,10 @@ struct Sent {
     lost: bool,
 }
 
+/// An advertised window below this is taken as nearly shut (see `Connection::read`): above
+/// any packet size a sender uses on a path with an ordinary MTU.
+const NEARLY_SHUT: usize = 16 * 1024;
+
 #[derive(Debug)]
 pub struct Connection {
     state: State,
@@ -273,10 +277,13 @@ impl Connection {
     /// Moves received bytes into `buf`; 0 when there are none (see `is_eof`).
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
         let n = self.receiver.read(buf);
-        // A sender facing a closed window waits for a probe timeout; tell it at once instead.
+        // A sender facing a window too small for its next packet waits for a probe timeout;
+        // tell it at once instead. "Too small" is the sender's packet size, which we do not
+        // know (libtorrent's are 1,451 bytes, ours 1,400): any window under NEARLY_SHUT that
+        // a read opened by a packet or more is announced.
         if n > 0
-            && self.window_sent < MAX_PAYLOAD
-            && self.receiver.window() >= MAX_PAYLOAD
+            && self.window_sent < NEARLY_SHUT
+            && self.receiver.window() >= self.window_sent + MAX_PAYLOAD
             && !self.state.is_terminal()
         {
             self.ack_owed = true;

@@ -71,7 +71,8 @@ impl PacketType {
 /// else `ack_nr` would have moved past it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SelectiveAck {
-    /// A multiple of 4 bytes, at least 4 (checked by `decode`, kept by `from_received`).
+    /// At least one byte (checked by `decode`); ours are whole 32-bit words (`from_received`),
+    /// as BEP 29 asks, though libtorrent's are not always.
     mask: Vec<u8>,
 }
 
@@ -142,7 +143,7 @@ pub enum PacketError {
         claimed: usize,
         left: usize,
     },
-    #[error("byte {offset}: a selective ACK of {len} bytes, not a positive multiple of 4")]
+    #[error("byte {offset}: a selective ACK of {len} bytes (it needs at least one)")]
     SelectiveAckLength { offset: usize, len: usize },
     #[error("an ST_DATA packet with no payload (BEP 29: data packets always carry some)")]
     EmptyData,
@@ -211,7 +212,10 @@ impl Packet {
                     left: bytes.len() - at - 2,
                 })?;
             if kind == EXTENSION_SELECTIVE_ACK {
-                if len == 0 || len % 4 != 0 {
+                // BEP 29 asks for whole 32-bit words, but libtorrent sends other lengths
+                // (its leechers' acks would all be lost if we refused them): any length but
+                // zero is read, bit by bit, as far as it goes.
+                if len == 0 {
                     return Err(PacketError::SelectiveAckLength { offset: at, len });
                 }
                 // A second selective ACK in one chain says nothing new: the first one counts.
@@ -390,12 +394,17 @@ mod tests {
                 left: 2
             })
         );
-        let mut odd = header_only.clone();
-        odd.extend_from_slice(&[0, 3, 1, 2, 3]);
+        let mut empty_sack = header_only.clone();
+        empty_sack.extend_from_slice(&[0, 0]);
         assert_eq!(
-            Packet::decode(&odd),
-            Err(PacketError::SelectiveAckLength { offset: 20, len: 3 })
+            Packet::decode(&empty_sack),
+            Err(PacketError::SelectiveAckLength { offset: 20, len: 0 })
         );
+        // Three bytes of mask (not BEP 29's whole words, but what libtorrent sends): read.
+        let mut odd = header_only.clone();
+        odd.extend_from_slice(&[0, 3, 0b101, 0, 0b1000_0000]);
+        let sack = Packet::decode(&odd).unwrap().selective_ack.unwrap();
+        assert_eq!(sack.received().collect::<Vec<_>>(), [0, 2, 23]);
         let mut empty_data = Packet::new(PacketType::Data, 1).encode();
         empty_data.truncate(HEADER_LEN);
         assert_eq!(Packet::decode(&empty_data), Err(PacketError::EmptyData));

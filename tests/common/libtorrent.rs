@@ -126,6 +126,15 @@ impl LibtorrentPeer {
         }
     }
 
+    /// Waits until libtorrent has started the torrent (the driver's `started`). A torrent
+    /// starts paused, about half a second after `state seeding`, and until then libtorrent
+    /// hangs up on every peer that dials it: a test that wants the first dial to get through
+    /// waits for this.
+    pub fn wait_until_started(&mut self, deadline: Duration) {
+        self.send("started");
+        self.wait_for("started", deadline);
+    }
+
     pub fn send(&mut self, command: &str) {
         use std::io::Write;
         writeln!(self.stdin, "{command}").expect("libtorrent peer is running");

@@ -2,10 +2,11 @@
 
     /usr/bin/python3 tests/peers/libtorrent_session.py --port PORT
         (--torrent FILE | --magnet URI) --save DIR [--seed] [--pex] [--upload-limit BYTES]
-        [--chokable] [--encryption forced]
+        [--chokable] [--encryption forced] [--utp-only]
 
-Runs one libtorrent session on 127.0.0.1:PORT (TCP only: no uTP, DHT, LSD, UPnP or NAT-PMP,
-several connections per IP allowed since every test peer is 127.0.0.1) with one torrent.
+Runs one libtorrent session on 127.0.0.1:PORT (TCP only, or uTP only with --utp-only; no DHT,
+LSD, UPnP or NAT-PMP; several connections per IP allowed since every test peer is 127.0.0.1)
+with one torrent.
 
 Options:
     --torrent FILE          the torrent, from a .torrent file
@@ -33,6 +34,19 @@ Options:
                             pe_rc4): plain connections are refused. Without the option
                             libtorrent's default stays (encryption "enabled": it dials
                             encrypted first and accepts both).
+    --utp-only              uTP (BEP 29) instead of TCP, both ways (`enable_outgoing_utp` and
+                            `enable_incoming_utp` True, `enable_outgoing_tcp` and
+                            `enable_incoming_tcp` False), on the UDP port of the same number.
+                            libtorrent still listens on the TCP port, but closes at once every
+                            connection that arrives there, and dials nothing over TCP.
+
+A torrent starts paused (libtorrent 2.0.8, measured with these sessions on 127.0.0.1):
+  - The torrent is added paused and auto-managed; the session's queue starts it about 0.5 s
+    later. `state seeding` comes before that (a seed-mode torrent is "seeding" at once), and
+    until the torrent starts, libtorrent closes every incoming connection, TCP or uTP, right
+    after accepting it (its log says `INCOMING CONNECTION [ rejected, no active torrents ]`).
+    A peer that dials at `state seeding` is hung up on, and reaches it only on a retry;
+    `started` says when a first dial will get through.
 
 Choking local peers (libtorrent 2.0.8, measured with these sessions on 127.0.0.1):
   - libtorrent puts peers on loopback and private networks in its "local" peer class, which
@@ -100,6 +114,8 @@ and reads commands on stdin, one per line:
     status          print a status line
     peers           print the connected peers (handshake done, not still connecting)
     connect IP:PORT dial that peer now, without a tracker (IPv6 as [IP]:PORT)
+    started         print `started` as soon as the torrent is started (not paused), at once
+                    if it already is (see "A torrent starts paused" below)
     choke_all       no unchoke slots (`unchoke_slots_limit` 0): every peer is choked within
                     about a second (needs --chokable for peers on 127.0.0.1)
     unchoke_all     the default unchoke slots again (8): peers are unchoked within a second
@@ -122,7 +138,7 @@ def endpoint(ep):
     return "%s:%d" % (ep[0], ep[1])
 
 
-def make_session(port, chokable, encryption):
+def make_session(port, chokable, encryption, utp_only):
     settings = {
         "listen_interfaces": "127.0.0.1:%d" % port,
         "enable_dht": False,
@@ -134,6 +150,11 @@ def make_session(port, chokable, encryption):
         "allow_multiple_connections_per_ip": True,
         "alert_mask": lt.alert.category_t.all_categories,
     }
+    if utp_only:
+        settings["enable_outgoing_utp"] = True
+        settings["enable_incoming_utp"] = True
+        settings["enable_outgoing_tcp"] = False
+        settings["enable_incoming_tcp"] = False
     if encryption == "forced":
         settings["out_enc_policy"] = int(lt.enc_policy.forced)
         settings["in_enc_policy"] = int(lt.enc_policy.forced)
@@ -196,7 +217,9 @@ def parse_endpoint(text):
     return host, int(port)
 
 
-def handle_command(line, session, handle):
+def handle_command(line, session, handle, pending):
+    """Runs one command line; False to quit. A question that is answered later (`started`)
+    goes into `pending`."""
     command = line.strip()
     word, _, rest = command.partition(" ")
     if command == "reannounce":
@@ -215,6 +238,8 @@ def handle_command(line, session, handle):
             print("bad command: %r (want connect IP:PORT)" % command, file=sys.stderr, flush=True)
         else:
             handle.connect_peer(peer)
+    elif command == "started":
+        pending.add("started")
     elif command == "choke_all":
         session.apply_settings({"unchoke_slots_limit": 0})
     elif command == "unchoke_all":
@@ -237,18 +262,23 @@ def main():
     parser.add_argument("--upload-limit", type=int, default=0, metavar="BYTES")
     parser.add_argument("--chokable", action="store_true")
     parser.add_argument("--encryption", choices=["forced"])
+    parser.add_argument("--utp-only", action="store_true")
     args = parser.parse_args()
     if args.seed and args.magnet:
         parser.error("--seed needs --torrent (a magnet link has no metadata to seed from)")
     if args.upload_limit < 0:
         parser.error("--upload-limit must be >= 0")
-    session = make_session(args.port, args.chokable, args.encryption)
+    session = make_session(args.port, args.chokable, args.encryption, args.utp_only)
     handle = add_torrent(session, args)
+    pending = set()
     while True:
         for alert in session.pop_alerts():
             handle_alert(alert)
+        if "started" in pending and not handle.flags() & lt.torrent_flags.paused:
+            pending.discard("started")
+            say("started")
         readable, _, _ = select.select([sys.stdin], [], [], 0.1)
-        if readable and not handle_command(sys.stdin.readline(), session, handle):
+        if readable and not handle_command(sys.stdin.readline(), session, handle, pending):
             return
 
 
