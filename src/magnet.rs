@@ -38,8 +38,10 @@
 //! - Only `xt` must be readable. A `dn`, `tr`, `ws` or `x.pe` with a broken escape (`%ZZ`, a
 //!   trailing `%3`) is a hint we cannot read: it is dropped with a warning that names it, and
 //!   the link is used without it. A broken escape in `xt` is an error: it may hide the hash.
-//! - A link with only a v2 hash (`urn:btmh:`, BEP 52) is refused: peerwire speaks v1. A hybrid
-//!   torrent's link may carry both; then the `btih` is used. Two *different* `btih` are an error.
+//! - A v2 hash (`urn:btmh:`, BEP 52) is a multihash: `1220` (SHA-256, 32 bytes) and 64 hex
+//!   digits. A link with only that names the torrent on the wire by the hash's first 20 bytes,
+//!   and the metadata must hash to it with SHA-256. A hybrid torrent's link may carry both;
+//!   then the `btih` is its name on the wire. Two *different* `btih` are an error.
 //! - `+` means a space only in `dn`, as most clients treat it (sites build that part with HTML
 //!   form encoding). In `tr`, `ws` and `x.pe` it is a literal `+`: a tracker URL is kept byte
 //!   for byte after percent-decoding, since its query string is the tracker's business.
@@ -56,7 +58,7 @@
 //! - Error offsets count characters from 0, the `m` of `magnet:` being 0.
 
 use crate::encoding::{PercentDecoded, Plus, percent_decode, percent_encode, utf8_or_escaped};
-use crate::metainfo::InfoHash;
+use crate::metainfo::{InfoHash, InfoHashV2};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use thiserror::Error;
@@ -65,8 +67,11 @@ use thiserror::Error;
 /// rest are hints (the real name comes with the metadata).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Magnet {
-    /// `xt=urn:btih:`: the v1 info hash, the torrent's name on the wire.
+    /// The torrent's name on the wire: `xt=urn:btih:`, the v1 info hash, or without one, the
+    /// first 20 bytes of the `urn:btmh:` v2 hash.
     pub info_hash: InfoHash,
+    /// `xt=urn:btmh:1220…`: the v2 info hash (BEP 52), when the link has one.
+    pub v2: Option<InfoHashV2>,
     /// `dn`: the display name, percent-decoded (`+` is a space here); bad UTF-8 becomes `�`.
     pub name: Option<String>,
     /// Every readable `tr`, percent-decoded (bytes that are not UTF-8 stay `%XX`), in the
@@ -88,12 +93,12 @@ pub enum MagnetError {
     /// No `xt=urn:btih:` and no `xt=urn:btmh:` either.
     #[error("no info hash: a magnet link needs an `xt=urn:btih:<hash>` parameter (BEP 9)")]
     MissingInfoHash,
-    /// Only a BEP 52 `urn:btmh:` hash: a v2-only torrent, which a v1 client cannot join.
+    /// A `urn:btmh:` that is not `1220` and 64 hex digits (a SHA-256 multihash).
     #[error(
-        "`{param}` at offset {offset} is a v2 info hash (`urn:btmh:`) and there is no v1 \
-         `urn:btih:`: v2-only magnet links are not supported, peerwire speaks v1"
+        "`{param}` at offset {offset}: a btmh info hash is `1220` (SHA-256, 32 bytes) and 64 \
+         hex digits (BEP 52), this is not"
     )]
-    V2Only { param: String, offset: usize },
+    BadBtmh { param: String, offset: usize },
     /// The text after `urn:btih:` has neither 40 nor 32 characters.
     #[error(
         "`{param}` at offset {offset}: a btih info hash is 40 hex digits or 32 base32 \
@@ -141,7 +146,18 @@ impl Magnet {
     /// (every byte but `A-Z a-z 0-9 - . _ ~`), `x.pe` as addresses. Parsing the result gives
     /// back an equal `Magnet`.
     pub fn to_uri(&self) -> String {
-        let mut uri = format!("magnet:?xt=urn:btih:{}", self.info_hash.to_hex());
+        // A v2-only link's `info_hash` is derived from its btmh: it gets no btih of its own.
+        let mut uri = match self.v2 {
+            Some(v2) if v2.truncated() == self.info_hash => {
+                format!("magnet:?xt=urn:btmh:1220{}", v2.to_hex())
+            }
+            Some(v2) => format!(
+                "magnet:?xt=urn:btih:{}&xt=urn:btmh:1220{}",
+                self.info_hash.to_hex(),
+                v2.to_hex()
+            ),
+            None => format!("magnet:?xt=urn:btih:{}", self.info_hash.to_hex()),
+        };
         if let Some(name) = &self.name {
             uri.push_str("&dn=");
             uri.push_str(&percent_encode(name.as_bytes()));
@@ -244,8 +260,8 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
 #[derive(Default)]
 struct Found {
     btih: Option<InfoHash>,
-    /// The first `urn:btmh:`: its key and offset, for the v2-only error.
-    btmh: Option<(String, usize)>,
+    /// The first `urn:btmh:`.
+    btmh: Option<InfoHashV2>,
     name: Option<String>,
     trackers: Vec<String>,
     peers: Vec<SocketAddr>,
@@ -303,8 +319,12 @@ impl Found {
                 }
             }
         } else if urn.eq_ignore_ascii_case(b"urn:btmh:") {
-            self.btmh
-                .get_or_insert((param.key.to_string(), param.offset));
+            let hash =
+                decode_btmh(&topic.bytes[URN_LENGTH..]).ok_or_else(|| MagnetError::BadBtmh {
+                    param: param.key.to_string(),
+                    offset: param.decoded_offset(&topic, URN_LENGTH),
+                })?;
+            self.btmh.get_or_insert(hash);
         }
         Ok(())
     }
@@ -326,11 +346,12 @@ impl Found {
     fn finish(self) -> Result<Magnet, MagnetError> {
         let info_hash = match (self.btih, self.btmh) {
             (Some(info_hash), _) => info_hash, // with or without a v2 hash beside it
-            (None, Some((param, offset))) => return Err(MagnetError::V2Only { param, offset }),
+            (None, Some(v2)) => v2.truncated(),
             (None, None) => return Err(MagnetError::MissingInfoHash),
         };
         Ok(Magnet {
             info_hash,
+            v2: self.btmh,
             name: self.name,
             trackers: self.trackers,
             peers: self.peers,
@@ -355,6 +376,20 @@ fn readable<T>(param: &Param, decoded: Result<T, MagnetError>) -> Option<T> {
             None
         }
     }
+}
+
+/// A BEP 52 multihash: `12` (SHA-256), `20` (32 bytes), then the 32 bytes in hex.
+fn decode_btmh(text: &[u8]) -> Option<InfoHashV2> {
+    let digits = text.strip_prefix(b"1220")?;
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut hash = [0u8; 32];
+    for (byte, pair) in hash.iter_mut().zip(digits.chunks(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(InfoHashV2(hash))
 }
 
 /// `urn:btih:` and `urn:btmh:` are both 9 characters; the hash follows.
@@ -789,20 +824,34 @@ mod tests {
     }
 
     #[test]
-    fn v2_only_link_is_refused() {
+    fn a_v2_only_link_goes_by_its_truncated_hash() {
         let uri = format!("magnet:?dn=x&xt=urn:btmh:1220{}", "ab".repeat(32));
-        let e = error(&uri);
-        assert!(
-            matches!(&e, MagnetError::V2Only { param, offset: 16 } if param == "xt"),
-            "{e:?}"
-        );
-        let message = e.to_string();
-        assert!(
-            message.contains("v2-only magnet links are not supported"),
-            "{message}"
-        );
-        assert!(message.contains("peerwire speaks v1"), "{message}");
-        assert!(message.contains("offset 16"), "{message}");
+        let magnet = parse(&uri);
+        assert_eq!(magnet.v2, Some(InfoHashV2([0xab; 32])));
+        assert_eq!(magnet.info_hash, InfoHash([0xab; 20]), "the first 20 bytes");
+        // Not a SHA-256 multihash, or not 64 digits: an error at the hash.
+        for bad in ["1114ab", "1220abc", &format!("1220{}", "zz".repeat(32))] {
+            let e = error(&format!("magnet:?xt=urn:btmh:{bad}"));
+            assert!(
+                matches!(&e, MagnetError::BadBtmh { param, offset: 20 } if param == "xt"),
+                "{bad}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn v2_links_round_trip() {
+        for uri in [
+            format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32)),
+            format!(
+                "magnet:?xt=urn:btih:{EXAMPLE_HEX}&xt=urn:btmh:1220{}",
+                "cd".repeat(32)
+            ),
+        ] {
+            let magnet = parse(&uri);
+            assert_eq!(magnet.to_uri(), uri);
+            assert_eq!(parse(&magnet.to_uri()).info_hash, magnet.info_hash);
+        }
     }
 
     #[test]
@@ -813,6 +862,8 @@ mod tests {
             format!("magnet:?xt={btmh}&xt=urn:btih:{EXAMPLE_HEX}"),
         ] {
             assert_eq!(parse(&uri).info_hash.to_hex(), EXAMPLE_HEX, "{uri}");
+            assert_eq!(parse(&uri).v2, Some(InfoHashV2([0xab; 32])), "{uri}");
+            assert_eq!(parse(&uri).v2, Some(InfoHashV2([0xab; 32])), "{uri}");
         }
     }
 
@@ -946,6 +997,7 @@ mod tests {
     fn round_trip() {
         let m = Magnet {
             info_hash: InfoHash(COUNTING),
+            v2: None,
             name: Some("a name: with spaces, + and 😀 & =".to_string()),
             trackers: vec![
                 "udp://tracker.example:6969/announce".to_string(),

@@ -18,7 +18,7 @@
 //! bitfield has the wrong length).
 
 use crate::encoding::sha1;
-use crate::metainfo::InfoHash;
+use crate::metainfo::{InfoHash, InfoHashV2};
 use crate::peer::connection::{Connection, PeerError};
 use crate::peer::dial::Dialer;
 use crate::peer_id::PeerId;
@@ -79,12 +79,26 @@ impl FromPeer {
 #[derive(Clone)]
 pub struct Request {
     pub info_hash: InfoHash,
+    /// A v2 magnet link's hash (BEP 52): when the link has no v1 hash, `info_hash` is its first
+    /// 20 bytes, and the dictionary must hash to all 32 with SHA-256.
+    pub v2: Option<InfoHashV2>,
     pub our_id: PeerId,
     pub trace: Trace,
     /// Give up after this long without a verified copy.
     pub deadline: Duration,
     /// `--transport` and `--encryption` for these connections too.
     pub dialer: Dialer,
+}
+
+impl Request {
+    /// Whether `info` is the dictionary the link names: its SHA-1 is the v1 info hash, or,
+    /// for a link with only a v2 hash, its SHA-256 is that hash.
+    pub fn is_named_by(&self, info: &[u8]) -> bool {
+        match self.v2 {
+            Some(v2) if v2.truncated() == self.info_hash => InfoHashV2::of(info) == v2,
+            _ => InfoHash(sha1(info)) == self.info_hash,
+        }
+    }
 }
 
 /// Asks `peers` (and any that arrive on `more`) for the info dictionary; returns its bytes,
@@ -247,7 +261,7 @@ fn ask(addr: SocketAddr, request: &Request) -> Result<Vec<u8>, FromPeer> {
                 .map_err(|e| FromPeer::Bad(e.to_string()))?;
             if let Some(info) = assembly.take(message)? {
                 // [W13.3] Nothing is believed before this check.
-                if InfoHash(sha1(&info)) != request.info_hash {
+                if !request.is_named_by(&info) {
                     return Err(FromPeer::WrongHash);
                 }
                 connection.close(CLOSE_WAIT);

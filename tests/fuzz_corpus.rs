@@ -831,6 +831,7 @@ fn write_magnet_seeds() {
     let t = "magnet";
     let full = Magnet {
         info_hash: INFO_HASH,
+        v2: None,
         name: Some("ubuntu 24.04.iso".into()),
         trackers: vec![
             "udp://tracker.example:6969/announce".into(),

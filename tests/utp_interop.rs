@@ -11,15 +11,18 @@
 //!   `peerwire download --encryption require` from it, and it downloading from
 //!   `peerwire seed --encryption require`.
 //!
-//! What proves uTP is peerwire's own trace: the line `ADDR stream over uTP (BEP 29)` comes
-//! before the one handshake with that peer, and every piece of the download crossed that
-//! connection (with encryption, the `stream encrypted` line sits between the two).
+//! What proves uTP is peerwire's own trace: the line `ADDR stream over uTP (BEP 29)` is the
+//! last stream opened before the one handshake with that peer, and every piece of the
+//! download crossed that connection (with encryption, the `stream encrypted` line sits
+//! between the two). Without encryption it must be the only uTP stream: the first dial gets
+//! through; with it, libtorrent may hang up on a first one (see [`FirstStream`]).
 //!
-//! Two things libtorrent does that peerwire's uTP once got wrong, each pinned by a test of its
-//! own: libtorrent acknowledges with selective ACKs of any length, not only BEP 29's whole
-//! 32-bit words (refusing them lost every ack of a libtorrent leecher, and an upload that lost
-//! a packet then stalled); and libtorrent sends nothing into a window smaller than its own
-//! packet (1,451 bytes), so a window update is owed as soon as a read reopens one.
+//! Two things libtorrent does that peerwire's uTP once got wrong, each pinned by a test on
+//! bytes libtorrent really sent (captured on loopback): it acknowledges with selective ACKs of
+//! any length, not only BEP 29's whole 32-bit words (refusing them lost every ack of a
+//! libtorrent leecher, and an upload that lost a packet then stalled), and it sends nothing
+//! into a window smaller than its own packet (1,451 bytes), so a window update is owed as soon
+//! as a read reopens a nearly shut window.
 
 pub mod common;
 
@@ -59,9 +62,9 @@ const LIBTORRENT_ACKS: [(&str, std::ops::RangeInclusive<usize>); 3] = [
         0..=45,
     ),
 ];
-/// The payload of a full libtorrent 2.0.8 data packet over IPv4, as captured: a 1,479-byte
-/// UDP datagram (an MTU of 1,500 less the IP and UDP headers, less the 20-byte uTP header, and
-/// one byte more). More than peerwire's own packets carry (`MAX_PAYLOAD`).
+/// The payload of a full libtorrent 2.0.8 data packet over IPv4, as captured: a datagram of
+/// 1,471 bytes (1,499 with the IP and UDP headers), 20 of them the uTP header. More than
+/// peerwire's own packets carry (`MAX_PAYLOAD`, 1,400).
 const LIBTORRENT_PAYLOAD: usize = 1_451;
 /// The longest any transfer here may take (they take well under a second when all is well).
 const DEADLINE: Duration = Duration::from_secs(60);

@@ -199,3 +199,46 @@ fn a_hybrid_seed_serves_the_v1_and_the_v2_swarm_at_once() {
         "no handshakes by the truncated v2 hash {truncated}: {handshakes:#?}"
     );
 }
+
+/// A v2 magnet link (BEP 52's `urn:btmh:1220…`, no v1 hash) of a hybrid torrent: peerwire
+/// dials the libtorrent seeder with the truncated SHA-256 hash, checks the metadata against
+/// the full SHA-256 hash, and downloads.
+#[test]
+fn peerwire_downloads_a_v2_magnet_link_from_a_libtorrent_seeder() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((torrent, files)) = libtorrent_hybrid_torrent(dir.path()) else {
+        return;
+    };
+    let metainfo = peerwire::metainfo::Metainfo::from_file(&torrent).unwrap();
+    let v2 = metainfo.v2.as_ref().expect("a hybrid has a v2 half");
+    let Some(seeder) = LibtorrentPeer::start(&torrent, &dir.path().join("content"), true) else {
+        return;
+    };
+    let magnet = format!("magnet:?xt=urn:btmh:1220{}", v2.info_hash.to_hex());
+    let out = dir.path().join("out");
+    let peer = SocketAddr::from(([127, 0, 0, 1], seeder.port));
+    let mut command = peerwire();
+    command
+        .args(["magnet_download", "-o"])
+        .arg(&out)
+        .arg(&magnet);
+    command.args([
+        "--peer",
+        &peer.to_string(),
+        "--no-dht",
+        "--port",
+        "0",
+        "--trace",
+    ]);
+    let run = common::run_with_deadline(&mut command, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert_files(&out, &files, "the download of a btmh magnet link");
+    let truncated = v2.info_hash.truncated().to_hex();
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("-> Handshake") && l.contains(&truncated)),
+        "peerwire did not dial with the truncated v2 hash {truncated}:\n{stderr}"
+    );
+}

@@ -112,6 +112,7 @@ fn extended_handshake(
     let (dialer, _utp) = sources.dialer();
     let request = Request {
         info_hash: magnet.info_hash,
+        v2: magnet.v2,
         our_id,
         trace: sources.trace.clone(),
         deadline: METADATA_DEADLINE,
@@ -151,6 +152,7 @@ pub fn resolve(magnet: &Magnet, sources: &PeerSources) -> Result<Metainfo, CliEr
     let (dialer, _utp) = sources.dialer();
     let request = Request {
         info_hash: magnet.info_hash,
+        v2: magnet.v2,
         our_id,
         trace: sources.trace.clone(),
         deadline: METADATA_DEADLINE,
