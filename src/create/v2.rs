@@ -302,9 +302,10 @@ fn file_tree(name: &str, files: &[SourceFile], single_file: bool, hashes: &[File
             fields.push(("pieces root", Value::bytes(pieces_root.0)));
         }
         let leaf = Value::dict(vec![("", Value::dict(fields))]);
-        match single_file {
-            true => root.insert(&[name.to_string()], leaf),
-            false => root.insert(&file.torrent_path, leaf),
+        if single_file {
+            root.insert(&[name.to_string()], leaf);
+        } else {
+            root.insert(&file.torrent_path, leaf);
         }
     }
     root.into_value()
