@@ -18,10 +18,20 @@
 //!
 //! The files are laid end to end as one byte stream (a read-only `Storage`), so a piece can
 //! span the end of one file and the start of the next, as in any multi-file torrent.
+//!
+//! That is a v1 torrent, the default. With [`CreateOptions::version`] set to `V2` or `Hybrid`
+//! the same files make a BitTorrent v2 (BEP 52, The BitTorrent Protocol Specification v2) or a
+//! hybrid v1 + v2 torrent instead: piece-aligned files, one SHA-256 Merkle tree per file, and
+//! for a hybrid BEP 47 padding files in the v1 list (`create/v2.rs`).
+
+mod v2;
 
 use crate::bencode::{self, Value};
 use crate::encoding::sha1;
-use crate::metainfo::{InfoHash, MAX_PIECE_LENGTH, PieceHash};
+use crate::merkle;
+use crate::metainfo::{
+    InfoHash, InfoHashV2, MAX_FILE_BLOCKS, MAX_PIECE_LENGTH, MAX_PIECES, MetaVersion, PieceHash,
+};
 use crate::storage::{Storage, StorageError};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,7 +41,7 @@ use thiserror::Error;
 pub const MIN_PIECE_LENGTH: u64 = 16 * 1024;
 
 /// What the user asked for on the command line.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CreateOptions {
     /// Announce URLs: the first is `announce`; with more than one, each is its own tier.
     pub trackers: Vec<String>,
@@ -41,12 +51,31 @@ pub struct CreateOptions {
     pub comment: Option<String>,
     /// Hashing threads; one per core when `None`.
     pub threads: Option<usize>,
+    /// v1 (BEP 3, the default), v2-only or hybrid (BEP 52).
+    pub version: MetaVersion,
+}
+
+impl Default for CreateOptions {
+    fn default() -> CreateOptions {
+        CreateOptions {
+            trackers: Vec::new(),
+            piece_length: None,
+            private: false,
+            comment: None,
+            threads: None,
+            version: MetaVersion::V1,
+        }
+    }
 }
 
 /// A finished torrent: its bytes and a few facts to report.
 pub struct CreatedTorrent {
     pub bytes: Vec<u8>,
+    /// What peers and trackers call the torrent, as `Metainfo::info_hash` has it: the SHA-1 of
+    /// `info` (v1, hybrid), or the v2 hash cut to 20 bytes (v2-only).
     pub info_hash: InfoHash,
+    /// The SHA-256 of `info`, for v2-only and hybrid torrents.
+    pub info_hash_v2: Option<InfoHashV2>,
     pub num_pieces: usize,
     pub piece_length: u64,
 }
@@ -68,10 +97,28 @@ pub enum CreateError {
     BadPieceLength(u64),
     #[error("a hashing thread stopped unexpectedly")]
     HasherDied,
+    #[error(
+        "{count} pieces of {piece_length} bytes; a torrent may have at most {limit} \
+         (choose a larger --piece-length)"
+    )]
+    TooManyPieces {
+        count: u64,
+        piece_length: u64,
+        limit: u64,
+    },
+    #[error(
+        "{} is {length} bytes; a v2 torrent holds no file of {limit} blocks of 16 KiB or more",
+        path.display()
+    )]
+    FileTooLarge {
+        path: PathBuf,
+        length: u64,
+        limit: u64,
+    },
 }
 
 /// One file to include: where it is on disk and its path inside the torrent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
     pub disk_path: PathBuf,
     /// Path elements below the torrent's directory (empty for a single-file torrent).
@@ -94,22 +141,85 @@ pub fn create_torrent(path: &Path, options: &CreateOptions) -> Result<CreatedTor
         Some(n) => return Err(CreateError::BadPieceLength(n)),
         None => choose_piece_length(total),
     };
+    let num_pieces = check_size(&files, piece_length, options.version)?;
     let threads = options.threads.unwrap_or_else(default_threads).max(1);
     log::info!(
-        "hashing {total} bytes in {} files, pieces of {piece_length} bytes, {threads} threads",
-        files.len()
+        "hashing {total} bytes in {} files, {num_pieces} pieces of {piece_length} bytes, \
+         {threads} threads, {:?}",
+        files.len(),
+        options.version
     );
-    let pieces = hash_pieces(&files, piece_length, threads)?;
     let single_file = path.is_file();
-    let torrent = build_torrent(&name, &files, single_file, piece_length, &pieces, options);
-    let bytes = bencode::encode(&torrent);
-    let info_bytes = bencode::encode(torrent.get("info").expect("build_torrent always adds info"));
+    let (mut info, piece_layers) = match options.version {
+        MetaVersion::V1 => {
+            let pieces = hash_pieces(&files, piece_length, threads)?;
+            let info = v1_info(&name, &files, single_file, piece_length, &pieces);
+            (info, None)
+        }
+        version => {
+            let hybrid = version == MetaVersion::Hybrid;
+            let hashed = v2::hash_files(&files, piece_length, threads, hybrid)?;
+            let info = v2::info_fields(&name, &files, single_file, piece_length, &hashed);
+            (info, Some(v2::piece_layers(&hashed.files)))
+        }
+    };
+    if options.private {
+        info.push(("private", Value::integer(1)));
+    }
+    let info = Value::dict(info);
+    // Both hashes are over the bytes of `info` exactly as the file will hold them.
+    let info_bytes = bencode::encode(&info);
+    let (info_hash, info_hash_v2) = match options.version {
+        MetaVersion::V1 => (InfoHash::of(&info_bytes), None),
+        MetaVersion::V2 => {
+            let v2 = InfoHashV2::of(&info_bytes);
+            (v2.truncated(), Some(v2))
+        }
+        MetaVersion::Hybrid => (InfoHash::of(&info_bytes), Some(InfoHashV2::of(&info_bytes))),
+    };
+    let torrent = build_torrent(info, piece_layers, options);
     Ok(CreatedTorrent {
-        bytes,
-        info_hash: InfoHash::of(&info_bytes),
-        num_pieces: pieces.len(),
+        bytes: bencode::encode(&torrent),
+        info_hash,
+        info_hash_v2,
+        num_pieces: num_pieces as usize,
         piece_length,
     })
+}
+
+/// The number of pieces, refused above [`MAX_PIECES`] (no client would load the torrent); for
+/// v2 and hybrid, also a file too large for a v2 tree ([`MAX_FILE_BLOCKS`]).
+fn check_size(
+    files: &[SourceFile],
+    piece_length: u64,
+    version: MetaVersion,
+) -> Result<u64, CreateError> {
+    let count = match version {
+        MetaVersion::V1 => files
+            .iter()
+            .map(|f| f.length)
+            .sum::<u64>()
+            .div_ceil(piece_length),
+        MetaVersion::V2 | MetaVersion::Hybrid => {
+            let block = merkle::LEAF_BLOCK_LEN as u64;
+            if let Some(big) = files.iter().find(|f| f.length / block >= MAX_FILE_BLOCKS) {
+                return Err(CreateError::FileTooLarge {
+                    path: big.disk_path.clone(),
+                    length: big.length,
+                    limit: MAX_FILE_BLOCKS,
+                });
+            }
+            v2::num_pieces(files, piece_length)
+        }
+    };
+    if count > MAX_PIECES {
+        return Err(CreateError::TooManyPieces {
+            count,
+            piece_length,
+            limit: MAX_PIECES,
+        });
+    }
+    Ok(count)
 }
 
 /// Picks a power of two from 16 KiB to 16 MiB giving at most about 2,000 pieces: few enough
@@ -251,15 +361,14 @@ fn read_error(error: StorageError, files: &[SourceFile]) -> CreateError {
     }
 }
 
-/// The metainfo dictionary (BEP 3), with BEP 12 tiers and BEP 27 `private` when asked for.
-fn build_torrent(
+/// The fields of a v1 `info` dictionary (BEP 3), all but `private`.
+fn v1_info(
     name: &str,
     files: &[SourceFile],
     single_file: bool,
     piece_length: u64,
     pieces: &[PieceHash],
-    options: &CreateOptions,
-) -> Value {
+) -> Vec<(&'static str, Value)> {
     let hashes: Vec<u8> = pieces.iter().flat_map(|h| h.0).collect();
     let mut info = vec![
         ("name", Value::bytes(name)),
@@ -271,11 +380,14 @@ fn build_torrent(
     } else {
         info.push(("files", Value::list(files.iter().map(file_entry).collect())));
     }
-    if options.private {
-        info.push(("private", Value::integer(1)));
-    }
+    info
+}
+
+/// The metainfo dictionary (BEP 3) around `info`, with BEP 12 tiers, and for v2 and hybrid
+/// torrents the `piece layers` (BEP 52), which sit beside `info`, not in it.
+fn build_torrent(info: Value, piece_layers: Option<Value>, options: &CreateOptions) -> Value {
     let mut root = vec![
-        ("info", Value::dict(info)),
+        ("info", info),
         (
             "created by",
             Value::bytes(concat!("peerwire/", env!("CARGO_PKG_VERSION"))),
@@ -299,6 +411,9 @@ fn build_torrent(
     }
     if let Some(comment) = &options.comment {
         root.push(("comment", Value::bytes(comment.as_str())));
+    }
+    if let Some(layers) = piece_layers {
+        root.push(("piece layers", layers));
     }
     Value::dict(root)
 }
@@ -390,6 +505,222 @@ mod tests {
             ]
         );
         assert_eq!(loaded.comment.as_deref(), Some("hello"));
+    }
+
+    /// A directory of awkward sizes: an empty file, one smaller than a piece, one of several
+    /// pieces, one of exactly one piece, two identical files, and a subdirectory.
+    fn awkward_directory(root: &Path) -> PathBuf {
+        let dir = root.join("content");
+        std::fs::create_dir_all(dir.join("sub/deeper")).unwrap();
+        std::fs::write(dir.join("a.bin"), pseudo_random(100_001, 1)).unwrap();
+        std::fs::write(dir.join("empty"), b"").unwrap();
+        std::fs::write(dir.join("exact.bin"), pseudo_random(32_768, 2)).unwrap();
+        std::fs::write(dir.join("sub/b.bin"), pseudo_random(5_000, 3)).unwrap();
+        std::fs::write(dir.join("sub/deeper/c.bin"), pseudo_random(70_000, 4)).unwrap();
+        std::fs::write(dir.join("sub/twin.bin"), pseudo_random(70_000, 4)).unwrap();
+        dir
+    }
+
+    fn made(path: &Path, version: MetaVersion, piece_length: u64) -> (CreatedTorrent, Metainfo) {
+        let options = CreateOptions {
+            piece_length: Some(piece_length),
+            threads: Some(2),
+            private: true,
+            version,
+            ..Default::default()
+        };
+        let created = create_torrent(path, &options).unwrap();
+        let loaded = Metainfo::from_bytes(&created.bytes).unwrap();
+        assert_eq!(loaded.version, version);
+        assert_eq!(loaded.info_hash, created.info_hash);
+        assert_eq!(
+            loaded.v2.as_ref().map(|v| v.info_hash),
+            created.info_hash_v2
+        );
+        assert!(loaded.info.private);
+        (created, loaded)
+    }
+
+    #[test]
+    fn a_v2_directory_torrent_loads_back_with_its_roots_and_piece_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = awkward_directory(dir.path());
+        let (created, loaded) = made(&content, MetaVersion::V2, 32_768);
+        let v2 = loaded.v2.as_ref().unwrap();
+        // Loading checked every piece layer against its root; all are there.
+        assert!(v2.piece_layers_complete);
+        let listed: Vec<(String, u64, bool)> = v2
+            .files
+            .iter()
+            .map(|f| (f.display_path(), f.length, !f.piece_layer.is_empty()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("a.bin".to_string(), 100_001, true),
+                ("empty".to_string(), 0, false),
+                ("exact.bin".to_string(), 32_768, false),
+                ("sub/b.bin".to_string(), 5_000, false),
+                ("sub/deeper/c.bin".to_string(), 70_000, true),
+                ("sub/twin.bin".to_string(), 70_000, true),
+            ]
+        );
+        assert_eq!(v2.files[1].pieces_root, None, "an empty file has no root");
+        // Each root is the Merkle root of the file's 16 KiB leaves.
+        let a = std::fs::read(content.join("a.bin")).unwrap();
+        assert_eq!(
+            v2.files[0].pieces_root,
+            Some(merkle::root_of(&merkle::leaf_hashes(&a)))
+        );
+        assert_eq!(v2.files[4].pieces_root, v2.files[5].pieces_root);
+        assert_eq!(created.num_pieces, 4 + 1 + 1 + 3 + 3);
+        assert_eq!(loaded.info.num_pieces(), created.num_pieces);
+        // A v2 torrent has no SHA-1 pieces, and is known by its SHA-256.
+        assert!(loaded.info.pieces.is_empty());
+        assert_eq!(
+            Some(created.info_hash),
+            created.info_hash_v2.map(|h| h.truncated())
+        );
+        let torrent = bencode::decode(&created.bytes).unwrap().value;
+        let info = torrent.get("info").unwrap();
+        assert_eq!(
+            info.get("meta version").and_then(Value::as_integer),
+            Some(2)
+        );
+        assert!(info.get("pieces").is_none() && info.get("files").is_none());
+        let layers = torrent
+            .get("piece layers")
+            .and_then(Value::as_dict)
+            .unwrap();
+        assert_eq!(layers.len(), 2, "the twins share one entry");
+    }
+
+    #[test]
+    fn a_hybrid_directory_torrent_pads_each_file_to_a_piece_the_last_one_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = awkward_directory(dir.path());
+        let (created, loaded) = made(&content, MetaVersion::Hybrid, 32_768);
+        // Loading checked that the v1 list and the file tree agree, file by file and offset
+        // by offset.
+        assert!(loaded.info.hybrid && loaded.info.multi_file);
+        let layout: Vec<(String, u64, u64)> = loaded
+            .info
+            .files
+            .iter()
+            .map(|f| (f.display_path(), f.length, f.offset))
+            .collect();
+        let expected = [
+            ("a.bin", 100_001, 0),
+            (".pad/31071", 31_071, 100_001),
+            ("empty", 0, 131_072),
+            ("exact.bin", 32_768, 131_072),
+            ("sub/b.bin", 5_000, 163_840),
+            (".pad/27768", 27_768, 168_840),
+            ("sub/deeper/c.bin", 70_000, 196_608),
+            (".pad/28304", 28_304, 266_608),
+            ("sub/twin.bin", 70_000, 294_912),
+            (".pad/28304", 28_304, 364_912),
+        ];
+        let expected: Vec<(String, u64, u64)> = expected
+            .iter()
+            .map(|(p, l, o)| (p.to_string(), *l, *o))
+            .collect();
+        assert_eq!(layout, expected);
+        assert_eq!(loaded.info.total_length, 12 * 32_768);
+        assert_eq!(loaded.info.pieces.len(), 12);
+        assert_eq!(created.num_pieces, 12);
+        // The v1 pieces are the SHA-1s of the padded stream.
+        let mut stream = Vec::new();
+        for file in &loaded.info.files {
+            match file.padding {
+                true => stream.resize(stream.len() + file.length as usize, 0),
+                false => stream.extend(std::fs::read(content.join(file.display_path())).unwrap()),
+            }
+        }
+        let expected: Vec<PieceHash> = stream.chunks(32_768).map(|c| PieceHash(sha1(c))).collect();
+        assert_eq!(loaded.info.pieces, expected);
+        let pads = loaded.info.files.iter().filter(|f| f.padding).count();
+        assert_eq!(pads, 4);
+    }
+
+    #[test]
+    fn single_file_v2_and_hybrid_torrents_name_the_file_and_have_no_padding() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("data.bin");
+        std::fs::write(&file, pseudo_random(100_000, 5)).unwrap();
+        let (_, v2) = made(&file, MetaVersion::V2, 16_384);
+        assert!(!v2.info.multi_file);
+        let v2_files = &v2.v2.as_ref().unwrap().files;
+        assert_eq!(v2_files.len(), 1);
+        assert_eq!(v2_files[0].path, ["data.bin"]);
+        assert_eq!(v2_files[0].piece_layer.len(), 7);
+        let (created, hybrid) = made(&file, MetaVersion::Hybrid, 16_384);
+        assert!(!hybrid.info.multi_file);
+        assert_eq!(
+            hybrid.info.total_length, 100_000,
+            "no padding after the one file"
+        );
+        assert_eq!(hybrid.info.pieces.len(), 7);
+        assert_eq!(created.num_pieces, 7);
+        let torrent = bencode::decode(&created.bytes).unwrap().value;
+        let info = torrent.get("info").unwrap();
+        assert_eq!(
+            info.get("length").and_then(Value::as_integer),
+            Some(100_000)
+        );
+        let tree = info.get("file tree").and_then(Value::as_dict).unwrap();
+        assert_eq!(tree.len(), 1);
+        assert_eq!(tree[0].0, b"data.bin");
+    }
+
+    #[test]
+    fn v2_refuses_what_no_client_would_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x"), b"x").unwrap();
+        let odd = CreateOptions {
+            piece_length: Some(20000),
+            version: MetaVersion::V2,
+            ..Default::default()
+        };
+        assert!(matches!(
+            create_torrent(dir.path(), &odd),
+            Err(CreateError::BadPieceLength(20000))
+        ));
+        // Nothing is read to count: the files need not exist.
+        let files = |n: usize, length: u64| -> Vec<SourceFile> {
+            (0..n)
+                .map(|i| SourceFile {
+                    disk_path: PathBuf::from(i.to_string()),
+                    torrent_path: vec![i.to_string()],
+                    length,
+                })
+                .collect()
+        };
+        // In v2 each file takes whole pieces of its own.
+        let small = files(3000, 1);
+        assert_eq!(check_size(&small, 16_384, MetaVersion::V1).unwrap(), 1);
+        assert_eq!(
+            check_size(&small, 16_384, MetaVersion::Hybrid).unwrap(),
+            3000
+        );
+        // Three files of 16 GiB in 16 KiB pieces: 3 * 2^20 pieces, over the 2^21 limit.
+        let huge = files(3, 1 << 34);
+        for version in [MetaVersion::V1, MetaVersion::V2, MetaVersion::Hybrid] {
+            assert!(matches!(
+                check_size(&huge, 16_384, version),
+                Err(CreateError::TooManyPieces {
+                    count: 3_145_728,
+                    ..
+                })
+            ));
+        }
+        // A file too large for a v2 tree is refused whatever the piece length.
+        let giant = files(1, MAX_FILE_BLOCKS * 16_384);
+        assert!(matches!(
+            check_size(&giant, MAX_PIECE_LENGTH, MetaVersion::V2),
+            Err(CreateError::FileTooLarge { .. })
+        ));
+        assert!(check_size(&giant, MAX_PIECE_LENGTH, MetaVersion::V1).is_ok());
     }
 
     #[test]

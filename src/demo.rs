@@ -257,6 +257,7 @@ fn make_torrent(
         private: false,
         comment: Some("peerwire demo".into()),
         threads: None,
+        ..CreateOptions::default()
     };
     let created = create_torrent(&data, &options).map_err(|e| DemoError::Torrent(e.to_string()))?;
     let metainfo =

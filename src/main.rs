@@ -240,6 +240,15 @@ struct CreateArgs {
     /// Hashing threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// A v1 torrent (BEP 3): SHA-1 piece hashes over the files end to end. The default.
+    #[arg(long = "v1", group = "meta_version")]
+    v1: bool,
+    /// A v2-only torrent (BEP 52): piece-aligned files, a SHA-256 Merkle tree per file.
+    #[arg(long = "v2", group = "meta_version")]
+    v2: bool,
+    /// A hybrid v1 + v2 torrent (BEP 52): both, with BEP 47 padding files in the v1 list.
+    #[arg(long, group = "meta_version")]
+    hybrid: bool,
 }
 
 impl CreateArgs {
@@ -250,6 +259,12 @@ impl CreateArgs {
             private: self.private,
             comment: self.comment.clone(),
             threads: self.threads,
+            // clap lets at most one of the three through (they share a group).
+            version: match (self.v1, self.v2, self.hybrid) {
+                (_, true, _) => peerwire::metainfo::MetaVersion::V2,
+                (_, _, true) => peerwire::metainfo::MetaVersion::Hybrid,
+                _ => peerwire::metainfo::MetaVersion::V1,
+            },
         }
     }
 }

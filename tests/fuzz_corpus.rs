@@ -287,6 +287,7 @@ fn write_metainfo_seeds() {
         private: true,
         comment: Some("a seed for the fuzzer".into()),
         threads: Some(1),
+        ..CreateOptions::default()
     };
     let files = [("a/one.bin", 40_000), ("b/c/two.bin", 3), ("three", 16_384)];
     write_seed(t, "multi_file_private", &created(&files, &tiers));
