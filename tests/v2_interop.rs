@@ -242,3 +242,45 @@ fn peerwire_downloads_a_v2_magnet_link_from_a_libtorrent_seeder() {
         "peerwire did not dial with the truncated v2 hash {truncated}:\n{stderr}"
     );
 }
+
+/// `peerwire create --v2` and `--hybrid`, seeded by `peerwire seed`: a libtorrent leecher
+/// with each torrent downloads the three files.
+#[test]
+fn a_libtorrent_leecher_downloads_peerwire_made_v2_and_hybrid_torrents_from_peerwire() {
+    let dir = tempfile::tempdir().unwrap();
+    // libtorrent's torrent only to lay out the same content; peerwire makes its own below.
+    let Some((_, files)) = libtorrent_v2_torrent(dir.path()) else {
+        return;
+    };
+    let content = dir.path().join("content");
+    for flag in ["--v2", "--hybrid"] {
+        let torrent = dir.path().join(format!("peerwire{flag}.torrent"));
+        common::run_ok(
+            peerwire()
+                .arg("create")
+                .arg(content.join("multi"))
+                .arg("-o")
+                .arg(&torrent)
+                .args([flag, "--piece-length", "65536"]),
+            Duration::from_secs(60),
+        );
+        let (_seed, port) = start_seed(
+            peerwire(),
+            &torrent,
+            &content,
+            &["--no-dht", "--transport", "tcp"],
+        );
+        let save = dir.path().join(format!("leecher{flag}"));
+        std::fs::create_dir_all(&save).unwrap();
+        let Some(mut leecher) = LibtorrentPeer::start(&torrent, &save, false) else {
+            return;
+        };
+        leecher.send(&format!("connect 127.0.0.1:{port}"));
+        leecher.wait_for("finished", Duration::from_secs(60));
+        assert_files(
+            &save,
+            &files,
+            &format!("libtorrent's download of `create {flag}`"),
+        );
+    }
+}
