@@ -13,7 +13,10 @@
 //!   there: with every request rejected, libtorrent still completes a whole download.)
 //!   Once with 64 KiB pieces (base layer 2; files of 2 and 16 pieces, and one of a single
 //!   piece, which has no layer) and once with 16 KiB pieces (the piece layer is the leaves)
-//!   and a file of 550 pieces, which libtorrent asks for in two requests proved by uncles.
+//!   and a file of 550 pieces, which libtorrent asks for in two requests proved by uncles;
+//!   and a file of 513, whose last piece libtorrent asks for alone (`length: 1`).
+//! - A raw peer that sends 1,000 hash requests and reads nothing gets rejects once 1 MiB of
+//!   answers waits unsent: an 18 KiB answer to a 53-byte request must not fill our memory.
 //! - Without a network: the codec's bounds, and the answers `PieceLayers` gives, checked with
 //!   `merkle::verify_proof` against the file's root.
 
@@ -344,6 +347,143 @@ fn a_file_of_550_pieces_is_asked_for_in_two_requests_with_uncles() {
         .collect();
     assert!(asked.contains(&(0, 0, 512, 1)), "{asked:?}");
     assert!(asked.contains(&(0, 512, 64, 4)), "{asked:?}");
+}
+
+#[test]
+fn a_last_group_of_one_piece_is_asked_for_with_length_1() {
+    let dir = tempfile::tempdir().unwrap();
+    // 513 pieces: libtorrent asks for the 513th alone, `length: 1`, below BEP 52's minimum of
+    // two; the answer is that one hash and ten uncles, the first its own sibling (padding).
+    let files = [("f513.bin", 513 * 16384 - 100)];
+    let Some((torrent, written)) = libtorrent_v2_torrent(dir.path(), "f513.bin", &files, 16384)
+    else {
+        return;
+    };
+    let Some(exchange) = magnet_download_from_peerwire(dir.path(), &torrent, &written, &[3, 512])
+    else {
+        return;
+    };
+    all_served(&exchange, "16 KiB pieces, 513 of them");
+    let asked: Vec<(u32, u32, u32, usize)> = exchange
+        .answered
+        .iter()
+        .map(|(r, _)| (r.index, r.length, r.proof_layers, r.hash_count()))
+        .collect();
+    assert!(asked.contains(&(0, 512, 9, 513)), "{asked:?}");
+    assert!(asked.contains(&(512, 1, 9, 11)), "{asked:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A peer that asks and never reads.
+
+/// A v2-only single-file torrent of `data` in 16 KiB pieces, made here (no libtorrent): the
+/// file tree with the file's root, and its piece layer (the leaves).
+fn v2_torrent_of(name: &str, data: &[u8]) -> Vec<u8> {
+    use peerwire::bencode::{self, Item, Value};
+    let leaves = merkle::leaf_hashes(data);
+    let root = merkle::root_of(&leaves);
+    let leaf = Value::dict(vec![(
+        "",
+        Value::dict(vec![
+            ("length", Value::integer(data.len() as i64)),
+            ("pieces root", Value::bytes(root.0.to_vec())),
+        ]),
+    )]);
+    let tree = Value::new(Item::Dict(vec![(name.as_bytes().to_vec(), leaf)]));
+    let info = Value::dict(vec![
+        ("file tree", tree),
+        ("meta version", Value::integer(2)),
+        ("name", Value::bytes(name.as_bytes().to_vec())),
+        ("piece length", Value::integer(16384)),
+    ]);
+    let layer: Vec<u8> = leaves.iter().flat_map(|h| h.0).collect();
+    let layers = Value::new(Item::Dict(vec![(root.0.to_vec(), Value::bytes(layer))]));
+    bencode::encode(&Value::dict(vec![("info", info), ("piece layers", layers)]))
+}
+
+#[test]
+fn a_peer_that_asks_for_hashes_and_reads_nothing_gets_rejects_past_1_mib() {
+    use peerwire::metainfo::InfoHash;
+    use peerwire::peer_id::PeerId;
+    use peerwire::wire::Handshake;
+    use std::io::Write;
+    const REQUESTS: usize = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    // 513 pieces of 16 KiB: each request for 512 leaves is answered with 16,465 bytes.
+    let data = common::pseudo_random(513 * 16384 - 100, 513);
+    std::fs::create_dir_all(dir.path().join("content")).unwrap();
+    std::fs::write(dir.path().join("content/f.bin"), &data).unwrap();
+    let torrent = dir.path().join("f.torrent");
+    std::fs::write(&torrent, v2_torrent_of("f.bin", &data)).unwrap();
+    let metainfo = Metainfo::from_file(&torrent).unwrap();
+    let root = metainfo.v2.as_ref().unwrap().files[0].pieces_root.unwrap();
+    let port = common::free_port();
+    let mut seed = common::traced_seeder(&torrent, &dir.path().join("content"), port);
+
+    // A small receive buffer of our own (the kernel doubles it), so that what the sockets
+    // hold is mostly peerwire's send buffer.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    socket.connect(&to.into()).unwrap();
+    let mut peer = std::net::TcpStream::from(socket);
+    peer.set_read_timeout(Some(DEADLINE)).unwrap();
+    let ours = Handshake {
+        reserved: [0; 8],
+        info_hash: InfoHash(metainfo.info_hash.0),
+        peer_id: PeerId(*b"-XX0001-hashflood000"),
+    };
+    ours.write_to(&mut peer).unwrap();
+    Handshake::read_from(&mut peer).unwrap();
+    // All the requests in one write (53 KB), then nothing read
+    // until peerwire has answered the last, as its trace says.
+    let request = HashRange {
+        pieces_root: root,
+        base_layer: 0,
+        index: 0,
+        length: 512,
+        proof_layers: 9,
+    }
+    .request()
+    .to_bytes();
+    peer.write_all(&request.repeat(REQUESTS)).unwrap();
+    let started = Instant::now();
+    for _ in 0..REQUESTS {
+        seed.wait_for("-> Hash", DEADLINE);
+    }
+    let answered_in = started.elapsed();
+    let (mut hashes, mut rejects) = (0, 0);
+    while hashes + rejects < REQUESTS {
+        match Message::read_from(&mut peer).unwrap() {
+            Message::Hashes { .. } => hashes += 1,
+            Message::HashReject { .. } => rejects += 1,
+            _ => {}
+        }
+    }
+    drop(peer);
+    seed.stop("-INT", DEADLINE);
+    println!(
+        "{REQUESTS} hash requests, nothing read: {hashes} answered with hashes \
+         ({} KiB), {rejects} with a reject, all within {answered_in:.2?}",
+        hashes * 16465 / 1024
+    );
+    // Every request had its one answer. peerwire queues at most 1 MiB and one answer; beyond
+    // that, only what the kernel took into the two sockets' buffers (at most their largest
+    // sizes: peerwire's send buffer, our small receive buffer) went out as hashes, not the
+    // 16 MiB that answering all would have taken.
+    let largest = |path: &str| -> usize {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.split_whitespace()
+            .last()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(8 << 20)
+    };
+    let kernel = largest("/proc/sys/net/ipv4/tcp_wmem") + 2 * 64 * 1024;
+    assert!(rejects > 0, "{hashes} answers with hashes, no reject");
+    assert!(
+        hashes * 16465 <= (1 << 20) + 16465 + kernel,
+        "{hashes} answers with hashes; the sockets hold at most {kernel} bytes"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
