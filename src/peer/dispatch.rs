@@ -1,9 +1,10 @@
 //! What the peer thread does with each message from the peer and each command of the
-//! scheduler (BEP 3, BEP 6) — walkthrough §7, §10.
+//! scheduler (BEP 3, BEP 6; BEP 52's hash requests) — walkthrough §7, §10.
 //!
 //! ```text
 //!   message ──► handle_message ──► PeerState decides (state.rs) ──► perform: send, tell
 //!                              └─► requests to serve (upload.rs), blocks to write (storage)
+//!                              └─► hash requests: PieceLayers answers (state.rs)
 //!   command ──► run_command ────► the same
 //!   the pipeline has room ──► request_more ──► Event::WantBlocks ──► requests
 //! ```

@@ -560,8 +560,10 @@ impl PieceLayers {
             });
         }
         let pad = pad_hash(height(base));
+        // `base <= top < layers.len()`: checked where `base` was made.
+        let base_layer = &layers[base];
         let mut hashes: Vec<Sha256Hash> = (request.index as usize..end as usize)
-            .map(|i| layers[base].get(i).copied().unwrap_or(pad))
+            .map(|i| base_layer.get(i).copied().unwrap_or(pad))
             .collect();
         // The uncles start where the hashes asked for meet in one node, and climb a layer
         // each.
