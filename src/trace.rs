@@ -16,12 +16,16 @@
 //! Reading is the disassembler run backwards, so that tests can check a real exchange against
 //! what was really sent. Blocks, bitfields and extension payloads are traced by their size
 //! only (`<16384 bytes>`), so they come back as that many zero bytes: the frame has the
-//! right length and header, not the right contents. A line parses only if it prints back as
-//! exactly itself, so any change to the trace format fails here rather than slipping by.
+//! right length and header, not the right contents; the hashes of a BEP 52 `hashes` message
+//! are traced by their number (`<16 hashes>`) and come back as zero hashes. A line parses
+//! only if it prints back as exactly itself, so any change to the trace format fails here
+//! rather than slipping by.
 
 use crate::encoding::{from_hex, hex_byte};
+use crate::merkle::Sha256Hash;
 use crate::metainfo::InfoHash;
 use crate::peer_id::PeerId;
+use crate::wire::hashes::{HashRange, MAX_HASHES_PER_MESSAGE, MAX_LAYERS};
 use crate::wire::message::MAX_MESSAGE_LEN;
 use crate::wire::{Handshake, Message};
 use std::io::Write;
@@ -235,6 +239,16 @@ fn message_with_fields(name: &str, fields: &Fields) -> Result<Message, TraceErro
             id: fields.number("id")?,
             length: fields.number("length")?,
         },
+        // BEP 52: the header in full, the hashes by their number (zeros come back).
+        "HashRequest" => fields.hash_range()?.request(),
+        "HashReject" => fields.hash_range()?.reject(),
+        "Hashes" => {
+            let range = fields.hash_range()?;
+            let hashes = fields.hashes("hashes")?;
+            range
+                .answer(hashes)
+                .map_err(|_| unreadable("as many hashes as the header implies", fields.text))?
+        }
         _ => return Err(unreadable("a known message name", name)),
     })
 }
@@ -263,6 +277,35 @@ impl<'a> Fields<'a> {
 
     fn number<T: FromStr>(&self, key: &'static str) -> Result<T, TraceError> {
         number(self.value(key)?, key)
+    }
+
+    /// The header of a hash message (BEP 52): the pieces root in hex, then four numbers.
+    fn hash_range(&self) -> Result<HashRange, TraceError> {
+        let root = self.value("pieces_root")?;
+        let root =
+            from_hex(root).ok_or_else(|| unreadable("a pieces root of 64 hex digits", root))?;
+        Ok(HashRange {
+            pieces_root: Sha256Hash(root),
+            base_layer: self.number("base_layer")?,
+            index: self.number("index")?,
+            length: self.number("length")?,
+            proof_layers: self.number("proof_layers")?,
+        })
+    }
+
+    /// `<N hashes>` → N zero hashes, N checked against the most one message carries before
+    /// anything is allocated.
+    fn hashes(&self, key: &'static str) -> Result<Vec<Sha256Hash>, TraceError> {
+        let text = self.value(key)?;
+        let count = text
+            .strip_prefix('<')
+            .and_then(|t| t.strip_suffix(" hashes>"))
+            .ok_or_else(|| unreadable("a count like <16 hashes>", text))?;
+        let count: u32 = number(count, "a count of hashes")?;
+        if count > MAX_HASHES_PER_MESSAGE + MAX_LAYERS {
+            return Err(unreadable("a count of hashes within one message", text));
+        }
+        Ok(vec![Sha256Hash::ZERO; count as usize])
     }
 
     /// `<N bytes>` → N zero bytes (the trace keeps sizes, not contents). N is checked
@@ -402,6 +445,15 @@ mod tests {
             "127.0.0.1:6881 -> Have {index: 7}",                        // other spacing
             "127.0.0.1:6881 -> Have { index: -1 }",                     // not a u32
             "127.0.0.1:6881 -> Bitfield { <4294967295 bytes> }",        // over one frame
+            // A hash message whose root is short, or whose count its header does not allow.
+            "127.0.0.1:6881 -> HashRequest { pieces_root: 00, base_layer: 0, index: 0, \
+             length: 2, proof_layers: 0 }",
+            "127.0.0.1:6881 -> Hashes { pieces_root: 0000000000000000000000000000000000000000\
+             000000000000000000000000, base_layer: 0, index: 0, length: 2, proof_layers: 0, \
+             hashes: <3 hashes> }",
+            "127.0.0.1:6881 -> Hashes { pieces_root: 0000000000000000000000000000000000000000\
+             000000000000000000000000, base_layer: 0, index: 0, length: 2, proof_layers: 0, \
+             hashes: <4294967295 hashes> }",
             "127.0.0.1:6881 -> Handshake { reserved: 00, info_hash: 00, peer_id: x }",
         ] {
             assert!(

@@ -27,6 +27,7 @@ use peerwire::tracker::udp_packet::{AnnouncePacket, Request, Response};
 use peerwire::tracker::{ScrapeStats, http};
 use peerwire::utp::packet::{self as utp_packet, Packet, PacketType, SelectiveAck};
 use peerwire::wire::extension::{ExtendedHandshake, MetadataMessage, PexMessage};
+use peerwire::wire::hashes::HashRange;
 use peerwire::wire::{Handshake, Message};
 use std::fs;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -88,12 +89,12 @@ fn replay_metainfo() {
     });
 }
 
+// The same check as the fuzz target's, from one file.
+include!("fuzz/checks/wire_message.rs");
+
 #[test]
 fn replay_wire_message() {
-    replay("wire_message", |data| {
-        let mut rest: &[u8] = data;
-        while !rest.is_empty() && Message::read_from(&mut rest).is_ok() {}
-    });
+    replay("wire_message", check_wire_message);
 }
 
 #[test]
@@ -612,6 +613,19 @@ fn write_wire_message_seeds() {
                 payload: b"d1:md11:ut_metadatai1eee".to_vec(),
             },
         ),
+        // BEP 52: what libtorrent asks of a file of 16 pieces of 64 KiB, and the answers.
+        ("hash_request", HASH_RANGE.request()),
+        (
+            "hashes",
+            HashRange {
+                length: 4,
+                proof_layers: 3,
+                ..HASH_RANGE
+            }
+            .answer((0..6u8).map(|i| merkle::Sha256Hash([i; 32])).collect())
+            .expect("6 hashes fit the header"),
+        ),
+        ("hash_reject", HASH_RANGE.reject()),
     ];
     let mut stream = Vec::new();
     for (name, message) in &messages {
@@ -625,7 +639,35 @@ fn write_wire_message_seeds() {
     write_seed(t, "have_too_long", &[0, 0, 0, 6, 4, 0, 0, 0, 1, 0]);
     write_seed(t, "huge_prefix", &[0xff, 0xff, 0xff, 0xff, 7]);
     write_seed(t, "piece_short", &[0, 0, 0, 5, 7, 0, 0, 0, 1]);
+    // A `hashes` frame one hash longer than its header allows, and one whose length is not a
+    // power of two.
+    let mut long = HashRange {
+        length: 2,
+        proof_layers: 0,
+        ..HASH_RANGE
+    }
+    .answer(vec![merkle::Sha256Hash::ZERO; 2])
+    .expect("2 hashes fit the header")
+    .to_bytes();
+    long.extend_from_slice(&[0; 32]);
+    let frame_len = (long.len() - 4) as u32;
+    long[..4].copy_from_slice(&frame_len.to_be_bytes());
+    write_seed(t, "hashes_too_long", &long);
+    let mut odd = HASH_RANGE.request().to_bytes();
+    odd[4] = 22; // a `hashes` header with length 16 and no hashes after it
+    odd[45..49].copy_from_slice(&3u32.to_be_bytes());
+    write_seed(t, "hashes_bad_length", &odd);
 }
+
+/// A `hash request` for the piece layer of a file of 16 pieces of 64 KiB (layer 2), as
+/// libtorrent makes it: the whole layer, proof layers up to the root's children.
+const HASH_RANGE: HashRange = HashRange {
+    pieces_root: merkle::Sha256Hash([0x5a; 32]),
+    base_layer: 2,
+    index: 0,
+    length: 16,
+    proof_layers: 3,
+};
 
 fn write_handshake_seeds() {
     let t = "handshake";

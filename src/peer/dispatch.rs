@@ -1,9 +1,10 @@
 //! What the peer thread does with each message from the peer and each command of the
-//! scheduler (BEP 3, BEP 6) — walkthrough §7, §10.
+//! scheduler (BEP 3, BEP 6; BEP 52's hash requests) — walkthrough §7, §10.
 //!
 //! ```text
 //!   message ──► handle_message ──► PeerState decides (state.rs) ──► perform: send, tell
 //!                              └─► requests to serve (upload.rs), blocks to write (storage)
+//!                              └─► hash requests: PieceLayers answers (state.rs)
 //!   command ──► run_command ────► the same
 //!   the pipeline has room ──► request_more ──► Event::WantBlocks ──► requests
 //! ```
@@ -19,6 +20,9 @@ use crate::events::{Command, Event};
 use crate::piece::BlockRequest;
 use crate::wire::{Bitfield, Message};
 use std::time::Instant;
+
+/// Bytes queued for the peer above which a `hash request` gets a `hash reject`, not hashes.
+const HASH_ANSWER_OUTBOX_LIMIT: usize = 1024 * 1024;
 
 /// One message from the peer: the protocol state decides (`state.rs`), this function carries
 /// out what it decided, and does what needs the disk or the upload queue itself.
@@ -121,6 +125,14 @@ pub(super) fn handle_message(
             }
             Actions::default()
         }
+        // BEP 52: answered whatever our choke, with the hashes or a reject.
+        Message::HashRequest { .. } => hash_request(connection, link, context, &message),
+        // We never ask for hashes (a v2 torrent is downloaded only with its piece layers), so
+        // these answer nothing of ours: dropped, as a late block after a cancel is.
+        Message::Hashes { .. } | Message::HashReject { .. } => {
+            log::debug!("{}: unsolicited {message}", link.peer.addr);
+            Actions::default()
+        }
         // Keep-alive (its arrival already counted as life) and ids we do not know (skipped
         // by the wire module): nothing to do.
         other => {
@@ -172,6 +184,36 @@ fn request(
         Answer::Reject => reject(block),
         Answer::Queued | Answer::Ignore => Actions::default(),
     })
+}
+
+/// A `hash request` (BEP 52): the hashes from our trees (`PieceLayers`, in `state.rs`), or a
+/// `hash reject` when we have no such hashes, the request breaks a bound, or the peer has not
+/// read what we already queued for it.
+fn hash_request(
+    connection: &Connection,
+    link: &Link,
+    context: &PeerContext,
+    message: &Message,
+) -> Actions {
+    // `handle_message` calls this for a `HashRequest` only, which always has a header.
+    let Some(range) = message.hash_range() else {
+        return Actions::default();
+    };
+    let (answer, refusal) = match &context.v2_layers {
+        // An answer is up to 18 KiB for a 53-byte request: a peer that asks and never reads
+        // would fill our memory. Past the mark it gets rejects (as small as its requests)
+        // until it reads, and `pump` drops it if it never does.
+        Some(_) if connection.pending() > HASH_ANSWER_OUTBOX_LIMIT => (range.reject(), None),
+        Some(layers) => layers.answer(&range),
+        None => (range.reject(), None),
+    };
+    if let Some(why) = refusal {
+        log::debug!("{}: hash request refused: {why}", link.peer.addr);
+    }
+    Actions {
+        send: vec![answer],
+        tell: Vec::new(),
+    }
 }
 
 /// Tells the peer we will not serve one of its requests (fast extension only).

@@ -16,14 +16,21 @@
 //! Nothing here touches a socket, a channel or the clock: the peer thread (`thread.rs`) feeds
 //! it what happened and carries out the [`Actions`] it returns, and the unit tests at the
 //! bottom do the same with plain values.
+//!
+//! [`PieceLayers`] answers BitTorrent v2's `hash request` (BEP 52): the hash trees of a v2
+//! torrent's files from their piece layers up, shared by every peer thread of the torrent.
 
 use super::connection::PeerError;
 use super::fast::{ALLOWED_FAST_COUNT, FastState, allowed_fast_set};
 use crate::events::Event;
-use crate::metainfo::InfoHash;
+use crate::merkle::{BlocksPerPiece, Sha256Hash, pad_hash, parent_layer};
+use crate::metainfo::{InfoHash, V2Info};
 use crate::piece::BlockRequest;
+use crate::wire::hashes::{HashRange, HashesError};
 use crate::wire::{Bitfield, Message};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use thiserror::Error;
 
 /// Blocks nobody asked for that we tolerate (late endgame copies are normal) before hanging up.
 const MAX_UNSOLICITED: u32 = 64;
@@ -423,6 +430,160 @@ impl PeerState {
             true => Message::Interested,
             false => Message::NotInterested,
         })
+    }
+}
+
+/// The hash trees we answer `hash request`s from (BEP 52): for each file larger than one
+/// piece, its piece layer (the `.torrent`'s `piece layers`) and every layer above it up to the
+/// root, built once for the whole torrent and shared by its peer threads.
+///
+/// We keep no leaves of such a file, so a request below its piece layer is refused. A file of
+/// one piece or less has no piece layer: its root, which every peer has from the info
+/// dictionary, is all there is to know.
+#[derive(Debug)]
+pub struct PieceLayers {
+    /// The piece layer's height above the leaves: log2 of the blocks per piece.
+    piece_height: u32,
+    /// Each file's layers by its pieces root (identical files share one tree): the piece
+    /// layer first, without the padding at its end, and last the root alone.
+    trees: HashMap<Sha256Hash, Vec<Vec<Sha256Hash>>>,
+}
+
+/// Why a `hash request` gets a `hash reject`.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum HashRefusal {
+    /// A bound of BEP 52 broken (length, index, layers).
+    #[error(transparent)]
+    Malformed(#[from] HashesError),
+    #[error("no file of ours larger than one piece has the pieces root {0}")]
+    UnknownRoot(Sha256Hash),
+    #[error("base layer {base_layer}: of that file we hold layers {lowest} to {highest}")]
+    NoSuchLayer {
+        base_layer: u32,
+        lowest: u32,
+        highest: u32,
+    },
+    #[error("hashes {index} to {end} asked of a layer {width} wide (padding included)")]
+    OutOfRange { index: u32, end: u64, width: u64 },
+    #[error("{proof_layers} proof layers asked above layer {base_layer}, {above} below the root")]
+    TooManyProofLayers {
+        proof_layers: u32,
+        base_layer: u32,
+        above: usize,
+    },
+}
+
+impl PieceLayers {
+    /// The trees of every file of `v2` that has a piece layer; `None` if none has (a torrent
+    /// of small files, or one without `piece layers`). Costs one SHA-256 per node above the
+    /// piece layers: as many as there are pieces, at most.
+    pub fn from_v2(v2: &V2Info, piece_length: u64) -> Option<PieceLayers> {
+        let piece_height = BlocksPerPiece::for_piece_length(piece_length)
+            .ok()?
+            .height();
+        let mut trees = HashMap::new();
+        for file in &v2.files {
+            let Some(root) = file.pieces_root else {
+                continue; // an empty file or a symbolic link: no tree
+            };
+            if file.piece_layer.is_empty() || trees.contains_key(&root) {
+                continue;
+            }
+            let mut layers = vec![file.piece_layer.clone()];
+            let mut height = piece_height;
+            // Each round halves the layer (rounding up): log2(pieces) rounds. `layers` is
+            // never empty, so `last` is there.
+            while let Some(top) = layers.last().filter(|l| l.len() > 1) {
+                let parents = parent_layer(top, height);
+                layers.push(parents);
+                height += 1;
+            }
+            // The metainfo checked each layer against its root when the torrent was loaded;
+            // a tree that disagrees now is kept out rather than served wrong.
+            if layers.last().and_then(|l| l.first()) == Some(&root) {
+                trees.insert(root, layers);
+            } else {
+                log::warn!(
+                    "{}: its piece layer does not hash to its root",
+                    file.display_path()
+                );
+            }
+        }
+        (!trees.is_empty()).then_some(PieceLayers {
+            piece_height,
+            trees,
+        })
+    }
+
+    /// The `hashes` answer to a request: the hashes asked for (padding past the end of the
+    /// layer, as BEP 52 pads the tree), then the uncles that prove them up to where the
+    /// request's proof layers reach. At most 512 + 63 hashes are copied, and the only hashing
+    /// is of padding nodes: the work per request is bounded whatever the file's size.
+    pub fn serve(&self, request: &HashRange) -> Result<Message, HashRefusal> {
+        request.check("hash request")?;
+        let layers = self
+            .trees
+            .get(&request.pieces_root)
+            .ok_or(HashRefusal::UnknownRoot(request.pieces_root))?;
+        // The layer of the root, counted from the piece layer (a tree has at least two
+        // layers: files of one piece have none here).
+        let top = layers.len().saturating_sub(1);
+        let height = |layer: usize| self.piece_height + layer as u32;
+        let base = request
+            .base_layer
+            .checked_sub(self.piece_height)
+            .map(|b| b as usize)
+            .filter(|b| *b <= top)
+            .ok_or(HashRefusal::NoSuchLayer {
+                base_layer: request.base_layer,
+                lowest: self.piece_height,
+                highest: height(top),
+            })?;
+        // Padded to a power of two, the base layer is 2^(layers above it) wide.
+        let above = top - base;
+        let width = 1u64 << above;
+        let end = u64::from(request.index) + u64::from(request.length);
+        if end > width {
+            return Err(HashRefusal::OutOfRange {
+                index: request.index,
+                end,
+                width,
+            });
+        }
+        // The highest proof layer is the one just below the root (the root has no sibling):
+        // `above - 1`. This also keeps every uncle below inside `layers`.
+        if request.proof_layers as usize >= above {
+            return Err(HashRefusal::TooManyProofLayers {
+                proof_layers: request.proof_layers,
+                base_layer: request.base_layer,
+                above,
+            });
+        }
+        let pad = pad_hash(height(base));
+        // `base <= top < layers.len()`: checked where `base` was made.
+        let base_layer = &layers[base];
+        let mut hashes: Vec<Sha256Hash> = (request.index as usize..end as usize)
+            .map(|i| base_layer.get(i).copied().unwrap_or(pad))
+            .collect();
+        // The uncles start where the hashes asked for meet in one node, and climb a layer
+        // each.
+        let first = base + request.span() as usize;
+        let mut node = (request.index >> request.span()) as usize;
+        for layer in first..first + request.uncle_count() as usize {
+            // A sibling past the end of its layer is padding of that height.
+            let sibling = layers.get(layer).and_then(|l| l.get(node ^ 1)).copied();
+            hashes.push(sibling.unwrap_or_else(|| pad_hash(height(layer))));
+            node /= 2;
+        }
+        Ok(request.answer(hashes)?)
+    }
+
+    /// The answer to `request`, whatever it is: `hashes`, or a `hash reject` with its reason.
+    pub fn answer(&self, request: &HashRange) -> (Message, Option<HashRefusal>) {
+        match self.serve(request) {
+            Ok(hashes) => (hashes, None),
+            Err(why) => (request.reject(), Some(why)),
+        }
     }
 }
 

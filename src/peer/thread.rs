@@ -19,7 +19,7 @@ use super::connection::{Connection, PeerError};
 use super::dispatch::{handle_message, report_uploaded, report_written, request_more, run_command};
 use super::extended::{ExtensionContext, Extensions};
 use super::pipeline::Pipeline;
-use super::state::PeerState;
+use super::state::{PeerState, PieceLayers};
 use super::stream::PeerStream;
 use super::upload::{RateLimit, Uploads};
 use crate::events::{Command, Event};
@@ -67,6 +67,9 @@ pub struct PeerContext {
     pub upload_limit: Option<Arc<RateLimit>>,
     /// Our info dictionary, served with `ut_metadata` (BEP 9).
     pub metadata: Option<Arc<Vec<u8>>>,
+    /// The hash trees of a v2 or hybrid torrent's files, from their piece layers up: what
+    /// `hash request`s are answered from (BEP 52). `None`: every hash request is rejected.
+    pub v2_layers: Option<Arc<PieceLayers>>,
     /// Peer exchange allowed (not for a private torrent).
     pub pex: bool,
     /// The port we listen on, announced in our extended handshake (0: unknown).

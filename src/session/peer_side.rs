@@ -6,6 +6,7 @@ use super::{DownloadOptions, SessionError};
 use crate::metainfo::Metainfo;
 use crate::peer::dial::Dialer;
 use crate::peer::listener::Listener;
+use crate::peer::state::PieceLayers;
 use crate::peer::thread::{DhtLink, PeerContext};
 use crate::peer::upload::RateLimit;
 use crate::peer_id::PeerId;
@@ -55,6 +56,11 @@ impl PeerSide {
             silent_limit: options.peer_timeout,
             upload_limit: options.max_upload_rate.map(|r| Arc::new(RateLimit::new(r))),
             metadata: Some(Arc::clone(&metainfo.info_bytes)),
+            v2_layers: metainfo
+                .v2
+                .as_ref()
+                .and_then(|v2| PieceLayers::from_v2(v2, metainfo.info.piece_length))
+                .map(Arc::new),
             pex: !metainfo.info.private,
             listen_port: 0,
             dialer: Dialer {

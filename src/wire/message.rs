@@ -19,6 +19,9 @@
 //!     16 reject request  index u32 · begin u32 · length u32          byte 7, see `handshake`)
 //!     17 allowed fast    index u32
 //!     20 extended  extension id u8 · payload                         (BEP 10)
+//!     21 hash request  pieces root · base layer · index · length · proof layers   (BEP 52,
+//!     22 hashes        the same header, then the hashes and their proof        `hashes.rs`)
+//!     23 hash reject   the same header as the request it refuses
 //! ```
 //!
 //! The length comes from the peer, so it is checked against a maximum before a single byte is
@@ -27,6 +30,8 @@
 //! messages of extensions we do not speak, and hanging up on them would lose good peers.
 
 use super::WireError;
+use super::hashes::{self, HashRange};
+use crate::merkle::Sha256Hash;
 use std::fmt;
 use std::io::{self, Read, Write};
 
@@ -87,6 +92,32 @@ pub enum Message {
         id: u8,
         payload: Vec<u8>,
     },
+    /// BEP 52: "send me these hashes of this file's tree, with their proof".
+    HashRequest {
+        pieces_root: Sha256Hash,
+        base_layer: u32,
+        index: u32,
+        length: u32,
+        proof_layers: u32,
+    },
+    /// BEP 52: the answer to a `HashRequest`: its header, then `length` hashes of the base
+    /// layer and the uncle hashes that prove them, the nearest first (see `hashes.rs`).
+    Hashes {
+        pieces_root: Sha256Hash,
+        base_layer: u32,
+        index: u32,
+        length: u32,
+        proof_layers: u32,
+        hashes: Vec<Sha256Hash>,
+    },
+    /// BEP 52: the sender will not serve this `HashRequest` (the same header).
+    HashReject {
+        pieces_root: Sha256Hash,
+        base_layer: u32,
+        index: u32,
+        length: u32,
+        proof_layers: u32,
+    },
     /// An id we do not handle; its payload was skipped.
     Unknown {
         id: u8,
@@ -115,11 +146,50 @@ impl Message {
             Message::RejectRequest { .. } => 16,
             Message::AllowedFast { .. } => 17,
             Message::Extended { .. } => 20,
+            Message::HashRequest { .. } => 21,
+            Message::Hashes { .. } => 22,
+            Message::HashReject { .. } => 23,
             Message::Unknown { id, .. } => *id,
         })
     }
 
-    /// The whole frame: length prefix, id, payload.
+    /// The header of a hash message (BEP 52), `None` for every other message.
+    pub fn hash_range(&self) -> Option<HashRange> {
+        match *self {
+            Message::HashRequest {
+                pieces_root,
+                base_layer,
+                index,
+                length,
+                proof_layers,
+            }
+            | Message::Hashes {
+                pieces_root,
+                base_layer,
+                index,
+                length,
+                proof_layers,
+                ..
+            }
+            | Message::HashReject {
+                pieces_root,
+                base_layer,
+                index,
+                length,
+                proof_layers,
+            } => Some(HashRange {
+                pieces_root,
+                base_layer,
+                index,
+                length,
+                proof_layers,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The whole frame: length prefix, id, payload. A `Hashes` is written as it is: build one
+    /// with `HashRange::answer`, which checks that its hashes fit its header.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut payload = Vec::new();
         match self {
@@ -159,6 +229,17 @@ impl Message {
             Message::Extended { id, payload: p } => {
                 payload.push(*id);
                 payload.extend_from_slice(p);
+            }
+            Message::HashRequest { .. } | Message::HashReject { .. } => {
+                if let Some(range) = self.hash_range() {
+                    range.write(&mut payload);
+                }
+            }
+            Message::Hashes { hashes, .. } => {
+                if let Some(range) = self.hash_range() {
+                    range.write(&mut payload);
+                }
+                hashes.iter().for_each(|h| payload.extend_from_slice(&h.0));
             }
             _ => {}
         }
@@ -250,9 +331,9 @@ fn read_piece(r: &mut impl Read, payload_len: u32) -> Result<Message, WireError>
     })
 }
 
-/// The ids this module decodes: BEP 3's 0–9, BEP 6's 13–17 and BEP 10's 20.
+/// The ids this module decodes: BEP 3's 0–9, BEP 6's 13–17, BEP 10's 20 and BEP 52's 21–23.
 fn is_known(id: u8) -> bool {
-    matches!(id, 0..=9 | 13..=17 | 20)
+    matches!(id, 0..=9 | 13..=17 | 20..=23)
 }
 
 /// Payload sizes of the messages that have a fixed size.
@@ -262,6 +343,7 @@ fn fixed_payload_len(id: u8) -> Option<u32> {
         4 | 13 | 17 => Some(4),
         6 | 8 | 16 => Some(12),
         9 => Some(2),
+        21 | 23 => Some(hashes::HEADER_LEN as u32),
         _ => None,
     }
 }
@@ -320,6 +402,8 @@ fn decode(id: u8, payload: Vec<u8>) -> Result<Message, WireError> {
             id: payload[0],
             payload: payload[1..].to_vec(),
         },
+        // BEP 52's hash messages: their header has bounds of its own (`hashes.rs`).
+        21..=23 => hashes::decode(id, &payload)?,
         _ => Message::Unknown {
             id,
             length: payload.len() as u32,
@@ -381,6 +465,27 @@ impl fmt::Debug for Message {
                 "Extended {{ id: {id}, payload: <{} bytes> }}",
                 payload.len()
             ),
+            Message::HashRequest { .. } | Message::HashReject { .. } | Message::Hashes { .. } => {
+                let name = match self {
+                    Message::HashRequest { .. } => "HashRequest",
+                    Message::HashReject { .. } => "HashReject",
+                    _ => "Hashes",
+                };
+                // Every hash message has a header: `hash_range` is `Some` for all three.
+                if let Some(r) = self.hash_range() {
+                    write!(
+                        f,
+                        "{name} {{ pieces_root: {}, base_layer: {}, index: {}, length: {}, \
+                         proof_layers: {}",
+                        r.pieces_root, r.base_layer, r.index, r.length, r.proof_layers
+                    )?;
+                }
+                // The hashes by their number, as blocks by their size: the trace stays short.
+                if let Message::Hashes { hashes, .. } = self {
+                    write!(f, ", hashes: <{} hashes>", hashes.len())?;
+                }
+                write!(f, " }}")
+            }
             Message::Unknown { id, length } => {
                 write!(f, "Unknown {{ id: {id}, length: {length} }}")
             }
@@ -434,6 +539,28 @@ pub(crate) fn one_of_each() -> Vec<Message> {
         Message::Extended {
             id: 0,
             payload: vec![0; 97],
+        },
+        Message::HashRequest {
+            pieces_root: Sha256Hash([0x5a; 32]),
+            base_layer: 2,
+            index: 0,
+            length: 16,
+            proof_layers: 3,
+        },
+        Message::Hashes {
+            pieces_root: Sha256Hash([0x5a; 32]),
+            base_layer: 2,
+            index: 0,
+            length: 4,
+            proof_layers: 3,
+            hashes: vec![Sha256Hash::ZERO; 6],
+        },
+        Message::HashReject {
+            pieces_root: Sha256Hash([0x5a; 32]),
+            base_layer: 0,
+            index: 8,
+            length: 8,
+            proof_layers: 5,
         },
     ]
 }
