@@ -62,6 +62,8 @@ pub enum CliError {
     Magnet(#[source] crate::magnet::MagnetError),
     #[error("cannot get the torrent's metadata from peers")]
     Metadata(#[source] crate::metadata_fetch::MetadataError),
+    #[error("cannot fetch the piece layers of a v2 torrent")]
+    Layers(#[source] crate::layer_fetch::LayerError),
     #[error(
         "no peers: the magnet link names no tracker and no peer (x.pe), no --peer was given, \
          and the DHT found none"

@@ -14,6 +14,7 @@
 //! | [`session`]        | one torrent from start to finish: storage, listener, announcer, scheduler, peers | §7–§10 |
 //! | [`scheduler`]      | the one thread that decides: which block next, whom to unchoke, whom to ban | §8, §11 |
 //! | [`choker`]         | whom to unchoke: BEP 3 choking and optimistic unchoking, a pure function | §11 |
+//! | [`layer_fetch`]    | fetching a v2 torrent's piece layers from peers (BEP 52 hash requests) | §18 |
 //! | [`metadata_fetch`] | fetching the info dictionary from peers for a magnet link (BEP 9) | §13   |
 //! | [`peer`]           | one thread per connection: handshake, messages, requests, serving, listener; TCP or uTP | §7, §10, §16, §17 |
 //! | [`events`]         | the thread contract: every `Event` to the scheduler, every `Command` back | §7, §8 |
@@ -51,6 +52,7 @@ pub mod demo;
 pub mod dht;
 pub mod encoding;
 pub mod events;
+pub mod layer_fetch;
 pub mod magnet;
 pub mod merkle;
 pub mod metadata_fetch;

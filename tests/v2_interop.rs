@@ -284,3 +284,53 @@ fn a_libtorrent_leecher_downloads_peerwire_made_v2_and_hybrid_torrents_from_peer
         );
     }
 }
+
+/// A v2 magnet link of a v2-only torrent: the info dictionary has only each file's root, so
+/// peerwire asks the seeder for the piece layers (BEP 52 `hash request`), checks each against
+/// its root, and downloads. From libtorrent, and from `peerwire seed` (which answers them).
+#[test]
+fn peerwire_downloads_a_v2_only_magnet_link_fetching_the_piece_layers_from_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((torrent, files)) = libtorrent_v2_torrent(dir.path()) else {
+        return;
+    };
+    let metainfo = peerwire::metainfo::Metainfo::from_file(&torrent).unwrap();
+    let magnet = format!(
+        "magnet:?xt=urn:btmh:1220{}",
+        metainfo.v2.as_ref().unwrap().info_hash.to_hex()
+    );
+    let content = dir.path().join("content");
+    let Some(libtorrent) = LibtorrentPeer::start(&torrent, &content, true) else {
+        return;
+    };
+    let (_seed, port) = start_seed(
+        peerwire(),
+        &torrent,
+        &content,
+        &["--no-dht", "--transport", "tcp"],
+    );
+    for (who, seeder) in [("libtorrent", libtorrent.port), ("peerwire", port)] {
+        let out = dir.path().join(format!("from-{who}"));
+        let mut command = peerwire();
+        command
+            .args(["magnet_download", "-o"])
+            .arg(&out)
+            .arg(&magnet);
+        command.args([
+            "--peer",
+            &format!("127.0.0.1:{seeder}"),
+            "--no-dht",
+            "--port",
+            "0",
+        ]);
+        command.args(["--transport", "tcp", "--trace"]);
+        let run = common::run_with_deadline(&mut command, Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "from {who}: {stderr}");
+        assert!(
+            stderr.contains("<- Hashes"),
+            "no hashes message from {who}:\n{stderr}"
+        );
+        assert_files(&out, &files, &format!("the btmh download from {who}"));
+    }
+}

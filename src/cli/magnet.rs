@@ -159,11 +159,13 @@ pub fn resolve(magnet: &Magnet, sources: &PeerSources) -> Result<Metainfo, CliEr
         dialer,
     };
     let info = metadata_fetch::fetch(&request, &peers, None).map_err(CliError::Metadata)?;
-    let metainfo =
+    let mut metainfo =
         Metainfo::from_info_bytes(&info, &magnet.trackers).map_err(|source| CliError::Torrent {
             path: "(metadata from peers)".into(),
             source,
         })?;
+    // A v2 torrent's info dictionary has each file's root, not its piece layer (§18).
+    crate::layer_fetch::fetch(&mut metainfo, &request, &peers).map_err(CliError::Layers)?;
     log::info!(
         "metadata: {} ({} pieces)",
         metainfo.info.name,
