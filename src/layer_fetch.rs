@@ -9,11 +9,14 @@
 //!
 //! The info dictionary of a v2 torrent holds one 32-byte root per file; checking pieces needs
 //! the layer of one hash per piece, which a `.torrent` carries beside `info` but a magnet link
-//! cannot. A peer that has the torrent sends it on request. Nothing it sends is believed until
-//! the whole layer hashes up to the root the (already verified) info dictionary gives: the
-//! request asks for the whole layer at once, so no uncle hashes are needed. That limits a file
-//! to [`MAX_HASHES_PER_MESSAGE`] pieces (512 of 1 MiB is 512 MiB); longer files would need
-//! the layer in parts, each with its proof, which peerwire does not do yet.
+//! cannot. A peer that has the torrent sends it on request, at most
+//! [`MAX_HASHES_PER_MESSAGE`] hashes at a time, each part with the *uncle* hashes that link it
+//! to the file's root. Nothing it sends is believed until that proof leads to the root the
+//! (already verified) info dictionary gives:
+//!
+//! ```text
+//!   root ◄── uncles, nearest first ◄── the part's own subtree root ◄── 512 hashes asked for
+//! ```
 
 use crate::merkle::{self, BlocksPerPiece, Sha256Hash};
 use crate::metadata_fetch::Request;
@@ -27,7 +30,10 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// How long one peer has to answer every request.
-const PER_PEER: Duration = Duration::from_secs(20);
+const PER_PEER: Duration = Duration::from_secs(60);
+
+/// Hash requests out at once to one peer.
+const IN_FLIGHT: usize = 16;
 
 /// Our handshake for this exchange: the extension protocol (BEP 10) and, in the last byte,
 /// BEP 52's bit for a peer that speaks v2 (`0x10`).
@@ -39,11 +45,6 @@ const RESERVED_V2: [u8; 8] = {
 
 #[derive(Debug, Error)]
 pub enum LayerError {
-    #[error(
-        "{file}: {pieces} pieces; peerwire fetches a piece layer of at most {MAX_HASHES_PER_MESSAGE} \
-         hashes from peers"
-    )]
-    TooLong { file: String, pieces: u64 },
     #[error("no peer sent the piece layers: {}", .0.join("; "))]
     NotFound(Vec<String>),
 }
@@ -55,20 +56,22 @@ enum FromPeer {
     Peer(#[from] PeerError),
     #[error("it refused the hash request for {0}")]
     Rejected(String),
-    #[error("the layer it sent for {0} does not hash to the file's pieces root")]
-    WrongLayer(String),
+    #[error("hashes {1}.. it sent for {0} do not prove up to the file's pieces root")]
+    WrongLayer(String, u32),
     #[error("no answer within {0:?}")]
     Slow(Duration),
 }
 
-/// One file whose layer is missing: its root, how many pieces, and how many hashes to ask for
-/// (the whole base layer, padded to a power of two).
+/// One file whose layer is missing: its root, how many pieces, and how its layer is asked for.
 struct Wanted {
     index: usize,
     name: String,
     root: Sha256Hash,
     pieces: usize,
+    /// Hashes per request: the whole layer padded to a power of two, or 512 of it.
     length: u32,
+    /// Layers from the piece layer up to the root: `log2` of the padded layer.
+    height: u32,
 }
 
 /// Fills in the piece layers `metainfo` lacks, from the first of `peers` that sends them all,
@@ -91,17 +94,16 @@ pub fn fetch(
             continue;
         }
         let pieces = file.num_pieces(piece_length);
-        let length = u32::try_from(pieces.next_power_of_two()).unwrap_or(u32::MAX);
-        if length > MAX_HASHES_PER_MESSAGE {
-            let file = file.display_path();
-            return Err(LayerError::TooLong { file, pieces });
-        }
+        // More than one piece (checked above), and at most 2^21 (checked at load).
+        let padded = pieces.next_power_of_two();
+        let length = padded.min(u64::from(MAX_HASHES_PER_MESSAGE)) as u32;
         wanted.push(Wanted {
             index,
             name: file.display_path(),
             root,
-            pieces: pieces as usize, // at most 512, checked above
+            pieces: pieces as usize,
             length,
+            height: padded.trailing_zeros(),
         });
     }
     if wanted.is_empty() {
@@ -149,32 +151,51 @@ fn ask(
         &request.dialer,
     )?;
     let base_layer = per_piece.height();
-    for want in wanted {
-        // [W18.8] The whole piece layer of the file, and no proof: we hash it up ourselves.
-        connection.send(&Message::HashRequest {
-            pieces_root: want.root,
-            base_layer,
-            index: 0,
-            length: want.length,
-            proof_layers: 0,
-        })?;
-    }
-    connection.flush()?;
-    let mut layers: Vec<Option<Vec<Sha256Hash>>> = vec![None; wanted.len()];
+    // Every part of every layer: (which file, first hash). A few at a time go out; each answer
+    // makes room for the next.
+    let mut parts = wanted.iter().enumerate().flat_map(|(slot, want)| {
+        (0..want.pieces as u32)
+            .step_by(want.length as usize)
+            .map(move |index| (slot, index))
+    });
+    let mut layers: Vec<Vec<Sha256Hash>> = wanted
+        .iter()
+        .map(|w| Vec::with_capacity(w.pieces))
+        .collect();
+    let mut outstanding = 0;
     let started = Instant::now();
-    while layers.iter().any(Option::is_none) {
+    loop {
+        while outstanding < IN_FLIGHT {
+            let Some((slot, index)) = parts.next() else {
+                break;
+            };
+            let want = &wanted[slot];
+            // [W18.8] A part of the piece layer, and enough proof layers to reach the root
+            // (BEP 52 counts them from the piece layer, the part's own span included).
+            connection.send(&Message::HashRequest {
+                pieces_root: want.root,
+                base_layer,
+                index,
+                length: want.length,
+                proof_layers: want.height.saturating_sub(1),
+            })?;
+            outstanding += 1;
+        }
+        if outstanding == 0 {
+            break;
+        }
+        connection.flush()?;
         if started.elapsed() > PER_PEER {
             return Err(FromPeer::Slow(PER_PEER));
         }
-        let answer = connection.receive(true)?;
-        let (root, hashes) = match answer {
+        let (root, index, hashes) = match connection.receive(true)? {
             Some(Message::Hashes {
                 pieces_root,
                 base_layer: layer,
-                index: 0,
+                index,
                 hashes,
                 ..
-            }) if layer == base_layer => (pieces_root, hashes),
+            }) if layer == base_layer => (pieces_root, index, hashes),
             Some(Message::HashReject { pieces_root, .. }) => {
                 let name = wanted.iter().find(|w| w.root == pieces_root);
                 let name = name.map_or_else(|| pieces_root.to_hex(), |w| w.name.clone());
@@ -186,16 +207,28 @@ fn ask(
             continue; // an answer to nothing we asked
         };
         let want = &wanted[slot];
-        let layer = hashes.get(..want.length as usize).unwrap_or_default();
-        // Nothing is believed before this check: the layer, padded as BEP 52 pads it, must
-        // hash up to the root from the verified info dictionary.
-        if layer.len() != want.length as usize
-            || merkle::root_from_layer(layer, base_layer) != want.root
-        {
-            return Err(FromPeer::WrongLayer(want.name.clone()));
+        // Nothing is believed before this check: the part's own subtree root, with the uncles
+        // after it, must lead to the root of the verified info dictionary. Parts come back in
+        // the order they were asked, so each lands where the layer ends.
+        let length = want.length as usize;
+        let part = hashes.get(..length).unwrap_or_default();
+        let uncles = hashes.get(length..).unwrap_or_default();
+        let at = layers[slot].len();
+        let proved = part.len() == length
+            && index as usize == at
+            && merkle::verify_proof(
+                merkle::root_from_layer(part, base_layer),
+                at / length,
+                uncles,
+                &want.root,
+            );
+        if !proved {
+            return Err(FromPeer::WrongLayer(want.name.clone(), index));
         }
-        layers[slot] = Some(layer[..want.pieces].to_vec());
+        let real = length.min(want.pieces - at);
+        layers[slot].extend_from_slice(&part[..real]);
+        outstanding -= 1;
     }
     connection.close(crate::metadata_fetch::CLOSE_WAIT);
-    Ok(layers.into_iter().flatten().collect())
+    Ok(layers)
 }

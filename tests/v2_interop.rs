@@ -334,3 +334,71 @@ fn peerwire_downloads_a_v2_only_magnet_link_fetching_the_piece_layers_from_peers
         assert_files(&out, &files, &format!("the btmh download from {who}"));
     }
 }
+
+/// The same with a layer too long for one message: 600 pieces of 16 KiB, asked for 512 hashes
+/// at a time, each part proved to the root with its uncle hashes.
+#[test]
+fn a_piece_layer_longer_than_one_message_comes_in_proved_parts() {
+    let Some(python) = need_libtorrent_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("content");
+    std::fs::create_dir_all(&content).unwrap();
+    let data = common::pseudo_random(600 * 16_384 - 1_000, 600);
+    std::fs::write(content.join("long.bin"), &data).unwrap();
+    let torrent = dir.path().join("long.torrent");
+    let script = r#"
+import sys, libtorrent as lt
+content, out = sys.argv[1], sys.argv[2]
+fs = lt.file_storage()
+lt.add_files(fs, content + "/long.bin")
+ct = lt.create_torrent(fs, 16384, flags=lt.create_torrent.v2_only)
+lt.set_piece_hashes(ct, content)
+open(out, "wb").write(lt.bencode(ct.generate()))
+"#;
+    let made = common::run_with_deadline(
+        std::process::Command::new(python)
+            .args(["-c", script])
+            .arg(&content)
+            .arg(&torrent),
+        Duration::from_secs(60),
+    );
+    assert!(made.status.success(), "{made:?}");
+    let metainfo = peerwire::metainfo::Metainfo::from_file(&torrent).unwrap();
+    let magnet = format!(
+        "magnet:?xt=urn:btmh:1220{}",
+        metainfo.v2.as_ref().unwrap().info_hash.to_hex()
+    );
+    let Some(libtorrent) = LibtorrentPeer::start(&torrent, &content, true) else {
+        return;
+    };
+    let (_seed, port) = start_seed(
+        peerwire(),
+        &torrent,
+        &content,
+        &["--no-dht", "--transport", "tcp"],
+    );
+    for (who, seeder) in [("libtorrent", libtorrent.port), ("peerwire", port)] {
+        let out = dir.path().join(format!("from-{who}"));
+        let mut command = peerwire();
+        command
+            .args(["magnet_download", "-o"])
+            .arg(&out)
+            .arg(&magnet);
+        command.args([
+            "--peer",
+            &format!("127.0.0.1:{seeder}"),
+            "--no-dht",
+            "--port",
+            "0",
+        ]);
+        command.args(["--transport", "tcp", "--trace"]);
+        let run = common::run_with_deadline(&mut command, Duration::from_secs(90));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "from {who}: {stderr}");
+        let parts = stderr.lines().filter(|l| l.contains("<- Hashes")).count();
+        assert_eq!(parts, 2, "600 hashes in two parts from {who}");
+        common::assert_bytes(&out, &data, &format!("from {who}"));
+    }
+}
