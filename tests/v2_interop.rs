@@ -402,3 +402,39 @@ open(out, "wb").write(lt.bencode(ct.generate()))
         common::assert_bytes(&out, &data, &format!("from {who}"));
     }
 }
+
+/// A hybrid seed announces itself under both names (BEP 52): the tracker lists it in the v1
+/// swarm (SHA-1 info hash) and in the v2 swarm (the truncated SHA-256 one).
+#[test]
+fn a_hybrid_seed_announces_under_both_of_its_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("both.bin");
+    std::fs::write(&content, common::pseudo_random(200_000, 47)).unwrap();
+    let tracker = common::local_tracker(Duration::from_secs(60));
+    let url = tracker.announce_url().unwrap();
+    let torrent = dir.path().join("both.torrent");
+    common::run_ok(
+        peerwire()
+            .arg("create")
+            .arg(&content)
+            .arg("-o")
+            .arg(&torrent)
+            .args(["--hybrid", "-t", &url]),
+        Duration::from_secs(30),
+    );
+    let metainfo = peerwire::metainfo::Metainfo::from_file(&torrent).unwrap();
+    let v1 = metainfo.info_hash;
+    let v2 = metainfo.v2.as_ref().unwrap().info_hash.truncated();
+    let (_seed, port) = start_seed(peerwire(), &torrent, &content, &["--no-dht"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let listed = |name| tracker.peers(name).iter().any(|p| p.addr.port() == port);
+    while !(listed(v1) && listed(v2)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 30 s the tracker lists the seed under v1: {}, v2: {}",
+            listed(v1),
+            listed(v2)
+        );
+        std::thread::yield_now();
+    }
+}

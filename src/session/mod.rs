@@ -15,7 +15,7 @@
 use crate::choker::ChokerConfig;
 use crate::dht::node::Command as DhtCommand;
 use crate::dht::thread::{DhtError, DhtOptions};
-use crate::metainfo::Metainfo;
+use crate::metainfo::{InfoHash, Metainfo};
 use crate::peer::dial::Transport;
 use crate::peer::encrypted::Encryption;
 use crate::peer::thread as peer_thread;
@@ -223,30 +223,41 @@ pub fn download(
     let udp = UdpSide::start(options, dht_options)?;
     let dht = udp.as_ref().and_then(|udp| udp.dht.as_ref());
     let swarm = PeerSide::start(metainfo, options, &storage, &layout, our_id, udp.as_ref())?;
+    // The names the swarm knows the torrent by: a hybrid (BEP 52) is in two swarms, the v1
+    // one by its SHA-1 info hash and the v2 one by its truncated SHA-256; both hear of us.
+    let names: Vec<InfoHash> = std::iter::once(metainfo.info_hash)
+        .chain(swarm.context.v2_info_hash)
+        .collect();
     // The DHT looks for peers beside the trackers, and announces our listen port.
-    let dht_peers = dht.as_ref().map(|dht| {
-        let (peers, found) = crossbeam_channel::unbounded();
-        dht.send(DhtCommand::Track {
-            info_hash: metainfo.info_hash,
-            announce_port: Some(swarm.port),
-            peers,
-        });
-        found
-    });
+    let mut dht_peers = Vec::new();
+    if let Some(dht) = dht {
+        for &info_hash in &names {
+            let (peers, found) = crossbeam_channel::unbounded();
+            dht.send(DhtCommand::Track {
+                info_hash,
+                announce_port: Some(swarm.port),
+                peers,
+            });
+            dht_peers.push(found);
+        }
+    }
     let left = Left::new(&layout, options.only_piece);
     let started = left.at_start(&layout, &have);
-    let announcer = (!tiers.is_empty())
-        .then(|| {
-            Announcer::spawn(
-                tiers,
-                AnnounceRequest::started(metainfo.info_hash, our_id, swarm.port, started),
-            )
-        })
-        .transpose()
-        .map_err(SessionError::Thread)?;
-    let reporter = tracker_reporter(announcer.as_ref(), left, have.is_complete());
+    let mut announcers = Vec::new();
+    if !tiers.is_empty() {
+        let mut tiers = Some(tiers);
+        for &info_hash in &names {
+            let request = AnnounceRequest::started(info_hash, our_id, swarm.port, started);
+            // The first name takes the tiers already built; the second its own copy.
+            let tiers = tiers
+                .take()
+                .unwrap_or_else(|| TrackerTiers::new(metainfo.tracker_tiers(), options.tracker));
+            announcers.push(Announcer::spawn(tiers, request).map_err(SessionError::Thread)?);
+        }
+    }
+    let reporter = tracker_reporter(&announcers, left, have.is_complete());
     let outcome = run_scheduler(&swarm, &have, options, reporter, dht_peers, on_progress);
-    if let Some(announcer) = announcer {
+    for announcer in announcers {
         if let Ok(outcome) = &outcome {
             // The announcer ends only on `Stop`: this fails only if it died (a panic), and
             // then the tracker hears nothing more from us anyway.
@@ -261,7 +272,7 @@ pub fn download(
     swarm.stop();
     if let Some(udp) = udp {
         if let Some(dht) = &udp.dht {
-            dht.send(DhtCommand::Forget(metainfo.info_hash));
+            names.iter().for_each(|&n| dht.send(DhtCommand::Forget(n)));
         }
         udp.stop(); // the DHT writes `--dht-state`
     }
@@ -293,8 +304,8 @@ fn run_scheduler(
     swarm: &PeerSide,
     have: &Bitfield,
     options: &DownloadOptions,
-    (mut tell_tracker, peers): (TrackerReporter, Option<Receiver<Vec<SocketAddr>>>),
-    dht_peers: Option<Receiver<Vec<SocketAddr>>>,
+    (mut tell_tracker, peers): (TrackerReporter, Vec<Receiver<Vec<SocketAddr>>>),
+    dht_peers: Vec<Receiver<Vec<SocketAddr>>>,
     mut on_progress: impl FnMut(&Progress) + Send + 'static,
 ) -> Result<Outcome, SessionError> {
     let context = swarm.context.clone();
@@ -331,7 +342,7 @@ fn run_scheduler(
         settings,
     );
     options.peers.iter().for_each(|p| scheduler.add_peer(*p));
-    for peers in [peers, dht_peers].into_iter().flatten() {
+    for peers in peers.into_iter().chain(dht_peers) {
         scheduler.take_peers_from(peers);
     }
     let report = move |p: &Progress| {

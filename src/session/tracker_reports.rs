@@ -25,35 +25,47 @@ pub(super) type TrackerReporter = Box<dyn FnMut(&Progress) + Send>;
 /// (not when we started complete: that is a seed's `started`), and `NeedPeers` when an
 /// unfinished download has had no peer for a while (see [`Lonely`]).
 pub(super) fn tracker_reporter(
-    announcer: Option<&Announcer>,
+    announcers: &[Announcer],
     left: Left,
     complete_at_start: bool,
-) -> (TrackerReporter, Option<Receiver<Vec<SocketAddr>>>) {
-    let Some(announcer) = announcer else {
-        return (Box::new(|_: &Progress| {}), None);
-    };
-    let tracker = announcer.commands.clone();
+) -> (TrackerReporter, Vec<Receiver<Vec<SocketAddr>>>) {
+    // One announcer per name the torrent goes by (a hybrid has two, BEP 52): each hears the
+    // same progress.
+    let trackers: Vec<_> = announcers.iter().map(|a| a.commands.clone()).collect();
+    let tracker = Tell(trackers);
     let mut last_report = Instant::now();
     let mut told_complete = complete_at_start;
     let mut lonely = Lonely::default();
     let report = move |p: &Progress| {
-        // Each `send` below fails only if the announcer thread died (it ends only on
-        // `Stop`): the download goes on without its tracker.
         if !p.is_complete() && lonely.should_ask(p.peers, Instant::now()) {
-            let _ = tracker.send(AnnouncerCommand::NeedPeers);
+            tracker.send(AnnouncerCommand::NeedPeers);
         }
         // `completed` means the whole torrent is verified on disk, and nothing less.
         let now_complete = left.now(p) == 0 && !told_complete;
         if now_complete || last_report.elapsed() > Duration::from_secs(5) {
             last_report = Instant::now();
-            let _ = tracker.send(left.command(p));
+            tracker.send(left.command(p));
         }
         if now_complete {
             told_complete = true;
-            let _ = tracker.send(AnnouncerCommand::Completed);
+            tracker.send(AnnouncerCommand::Completed);
         }
     };
-    (Box::new(report), Some(announcer.peers.clone()))
+    let peers = announcers.iter().map(|a| a.peers.clone()).collect();
+    (Box::new(report), peers)
+}
+
+/// Every announcer, told the same thing.
+struct Tell(Vec<crossbeam_channel::Sender<AnnouncerCommand>>);
+
+impl Tell {
+    fn send(&self, command: AnnouncerCommand) {
+        for tracker in &self.0 {
+            // Fails only if that announcer died (it ends only on `Stop`): the download goes
+            // on without it, and the other announcer, if any, goes on too.
+            let _ = tracker.send(command);
+        }
+    }
 }
 
 /// The `left` we announce: the bytes of the whole torrent we do not have verified on disk.
