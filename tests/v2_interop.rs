@@ -7,6 +7,7 @@ pub mod common;
 use common::{LibtorrentPeer, download_from, need_libtorrent_python, peerwire, start_seed};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A file of the content: its path under the torrent's directory's parent, and its bytes.
@@ -437,4 +438,72 @@ fn a_hybrid_seed_announces_under_both_of_its_names() {
         );
         std::thread::yield_now();
     }
+}
+
+/// A peer that serves the metadata of a v2-only torrent but answers every hash request with
+/// a hash reject: peerwire gives up on it and takes the piece layers from the next peer; with
+/// no other peer, the download stops with one line naming the peer and the file, writing
+/// nothing. (No libtorrent needed: peerwire makes and seeds the torrent.)
+#[test]
+fn a_peer_that_rejects_every_hash_request_is_left_for_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("layers.bin");
+    let data = common::pseudo_random(300_000, 23);
+    std::fs::write(&content, &data).unwrap();
+    let torrent = dir.path().join("layers.torrent");
+    common::run_ok(
+        peerwire()
+            .arg("create")
+            .arg(&content)
+            .arg("-o")
+            .arg(&torrent)
+            .args(["--v2", "--piece-length", "16384"]),
+        Duration::from_secs(30),
+    );
+    let metainfo = peerwire::metainfo::Metainfo::from_file(&torrent).unwrap();
+    let v2 = metainfo.v2.as_ref().unwrap().info_hash;
+    let magnet = format!("magnet:?xt=urn:btmh:1220{}", v2.to_hex());
+    let liar = common::ScriptedPeer::start_with_metadata(
+        metainfo.info_hash,
+        Arc::new(data.clone()),
+        metainfo.info.piece_length,
+        common::Script::RejectHashes,
+        Some(Arc::clone(&metainfo.info_bytes)),
+    );
+    let magnet_download = |peers: &[SocketAddr], out: &Path| {
+        let mut command = peerwire();
+        command
+            .args(["magnet_download", "-o"])
+            .arg(out)
+            .arg(&magnet);
+        for peer in peers {
+            command.args(["--peer", &peer.to_string()]);
+        }
+        command.args(["--no-dht", "--port", "0", "--transport", "tcp"]);
+        common::run_with_deadline(&mut command, Duration::from_secs(60))
+    };
+    let alone = dir.path().join("alone.bin");
+    let refused = magnet_download(&[liar.addr], &alone);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("it refused the hash request for layers.bin"),
+        "{stderr}"
+    );
+    assert!(!alone.exists(), "nothing is written without the layers");
+    let (_seed, port) = start_seed(
+        peerwire(),
+        &torrent,
+        &content,
+        &["--no-dht", "--transport", "tcp"],
+    );
+    let honest = SocketAddr::from(([127, 0, 0, 1], port));
+    let out = dir.path().join("out.bin");
+    let run = magnet_download(&[liar.addr, honest], &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    common::assert_bytes(&out, &data, "the download after the liar");
 }

@@ -53,7 +53,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How a [`ScriptedPeer`] behaves.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Script {
     Honest,
     /// Every block it sends is corrupted.
@@ -114,6 +114,8 @@ pub enum Script {
     /// Honest, but serves at most one block per 10 ms (a download from it alone takes a
     /// while, so a bad peer beside it is surely read before the end).
     Paced,
+    /// Serves metadata, and answers every BEP 52 hash request with a hash reject, for ever.
+    RejectHashes,
 }
 
 /// A seeder of our own, written with peerwire's wire module, that follows a [`Script`].
@@ -231,6 +233,20 @@ fn serve_scripted(mut socket: TcpStream, t: &ScriptedTorrent) -> Result<(), Wire
         }
         match Message::read_from(&mut socket)? {
             Message::Extended { id, payload } => metadata.receive(&mut socket, t, id, &payload)?,
+            Message::HashRequest {
+                pieces_root,
+                base_layer,
+                index,
+                length,
+                proof_layers,
+            } if t.script == Script::RejectHashes => Message::HashReject {
+                pieces_root,
+                base_layer,
+                index,
+                length,
+                proof_layers,
+            }
+            .write_to(&mut socket)?,
             Message::Interested => Message::Unchoke.write_to(&mut socket)?,
             Message::Request {
                 index,
