@@ -266,6 +266,11 @@ def make_torrents(work, mib, piece_len, kinds):
     with open(data, "wb") as f:
         for _ in range(mib):
             f.write(os.urandom(1 << 20))
+        # On disk before any download starts: else the kernel writes the file back (after 30 s,
+        # or once dirty pages pass a tenth of memory) in the middle of the first downloads,
+        # which measured up to twice as slow, CPU time included.
+        f.flush()
+        os.fsync(f.fileno())
     torrents = {}
     for kind in kinds:
         torrents[kind] = os.path.join(work, "bench-%s.torrent" % kind)
