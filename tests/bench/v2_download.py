@@ -4,7 +4,8 @@ v1 torrent for context.
 
     cargo build --release
     /usr/bin/python3 tests/bench/v2_download.py [--mib 1024] [--runs 3] [--piece-kib 1024]
-                                                [--timeout 300] [--threads] [--kinds v2,v1]
+                                                [--warmup 1] [--timeout 300] [--threads]
+                                                [--kinds v2,v1]
 
 One file of MIB (default 1024) random bytes, `bench.bin`, and two torrents of it made by
 libtorrent's `create_torrent` with pieces of PIECE_KIB (default 1024): a v2-only torrent
@@ -19,7 +20,8 @@ fully checked before it serves, so the seeder hashes nothing during the download
   peerwire    `peerwire download --peer <seeder> --transport tcp --no-dht`
   libtorrent  a libtorrent leecher (TCP only) that dials the seeder
 
-The two alternate which goes first from round to round. Both libtorrent sessions are this
+The two alternate which goes first from round to round. Before them, WARMUP rounds (default
+1) of the first kind only, printed but not counted (why: in `main`). Both libtorrent sessions are this
 script run as `v2_download.py lt-peer ...` under /usr/bin/python3 (below, `lt_peer`; the
 torrents are made by `v2_download.py lt-create ...`, `lt_create`): libtorrent 2.0.8 as it
 comes, but TCP only, no DHT, LSD, UPnP or NAT-PMP, a plain handshake when it dials (as
@@ -332,8 +334,9 @@ def one_download(client, torrent, seed_dir, out, timeout, threads):
 
 
 def report_run(r, kind, client, size, wall, cpu, rss, seeder_cpu, outcome, monitor):
-    print("run %d %s %-10s %7.2f s %7.1f MB/s  cpu %6.2f s (%5.2f s/GiB)  peak RSS %7.1f MiB  seeder cpu %5.2f s  %s"
-          % (r + 1, kind, client, wall, size / 1e6 / wall, cpu, cpu / (size / (1 << 30)), rss, seeder_cpu, outcome))
+    label = "run %d" % (r + 1) if r >= 0 else "warm-up"
+    print("%-7s %s %-10s %7.2f s %7.1f MB/s  cpu %6.2f s (%5.2f s/GiB)  peak RSS %7.1f MiB  seeder cpu %5.2f s  %s"
+          % (label, kind, client, wall, size / 1e6 / wall, cpu, cpu / (size / (1 << 30)), rss, seeder_cpu, outcome))
     if hasattr(monitor, "startup"):
         print("      start-up of the libtorrent leecher (process start to `ready`): %.2f s" % monitor.startup)
     stalls = monitor.stalls()
@@ -365,6 +368,8 @@ def main():
     parser.add_argument("--piece-kib", type=int, default=1024, help="piece length in KiB (default 1024)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds one download may take (default 300)")
     parser.add_argument("--kinds", default="v2,v1", help="which torrents, comma-separated (default v2,v1)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="rounds before the counted ones, of the first kind only (default 1)")
     parser.add_argument("--threads", action="store_true", help="CPU seconds of each thread of the downloader")
     args = parser.parse_args()
     kinds = [k for k in args.kinds.split(",") if k in ("v2", "v1")]
@@ -374,17 +379,21 @@ def main():
         sys.exit("no %s: install Debian's `time` (GNU time measures the downloaders)" % GNU_TIME)
     size = args.mib << 20
     gib = size / (1 << 30)
-    print("%d MiB in %d KiB pieces, %d runs, timeout %d s; load average at start %.2f %.2f %.2f"
-          % ((args.mib, args.piece_kib, args.runs, args.timeout) + os.getloadavg()), flush=True)
+    print("%d MiB in %d KiB pieces, %d runs after %d warm-up, timeout %d s; load average at start %.2f %.2f %.2f"
+          % ((args.mib, args.piece_kib, args.runs, args.warmup, args.timeout) + os.getloadavg()), flush=True)
     work = tempfile.mkdtemp(prefix="peerwire-bench-")
     try:
         seed_dir, digest, torrents = make_torrents(work, args.mib, args.piece_kib << 10, kinds)
         results = {(k, c): [] for k in kinds for c in CLIENTS}
-        for r in range(args.runs):
+        # Warm-up rounds (r < 0) run first and are not counted: measured on the 2-core
+        # development machine (a VM), the first download after the data was made spent up to
+        # twice the CPU of the later ones, all of it system time of the thread that writes
+        # the blocks, whichever client went first.
+        for r in range(-args.warmup, args.runs):
             # Which client goes first alternates, so that neither always meets a cold or a
             # warm machine.
             order = CLIENTS if r % 2 == 0 else tuple(reversed(CLIENTS))
-            for kind in kinds:
+            for kind in kinds[:1] if r < 0 else kinds:
                 for client in order:
                     out = os.path.join(work, "out-%s-%s-%d" % (kind, client, r))
                     os.makedirs(out)
@@ -394,7 +403,8 @@ def main():
                     if outcome is None:
                         outcome = "ok" if os.path.exists(got) and sha1_of(got) == digest else "WRONG BYTES"
                     report_run(r, kind, client, size, wall, cpu, rss, seeder_cpu, outcome, monitor)
-                    results[(kind, client)].append((wall, cpu, rss, seeder_cpu, outcome))
+                    if r >= 0:
+                        results[(kind, client)].append((wall, cpu, rss, seeder_cpu, outcome))
                     shutil.rmtree(out)
         print("\nmedian of %d runs, %d MiB in one file, %d KiB pieces, one libtorrent seeder on 127.0.0.1 (TCP):"
               % (args.runs, args.mib, args.piece_kib))
