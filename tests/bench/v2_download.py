@@ -42,8 +42,10 @@ peak RSS of peerwire's v2 downloads (target < 100 MiB). The SHA-1 of every downl
 checked against the original.
 
 --threads watches each download every 50 ms (utp_transfer.Monitor) and prints the user and
-system CPU seconds of each thread of the downloader (/proc/<pid>/task/<tid>/stat): for
-peerwire, the `verify n` threads (hashing) apart from the peer thread and the scheduler.
+system CPU seconds of the busiest threads of the downloader and of the seeder during the
+download (/proc/<pid>/task/<tid>/stat): for peerwire, the `verify n` threads (reading each
+piece back and hashing it) apart from the peer thread (receiving and writing blocks) and the
+scheduler; libtorrent's threads by id, since they all have the name of the interpreter.
 
 Every download is bounded by --timeout seconds (default 300): past it the downloader is killed
 and the run is reported as a timeout. Every process is stopped by its PID. Not a test: speed is
@@ -288,7 +290,7 @@ def download_peerwire(torrent, out, seeder, timeout, threads):
             "--no-dht", "--transport", "tcp", "--peer", "127.0.0.1:%d" % seeder.port, "--give-up-after", "60"]
     start = time.time()
     proc = Timed(args, stderr=subprocess.DEVNULL)
-    monitor = Monitor(proc.pid, {}, {"peerwire": proc.pid} if threads else None)
+    monitor = Monitor(proc.pid, {}, {"download": proc.pid, "seeder": seeder.pid} if threads else None)
     status, cpu, rss, killed = proc.wait(timeout)
     wall = time.time() - start
     monitor.stop()
@@ -306,7 +308,7 @@ def download_libtorrent(torrent, out, seeder, timeout, threads):
     start = time.time()
     leecher = LtPeer(torrent, out, False, timeout, connect="127.0.0.1:%d" % seeder.port)
     startup = time.time() - start
-    monitor = Monitor(leecher.pid, {}, {"libtorrent": leecher.pid} if threads else None)
+    monitor = Monitor(leecher.pid, {}, {"download": leecher.pid, "seeder": seeder.pid} if threads else None)
     try:
         leecher.wait_for("finished", deadline=max(1, timeout - (time.time() - start)))
         outcome = None
@@ -346,15 +348,33 @@ def report_run(r, kind, client, size, wall, cpu, rss, seeder_cpu, outcome, monit
         print("      nothing written for >= 0.2 s: %d times, %.2f s in all (%s)" % (
             len(stalls), sum(s[1] for s in stalls),
             ", ".join("%.2f s at %.1f s, %.0f MiB in" % (d, t, m) for t, d, m in stalls[:6])))
-    by_thread = sorted(monitor.thread_cpu().items(), key=lambda kv: -sum(kv[1]))
-    for (_, name), (user, system) in by_thread:
-        if user + system >= 0.01:
-            print("      thread %-16s %6.2f s (user %.2f s, system %.2f s)" % (name, user + system, user, system))
-    if by_thread:
-        hashing = sum(u + s for (_, name), (u, s) in by_thread if name.startswith("verify"))
-        if client == "peerwire":
-            print("      verify threads together %.2f s (%.2f s per GiB)" % (hashing, hashing / (size / (1 << 30))))
+    if monitor.threads:
+        report_threads(client, size, monitor)
     sys.stdout.flush()
+
+
+def report_threads(client, size, monitor):
+    """The CPU seconds of each thread during the download: peerwire's by name (`peer …`,
+    `verify n`, `scheduler`), libtorrent's by thread id (its threads are all called python3),
+    the busiest four of each process."""
+    for label in ("download", "seeder"):
+        rows = []
+        for (which, tid), (name, base, latest) in monitor.threads.items():
+            if which == label:
+                rows.append((latest[0] - base[0], latest[1] - base[1], name, tid))
+        if label == "download" and client == "peerwire":
+            by_name = {}
+            for user, system, name, _ in rows:
+                u, s = by_name.get(name, (0, 0))
+                by_name[name] = (u + user, s + system)
+            rows = [(u, s, name, "") for name, (u, s) in by_name.items()]
+            hashing = sum(u + s for u, s, name, _ in rows if name.startswith("verify"))
+            print("      verify threads together %.2f s (%.2f s per GiB)" % (hashing, hashing / (size / (1 << 30))))
+        who = "peerwire" if label == "download" and client == "peerwire" else "libtorrent " + label
+        for user, system, name, tid in sorted(rows, key=lambda r: -(r[0] + r[1]))[:4]:
+            if user + system >= 0.01:
+                print("      %-19s thread %-16s %6.2f s (user %.2f s, system %.2f s)"
+                      % (who, name if not tid else "%s %s" % (name, tid), user + system, user, system))
 
 
 def main():
