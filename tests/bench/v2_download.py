@@ -271,8 +271,7 @@ def make_torrents(work, mib, piece_len, kinds):
         for _ in range(mib):
             f.write(os.urandom(1 << 20))
         # On disk before any download starts: else the kernel writes the file back (after 30 s,
-        # or once dirty pages pass a tenth of memory) in the middle of the first downloads,
-        # which measured up to twice as slow, CPU time included.
+        # or once dirty pages pass a tenth of memory) in the middle of the first downloads.
         f.flush()
         os.fsync(f.fileno())
     torrents = {}
@@ -405,10 +404,11 @@ def main():
     try:
         seed_dir, digest, torrents = make_torrents(work, args.mib, args.piece_kib << 10, kinds)
         results = {(k, c): [] for k in kinds for c in CLIENTS}
-        # Warm-up rounds (r < 0) run first and are not counted: measured on the 2-core
-        # development machine (a VM), the first download after the data was made spent up to
-        # twice the CPU of the later ones, all of it system time of the thread that writes
-        # the blocks, whichever client went first.
+        # Warm-up rounds (r < 0) run first and are not counted: on the 2-core development
+        # machine (a VM), the first download after the data was made was, in 5 of 6 trials,
+        # up to 1.8 times slower than the later ones and spent up to twice their CPU, the
+        # extra all system time of the thread that writes the blocks. That first download was
+        # peerwire's each time; after a warm-up round it was not slower than the rest.
         for r in range(-args.warmup, args.runs):
             # Which client goes first alternates, so that neither always meets a cold or a
             # warm machine.
