@@ -405,8 +405,8 @@ def main():
         seed_dir, digest, torrents = make_torrents(work, args.mib, args.piece_kib << 10, kinds)
         results = {(k, c): [] for k in kinds for c in CLIENTS}
         # Warm-up rounds (r < 0) run first and are not counted: on the 2-core development
-        # machine (a VM), the first download after the data was made was, in 5 of 6 trials,
-        # up to 1.8 times slower than the later ones and spent up to twice their CPU, the
+        # machine (a VM), the first download after the data was made was, in 6 of 8 trials,
+        # up to 1.8 times slower than the later ones and spent up to 2.3 times their CPU, the
         # extra all system time of the thread that writes the blocks. That first download was
         # peerwire's each time; after a warm-up round it was not slower than the rest.
         for r in range(-args.warmup, args.runs):
