@@ -43,8 +43,10 @@ fn an_encrypted_handshake_is_named_as_one() {
     let send_key = |port: u16| {
         let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         socket.write_all(&key).unwrap();
-        // Nothing more: a key exchange that stops after its first step.
-        socket.shutdown(std::net::Shutdown::Write).unwrap();
+        // Nothing more: a key exchange that stops after its first step. Under `--encryption
+        // off` the seeder may already have read the first byte and hung up, and then there is
+        // no connection left to shut: that is no failure of the test.
+        let _ = socket.shutdown(std::net::Shutdown::Write);
     };
     // Under `--encryption off` it is refused, and named for what it is.
     let port = free_port();
