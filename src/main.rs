@@ -442,6 +442,9 @@ struct PeerArgs {
     /// Drop a peer that sends nothing at all for this many seconds.
     #[arg(long, default_value_t = 120)]
     peer_timeout: u64,
+    /// Download at most this many KiB per second, all peers together.
+    #[arg(long)]
+    max_download_rate: Option<u64>,
     /// The address we listen on, TCP and the DHT's UDP (default: every address).
     #[arg(long, default_value = "0.0.0.0")]
     bind: std::net::IpAddr,
@@ -478,6 +481,7 @@ impl PeerArgs {
             only_piece,
             debug_single_peer: self.debug_single_peer,
             peer_timeout: Duration::from_secs(self.peer_timeout),
+            max_download_rate: self.max_download_rate.map(|k| k * 1024),
             bind: self.bind,
             dht: self.dht.options(),
             encryption: self.encryption.into(),

@@ -336,6 +336,10 @@ pub(super) fn receive_block(
     link.last_block = Instant::now();
     link.pipeline.received(data.len());
     link.written.push(block);
+    // `--max-download-rate`: pay for the block before reading the next message.
+    if let Some(limit) = &context.download_limit {
+        limit.take(block.length);
+    }
     Ok(())
 }
 

@@ -65,6 +65,8 @@ pub struct PeerContext {
     pub silent_limit: Duration,
     /// `--max-upload-rate`, shared by every peer thread.
     pub upload_limit: Option<Arc<RateLimit>>,
+    /// `--max-download-rate`, shared by every peer thread.
+    pub download_limit: Option<Arc<RateLimit>>,
     /// Our info dictionary, served with `ut_metadata` (BEP 9).
     pub metadata: Option<Arc<Vec<u8>>>,
     /// The hash trees of a v2 or hybrid torrent's files, from their piece layers up: what

@@ -252,8 +252,9 @@ fn request_problem(block: &BlockRequest, check: &RequestCheck) -> Option<String>
     None
 }
 
-/// An upload rate limit shared by every peer thread (`--max-upload-rate`): a token bucket that
-/// refills at the rate and holds a quarter of a second of it (at least one block).
+/// A rate limit shared by every peer thread (`--max-upload-rate`, `--max-download-rate`): a
+/// token bucket that refills at the rate and holds a quarter of a second of it (at least one
+/// block).
 #[derive(Debug)]
 pub struct RateLimit {
     bytes_per_second: f64,
@@ -288,6 +289,27 @@ impl RateLimit {
             true
         } else {
             false
+        }
+    }
+
+    /// Takes `bytes` from the bucket, waiting for them to be earned. The download limit uses
+    /// it: a peer thread that waits here reads nothing more from its socket meanwhile, so
+    /// TCP's (or uTP's) own window slows the sender down to the rate.
+    pub fn take(&self, bytes: u32) {
+        loop {
+            let missing = {
+                let mut bucket = self.refilled();
+                if bucket.0 >= f64::from(bytes) {
+                    bucket.0 -= f64::from(bytes);
+                    return;
+                }
+                f64::from(bytes) - bucket.0
+            };
+            // Asleep until the tokens are due (other threads may take some first: then the
+            // loop waits again). Pacing, not hoping: the bucket says when.
+            std::thread::sleep(std::time::Duration::from_secs_f64(
+                missing / self.bytes_per_second,
+            ));
         }
     }
 

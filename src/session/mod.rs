@@ -85,6 +85,8 @@ pub struct DownloadOptions {
     pub require_complete: bool,
     /// Bytes per second, shared by all uploads (`--max-upload-rate`).
     pub max_upload_rate: Option<u64>,
+    /// Bytes per second, shared by all downloads from peers (`--max-download-rate`).
+    pub max_download_rate: Option<u64>,
     /// Drop a peer that sends nothing for this long (`--peer-timeout`).
     pub peer_timeout: Duration,
     /// Our peer id (`None`: a fresh random one).
@@ -117,6 +119,7 @@ impl DownloadOptions {
             after_complete: AfterComplete::Stop,
             require_complete: false,
             max_upload_rate: None,
+            max_download_rate: None,
             peer_timeout: Duration::from_secs(120),
             peer_id: None,
             choker: ChokerConfig::default(),

@@ -55,6 +55,9 @@ impl PeerSide {
             patient: options.debug_single_peer,
             silent_limit: options.peer_timeout,
             upload_limit: options.max_upload_rate.map(|r| Arc::new(RateLimit::new(r))),
+            download_limit: options
+                .max_download_rate
+                .map(|r| Arc::new(RateLimit::new(r))),
             metadata: Some(Arc::clone(&metainfo.info_bytes)),
             v2_layers: metainfo
                 .v2
