@@ -21,7 +21,7 @@
 use crate::merkle::{self, BlocksPerPiece, Sha256Hash};
 use crate::metadata_fetch::Request;
 use crate::metainfo::Metainfo;
-use crate::peer::connection::{Connection, PeerError};
+use crate::peer::connection::PeerError;
 use crate::wire::Message;
 use crate::wire::handshake::RESERVED_EXTENSIONS;
 use crate::wire::hashes::MAX_HASHES_PER_MESSAGE;
@@ -142,14 +142,7 @@ fn ask(
     wanted: &[Wanted],
     per_piece: BlocksPerPiece,
 ) -> Result<Vec<Vec<Sha256Hash>>, FromPeer> {
-    let mut connection = Connection::open(
-        addr,
-        request.info_hash,
-        request.our_id,
-        RESERVED_V2,
-        request.trace.clone(),
-        &request.dialer,
-    )?;
+    let mut connection = request.open(addr, RESERVED_V2)?;
     let base_layer = per_piece.height();
     // Every part of every layer: (which file, first hash). A few at a time go out; each answer
     // makes room for the next.

@@ -380,16 +380,8 @@ fn readable<T>(param: &Param, decoded: Result<T, MagnetError>) -> Option<T> {
 
 /// A BEP 52 multihash: `12` (SHA-256), `20` (32 bytes), then the 32 bytes in hex.
 fn decode_btmh(text: &[u8]) -> Option<InfoHashV2> {
-    let digits = text.strip_prefix(b"1220")?;
-    if digits.len() != 64 {
-        return None;
-    }
-    let mut hash = [0u8; 32];
-    for (byte, pair) in hash.iter_mut().zip(digits.chunks(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(InfoHashV2(hash))
+    let digits = std::str::from_utf8(text.strip_prefix(b"1220")?).ok()?;
+    crate::encoding::from_hex::<32>(digits).map(InfoHashV2)
 }
 
 /// `urn:btih:` and `urn:btmh:` are both 9 characters; the hash follows.

@@ -99,6 +99,19 @@ impl Request {
             _ => InfoHash(sha1(info)) == self.info_hash,
         }
     }
+
+    /// Dials `addr` for this torrent as `dialer` says, announcing `reserved`, and exchanges
+    /// handshakes (the metadata fetch here, the piece layers in `layer_fetch.rs`).
+    pub fn open(&self, addr: SocketAddr, reserved: [u8; 8]) -> Result<Connection, PeerError> {
+        Connection::open(
+            addr,
+            self.info_hash,
+            self.our_id,
+            reserved,
+            self.trace.clone(),
+            &self.dialer,
+        )
+    }
 }
 
 /// Asks `peers` (and any that arrive on `more`) for the info dictionary; returns its bytes,
@@ -211,15 +224,7 @@ pub fn open_for_metadata(
     addr: SocketAddr,
     request: &Request,
 ) -> Result<Option<Connection>, PeerError> {
-    let reserved = crate::wire::handshake::RESERVED_EXTENSIONS;
-    let mut connection = Connection::open(
-        addr,
-        request.info_hash,
-        request.our_id,
-        reserved,
-        request.trace.clone(),
-        &request.dialer,
-    )?;
+    let mut connection = request.open(addr, crate::wire::handshake::RESERVED_EXTENSIONS)?;
     if !connection.remote.supports_extensions() {
         return Ok(None);
     }

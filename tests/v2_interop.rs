@@ -63,6 +63,25 @@ fn assert_files(root: &Path, files: &[Written], what: &str) {
     }
 }
 
+/// `peerwire magnet_download -o OUT MAGNET --peer P… --no-dht --port 0 --trace EXTRA…`, run to
+/// its end (at most 90 s).
+fn magnet_download(
+    magnet: &str,
+    peers: &[SocketAddr],
+    out: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut command = peerwire();
+    command.args(["magnet_download", "-o"]).arg(out).arg(magnet);
+    for peer in peers {
+        command.args(["--peer", &peer.to_string()]);
+    }
+    command
+        .args(["--no-dht", "--port", "0", "--trace"])
+        .args(extra);
+    common::run_with_deadline(&mut command, Duration::from_secs(90))
+}
+
 #[test]
 fn peerwire_downloads_a_v2_only_torrent_from_a_libtorrent_seeder() {
     let dir = tempfile::tempdir().unwrap();
@@ -218,20 +237,7 @@ fn peerwire_downloads_a_v2_magnet_link_from_a_libtorrent_seeder() {
     let magnet = format!("magnet:?xt=urn:btmh:1220{}", v2.info_hash.to_hex());
     let out = dir.path().join("out");
     let peer = SocketAddr::from(([127, 0, 0, 1], seeder.port));
-    let mut command = peerwire();
-    command
-        .args(["magnet_download", "-o"])
-        .arg(&out)
-        .arg(&magnet);
-    command.args([
-        "--peer",
-        &peer.to_string(),
-        "--no-dht",
-        "--port",
-        "0",
-        "--trace",
-    ]);
-    let run = common::run_with_deadline(&mut command, Duration::from_secs(60));
+    let run = magnet_download(&magnet, &[peer], &out, &[]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert_files(&out, &files, "the download of a btmh magnet link");
@@ -312,20 +318,8 @@ fn peerwire_downloads_a_v2_only_magnet_link_fetching_the_piece_layers_from_peers
     );
     for (who, seeder) in [("libtorrent", libtorrent.port), ("peerwire", port)] {
         let out = dir.path().join(format!("from-{who}"));
-        let mut command = peerwire();
-        command
-            .args(["magnet_download", "-o"])
-            .arg(&out)
-            .arg(&magnet);
-        command.args([
-            "--peer",
-            &format!("127.0.0.1:{seeder}"),
-            "--no-dht",
-            "--port",
-            "0",
-        ]);
-        command.args(["--transport", "tcp", "--trace"]);
-        let run = common::run_with_deadline(&mut command, Duration::from_secs(60));
+        let seeder = SocketAddr::from(([127, 0, 0, 1], seeder));
+        let run = magnet_download(&magnet, &[seeder], &out, &["--transport", "tcp"]);
         let stderr = String::from_utf8_lossy(&run.stderr);
         assert!(run.status.success(), "from {who}: {stderr}");
         assert!(
@@ -382,20 +376,8 @@ open(out, "wb").write(lt.bencode(ct.generate()))
     );
     for (who, seeder) in [("libtorrent", libtorrent.port), ("peerwire", port)] {
         let out = dir.path().join(format!("from-{who}"));
-        let mut command = peerwire();
-        command
-            .args(["magnet_download", "-o"])
-            .arg(&out)
-            .arg(&magnet);
-        command.args([
-            "--peer",
-            &format!("127.0.0.1:{seeder}"),
-            "--no-dht",
-            "--port",
-            "0",
-        ]);
-        command.args(["--transport", "tcp", "--trace"]);
-        let run = common::run_with_deadline(&mut command, Duration::from_secs(90));
+        let seeder = SocketAddr::from(([127, 0, 0, 1], seeder));
+        let run = magnet_download(&magnet, &[seeder], &out, &["--transport", "tcp"]);
         let stderr = String::from_utf8_lossy(&run.stderr);
         assert!(run.status.success(), "from {who}: {stderr}");
         let parts = stderr.lines().filter(|l| l.contains("<- Hashes")).count();
@@ -470,20 +452,8 @@ fn a_peer_that_rejects_every_hash_request_is_left_for_the_next() {
         common::Script::RejectHashes,
         Some(Arc::clone(&metainfo.info_bytes)),
     );
-    let magnet_download = |peers: &[SocketAddr], out: &Path| {
-        let mut command = peerwire();
-        command
-            .args(["magnet_download", "-o"])
-            .arg(out)
-            .arg(&magnet);
-        for peer in peers {
-            command.args(["--peer", &peer.to_string()]);
-        }
-        command.args(["--no-dht", "--port", "0", "--transport", "tcp"]);
-        common::run_with_deadline(&mut command, Duration::from_secs(60))
-    };
     let alone = dir.path().join("alone.bin");
-    let refused = magnet_download(&[liar.addr], &alone);
+    let refused = magnet_download(&magnet, &[liar.addr], &alone, &["--transport", "tcp"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "{stderr}");
     assert!(
@@ -499,7 +469,7 @@ fn a_peer_that_rejects_every_hash_request_is_left_for_the_next() {
     );
     let honest = SocketAddr::from(([127, 0, 0, 1], port));
     let out = dir.path().join("out.bin");
-    let run = magnet_download(&[liar.addr, honest], &out);
+    let run = magnet_download(&magnet, &[liar.addr, honest], &out, &["--transport", "tcp"]);
     assert!(
         run.status.success(),
         "{}",

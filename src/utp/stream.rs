@@ -89,9 +89,8 @@ impl Slot {
         guard: MutexGuard<'a, Inner>,
         deadline: Option<Instant>,
     ) -> MutexGuard<'a, Inner> {
-        let recover = |p: std::sync::PoisonError<_>| p.into_inner();
         match deadline {
-            None => self.changed.wait(guard).unwrap_or_else(recover),
+            None => self.changed.wait(guard).unwrap_or_else(|p| p.into_inner()),
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 self.changed

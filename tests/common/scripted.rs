@@ -233,20 +233,12 @@ fn serve_scripted(mut socket: TcpStream, t: &ScriptedTorrent) -> Result<(), Wire
         }
         match Message::read_from(&mut socket)? {
             Message::Extended { id, payload } => metadata.receive(&mut socket, t, id, &payload)?,
-            Message::HashRequest {
-                pieces_root,
-                base_layer,
-                index,
-                length,
-                proof_layers,
-            } if t.script == Script::RejectHashes => Message::HashReject {
-                pieces_root,
-                base_layer,
-                index,
-                length,
-                proof_layers,
+            request @ Message::HashRequest { .. } if t.script == Script::RejectHashes => {
+                // The same header back, as a reject (`HashRange::reject`).
+                if let Some(range) = request.hash_range() {
+                    range.reject().write_to(&mut socket)?;
+                }
             }
-            .write_to(&mut socket)?,
             Message::Interested => Message::Unchoke.write_to(&mut socket)?,
             Message::Request {
                 index,
