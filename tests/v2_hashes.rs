@@ -32,7 +32,7 @@ use peerwire::wire::WireError;
 use peerwire::wire::hashes::{HashRange, HashesError};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -91,7 +91,8 @@ open(out, "wb").write(lt.bencode(ct.generate()))
 /// reports `finished` again once its data is on disk. A `peer_error` or `hash_failed` line ends
 /// the test.
 const LEECHER: &str = r#"
-import sys, time, libtorrent as lt
+import sys, time, faulthandler, libtorrent as lt
+faulthandler.enable()
 magnet, port, peer, save = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 first = [int(p) for p in sys.argv[5].split(",")]
 def say(*words): print(*words, flush=True)
@@ -134,14 +135,24 @@ while time.time() < until:
             say("finished", ",".join(have))
 "#;
 
-/// The leecher's next line starting with `prefix`; a `peer_error` or `hash_failed` first fails.
-fn next_line(lines: &Receiver<String>, prefix: &str) -> String {
+/// The leecher's next line starting with `prefix`; a `peer_error` or `hash_failed` first fails,
+/// and so does the leecher's exit, with its status and what it wrote on stderr (`log`).
+fn next_line(lines: &Receiver<String>, prefix: &str, leecher: &mut Killed, log: &Path) -> String {
     let until = Instant::now() + DEADLINE;
     loop {
         let left = until.saturating_duration_since(Instant::now());
-        let line = lines.recv_timeout(left).unwrap_or_else(|_| {
-            panic!("the libtorrent leecher said no {prefix:?} in {DEADLINE:?}")
-        });
+        let line = match lines.recv_timeout(left) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("the libtorrent leecher said no {prefix:?} in {DEADLINE:?}")
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                // Its stdout closed: the interpreter is ending, so waiting is short.
+                let status = leecher.0.wait();
+                let stderr = std::fs::read_to_string(log).unwrap_or_default();
+                panic!("the libtorrent leecher ended before {prefix:?}: {status:?}\n{stderr}")
+            }
+        };
         assert!(
             !line.starts_with("peer_error") && !line.starts_with("hash_failed"),
             "libtorrent: {line}"
@@ -186,6 +197,7 @@ fn magnet_download_from_peerwire(
     common::wait_for_tcp(port, DEADLINE, "peerwire seed");
 
     let save = dir.join("leecher");
+    let log = dir.join("leecher.log");
     std::fs::create_dir_all(&save).unwrap();
     let magnet = format!("magnet:?xt=urn:btmh:1220{}", v2.info_hash.to_hex());
     let first_list: Vec<String> = first.iter().map(u32::to_string).collect();
@@ -198,18 +210,18 @@ fn magnet_download_from_peerwire(
         .arg(first_list.join(","))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(std::fs::File::create(&log).expect("the leecher's log"))
         .spawn()
         .expect("start the libtorrent leecher");
     let lines = lines_of(child.stdout.take().expect("piped stdout"));
-    let leecher = Killed(child);
-    next_line(&lines, "metadata_received");
-    let some = next_line(&lines, "finished");
+    let mut leecher = Killed(child);
+    next_line(&lines, "metadata_received", &mut leecher, &log);
+    let some = next_line(&lines, "finished", &mut leecher, &log);
     let first_pieces = started.elapsed();
     // Exactly those pieces: upload mode kept libtorrent from any other, and each of them
     // passed its check.
     assert_eq!(some, first_list.join(","), "the pieces checked first");
-    let all = next_line(&lines, "finished");
+    let all = next_line(&lines, "finished", &mut leecher, &log);
     assert_eq!(all.split(',').count(), metainfo.info.num_pieces(), "{all}");
     let stderr = seed.stop("-INT", DEADLINE);
     for (name, bytes) in files {
