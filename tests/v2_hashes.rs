@@ -128,9 +128,14 @@ while time.time() < until:
             stage = "all"
             h.prioritize_pieces([1] * h.torrent_file().num_pieces())
         elif isinstance(a, lt.torrent_finished_alert):
-            # The last blocks may still wait in libtorrent's store buffer: said once on disk.
-            h.save_resume_data(lt.torrent_handle.flush_disk_cache)
-        elif isinstance(a, lt.save_resume_data_alert):
+            # Pieces count as had once hashed, while their blocks may still wait for the disk
+            # thread: said once those writes are done (`flush_cache` waits for them; the
+            # resume data's `flush_disk_cache` does not, and a check of the file failed).
+            # (libtorrent flushes by itself when a stage finishes, so only a flush after
+            # the last stage counts.)
+            h.flush_cache()
+            stage = "flushing"
+        elif isinstance(a, lt.cache_flushed_alert) and stage == "flushing":
             have = [str(i) for i, x in enumerate(h.status().pieces) if x]
             say("finished", ",".join(have))
 "#;
