@@ -175,7 +175,9 @@ def lt_peer(argv):
     states = lt.torrent_status.states
     wanted = (states.seeding,) if args.seed else (states.downloading, states.seeding)
     while True:
-        session.wait_for_alert(50)
+        # Polling, not wait_for_alert: its returned alert can be moved by a growing alert
+        # queue while the binding reads it (a segfault seen in the tests).
+        time.sleep(0.02)
         for alert in session.pop_alerts():
             if isinstance(alert, lt.listen_succeeded_alert) and alert.socket_type == lt.socket_type_t.tcp:
                 listening = True
