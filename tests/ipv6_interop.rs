@@ -116,6 +116,12 @@ fn a_libtorrent_leecher_on_ipv6_downloads_from_peerwire_seed() {
     // The seed saw it as an IPv6 peer: `[::1]:<its port>: connected`.
     let line = seed.wait_for(": connected, peer id", STEP);
     assert!(line.contains("] [::1]:"), "{line}");
+    // The same socket takes IPv4: a handshake from 127.0.0.1 is logged as 127.0.0.1, not as
+    // the mapped `::ffff:127.0.0.1` the dual-stack socket reports.
+    let ipv4 = SocketAddr::from(([127, 0, 0, 1], port)).to_string();
+    run_ok(peerwire().arg("handshake").arg(&torrent).arg(&ipv4), STEP);
+    let line = seed.wait_for(": connected, peer id", STEP);
+    assert!(line.contains("] 127.0.0.1:"), "{line}");
 }
 
 /// peerwire knows one peer, L (a libtorrent leecher on `[::1]`); L is connected to S (a
@@ -230,4 +236,56 @@ fn peers6_from_the_built_in_tracker_over_http_and_udp_lead_to_a_libtorrent_seede
         .args(["--port", "0", "--no-dht", "--give-up-after", "60"]);
     run_ok(&mut download, DEADLINE);
     common::assert_bytes(&out, &std::fs::read(&content).unwrap(), "the download");
+}
+
+/// The other way: `peerwire seed` (P) dials L2, a libtorrent leecher on `[::1]`, and L1,
+/// another, dials P. P's `ut_pex` round (once a minute, BEP 11) lists L2 to L1 in `added6`,
+/// and L1 dials L2: nobody else could have told it where L2 listens.
+///
+/// P lists only peers it dialled: one that dialled P is known by its outgoing port, and
+/// libtorrent 2.0.8 does not say its listening port (`p`) in the extended handshake it sends
+/// when it dials (measured: `p` absent), so L1 is not listed to L2.
+#[test]
+fn libtorrent_dials_an_ipv6_peer_that_peerwire_listed_in_added6() {
+    if !ipv6_loopback() {
+        return;
+    }
+    let (dir, content, torrent) = lesson();
+    let mut leechers = Vec::new();
+    for name in ["l1", "l2"] {
+        let save = dir.path().join(name);
+        std::fs::create_dir_all(&save).unwrap();
+        let pex = ["--pex", ON_IPV6[0], ON_IPV6[1]];
+        let Some(leecher) = LibtorrentPeer::start_with(&torrent, &save, false, &pex) else {
+            return;
+        };
+        leechers.push(leecher);
+    }
+    leechers[1].wait_until_started(STEP);
+    // P uploads slowly, so that L1 and L2 are still leechers (a seed dials no seed) when P's
+    // first ut_pex goes out, 60 s after it started.
+    let mut command = peerwire();
+    command
+        .args(["-v", "seed"])
+        .arg(&torrent)
+        .arg(&content)
+        .args(["--port", &common::free_port().to_string(), "--no-dht"])
+        .args([
+            "--max-upload-rate",
+            "16",
+            "--peer",
+            &v6(leechers[1].port).to_string(),
+        ]);
+    let mut seed = StderrLines::spawn(&mut command);
+    let listening = seed.wait_for("listening for peers on ", STEP);
+    let port = listening
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse::<u16>().ok());
+    let port = port.unwrap_or_else(|| panic!("no port in {listening:?}"));
+    seed.wait_for(&format!("{}: connected", v6(leechers[1].port)), STEP);
+    leechers[0].send(&format!("connect [::1]:{port}"));
+    // The driver prints an endpoint as `ip:port`, IPv6 without brackets.
+    let l2 = format!("peer_connected ::1:{}", leechers[1].port);
+    leechers[0].wait_for(&l2, Duration::from_secs(120));
 }
