@@ -38,6 +38,11 @@
 //! else: a tracker that sends 7 bytes is broken); a `ut_pex` message is read leniently, whole
 //! entries only ([`compact_peers`]), since a peer's sloppiness harms no one. BEP 10's `yourip`
 //! is the address half alone ([`ip_from_octets`]).
+//!
+//! **IPv4-mapped addresses** (RFC 4291, section 2.5.5.2) are how a dual-stack IPv6 socket
+//! shows an IPv4 peer: `::ffff:127.0.0.1`. Addresses from sockets are turned back into IPv4
+//! ([`canonical_addr`]), and a datagram for an IPv4 peer on such a socket goes to the mapped
+//! form ([`addr_for_socket`]), so the rest of the program sees one name per peer.
 
 use sha1::{Digest, Sha1};
 use std::net::{IpAddr, SocketAddr};

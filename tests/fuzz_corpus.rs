@@ -760,7 +760,10 @@ fn write_tracker_http_seeds() {
     let peers6_only = Value::dict(vec![
         ("interval", Value::integer(60)),
         ("peers", Value::bytes(Vec::new())),
-        ("peers6", Value::bytes(encoding::encode_compact_v6(&v6_only))),
+        (
+            "peers6",
+            Value::bytes(encoding::encode_compact_v6(&v6_only)),
+        ),
     ]);
     write_seed(t, "announce_peers6_only", &bencode::encode(&peers6_only));
     // One whole 18-byte entry and 2 bytes more: an error naming the length, never a guess.

@@ -13,6 +13,10 @@
 //! Peers reach us over uTP too (BEP 29): the `utp` thread accepts those on the UDP socket of
 //! the same port number and hands each stream over a channel to a second thread,
 //! `listener utp`, which treats it exactly as a TCP connection, under the same cap.
+//!
+//! Both address families share one socket: the default `--bind ::` is `[::]` with
+//! `IPV6_V6ONLY` off ([`bind_tcp`]), and an IPv4 peer, which that socket reports as
+//! `::ffff:a.b.c.d`, is named `a.b.c.d` from the moment it is accepted.
 
 use super::thread::{PeerContext, spawn_incoming};
 use crate::encoding::canonical_addr;

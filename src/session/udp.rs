@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Real clients use one port number for everything: TCP and UDP. The UDP socket is bound
-//! first, and the TCP listener then takes the same number.
+//! first, and the TCP listener then takes the same number. On the default `--bind ::` both
+//! are dual-stack: uTP reaches IPv4 and IPv6 peers through the one UDP socket, and the DHT
+//! node, IPv4 only (BEP 5), sends to its nodes' IPv4-mapped addresses there.
 
 use super::{DownloadOptions, SessionError};
 use crate::dht::thread::{Dht, DhtConfig, DhtOptions, DhtSocket};
