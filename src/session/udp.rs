@@ -17,7 +17,7 @@ use crate::dht::thread::{Dht, DhtConfig, DhtOptions, DhtSocket};
 use crate::utp::socket::{UtpChannels, UtpConfig, UtpError, UtpSocket};
 use crate::utp::stream::UtpStream;
 use crossbeam_channel::Receiver;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
 pub(super) struct UdpSide {
     pub(super) socket: UtpSocket,
@@ -85,9 +85,8 @@ impl UdpSide {
     }
 }
 
-/// Binds `ip:port` (port 0: any). A taken `--port` gives way to any free one; the dual-stack
-/// `[::]` (the default `--bind`) gives way to `0.0.0.0` where the system has no IPv6, as the
-/// TCP listener does (`peer/listener.rs`).
+/// Binds `ip:port` (port 0: any); a taken `--port` gives way to any free one. (Where the
+/// system has no IPv6, `UtpSocket::bind` itself turns the default `[::]` into `0.0.0.0`.)
 fn bind_or_another_port(
     ip: IpAddr,
     port: u16,
@@ -100,10 +99,6 @@ fn bind_or_another_port(
                 addr.port()
             );
             bind_or_another_port(ip, 0, config)
-        }
-        Err(UtpError::Bind(addr, e)) if ip == IpAddr::V6(Ipv6Addr::UNSPECIFIED) => {
-            log::warn!("cannot bind UDP {addr} ({e}): uTP and the DHT on IPv4 only");
-            bind_or_another_port(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port, config)
         }
         result => result,
     }
