@@ -38,6 +38,11 @@
 //! else: a tracker that sends 7 bytes is broken); a `ut_pex` message is read leniently, whole
 //! entries only ([`compact_peers`]), since a peer's sloppiness harms no one. BEP 10's `yourip`
 //! is the address half alone ([`ip_from_octets`]).
+//!
+//! **IPv4-mapped addresses** (RFC 4291, section 2.5.5.2) are how a dual-stack IPv6 socket
+//! shows an IPv4 peer: `::ffff:127.0.0.1`. Addresses from sockets are turned back into IPv4
+//! ([`canonical_addr`]), and a datagram for an IPv4 peer on such a socket goes to the mapped
+//! form ([`addr_for_socket`]), so the rest of the program sees one name per peer.
 
 use sha1::{Digest, Sha1};
 use std::net::{IpAddr, SocketAddr};
@@ -252,6 +257,27 @@ pub fn ip_octets(ip: IpAddr) -> Vec<u8> {
     }
 }
 
+/// The address as its family says it: an IPv4 peer that reached a dual-stack socket (`[::]`
+/// with `IPV6_V6ONLY` off) shows up as `::ffff:a.b.c.d` (RFC 4291, "IPv4-Mapped IPv6
+/// Address"), and is turned back into `a.b.c.d`. Every address that enters the program from a
+/// socket goes through here, so one peer has one name: in bans, in duplicates, in PEX.
+pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// Where to send a datagram for `to` on a socket of the family `socket_is_v6` says: a
+/// dual-stack IPv6 socket reaches an IPv4 peer only at its mapped address (the system refuses
+/// a plain IPv4 one); anything else is left as it is (an IPv4 socket cannot reach IPv6 at all,
+/// and the send then fails with the system's reason).
+pub fn addr_for_socket(to: SocketAddr, socket_is_v6: bool) -> SocketAddr {
+    match to {
+        SocketAddr::V4(v4) if socket_is_v6 => {
+            SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+        }
+        other => other,
+    }
+}
+
 /// 160 bits nobody can predict: from the operating system's random source when it can be
 /// read, mixed with std's randomly keyed hasher and `fastrand` through SHA-1. `fastrand` alone
 /// is predictable from its other outputs. For secrets: MSE's private key (a guessed one would
@@ -412,6 +438,52 @@ mod tests {
         assert!(parse_compact_v6(&[0; 20]).is_err());
         let message = CompactLengthError { len: 7, entry: 6 }.to_string();
         assert_eq!(message, "compact peer list is 7 bytes, not a multiple of 6");
+    }
+
+    #[test]
+    fn a_mapped_address_is_its_ipv4_self_and_back() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:6881".parse().unwrap();
+        let plain: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+        assert_eq!(canonical_addr(mapped), plain);
+        assert_eq!(addr_for_socket(plain, true), mapped);
+        assert_eq!(
+            addr_for_socket(plain, false),
+            plain,
+            "an IPv4 socket: as it is"
+        );
+        let v6: SocketAddr = "[::1]:6881".parse().unwrap();
+        assert_eq!(canonical_addr(v6), v6, "a real IPv6 address stays");
+        assert_eq!(addr_for_socket(v6, true), v6);
+    }
+
+    #[test]
+    fn a_peers6_list_that_is_not_whole_entries_is_an_error_at_every_length() {
+        // 1..=17 bytes and 19..=35: never a whole number of 18-byte entries.
+        for len in (1..36).filter(|len| len % COMPACT_V6_LEN != 0) {
+            let error = parse_compact_v6(&vec![0xab; len]).unwrap_err();
+            assert_eq!(error, CompactLengthError { len, entry: 18 });
+        }
+        assert_eq!(
+            parse_compact_v6(&[]).unwrap(),
+            [],
+            "empty is no peers, not an error"
+        );
+        let message = CompactLengthError { len: 20, entry: 18 }.to_string();
+        assert_eq!(
+            message,
+            "compact peer list is 20 bytes, not a multiple of 18"
+        );
+    }
+
+    #[test]
+    fn compact_v6_bytes_on_the_wire() {
+        // [2001:db8::1]:6881 = 20 01 0d b8 00 .. 00 01 | 1a e1
+        let mut bytes = vec![0x20, 0x01, 0x0d, 0xb8];
+        bytes.extend_from_slice(&[0; 11]);
+        bytes.extend_from_slice(&[0x01, 0x1a, 0xe1]);
+        let peer: SocketAddr = "[2001:db8::1]:6881".parse().unwrap();
+        assert_eq!(parse_compact_v6(&bytes).unwrap(), [peer]);
+        assert_eq!(encode_compact_v6(&[peer]), bytes);
     }
 
     #[test]

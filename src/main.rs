@@ -424,7 +424,8 @@ struct TrackerArgs {
 /// Where peers come from and how we talk to them.
 #[derive(clap::Args)]
 struct PeerArgs {
-    /// Connect to this peer directly (repeatable), with or without a tracker.
+    /// Connect to this peer directly (repeatable), with or without a tracker: IP:PORT, or
+    /// [IPv6]:PORT.
     #[arg(long = "peer")]
     peers: Vec<std::net::SocketAddr>,
     /// Most peers connected at once.
@@ -445,8 +446,9 @@ struct PeerArgs {
     /// Download at most this many KiB per second, all peers together.
     #[arg(long)]
     max_download_rate: Option<u64>,
-    /// The address we listen on, TCP and the DHT's UDP (default: every address).
-    #[arg(long, default_value = "0.0.0.0")]
+    /// The address we listen on, TCP and UDP (uTP, the DHT). The default `::` is every
+    /// address, IPv4 and IPv6; `0.0.0.0` is IPv4 only; any other address is that one alone.
+    #[arg(long, default_value = "::")]
     bind: std::net::IpAddr,
     /// Message Stream Encryption (MSE/PE): off, prefer (accept both; dial plain, then
     /// encrypted if the peer hangs up), require (RC4 only, both ways).

@@ -751,6 +751,29 @@ fn write_tracker_http_seeds() {
     )]));
     write_seed(t, "scrape", &bencode::encode(&scrape));
     write_seed(t, "not_a_dict", b"l4:spame");
+    // IPv6 alone (BEP 7): an empty `peers`, three `peers6` entries, one of them IPv4-mapped.
+    let v6_only = [
+        addr("[::1]:6881"),
+        addr("[2001:db8::7]:51413"),
+        addr("[::ffff:10.0.0.2]:80"),
+    ];
+    let peers6_only = Value::dict(vec![
+        ("interval", Value::integer(60)),
+        ("peers", Value::bytes(Vec::new())),
+        (
+            "peers6",
+            Value::bytes(encoding::encode_compact_v6(&v6_only)),
+        ),
+    ]);
+    write_seed(t, "announce_peers6_only", &bencode::encode(&peers6_only));
+    // One whole 18-byte entry and 2 bytes more: an error naming the length, never a guess.
+    let mut ragged = encoding::encode_compact_v6(&v6_only[..1]);
+    ragged.extend_from_slice(&[0xff, 0xff]);
+    let ragged6 = Value::dict(vec![
+        ("interval", Value::integer(60)),
+        ("peers6", Value::bytes(ragged)),
+    ]);
+    write_seed(t, "ragged_peers6", &bencode::encode(&ragged6));
 }
 
 fn write_tracker_udp_seeds() {
@@ -801,6 +824,10 @@ fn write_tracker_udp_seeds() {
         peers: vec![addr("[::1]:6881")],
     };
     write_seed(t, "announce_response_v6", &announce6.encode());
+    // Read as an IPv6 answer, 2 bytes past the last whole 18-byte peer; as IPv4, 6 whole peers.
+    let mut ragged6 = announce6.encode();
+    ragged6.extend_from_slice(&[0xab; 2]);
+    write_seed(t, "announce_response_v6_ragged", &ragged6);
     let stats = vec![ScrapeStats {
         seeders: 5,
         completed: 50,
@@ -868,6 +895,23 @@ fn write_extension_seeds() {
         dropped: vec![addr("10.0.0.3:6881"), addr("[::1]:1")],
     };
     write_seed(t, "pex", &pex.to_payload());
+    let pex6 = PexMessage {
+        added: vec![
+            (addr("[::1]:6881"), 0x12),
+            (addr("[2001:db8::2]:51413"), 0x04),
+        ],
+        dropped: vec![addr("[2001:db8::3]:1")],
+    };
+    write_seed(t, "pex_v6_only", &pex6.to_payload());
+    // Written by hand: `added6` of 20 bytes (one entry and 2 more), `added6.f` of 3 flags that
+    // do not line up, `dropped6` of 17 bytes (not one entry).
+    let entry = encoding::encode_compact_v6(&[addr("[::1]:6881")]);
+    let mut ragged = b"d6:added620:".to_vec();
+    ragged.extend_from_slice(&entry);
+    ragged.extend_from_slice(b"\xff\xff8:added6.f3:\x01\x02\x038:dropped617:");
+    ragged.extend_from_slice(&entry[..17]);
+    ragged.push(b'e');
+    write_seed(t, "pex_v6_ragged", &ragged);
 }
 
 fn write_magnet_seeds() {

@@ -15,6 +15,7 @@
 
 use super::node::{Command, Node};
 use super::{NodeId, NodeInfo};
+use crate::encoding::addr_for_socket;
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, unbounded};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs, UdpSocket};
@@ -113,7 +114,13 @@ impl DhtSocket {
     fn send_to(&self, bytes: &[u8], to: SocketAddrV4) -> std::io::Result<usize> {
         match self {
             DhtSocket::Own(socket) => socket.send_to(bytes, to),
-            DhtSocket::Shared { socket, .. } => socket.send_to(bytes, to),
+            DhtSocket::Shared { socket, .. } => {
+                // The session's socket may be the dual-stack `[::]` one: an IPv4 node is
+                // reached at its mapped address there. A few datagrams a second: asking the
+                // socket its family each time costs nothing worth keeping a flag for.
+                let socket_is_v6 = socket.local_addr().is_ok_and(|local| local.is_ipv6());
+                socket.send_to(bytes, addr_for_socket(to.into(), socket_is_v6))
+            }
         }
     }
 }

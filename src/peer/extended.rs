@@ -112,7 +112,12 @@ impl Extensions {
                 let addrs: Vec<SocketAddr> = (pex.added.iter().map(|(a, _)| *a))
                     .filter(|a| !crate::tracker::is_ourselves(a, context.listen_port))
                     .collect(); // Transmission lists us to ourselves
-                log::debug!("{}: pex: {} added", connection.addr, addrs.len());
+                let ipv6 = addrs.iter().filter(|a| a.is_ipv6()).count();
+                log::debug!(
+                    "{}: pex: {} added ({ipv6} IPv6, from `added6`)",
+                    connection.addr,
+                    addrs.len()
+                );
                 let found = Event::PeersFound {
                     peer: connection.addr,
                     addrs,

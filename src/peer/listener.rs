@@ -13,11 +13,17 @@
 //! Peers reach us over uTP too (BEP 29): the `utp` thread accepts those on the UDP socket of
 //! the same port number and hands each stream over a channel to a second thread,
 //! `listener utp`, which treats it exactly as a TCP connection, under the same cap.
+//!
+//! Both address families share one socket: the default `--bind ::` is `[::]` with
+//! `IPV6_V6ONLY` off ([`bind_tcp`]), and an IPv4 peer, which that socket reports as
+//! `::ffff:a.b.c.d`, is named `a.b.c.d` from the moment it is accepted.
 
 use super::thread::{PeerContext, spawn_incoming};
+use crate::encoding::canonical_addr;
 use crate::utp::stream::UtpStream;
 use crossbeam_channel::{Receiver, Sender, select};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -53,7 +59,7 @@ impl Listener {
         tcp: bool,
         utp: Option<Receiver<UtpStream>>,
     ) -> std::io::Result<Listener> {
-        let socket = TcpListener::bind(bind)?;
+        let socket = bind_tcp(bind)?;
         let addr = socket.local_addr()?;
         // Only now is the port known (port 0 picks one): every incoming peer hears it in our
         // extended handshake (`p`), so it can give our address to others (PEX).
@@ -103,6 +109,40 @@ impl Listener {
     }
 }
 
+/// Binds the TCP listening socket. `[::]` (the default `--bind`) is every address of both
+/// families: `IPV6_V6ONLY` is turned off explicitly, rather than left to the system's default
+/// (`net.ipv6.bindv6only` on Linux; on by default on other systems), so IPv4 peers reach it
+/// too. Where the system has no IPv6, `[::]` falls back to `0.0.0.0`, with a warning. Any
+/// other address is that address alone: `--bind 0.0.0.0` is IPv4 only, `--bind ::1` the IPv6
+/// loopback only.
+pub fn bind_tcp(bind: SocketAddr) -> io::Result<TcpListener> {
+    if bind.ip() != IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+        return TcpListener::bind(bind);
+    }
+    match bind_dual_stack(bind.port()) {
+        Ok(listener) => Ok(listener),
+        // The port is taken (by an IPv4 listener, perhaps): the caller picks another port.
+        Err(e) if e.kind() == ErrorKind::AddrInUse => Err(e),
+        Err(e) => {
+            log::warn!("cannot listen on IPv6 ({e}): listening on IPv4 only");
+            TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, bind.port())))
+        }
+    }
+}
+
+/// `[::]:port` with `IPV6_V6ONLY` off.
+fn bind_dual_stack(port: u16) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    // As `TcpListener::bind` does: a port whose last connections linger in TIME_WAIT (a
+    // session just stopped) can be listened on again at once.
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
+    socket.listen(128)?;
+    Ok(socket.into())
+}
+
 fn accept_loop(
     socket: &TcpListener,
     context: &PeerContext,
@@ -122,7 +162,8 @@ fn accept_loop(
                 continue;
             }
         };
-        let Ok(addr) = stream.peer_addr() else {
+        // An IPv4 peer on the dual-stack socket arrives as `::ffff:a.b.c.d`: named as IPv4.
+        let Ok(addr) = stream.peer_addr().map(canonical_addr) else {
             continue;
         };
         if !tcp {

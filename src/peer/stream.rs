@@ -62,7 +62,8 @@ pub trait PeerStream: Read + Write + Send {
 
 impl PeerStream for TcpStream {
     fn peer_addr(&self) -> io::Result<SocketAddr> {
-        TcpStream::peer_addr(self)
+        // Accepted on the dual-stack listener, an IPv4 peer reads `::ffff:a.b.c.d`.
+        TcpStream::peer_addr(self).map(crate::encoding::canonical_addr)
     }
 
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {

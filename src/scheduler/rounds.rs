@@ -95,6 +95,7 @@ impl Scheduler {
             .filter(|p| p.commands.is_some())
             .filter_map(|p| p.listen_addr)
             .collect();
+        log::debug!("pex round: {} addresses to share", reachable.len());
         // The whole list to every peer thread: each one knows what it told its own peer
         // before, and sends only the changes, leaving that peer out of its own list.
         self.broadcast(Command::Pex(reachable));

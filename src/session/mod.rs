@@ -31,7 +31,7 @@ use crate::tracker::tiers::TrackerTiers;
 use crate::tracker::{AnnounceRequest, TrackerConfig};
 use crate::wire::Bitfield;
 use crossbeam_channel::Receiver;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -64,7 +64,8 @@ pub struct DownloadOptions {
     pub peers: Vec<SocketAddr>,
     /// The port we listen on and announce (0, or taken by another program: any free port).
     pub port: u16,
-    /// The address we listen on.
+    /// The address we listen on: `::` (the default) is every address, IPv4 and IPv6 (one
+    /// dual-stack socket); any other address is that one alone.
     pub bind: IpAddr,
     pub max_peers: usize,
     /// Where every wire message is traced (`--trace`: stderr).
@@ -108,7 +109,7 @@ impl DownloadOptions {
             target,
             peers: Vec::new(),
             port: 6881,
-            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bind: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             max_peers: 50,
             trace: Trace::Off,
             tracker: TrackerConfig::default(),

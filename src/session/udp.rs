@@ -8,11 +8,13 @@
 //! ```
 //!
 //! Real clients use one port number for everything: TCP and UDP. The UDP socket is bound
-//! first, and the TCP listener then takes the same number.
+//! first, and the TCP listener then takes the same number. On the default `--bind ::` both
+//! are dual-stack: uTP reaches IPv4 and IPv6 peers through the one UDP socket, and the DHT
+//! node, IPv4 only (BEP 5), sends to its nodes' IPv4-mapped addresses there.
 
 use super::{DownloadOptions, SessionError};
 use crate::dht::thread::{Dht, DhtConfig, DhtOptions, DhtSocket};
-use crate::utp::socket::{UtpConfig, UtpError, UtpSocket};
+use crate::utp::socket::{UtpChannels, UtpConfig, UtpError, UtpSocket};
 use crate::utp::stream::UtpStream;
 use crossbeam_channel::Receiver;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -35,33 +37,22 @@ impl UdpSide {
         if !utp && dht.is_none() {
             return Ok(None);
         }
-        let ip = match options.bind {
+        // The DHT node is IPv4 (BEP 5's compact node info is 6 bytes): on an IPv6 `--bind`
+        // it still speaks to IPv4 nodes when the socket is the dual-stack `[::]`, and says
+        // which address it is on as `0.0.0.0`.
+        let dht_ip = match options.bind {
             IpAddr::V4(ip) => ip,
-            // BEP 5's node and our uTP are IPv4: an IPv6 listen address gets them on every
-            // IPv4 address.
             IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
         };
         let config = UtpConfig {
             accept: utp,
             krpc: dht.is_some(),
         };
-        let bind = |port| UtpSocket::bind(SocketAddr::from(SocketAddrV4::new(ip, port)), config);
-        let (socket, mut channels) = match bind(options.port) {
-            Err(UtpError::Bind(addr, e))
-                if e.kind() == std::io::ErrorKind::AddrInUse && options.port != 0 =>
-            {
-                log::warn!(
-                    "UDP port {} is in use; uTP and the DHT take another",
-                    addr.port()
-                );
-                bind(0)
-            }
-            result => result,
-        }?;
+        let (socket, mut channels) = bind_or_another_port(options.bind, options.port, config)?;
         let dht = match (dht, channels.krpc.take()) {
             (Some(dht), Some(datagrams)) => {
                 let config = DhtConfig {
-                    bind: SocketAddrV4::new(ip, socket.addr.port()),
+                    bind: SocketAddrV4::new(dht_ip, socket.addr.port()),
                     options: dht.clone(),
                     read_only: false,
                 };
@@ -91,5 +82,24 @@ impl UdpSide {
             dht.stop();
         }
         self.socket.stop();
+    }
+}
+
+/// Binds `ip:port` (port 0: any); a taken `--port` gives way to any free one. (Where the
+/// system has no IPv6, `UtpSocket::bind` itself turns the default `[::]` into `0.0.0.0`.)
+fn bind_or_another_port(
+    ip: IpAddr,
+    port: u16,
+    config: UtpConfig,
+) -> Result<(UtpSocket, UtpChannels), UtpError> {
+    match UtpSocket::bind(SocketAddr::new(ip, port), config) {
+        Err(UtpError::Bind(addr, e)) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 => {
+            log::warn!(
+                "UDP port {} is in use; uTP and the DHT take another",
+                addr.port()
+            );
+            bind_or_another_port(ip, 0, config)
+        }
+        result => result,
     }
 }

@@ -192,6 +192,7 @@ pub fn parse_announce(dict: &Value) -> Result<AnnounceResponse, Problem> {
         Some(value) => parse_peers_value(value)?,
         None => Vec::new(),
     };
+    // [W3.8] IPv6 peers in a key of their own, 18 bytes each (BEP 7): a ragged list is an error.
     if let Some(v6) = dict.get("peers6").and_then(Value::as_bytes) {
         peers.extend(parse_compact_v6(v6).map_err(PeerListError::from)?);
     }
@@ -215,6 +216,7 @@ pub fn parse_announce(dict: &Value) -> Result<AnnounceResponse, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoding::CompactLengthError;
     use crate::peer_id::PeerId;
     use crate::tracker::Event;
 
@@ -306,6 +308,26 @@ mod tests {
             (Duration::from_secs(900), Some(Duration::from_secs(60)))
         );
         assert_eq!((r.complete, r.incomplete), (Some(3), Some(1)));
+    }
+
+    #[test]
+    fn a_ragged_peers6_is_an_error_that_names_its_length() {
+        // 20 bytes: one 18-byte entry and 2 more, whatever `peers` says.
+        let mut body = b"d8:intervali60e5:peers6:\x7f\x00\x00\x01\x1a\xe16:peers620:".to_vec();
+        body.extend_from_slice(&[0; 20]);
+        body.push(b'e');
+        let Err(Problem::PeerList(error)) = parse(&body) else {
+            panic!("a 20-byte peers6 was taken");
+        };
+        let expected = CompactLengthError { len: 20, entry: 18 };
+        assert_eq!(error, PeerListError::BadCompactLength(expected));
+        assert_eq!(
+            error.to_string(),
+            "compact peer list is 20 bytes, not a multiple of 18"
+        );
+        // Empty is no IPv6 peers, not an error.
+        let r = parse(b"d8:intervali60e5:peers0:6:peers60:e").unwrap();
+        assert!(r.peers.is_empty());
     }
 
     #[test]

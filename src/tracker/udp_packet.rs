@@ -465,6 +465,33 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_reply_has_18_byte_peers_and_a_ragged_one_is_an_error() {
+        let peers = vec![
+            "[::1]:6881".parse().unwrap(),
+            "[2001:db8::2]:80".parse().unwrap(),
+        ];
+        let reply = Response::Announce {
+            transaction_id: 9,
+            interval: 60,
+            leechers: 2,
+            seeders: 0,
+            peers,
+        };
+        let packet = reply.encode();
+        assert_eq!(packet.len(), 20 + 2 * COMPACT_V6_LEN);
+        assert_eq!(Response::decode(&packet, true), Ok(reply));
+        // 36 bytes read as IPv4 would be 6 peers of nonsense: the family is the socket's.
+        assert_eq!(
+            Response::decode(&[&packet[..], &[0; 2]].concat(), true),
+            Err(PacketError::RaggedPeers { len: 38, entry: 18 })
+        );
+        assert_eq!(
+            Response::decode(&packet[..20 + 17], true),
+            Err(PacketError::RaggedPeers { len: 17, entry: 18 })
+        );
+    }
+
+    #[test]
     fn malformed_packets_are_errors() {
         assert!(matches!(
             Response::decode(&[0, 0, 0], false),

@@ -22,10 +22,11 @@
 use super::connection::{Connection, Event};
 use super::packet::{Packet, PacketType};
 use super::stream::{Slot, UtpStream};
+use crate::encoding::canonical_addr;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -134,7 +135,8 @@ pub struct UtpChannels {
 }
 
 impl UtpSocket {
-    /// Binds `addr` and starts the thread `utp`.
+    /// Binds `addr` and starts the thread `utp`. `[::]` is both families on one socket, or
+    /// `0.0.0.0` where the system has no IPv6.
     pub fn bind(addr: SocketAddr, config: UtpConfig) -> Result<(UtpSocket, UtpChannels), UtpError> {
         let socket = bind_udp(addr).map_err(|e| UtpError::Bind(addr, e))?;
         let local = socket.local_addr().map_err(|e| UtpError::Bind(addr, e))?;
@@ -217,9 +219,32 @@ pub const SOCKET_BUFFER: usize = 4 << 20;
 /// kernel's overhead) a burst overflows it while the `utp` thread is busy, every overflow is
 /// a loss, and every loss halves the window: on loopback, 256 MiB cost 650 fast retransmits
 /// and ran ten times slower than TCP. libtorrent enlarges its buffers for the same reason.
+///
+/// `[::]` is both families, as for the TCP listener (`peer/listener.rs`): `IPV6_V6ONLY` off,
+/// so one socket carries uTP and the DHT for IPv4 peers and uTP for IPv6 ones. Where the
+/// system has no IPv6, `[::]` falls back to `0.0.0.0`, with a warning.
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    if addr.ip() != IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+        return bind_udp_exactly(addr);
+    }
+    match bind_udp_exactly(addr) {
+        Ok(socket) => Ok(socket),
+        // The port is taken: the caller may pick another, IPv6 is not to blame.
+        Err(e) if e.kind() == ErrorKind::AddrInUse => Err(e),
+        Err(e) => {
+            log::warn!("cannot bind UDP {addr} ({e}): uTP and the DHT on IPv4 only");
+            bind_udp_exactly(SocketAddr::from((Ipv4Addr::UNSPECIFIED, addr.port())))
+        }
+    }
+}
+
+/// [`bind_udp`] on `addr` itself, dual-stack when it is `[::]`.
+fn bind_udp_exactly(addr: SocketAddr) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+        socket.set_only_v6(false)?;
+    }
     // A smaller buffer than asked is no error: the system's cap is the user's choice.
     if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
         log::debug!("utp: cannot enlarge the receive buffer: {e}");
@@ -312,6 +337,9 @@ fn run(router: &Router, outputs: &Outputs, stop: &AtomicBool) {
             match socket.recv_from(&mut buffer) {
                 Ok((n, from)) => {
                     received += 1;
+                    // On the dual-stack socket an IPv4 sender reads `::ffff:a.b.c.d`: one
+                    // peer, one name, for the connection table and the DHT alike.
+                    let from = canonical_addr(from);
                     dispatch(router, outputs, &buffer[..n], from, &mut touched);
                     // Counted once handled, so that a test that sees the count sees the effect.
                     router.stats.datagrams.fetch_add(1, Ordering::Relaxed);

@@ -15,6 +15,7 @@
 //! slot's condition variable, which the `utp` thread signals after each batch of packets.
 
 use super::connection::{Connection, State, Stats};
+use crate::encoding::addr_for_socket;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +25,9 @@ use std::time::{Duration, Instant};
 /// One connection, shared by the `utp` thread and the stream's handles.
 pub(super) struct Slot {
     pub(super) peer: SocketAddr,
+    /// `peer` as the socket must be told it: its mapped form for an IPv4 peer on the
+    /// dual-stack socket.
+    send_to: SocketAddr,
     socket: Arc<UdpSocket>,
     inner: Mutex<Inner>,
     /// Signalled whenever the connection may have changed: bytes arrived, room opened, the
@@ -41,8 +45,10 @@ pub(super) struct Inner {
 
 impl Slot {
     pub(super) fn new(peer: SocketAddr, socket: Arc<UdpSocket>, conn: Connection) -> Slot {
+        let socket_is_v6 = socket.local_addr().is_ok_and(|local| local.is_ipv6());
         Slot {
             peer,
+            send_to: addr_for_socket(peer, socket_is_v6),
             socket,
             inner: Mutex::new(Inner {
                 conn,
@@ -68,7 +74,7 @@ impl Slot {
         for packet in inner.conn.take_outgoing(now) {
             // A lost datagram is what uTP is built for: the timer resends it. A full socket
             // buffer (rare on UDP) is the same thing.
-            if let Err(e) = self.socket.send_to(&packet.encode(), self.peer) {
+            if let Err(e) = self.socket.send_to(&packet.encode(), self.send_to) {
                 log::trace!("utp {}: send failed: {e}", self.peer);
             }
         }

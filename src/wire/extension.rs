@@ -385,6 +385,7 @@ impl PexMessage {
         let (dict, _end) = decode_dict(payload, UT_PEX)?;
         let mut added = added_with_flags(&dict, "added", COMPACT_V4_LEN, MAX_PEX_ADDED);
         let room = MAX_PEX_ADDED - added.len();
+        // [W14.3] IPv6 peers under their own keys, 18 bytes each, in the room IPv4 left.
         added.extend(added_with_flags(&dict, "added6", COMPACT_V6_LEN, room));
         let mut dropped = compact_list(&dict, "dropped", COMPACT_V4_LEN, MAX_PEX_DROPPED);
         let room = MAX_PEX_DROPPED - dropped.len();
@@ -845,6 +846,55 @@ mod tests {
         let pex = PexMessage::from_payload(payload).unwrap();
         assert_eq!(pex.added, vec![(v4(2, 6881), PEX_SEED)]);
         assert_eq!(pex.dropped, vec![v4(4, 1), v4(5, 1), v4(6, 1)]);
+    }
+
+    /// `d 6:added6 <bytes> 8:added6.f <flags> 8:dropped6 <bytes> e`, lengths as given.
+    fn pex6(added6: &[u8], flags: &[u8], dropped6: &[u8]) -> Vec<u8> {
+        let mut payload = Vec::new();
+        for (key, value) in [
+            ("added6", added6),
+            ("added6.f", flags),
+            ("dropped6", dropped6),
+        ] {
+            payload.extend_from_slice(format!("{}:{key}{}:", key.len(), value.len()).as_bytes());
+            payload.extend_from_slice(value);
+        }
+        [b"d".as_slice(), &payload, b"e"].concat()
+    }
+
+    #[test]
+    fn pex_added6_reads_whole_18_byte_entries_with_their_flags() {
+        let two = encode_compact_v6(&[v6(6882), v6(6883)]);
+        let pex = PexMessage::from_payload(&pex6(&two, &[PEX_SEED, PEX_UTP], &two)).unwrap();
+        assert_eq!(pex.added, vec![(v6(6882), PEX_SEED), (v6(6883), PEX_UTP)]);
+        assert_eq!(pex.dropped, vec![v6(6882), v6(6883)]);
+        // 20 bytes: one whole entry and 2 stray bytes; its one flag still lines up.
+        let ragged = [&two[..18], &[0xff, 0xff]].concat();
+        let pex = PexMessage::from_payload(&pex6(&ragged, &[PEX_SEED], &two[..17])).unwrap();
+        assert_eq!(pex.added, vec![(v6(6882), PEX_SEED)]);
+        assert!(pex.dropped.is_empty(), "17 bytes: not one whole entry");
+        // Two entries, one flag: the flags do not line up, so none count.
+        let pex = PexMessage::from_payload(&pex6(&two, &[PEX_SEED], b"")).unwrap();
+        assert_eq!(pex.added, vec![(v6(6882), 0), (v6(6883), 0)]);
+        // Shorter than one entry: nothing, and no error.
+        let pex = PexMessage::from_payload(&pex6(&[1; 5], b"", &[2; 3])).unwrap();
+        assert_eq!(pex, PexMessage::default());
+    }
+
+    #[test]
+    fn pex_sends_ipv6_peers_in_added6_with_their_own_flags() {
+        let pex = PexMessage {
+            added: vec![(v6(6882), PEX_REACHABLE), (v4(2, 6881), PEX_SEED)],
+            dropped: vec![v6(1)],
+        };
+        let payload = pex.to_payload();
+        let dict = bencode::decode(&payload).unwrap().value;
+        let bytes = |key: &str| dict.get(key).and_then(Value::as_bytes).unwrap().to_vec();
+        assert_eq!(bytes("added6"), encode_compact_v6(&[v6(6882)]));
+        assert_eq!(bytes("added6.f"), [PEX_REACHABLE]);
+        assert_eq!(bytes("added.f"), [PEX_SEED]);
+        assert_eq!(bytes("dropped6").len(), COMPACT_V6_LEN);
+        assert!(bytes("dropped").is_empty());
     }
 
     #[test]

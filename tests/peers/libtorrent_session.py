@@ -2,7 +2,7 @@
 
     /usr/bin/python3 tests/peers/libtorrent_session.py --port PORT
         (--torrent FILE | --magnet URI) --save DIR [--seed] [--pex] [--upload-limit BYTES]
-        [--chokable] [--encryption forced] [--utp-only]
+        [--chokable] [--encryption forced] [--utp-only] [--listen-ip IP]
 
 Runs one libtorrent session on 127.0.0.1:PORT (TCP only, or uTP only with --utp-only; no DHT,
 LSD, UPnP or NAT-PMP; several connections per IP allowed since every test peer is 127.0.0.1)
@@ -39,6 +39,9 @@ Options:
                             `enable_incoming_tcp` False), on the UDP port of the same number.
                             libtorrent still listens on the TCP port, but closes at once every
                             connection that arrives there, and dials nothing over TCP.
+    --listen-ip IP          listen on IP instead of 127.0.0.1: `::1` for the IPv6 loopback
+                            (`listen_interfaces` "[::1]:PORT"). libtorrent dials IPv6 peers
+                            from it, and lists them in PEX as `added6` (BEP 11).
 
 A torrent starts paused (libtorrent 2.0.8, measured with these sessions on 127.0.0.1):
   - The torrent is added paused and auto-managed; the session's queue starts it about 0.5 s
@@ -138,9 +141,11 @@ def endpoint(ep):
     return "%s:%d" % (ep[0], ep[1])
 
 
-def make_session(port, chokable, encryption, utp_only):
+def make_session(port, chokable, encryption, utp_only, listen_ip):
+    # An IPv6 address goes in brackets, as in a URL: "[::1]:6881".
+    host = "[%s]" % listen_ip if ":" in listen_ip else listen_ip
     settings = {
-        "listen_interfaces": "127.0.0.1:%d" % port,
+        "listen_interfaces": "%s:%d" % (host, port),
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
@@ -263,12 +268,13 @@ def main():
     parser.add_argument("--chokable", action="store_true")
     parser.add_argument("--encryption", choices=["forced"])
     parser.add_argument("--utp-only", action="store_true")
+    parser.add_argument("--listen-ip", default="127.0.0.1", metavar="IP")
     args = parser.parse_args()
     if args.seed and args.magnet:
         parser.error("--seed needs --torrent (a magnet link has no metadata to seed from)")
     if args.upload_limit < 0:
         parser.error("--upload-limit must be >= 0")
-    session = make_session(args.port, args.chokable, args.encryption, args.utp_only)
+    session = make_session(args.port, args.chokable, args.encryption, args.utp_only, args.listen_ip)
     handle = add_torrent(session, args)
     pending = set()
     while True:
