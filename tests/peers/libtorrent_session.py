@@ -2,7 +2,7 @@
 
     /usr/bin/python3 tests/peers/libtorrent_session.py --port PORT
         (--torrent FILE | --magnet URI) --save DIR [--seed] [--pex] [--upload-limit BYTES]
-        [--chokable] [--encryption forced] [--utp-only]
+        [--chokable] [--encryption forced] [--utp-only] [--only-files I,J,...]
 
 Runs one libtorrent session on 127.0.0.1:PORT (TCP only, or uTP only with --utp-only; no DHT,
 LSD, UPnP or NAT-PMP; several connections per IP allowed since every test peer is 127.0.0.1)
@@ -39,6 +39,10 @@ Options:
                             `enable_incoming_tcp` False), on the UDP port of the same number.
                             libtorrent still listens on the TCP port, but closes at once every
                             connection that arrives there, and dials nothing over TCP.
+    --only-files I,J,...    download only these files (0-based, in libtorrent's file order,
+                            which counts padding files): every other file gets priority 0.
+                            `finished` then means "the wanted files are complete". Needs
+                            --torrent.
 
 A torrent starts paused (libtorrent 2.0.8, measured with these sessions on 127.0.0.1):
   - The torrent is added paused and auto-managed; the session's queue starts it about 0.5 s
@@ -183,6 +187,10 @@ def add_torrent(session, args):
     handle = session.add_torrent(params)
     if args.upload_limit:
         handle.set_upload_limit(args.upload_limit)
+    if args.only_files is not None:
+        wanted = {int(i) for i in args.only_files.split(",")}
+        count = params.ti.num_files()
+        handle.prioritize_files([4 if i in wanted else 0 for i in range(count)])
     return handle
 
 
@@ -263,7 +271,10 @@ def main():
     parser.add_argument("--chokable", action="store_true")
     parser.add_argument("--encryption", choices=["forced"])
     parser.add_argument("--utp-only", action="store_true")
+    parser.add_argument("--only-files", metavar="I,J,...")
     args = parser.parse_args()
+    if args.only_files is not None and not args.torrent:
+        parser.error("--only-files needs --torrent (the file list)")
     if args.seed and args.magnet:
         parser.error("--seed needs --torrent (a magnet link has no metadata to seed from)")
     if args.upload_limit < 0:
