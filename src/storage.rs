@@ -372,7 +372,7 @@ impl Storage {
                             source,
                         })?;
                 }
-                // [W9.7] A byte of a file not selected, in a wanted piece: kept aside.
+                // [W9.5] A byte of a file not selected, in a wanted piece: kept aside.
                 Place::SideFile => self
                     .side_file(file)?
                     .write_at(file.offset + file_offset, chunk)?,

@@ -105,7 +105,7 @@ impl fmt::Display for FileList {
 
 impl FileList {
     /// The files of `info` this list names. Every number must be a file of the torrent,
-    /// counting only files that are not padding. [W9.5]
+    /// counting only files that are not padding. [W9.4]
     pub fn resolve(&self, info: &Info) -> Result<Selection, SelectError> {
         let count = info.content_files().count();
         if let Some(&(_, high)) = self.ranges.iter().find(|(_, h)| *h as usize > count) {
