@@ -756,6 +756,16 @@ mod tests {
     }
 
     #[test]
+    fn a_side_file_cut_short_before_its_header_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("t")).unwrap();
+        std::fs::write(dir.path().join("t").join(PARTS_FILE), b"peerwire").unwrap();
+        let s = selected(dir.path(), [true, false, true, false], true);
+        s.write_at(0, &four_stream()[..384]).unwrap();
+        assert_eq!(pieces_of(&s.verify_existing(&four_layout(), 2)), [0, 1, 2]);
+    }
+
+    #[test]
     fn a_side_file_of_another_torrent_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         selected(dir.path(), [true, false, true, false], true);

@@ -90,6 +90,12 @@ impl Parts {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(error("open", e)),
         };
+        let len = file.metadata().map_err(|e| error("read", e))?.len();
+        // Cut short before its header was written (a crash just after it was made): it holds
+        // no slot, so it is as good as absent, and is made again.
+        if len < shape.header_len() {
+            return Ok(None);
+        }
         let mut header = vec![0; shape.header_len() as usize];
         file.read_exact_at(&mut header, 0)
             .map_err(|e| error("read the header of", e))?;
