@@ -5,9 +5,9 @@
 //! progress, errors) to stderr. A failure prints one `error:` line saying what went wrong and
 //! where, then a `caused by:` line for each underlying cause, and exits with status 1
 //! (status 2, usage errors, is clap's; and ours for the one usage error clap cannot see, a
-//! `--select-file` number past the torrent's last file). Stdout goes through one buffer, and a reader that
-//! leaves early (`peerwire info big.torrent | head -1`) ends the command quietly with status 0
-//! (`print_lines`).
+//! `--select-file` number past the torrent's last file). Stdout goes through one buffer, and a
+//! reader that leaves early (`peerwire info big.torrent | head -1`) ends the command quietly
+//! with status 0 (`print_lines`).
 
 pub mod dht;
 pub mod magnet;

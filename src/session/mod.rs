@@ -269,7 +269,8 @@ pub fn download(
     let reporter = tracker_reporter(&announcers, left, have.is_complete());
     let outcome = run_scheduler(
         &swarm,
-        (&have, wanted),
+        &have,
+        wanted,
         options,
         reporter,
         dht_peers,
@@ -320,7 +321,8 @@ pub fn download(
 /// trackers told of our progress, and of completion when it happens.
 fn run_scheduler(
     swarm: &PeerSide,
-    (have, wanted): (&Bitfield, Wanted),
+    have: &Bitfield,
+    wanted: Wanted,
     options: &DownloadOptions,
     (mut tell_tracker, peers): (TrackerReporter, Vec<Receiver<Vec<SocketAddr>>>),
     dht_peers: Vec<Receiver<Vec<SocketAddr>>>,
@@ -405,13 +407,12 @@ fn already_complete(storage: Arc<Storage>, have: &Bitfield, peer_id: PeerId) -> 
 /// `seed` found pieces missing (of the selected files, with `--select-file`): say how many,
 /// and where the first one is.
 fn incomplete(layout: &PieceLayout, have: &Bitfield, wanted: &Wanted) -> SessionError {
-    let total = wanted.count();
-    let mut missing = wanted.pieces().filter(|&i| !have.has(i as usize));
-    let first = missing.next().unwrap_or(0);
+    let missing: Vec<u32> = wanted.pieces().filter(|&i| !have.has(i as usize)).collect();
+    let first = missing.first().copied().unwrap_or(0);
     let start = layout.piece_offset(first);
     SessionError::Incomplete {
-        missing: 1 + missing.count(),
-        total,
+        missing: missing.len(),
+        total: wanted.count(),
         first,
         start,
         end: start + u64::from(layout.piece_len(first)),

@@ -8,7 +8,8 @@
 //! byte of the piece has one fixed place whatever was selected:
 //!
 //! ```text
-//!   header  "peerwire-parts" 00 01 | piece length u64 | total length u64 | files u32 | one byte per file: selected?
+//!   header  "peerwire-parts" 00 01 | piece length u64 | total length u64 | files u32
+//!           | one byte per file: 1 if it was selected
 //!   slot 0  piece index u32 | piece-length bytes: byte i is byte i of that piece
 //!   slot 1  piece index u32 | …
 //! ```
