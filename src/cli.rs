@@ -4,9 +4,10 @@
 //! This is the only module that prints. Results go to stdout, everything else (logs,
 //! progress, errors) to stderr. A failure prints one `error:` line saying what went wrong and
 //! where, then a `caused by:` line for each underlying cause, and exits with status 1
-//! (status 2, usage errors, is clap's). Stdout goes through one buffer, and a reader that
-//! leaves early (`peerwire info big.torrent | head -1`) ends the command quietly with status 0
-//! (`print_lines`).
+//! (status 2, usage errors, is clap's; and ours for the one usage error clap cannot see, a
+//! `--select-file` number past the torrent's last file). Stdout goes through one buffer, and a
+//! reader that leaves early (`peerwire info big.torrent | head -1`) ends the command quietly
+//! with status 0 (`print_lines`).
 
 pub mod dht;
 pub mod magnet;
@@ -18,6 +19,7 @@ use crate::metainfo::{Metainfo, MetainfoError};
 use crate::peer::connection::{Connection, PeerError};
 use crate::peer_id::PeerId;
 use crate::session::{self, DownloadOptions, SessionError, Target};
+use crate::storage::{FileList, SelectError, Selection};
 use crate::tracker::tiers::{AnnounceError, TrackerTiers};
 use crate::tracker::{AnnounceRequest, TrackerConfig};
 use crate::tracker_server::{RunningTracker, ServerConfig, ServerError};
@@ -80,6 +82,20 @@ pub enum CliError {
     Stdout(#[source] std::io::Error),
     #[error("DHT: {0}")]
     Dht(String),
+    /// Worded like clap's own usage errors, and like them exits with status 2: the list was
+    /// fine as text, but names a file the torrent does not have.
+    #[error("invalid value '{list}' for '--select-file <LIST>': {error}")]
+    SelectFile { list: FileList, error: SelectError },
+}
+
+impl CliError {
+    /// 2 for a usage error (a wrong argument), 1 for everything else.
+    fn exit_status(&self) -> u8 {
+        match self {
+            CliError::SelectFile { .. } => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// Sets up `env_logger` on stderr: `-q` errors only, default warnings, `-v` info,
@@ -112,7 +128,7 @@ pub fn exit(result: Result<(), CliError>) -> ExitCode {
         eprintln!("caused by: {inner}");
         cause = inner.source();
     }
-    ExitCode::from(1)
+    ExitCode::from(error.exit_status())
 }
 
 /// `decode <bencoded>`: the value as one line of JSON.
@@ -258,10 +274,34 @@ pub fn handshake(path: &Path, addr: SocketAddr) -> Result<(), CliError> {
 pub fn download(
     path: &Path,
     out: &Path,
+    files: Option<&FileList>,
     options: impl FnOnce(Target) -> DownloadOptions,
 ) -> Result<(), CliError> {
     let metainfo = load_torrent(path)?;
-    run_session(&metainfo, options(target_for(&metainfo, out)))
+    let selection = choose_files(&metainfo, files)?;
+    let options = DownloadOptions {
+        selection,
+        ..options(target_for(&metainfo, out))
+    };
+    run_session(&metainfo, options)
+}
+
+/// `--select-file LIST` against the torrent's files: every number must be one of its files
+/// (padding files not counted), else a usage error. `None`: every file.
+pub(crate) fn choose_files(
+    metainfo: &Metainfo,
+    files: Option<&FileList>,
+) -> Result<Option<Selection>, CliError> {
+    let Some(list) = files else {
+        return Ok(None);
+    };
+    let selection = list
+        .resolve(&metainfo.info)
+        .map_err(|error| CliError::SelectFile {
+            list: list.clone(),
+            error,
+        })?;
+    Ok(Some(selection))
 }
 
 /// Where `download -o <out>` puts a torrent: into `<out>` if it is a directory or the torrent
@@ -274,15 +314,18 @@ pub(crate) fn target_for(metainfo: &Metainfo, out: &Path) -> Target {
     }
 }
 
-/// `seed <torrent> <path>`: verifies the data, then serves it until Ctrl-C (or `--seed-ratio`).
+/// `seed <torrent> <path>`: verifies the data, then serves it until Ctrl-C (or `--seed-ratio`);
+/// with `--select-file`, only those files need be there (a download made with the same list).
 /// `<path>` is what the torrent describes (its file, or its folder under any name), or the
 /// directory that holds it.
 pub fn seed(
     path: &Path,
     data: &Path,
+    files: Option<&FileList>,
     options: impl FnOnce(Target) -> DownloadOptions,
 ) -> Result<(), CliError> {
     let metainfo = load_torrent(path)?;
+    let selection = choose_files(&metainfo, files)?;
     let info = &metainfo.info;
     let target = match (info.multi_file, data.is_dir()) {
         (false, false) => Target::File(data.to_path_buf()),
@@ -291,7 +334,10 @@ pub fn seed(
         (true, _) => Target::Folder(data.to_path_buf()),
     };
     let options = DownloadOptions {
+        // With `--select-file`, the selected files must be complete, and only their pieces
+        // (and any other piece that verifies) are offered.
         require_complete: true,
+        selection,
         ..options(target)
     };
     run_session(&metainfo, options)
@@ -304,7 +350,7 @@ pub(crate) fn run_session(metainfo: &Metainfo, options: DownloadOptions) -> Resu
         ..options
     };
     let tracing = matches!(options.trace, crate::trace::Trace::Stderr);
-    let bar = Arc::new(progress::Bar::start(metainfo.info.num_pieces(), tracing));
+    let bar = Arc::new(progress::Bar::start(metainfo.info.total_length, tracing));
     let shown = Arc::clone(&bar);
     let started = std::time::Instant::now();
     let summary = session::download(metainfo, &options, move |p| shown.show(p));

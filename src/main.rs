@@ -69,6 +69,8 @@ enum PeerwireCommand {
         seed: bool,
         #[command(flatten)]
         upload: UploadArgs,
+        #[command(flatten)]
+        select: SelectArgs,
     },
     /// Print a magnet link's first tracker and its info hash.
     #[command(name = "magnet_parse", alias = "magnet-parse")]
@@ -109,6 +111,8 @@ enum PeerwireCommand {
         seed: bool,
         #[command(flatten)]
         upload: UploadArgs,
+        #[command(flatten)]
+        select: SelectArgs,
     },
     /// Verify a torrent's data, then serve it to other peers until Ctrl-C.
     Seed {
@@ -119,6 +123,8 @@ enum PeerwireCommand {
         peers: PeerArgs,
         #[command(flatten)]
         upload: UploadArgs,
+        #[command(flatten)]
+        select: SelectArgs,
     },
     /// Ask one DHT node (BEP 5) for its id.
     #[command(name = "dht_ping", alias = "dht-ping")]
@@ -267,6 +273,16 @@ impl CreateArgs {
             },
         }
     }
+}
+
+/// `--select-file`: which files of the torrent to fetch (or, seeding, to offer).
+#[derive(clap::Args)]
+struct SelectArgs {
+    /// Only these files: numbers and ranges like 1,3-5, counted from 1 in the order `info`
+    /// lists them (padding files not counted). Bytes of other files that share a piece with
+    /// them go to .peerwire-parts in the torrent's folder.
+    #[arg(long = "select-file", value_name = "LIST")]
+    files: Option<peerwire::storage::FileList>,
 }
 
 /// How we upload.
@@ -546,12 +562,16 @@ fn main() -> ExitCode {
             peers,
             seed,
             upload,
+            select,
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from("."));
             let options = |target| upload.options(&peers, target, seed);
+            let files = select.files.as_ref();
             match torrent.to_str().filter(|t| t.starts_with("magnet:")) {
-                Some(uri) => cli::magnet::magnet_download(uri, &output, &peers.sources(), options),
-                None => cli::download(&torrent, &output, options),
+                Some(uri) => {
+                    cli::magnet::magnet_download(uri, &output, &peers.sources(), files, options)
+                }
+                None => cli::download(&torrent, &output, files, options),
             }
         }
         PeerwireCommand::MagnetParse { uri } => cli::magnet::magnet_parse(&uri),
@@ -577,9 +597,11 @@ fn main() -> ExitCode {
             peers,
             seed,
             upload,
+            select,
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from("."));
-            cli::magnet::magnet_download(&uri, &output, &peers.sources(), |target| {
+            let files = select.files.as_ref();
+            cli::magnet::magnet_download(&uri, &output, &peers.sources(), files, |target| {
                 upload.options(&peers, target, seed)
             })
         }
@@ -588,7 +610,8 @@ fn main() -> ExitCode {
             path,
             peers,
             upload,
-        } => cli::seed(&torrent, &path, |target| {
+            select,
+        } => cli::seed(&torrent, &path, select.files.as_ref(), |target| {
             upload.options(&peers, target, true)
         }),
         PeerwireCommand::DhtPing { node, local } => cli::dht::dht_ping(node, local.local()),

@@ -14,15 +14,39 @@
 //! and writes are dropped. Every path was sanitised by `metainfo` (§2), so nothing here can
 //! leave the download directory. Writes are positional (`pwrite`) on shared file handles, so
 //! any number of threads can write different blocks at once without a lock around the disk.
+//!
+//! With `--select-file` (`selection.rs`) only some files are wanted. Each file then has a
+//! [`Place`]: its own file on disk, nowhere (padding), or, for a file not selected, the side
+//! file (`parts.rs`), which keeps the bytes it shares with wanted pieces so that those pieces
+//! can be checked whole. A file not selected is never created.
+
+mod parts;
+mod selection;
+
+pub use parts::PARTS_FILE;
+pub use selection::{FileList, SelectError, Selection, Wanted};
 
 use crate::piece::{BlockRequest, PieceLayout};
 use crate::wire::Bitfield;
+use parts::{Parts, Shape};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
+
+/// Where the bytes of one file of the stream are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// In its own file, at its path.
+    Own,
+    /// Nowhere: a padding file, zeros, never written.
+    Padding,
+    /// Not selected: the bytes it shares with wanted pieces go to the side file; the file
+    /// itself is never created, read or changed.
+    SideFile,
+}
 
 /// One file of the stream.
 #[derive(Debug)]
@@ -31,8 +55,7 @@ pub struct StoredFile {
     /// Where the file starts in the stream.
     pub offset: u64,
     pub length: u64,
-    /// A padding file: zeros, never written.
-    pub padding: bool,
+    pub place: Place,
     /// Opened on first use (a torrent may have thousands of files).
     handle: Mutex<Option<Arc<File>>>,
 }
@@ -43,6 +66,10 @@ pub struct Storage {
     files: Vec<StoredFile>,
     total_length: u64,
     writable: bool,
+    /// The torrent's own folder (multi-file torrents): where the side file goes.
+    folder: Option<PathBuf>,
+    /// The side file, when some file is not selected (or an earlier run left one).
+    parts: Option<Parts>,
 }
 
 #[derive(Debug, Error)]
@@ -65,7 +92,10 @@ impl Storage {
                     path,
                     offset,
                     length,
-                    padding,
+                    place: match padding {
+                        true => Place::Padding,
+                        false => Place::Own,
+                    },
                     handle: Mutex::new(None),
                 };
                 offset += length;
@@ -76,6 +106,8 @@ impl Storage {
             files,
             total_length: offset,
             writable,
+            folder: None,
+            parts: None,
         }
     }
 
@@ -104,7 +136,169 @@ impl Storage {
                 )
             })
             .collect();
-        Storage::new(entries, writable)
+        Storage {
+            // A single-file torrent's `base` is the directory that holds it, not a folder of
+            // the torrent's own: no side file there (one file is all or nothing anyway).
+            folder: info.multi_file.then(|| base.to_path_buf()),
+            ..Storage::new(entries, writable)
+        }
+    }
+
+    /// Keeps only the files of `selection` (`--select-file`); `piece_length` is the torrent's.
+    /// A file not selected goes to the side file (see [`Place::SideFile`]). Done before any
+    /// piece is checked: when the side file was written under another selection, the bytes
+    /// whose place changed are moved first, between the side file and the files, so that
+    /// resume finds them. [W9.6]
+    pub fn select(
+        mut self,
+        selection: &Selection,
+        piece_length: u64,
+    ) -> Result<Storage, StorageError> {
+        for (i, file) in self.files.iter_mut().enumerate() {
+            if file.place != Place::Padding {
+                file.place = match selection.is_selected(i) {
+                    true => Place::Own,
+                    false => Place::SideFile,
+                };
+            }
+        }
+        let Some(folder) = self.folder.clone() else {
+            return Ok(self);
+        };
+        let path = folder.join(PARTS_FILE);
+        if let Some(clash) = self.files.iter().find(|f| f.path == path) {
+            let why = "the torrent has a file of the side file's name";
+            return Err(StorageError {
+                action: "keep unselected bytes beside",
+                path: clash.path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, why),
+            });
+        }
+        let shape = Shape {
+            piece_length,
+            total_length: self.total_length,
+            files: self.files.len(),
+        };
+        let everything = self.files.iter().all(|f| f.place != Place::SideFile);
+        let now: Vec<bool> = self.files.iter().map(|f| f.place == Place::Own).collect();
+        let (parts, before) = match Parts::open(&path, shape, self.writable)? {
+            Some(found) => found,
+            // Nothing to keep aside, and nothing kept from before.
+            None if everything || !self.writable => return Ok(self),
+            // No side file yet: whatever is on disk was written with every file selected.
+            None => {
+                let before: Vec<bool> = self
+                    .files
+                    .iter()
+                    .map(|f| f.place != Place::Padding)
+                    .collect();
+                (Parts::create(&path, shape, &before)?, before)
+            }
+        };
+        self.parts = Some(parts);
+        // Seeding reads what is there and changes nothing.
+        if !self.writable {
+            return Ok(self);
+        }
+        self.move_parts(&before, piece_length)?;
+        let Some(parts) = self.parts.take() else {
+            return Ok(self);
+        };
+        if everything {
+            // Every byte is in its file now: the side file has nothing left to keep.
+            std::fs::remove_file(parts.path()).map_err(|source| StorageError {
+                action: "remove",
+                path: parts.path().to_path_buf(),
+                source,
+            })?;
+        } else {
+            parts.write_header(&now)?;
+            self.parts = Some(parts);
+        }
+        Ok(self)
+    }
+
+    /// Moves the bytes of files whose place changed since the side file was written (`before`:
+    /// selected then), piece by piece: a file selected now gets its bytes back from the slots;
+    /// a file no longer selected gives the slots its bytes in the pieces still wanted. What
+    /// cannot be read is left: the hash check at resume finds those pieces missing.
+    fn move_parts(&self, before: &[bool], piece_length: u64) -> Result<(), StorageError> {
+        let Some(parts) = &self.parts else {
+            return Ok(());
+        };
+        let piece_length = piece_length.max(1);
+        for (i, file) in self.files.iter().enumerate() {
+            let was_own = before.get(i).copied().unwrap_or(false);
+            let to_file = match (was_own, file.place) {
+                (false, Place::Own) => true,
+                (true, Place::SideFile) => false,
+                _ => continue,
+            };
+            if file.length == 0 {
+                continue;
+            }
+            // A file not selected any more is read where it is, never created.
+            let old_file = match to_file {
+                true => None,
+                false => match File::open(&file.path) {
+                    Ok(f) => Some(f),
+                    Err(_) => continue,
+                },
+            };
+            let first = file.offset / piece_length;
+            let last = (file.offset + file.length - 1) / piece_length;
+            for index in first..=last {
+                let index = index as u32; // pieces are counted in u32 (`PieceLayout`)
+                let start = file.offset.max(u64::from(index) * piece_length);
+                let end = (file.offset + file.length).min((u64::from(index) + 1) * piece_length);
+                let mut bytes = vec![0; (end - start) as usize];
+                let at = start - file.offset;
+                match &old_file {
+                    // Selected now: its bytes in this piece come back from the slot, if any.
+                    None if parts.has_slot(index) && parts.read_at(start, &mut bytes).is_ok() => {
+                        let handle = self.open(file)?;
+                        handle
+                            .write_all_at(&bytes, at)
+                            .map_err(|source| StorageError {
+                                action: "write",
+                                path: file.path.clone(),
+                                source,
+                            })?;
+                    }
+                    // Not selected any more: kept aside where a wanted piece needs them.
+                    Some(old)
+                        if self.piece_is_wanted(index, piece_length)
+                            && old.read_exact_at(&mut bytes, at).is_ok() =>
+                    {
+                        parts.write_at(start, &bytes)?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether piece `index` holds a byte of a selected file.
+    fn piece_is_wanted(&self, index: u32, piece_length: u64) -> bool {
+        let start = u64::from(index) * piece_length;
+        let len = piece_length.min(self.total_length.saturating_sub(start));
+        self.segments(start, len)
+            .any(|(f, _, n)| f.place == Place::Own && n > 0)
+    }
+
+    /// The pieces the selected files need, and the selected bytes in each (see [`Wanted`]).
+    pub fn wanted(&self, layout: &PieceLayout) -> Wanted {
+        let bytes = (0..layout.num_pieces() as u32)
+            .map(|i| {
+                self.segments(layout.piece_offset(i), u64::from(layout.piece_len(i)))
+                    .filter(|(f, _, _)| f.place == Place::Own)
+                    // At most a piece's length, which fits 32 bits.
+                    .map(|(_, _, n)| n as u32)
+                    .sum()
+            })
+            .collect();
+        Wanted::from_bytes(bytes)
     }
 
     pub fn total_length(&self) -> u64 {
@@ -137,17 +331,21 @@ impl Storage {
         let mut at = 0;
         for (file, file_offset, n) in self.segments(offset, buf.len() as u64) {
             let chunk = &mut buf[at..at + n as usize];
-            if file.padding {
-                chunk.fill(0);
-            } else {
-                let handle = self.open(file)?;
-                handle
-                    .read_exact_at(chunk, file_offset)
-                    .map_err(|source| StorageError {
-                        action: "read",
-                        path: file.path.clone(),
-                        source,
-                    })?;
+            match file.place {
+                Place::Padding => chunk.fill(0),
+                Place::Own => {
+                    let handle = self.open(file)?;
+                    handle
+                        .read_exact_at(chunk, file_offset)
+                        .map_err(|source| StorageError {
+                            action: "read",
+                            path: file.path.clone(),
+                            source,
+                        })?;
+                }
+                Place::SideFile => self
+                    .side_file(file)?
+                    .read_at(file.offset + file_offset, chunk)?,
             }
             at += n as usize;
         }
@@ -161,20 +359,40 @@ impl Storage {
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         let mut at = 0;
         for (file, file_offset, n) in self.segments(offset, data.len() as u64) {
-            if !file.padding {
-                let handle = self.open(file)?;
-                let chunk = &data[at..at + n as usize];
-                handle
-                    .write_all_at(chunk, file_offset)
-                    .map_err(|source| StorageError {
-                        action: "write",
-                        path: file.path.clone(),
-                        source,
-                    })?;
+            let chunk = &data[at..at + n as usize];
+            match file.place {
+                Place::Padding => {}
+                Place::Own => {
+                    let handle = self.open(file)?;
+                    handle
+                        .write_all_at(chunk, file_offset)
+                        .map_err(|source| StorageError {
+                            action: "write",
+                            path: file.path.clone(),
+                            source,
+                        })?;
+                }
+                // [W9.5] A byte of a file not selected, in a wanted piece: kept aside.
+                Place::SideFile => self
+                    .side_file(file)?
+                    .write_at(file.offset + file_offset, chunk)?,
             }
             at += n as usize;
         }
         Ok(())
+    }
+
+    /// The side file, which holds `file`'s bytes (it is not selected); an error naming the
+    /// file when there is none (seeding a folder where no side file was ever written).
+    fn side_file(&self, file: &StoredFile) -> Result<&Parts, StorageError> {
+        self.parts.as_ref().ok_or_else(|| StorageError {
+            action: "read",
+            path: file.path.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the file is not selected and there is no side file",
+            ),
+        })
     }
 
     /// Writes one received block at its place in its piece.
@@ -201,11 +419,11 @@ impl Storage {
         self.read_at(layout.piece_offset(index), buf)
     }
 
-    /// Creates the directories and every (non-padding) file, empty ones included, without
-    /// touching data already there: a download into a directory that holds part of the
-    /// content resumes from it.
+    /// Creates the directories and every selected file (padding and unselected files are
+    /// not), empty ones included, without touching data already there: a download into a
+    /// directory that holds part of the content resumes from it.
     pub fn create_files(&self) -> Result<(), StorageError> {
-        for file in self.files.iter().filter(|f| !f.padding) {
+        for file in self.files.iter().filter(|f| f.place == Place::Own) {
             self.open(file)?;
         }
         Ok(())
@@ -397,5 +615,172 @@ mod tests {
         let error = s.read_at(0, &mut [0; 10]).unwrap_err();
         assert_eq!(error.action, "open");
         assert!(!dir.path().join("x").exists());
+    }
+
+    /// a, b, c, d: 100 bytes each, pieces of 128; the side file's tests select a and c.
+    fn four_files(dir: &Path) -> Vec<(PathBuf, u64, bool)> {
+        ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| (dir.join("t").join(n), 100, false))
+            .collect()
+    }
+
+    fn four_layout() -> PieceLayout {
+        PieceLayout {
+            piece_length: 128,
+            total_length: 400,
+            hashes: four_stream()
+                .chunks(128)
+                .map(|c| PieceHash(sha1(c)))
+                .collect(),
+            v2: None,
+        }
+    }
+
+    fn four_stream() -> Vec<u8> {
+        (0..400u32).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    /// The four files under `dir/t`, as a multi-file torrent's folder, with `selected`.
+    fn selected(dir: &Path, selected: [bool; 4], writable: bool) -> Storage {
+        let storage = Storage {
+            folder: Some(dir.join("t")),
+            ..Storage::new(four_files(dir), writable)
+        };
+        storage
+            .select(&Selection::from_flags(selected.to_vec()), 128)
+            .unwrap()
+    }
+
+    fn pieces_of(have: &Bitfield) -> Vec<usize> {
+        (0..have.num_pieces()).filter(|&i| have.has(i)).collect()
+    }
+
+    #[test]
+    fn wanted_pieces_hold_selected_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = selected(dir.path(), [true, false, true, false], true);
+        // Piece 0: a[0..100] + b; piece 1: b + c[0..56]; piece 2: c[56..100] + d; piece 3: d.
+        assert_eq!(
+            s.wanted(&four_layout()),
+            Wanted::from_bytes(vec![100, 56, 44, 0])
+        );
+    }
+
+    #[test]
+    fn unselected_bytes_go_to_the_side_file_and_resume_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = four_stream();
+        let s = selected(dir.path(), [true, false, true, false], true);
+        s.create_files().unwrap();
+        s.write_at(0, &data[..384]).unwrap(); // the three wanted pieces
+        let folder = dir.path().join("t");
+        let mut names: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [PARTS_FILE, "a", "c"], "b and d are never created");
+        assert_eq!(std::fs::read(folder.join("c")).unwrap(), &data[200..300]);
+        let mut piece = Vec::new();
+        s.read_piece(&four_layout(), 1, &mut piece).unwrap();
+        assert_eq!(
+            piece,
+            &data[128..256],
+            "read back whole, b's part from the side file"
+        );
+        assert_eq!(pieces_of(&s.verify_existing(&four_layout(), 2)), [0, 1, 2]);
+        drop(s);
+        // A new run with the same selection finds the same pieces.
+        let again = selected(dir.path(), [true, false, true, false], true);
+        assert_eq!(
+            pieces_of(&again.verify_existing(&four_layout(), 2)),
+            [0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn another_selection_moves_bytes_between_the_side_file_and_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = four_stream();
+        let folder = dir.path().join("t");
+        let s = selected(dir.path(), [true, false, true, false], true);
+        s.write_at(0, &data[..384]).unwrap();
+        drop(s);
+        // b is selected now: all of it was in boundary pieces, so all of it comes back.
+        let more = selected(dir.path(), [true, true, true, false], true);
+        assert_eq!(std::fs::read(folder.join("b")).unwrap(), &data[100..200]);
+        assert_eq!(
+            pieces_of(&more.verify_existing(&four_layout(), 2)),
+            [0, 1, 2]
+        );
+        drop(more);
+        // a is dropped: its bytes in piece 0 move into the side file; the file stays as it was.
+        let fewer = selected(dir.path(), [false, true, true, false], true);
+        assert_eq!(
+            pieces_of(&fewer.verify_existing(&four_layout(), 2)),
+            [0, 1, 2]
+        );
+        assert_eq!(std::fs::read(folder.join("a")).unwrap(), &data[..100]);
+        drop(fewer);
+        // Every file: the side file gives back what it has (d's first 84 bytes) and goes.
+        let all = selected(dir.path(), [true; 4], true);
+        assert!(!folder.join(PARTS_FILE).exists());
+        assert_eq!(std::fs::read(folder.join("d")).unwrap(), &data[300..384]);
+        assert_eq!(
+            pieces_of(&all.verify_existing(&four_layout(), 2)),
+            [0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn seeding_reads_the_side_file_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = four_stream();
+        selected(dir.path(), [true, false, true, false], true)
+            .write_at(0, &data[..384])
+            .unwrap();
+        let side_file = dir.path().join("t").join(PARTS_FILE);
+        let before = std::fs::read(&side_file).unwrap();
+        let seed = selected(dir.path(), [true, false, true, false], false);
+        assert_eq!(
+            pieces_of(&seed.verify_existing(&four_layout(), 2)),
+            [0, 1, 2]
+        );
+        assert_eq!(std::fs::read(&side_file).unwrap(), before);
+        // Without the side file the pieces it held cannot be read: they are not claimed.
+        std::fs::remove_file(&side_file).unwrap();
+        let seed = selected(dir.path(), [true, false, true, false], false);
+        assert!(pieces_of(&seed.verify_existing(&four_layout(), 2)).is_empty());
+        assert!(!side_file.exists(), "a seed creates nothing");
+    }
+
+    #[test]
+    fn a_side_file_cut_short_before_its_header_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("t")).unwrap();
+        std::fs::write(dir.path().join("t").join(PARTS_FILE), b"peerwire").unwrap();
+        let s = selected(dir.path(), [true, false, true, false], true);
+        s.write_at(0, &four_stream()[..384]).unwrap();
+        assert_eq!(pieces_of(&s.verify_existing(&four_layout(), 2)), [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_side_file_of_another_torrent_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        selected(dir.path(), [true, false, true, false], true);
+        let other = Storage {
+            folder: Some(dir.path().join("t")),
+            ..Storage::new(four_files(dir.path()), true)
+        };
+        // The same files cut into pieces of 64: not the torrent the slots were made for.
+        let error = other
+            .select(&Selection::from_flags(vec![true, false, false, false]), 64)
+            .unwrap_err();
+        assert_eq!(error.action, "use");
+        assert!(
+            error.source.to_string().contains("another torrent"),
+            "{error:?}"
+        );
     }
 }

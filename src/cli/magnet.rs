@@ -242,12 +242,17 @@ pub fn magnet_download(
     uri: &str,
     out: &Path,
     sources: &PeerSources,
+    files: Option<&crate::storage::FileList>,
     options: impl FnOnce(Target) -> DownloadOptions,
 ) -> Result<(), CliError> {
     let magnet = parse(uri)?;
     let metainfo = resolve(&magnet, sources)?;
+    // Only now are the files known: a `--select-file` number past the last one is a usage
+    // error all the same (status 2), found after the metadata.
+    let selection = super::choose_files(&metainfo, files)?;
     let target = super::target_for(&metainfo, out);
     let mut options = options(target);
+    options.selection = selection;
     options.peers.extend(&magnet.peers);
     super::run_session(&metainfo, options)
 }

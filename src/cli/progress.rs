@@ -7,8 +7,10 @@
 //! ░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░   0% 0.0 MiB/s down, 0.0 MiB/s up, 0 peers, ETA --
 //! ```
 //!
-//! The time left is unknown (`--`) until a piece has been verified this run: a rate of
-//! nothing gives no time. A log line written to the terminal while the bar is drawn would leave
+//! The percentage and the time left count the bytes of the selected files (`--select-file`;
+//! every file without it), not pieces: a piece shared with a file not selected counts only for
+//! its selected bytes. The time left is unknown (`--`) until a piece has been verified this
+//! run: a rate of nothing gives no time. A log line written to the terminal while the bar is drawn would leave
 //! a copy of the bar above it, so every log line goes through [`ThroughTheBar`]: the bar is
 //! taken off, the line printed, and the bar drawn again once, below it.
 
@@ -33,12 +35,13 @@ pub struct Bar {
 }
 
 impl Bar {
-    /// A bar of `pieces`, drawn when stderr is a terminal. `hidden` when something else prints
-    /// line after line on stderr (the wire trace): a bar redrawn between them is only noise.
-    pub fn start(pieces: usize, hidden: bool) -> Bar {
+    /// A bar of `bytes` (the first report sets the selected bytes), drawn when stderr is a
+    /// terminal. `hidden` when something else prints line after line on stderr (the wire
+    /// trace): a bar redrawn between them is only noise.
+    pub fn start(bytes: u64, hidden: bool) -> Bar {
         let bar = match hidden {
             true => ProgressBar::hidden(),
-            false => ProgressBar::new(pieces as u64),
+            false => ProgressBar::new(bytes),
         };
         let style = ProgressStyle::with_template("{bar:30} {percent:>3}% {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -49,8 +52,19 @@ impl Bar {
 
     /// Percent, average rates down and up this run, peers, and the time left.
     pub fn show(&self, p: &Progress) {
-        self.bar.set_position(p.pieces_have as u64);
+        let (done, all) = shown_bytes(p);
+        self.bar.set_length(all);
+        self.bar.set_position(done);
         self.bar.set_message(status(p, self.bar.elapsed()));
+    }
+}
+
+/// (verified, in all) in bytes of the selected files. A summary made without the scheduler
+/// (already complete at the start) has no byte counts: it is whole.
+fn shown_bytes(p: &Progress) -> (u64, u64) {
+    match p.wanted_bytes {
+        0 => (1, 1),
+        all => (p.wanted_bytes_have.min(all), all),
     }
 }
 
@@ -67,20 +81,20 @@ fn status(p: &Progress, elapsed: Duration) -> String {
     let down = p.downloaded as f64 / seconds / 1_048_576.0;
     let up = p.uploaded as f64 / seconds / 1_048_576.0;
     let rates = format!("{down:.1} MiB/s down, {up:.1} MiB/s up, {} peers", p.peers);
-    match p.is_complete() {
+    match p.is_done() {
         true => format!("seeding, {rates}"),
         false => format!("{rates}, ETA {}", time_left(p, elapsed)),
     }
 }
 
-/// The missing pieces at this run's pace so far (pieces verified this run per second), or
-/// `--` before the first: there is no pace yet, and 0 s would be a lie.
+/// The missing selected bytes at this run's pace so far (selected bytes verified this run per
+/// second), or `--` before the first piece: there is no pace yet, and 0 s would be a lie.
 fn time_left(p: &Progress, elapsed: Duration) -> String {
-    let done = p.pieces_have.saturating_sub(p.pieces_at_start);
+    let done = p.wanted_bytes_have.saturating_sub(p.wanted_bytes_at_start);
     if done == 0 {
         return "--".to_string();
     }
-    let missing = p.pieces_total.saturating_sub(p.pieces_have);
+    let missing = p.wanted_bytes.saturating_sub(p.wanted_bytes_have);
     let seconds = (elapsed.as_secs_f64() * missing as f64 / done as f64).round() as u64;
     match seconds {
         0..60 => format!("{seconds}s"),
@@ -118,11 +132,15 @@ impl log::Log for ThroughTheBar {
 mod tests {
     use super::*;
 
+    /// Pieces of 1,000 bytes, every file selected.
     fn progress(at_start: usize, have: usize, total: usize) -> Progress {
         Progress {
             pieces_at_start: at_start,
             pieces_have: have,
             pieces_total: total,
+            wanted_bytes: total as u64 * 1000,
+            wanted_bytes_have: have as u64 * 1000,
+            wanted_bytes_at_start: at_start as u64 * 1000,
             ..Progress::default()
         }
     }
@@ -166,5 +184,27 @@ mod tests {
             status(&p, Duration::from_secs(1)),
             "seeding, 0.0 MiB/s down, 0.0 MiB/s up, 2 peers"
         );
+    }
+
+    #[test]
+    fn only_the_selected_bytes_count() {
+        // 100 pieces; the selected files hold 20,000 bytes, 5,000 of them verified (in 2 s)
+        // while 30 pieces of other files were already on disk.
+        let p = Progress {
+            pieces_at_start: 30,
+            pieces_have: 35,
+            pieces_total: 100,
+            wanted_bytes: 20_000,
+            wanted_bytes_have: 5_000,
+            wanted_bytes_at_start: 0,
+            ..Progress::default()
+        };
+        assert_eq!(shown_bytes(&p), (5_000, 20_000), "25%, not 35%");
+        assert_eq!(time_left(&p, Duration::from_secs(2)), "6s");
+        let done = Progress {
+            wanted_bytes_have: 20_000,
+            ..p
+        };
+        assert!(status(&done, Duration::from_secs(1)).starts_with("seeding"));
     }
 }

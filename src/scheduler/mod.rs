@@ -28,7 +28,7 @@ use crate::choker::{Choker, ChokerConfig};
 use crate::events::{Command, Event};
 use crate::peer_id::PeerId;
 use crate::piece::PieceLayout;
-use crate::storage::StorageError;
+use crate::storage::{StorageError, Wanted};
 use crate::wire::Bitfield;
 use connections::{Candidate, PeerEntry};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -64,6 +64,8 @@ pub struct Settings {
     pub choker: ChokerConfig,
     /// Pieces we may announce to peers (`download_piece` announces none: its "have" is a fib).
     pub advertise: Bitfield,
+    /// The pieces to fetch: all, or with `--select-file` those holding selected bytes.
+    pub wanted: Wanted,
     /// Our peer id (to settle which of two duplicate connections stays).
     pub our_id: PeerId,
     /// Peer exchange (BEP 11): off for private torrents (BEP 27).
@@ -126,12 +128,16 @@ impl Scheduler {
         mut settings: Settings,
     ) -> Scheduler {
         // The resume check's pieces are done from the start: never requested again.
-        let picker = Picker::new((*layout).clone(), have);
+        let picker = Picker::wanting((*layout).clone(), have, settings.wanted.clone());
+        let wanted_at_start = settings.wanted.bytes_of(have);
         let progress = Progress {
             // Kept apart so the summary tells what this run fetched, not what was on disk.
             pieces_at_start: have.count(),
             pieces_have: have.count(),
             pieces_total: layout.num_pieces(),
+            wanted_bytes: settings.wanted.total_bytes(),
+            wanted_bytes_have: wanted_at_start,
+            wanted_bytes_at_start: wanted_at_start,
             ..Progress::default()
         };
         // At least one: with none, `connect_more` would never dial, and the download would

@@ -18,8 +18,13 @@
 //! 3. *endgame*: when every block is requested, ask for blocks already requested from another
 //!    peer; when one copy arrives the others are cancelled. The last blocks come from whichever
 //!    peer is fastest instead of waiting on the slowest.
+//!
+//! Only *wanted* pieces are ever picked ([`Wanted`]: with `--select-file`, the pieces that hold
+//! bytes of a selected file; otherwise all of them), and the download is complete when every
+//! wanted piece is `Have`. A piece not wanted simply stays `Missing`.
 
 use crate::piece::{BlockRequest, PieceLayout};
+use crate::storage::Wanted;
 use crate::wire::Bitfield;
 use std::net::SocketAddr;
 
@@ -65,6 +70,10 @@ pub struct Picker {
     availability: Vec<u32>,
     /// How many pieces are `Have`: kept, not counted, since it is read every turn.
     have: usize,
+    /// The pieces this download needs; the others are never picked.
+    wanted: Wanted,
+    /// Wanted pieces not yet `Have`: the download is complete at 0.
+    wanted_missing: usize,
     /// Pieces that failed with several senders: the next attempt goes to a single peer.
     suspect: Vec<bool>,
 }
@@ -79,8 +88,15 @@ pub struct Written {
 }
 
 impl Picker {
-    /// A picker that starts with the pieces in `have` (from the resume check).
+    /// A picker that starts with the pieces in `have` (from the resume check) and wants
+    /// every piece.
     pub fn new(layout: PieceLayout, have: &Bitfield) -> Picker {
+        let wanted = Wanted::every_piece(&layout);
+        Picker::wanting(layout, have, wanted)
+    }
+
+    /// A picker that starts with the pieces in `have` and fetches only the `wanted` ones.
+    pub fn wanting(layout: PieceLayout, have: &Bitfield, wanted: Wanted) -> Picker {
         // The resume check's pieces are done from the start: never requested.
         let n = layout.num_pieces();
         let pieces = (0..n)
@@ -98,12 +114,20 @@ impl Picker {
             // Nobody is connected yet: every piece as rare as can be.
             availability: vec![0; n],
             have: have.count(),
+            wanted_missing: wanted.pieces().filter(|&i| !have.has(i as usize)).count(),
+            wanted,
             suspect: vec![false; n],
         }
     }
 
+    /// Every wanted piece is verified (with `--select-file`, other pieces may still be missing).
     pub fn is_complete(&self) -> bool {
-        self.have == self.pieces.len()
+        self.wanted_missing == 0
+    }
+
+    /// The pieces this download needs.
+    pub fn wanted(&self) -> &Wanted {
+        &self.wanted
     }
 
     pub fn have_count(&self) -> usize {
@@ -112,10 +136,9 @@ impl Picker {
 
     /// Whether the peer has any piece we still need.
     pub fn is_interesting(&self, peer_has: &Bitfield) -> bool {
-        self.pieces
-            .iter()
-            .enumerate()
-            .any(|(i, p)| !matches!(p, PieceState::Have) && peer_has.has(i))
+        self.pieces.iter().enumerate().any(|(i, p)| {
+            !matches!(p, PieceState::Have) && self.wanted.is_wanted(i) && peer_has.has(i)
+        })
     }
 
     /// A peer's bitfield: each of its pieces is one copy more common.
@@ -261,13 +284,14 @@ impl Picker {
         // not started: a started one is taken by the first pass anyway.
         suggested.iter().rev().copied().find(|&i| {
             peer_has.has(i as usize)
+                && self.wanted.is_wanted(i as usize)
                 && matches!(self.pieces.get(i as usize), Some(PieceState::Missing))
         })
     }
 
     /// The contract of `next_new_piece`, the function a reader may rewrite (another order):
-    /// the piece it returns exists, is still `Missing` (not had, not started, not being
-    /// verified), and the peer has it. A wrong answer is a bug in this file, not bad input:
+    /// the piece it returns exists, is wanted, is still `Missing` (not had, not started, not
+    /// being verified), and the peer has it. A wrong answer is a bug in this file, not bad input:
     /// stop at once naming the broken rule, rather than start a piece twice or loop forever
     /// in `pick_preferring` (which asks again while it has fewer than `count` blocks).
     fn check_new_piece(&self, index: u32, peer_has: &Bitfield) {
@@ -286,6 +310,9 @@ impl Picker {
             Some(PieceState::Missing) if !peer_has.has(index as usize) => {
                 broken("which the peer does not have")
             }
+            Some(PieceState::Missing) if !self.wanted.is_wanted(index as usize) => {
+                broken("which is not wanted (it holds no byte of a selected file)")
+            }
             Some(PieceState::Missing) => {}
         }
     }
@@ -295,7 +322,11 @@ impl Picker {
     /// what any other order must keep to.
     fn next_new_piece(&self, peer_has: &Bitfield) -> Option<u32> {
         let candidates: Vec<usize> = (0..self.pieces.len())
-            .filter(|&i| matches!(self.pieces[i], PieceState::Missing) && peer_has.has(i))
+            .filter(|&i| {
+                matches!(self.pieces[i], PieceState::Missing)
+                    && self.wanted.is_wanted(i)
+                    && peer_has.has(i)
+            })
             .collect();
         if candidates.is_empty() {
             return None;
@@ -325,8 +356,9 @@ impl Picker {
 
     /// True when no block anywhere is still unrequested: time for endgame.
     fn all_requested(&self) -> bool {
-        self.pieces.iter().all(|p| match p {
-            PieceState::Missing => false,
+        self.pieces.iter().enumerate().all(|(i, p)| match p {
+            // A piece not wanted is never asked for: nothing left to ask there either.
+            PieceState::Missing => !self.wanted.is_wanted(i),
             PieceState::Active { blocks, .. } => !blocks.contains(&BlockState::Missing),
             // Verifying or verified: nothing left to ask for.
             _ => true,
@@ -437,6 +469,9 @@ impl Picker {
         if ok {
             *piece = PieceState::Have;
             self.have += 1;
+            if self.wanted.is_wanted(index as usize) {
+                self.wanted_missing = self.wanted_missing.saturating_sub(1);
+            }
         } else {
             // Every block again: we cannot tell which one was bad.
             *piece = PieceState::Missing;
@@ -618,5 +653,43 @@ mod tests {
         );
         p.forget_owner(peer(3));
         assert_eq!(p.pick(peer(4), &only_0, 1).len(), 1, "until it leaves");
+    }
+
+    #[test]
+    fn pieces_not_wanted_are_never_picked_and_do_not_block_completion() {
+        let layout = picker().layout;
+        // Pieces 1 and 2 hold selected bytes; 0 and 3 only bytes of files not selected.
+        let wanted = Wanted::from_bytes(vec![0, 32768, 100, 0]);
+        let mut p = Picker::wanting(layout, &Bitfield::new(4), wanted);
+        let all = Bitfield::full(4);
+        assert!(p.is_interesting(&all));
+        let mut only_unwanted = Bitfield::new(4);
+        only_unwanted.set(0);
+        only_unwanted.set(3);
+        assert!(!p.is_interesting(&only_unwanted));
+        assert!(p.pick(peer(2), &only_unwanted, 8).is_empty());
+        let blocks = p.pick(peer(1), &all, 100);
+        assert_eq!(
+            blocks.len(),
+            4,
+            "two blocks each of pieces 1 and 2, nothing else"
+        );
+        let mut pieces: Vec<u32> = blocks.iter().map(|b| b.index).collect();
+        // Fewer than four pieces are in: they are started in random order.
+        pieces.sort_unstable();
+        pieces.dedup();
+        assert_eq!(
+            pieces,
+            [1, 2],
+            "and no endgame copies of pieces nobody wants"
+        );
+        for block in &blocks {
+            p.written(peer(1), block);
+        }
+        assert!(!p.is_complete());
+        p.verified(1, true);
+        p.verified(2, true);
+        assert!(p.is_complete(), "complete with pieces 0 and 3 missing");
+        assert_eq!(p.have_count(), 2);
     }
 }

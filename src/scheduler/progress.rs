@@ -12,6 +12,11 @@ pub struct Progress {
     pub pieces_at_start: usize,
     pub pieces_have: usize,
     pub pieces_total: usize,
+    /// Bytes of the selected files (`--select-file`; all files without it) in all, verified
+    /// now, and verified when the download started: what the progress bar shows.
+    pub wanted_bytes: u64,
+    pub wanted_bytes_have: u64,
+    pub wanted_bytes_at_start: u64,
     /// Bytes of blocks received and written this run.
     pub downloaded: u64,
     /// Bytes of blocks sent to peers this run.
@@ -22,8 +27,14 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// The whole torrent is verified on disk (what trackers are told as `completed`).
     pub fn is_complete(&self) -> bool {
         self.pieces_have == self.pieces_total
+    }
+
+    /// Everything asked for is verified: the whole torrent, or the selected files.
+    pub fn is_done(&self) -> bool {
+        self.is_complete() || self.wanted_bytes_have >= self.wanted_bytes
     }
 }
 

@@ -30,6 +30,7 @@ fn test() -> Test {
         after_complete: AfterComplete::Stop,
         choker: ChokerConfig::default(),
         advertise: have.clone(),
+        wanted: Wanted::every_piece(&layout),
         our_id: PeerId(*b"-PW0001-schedulertst"),
         pex: true,
     };

@@ -15,10 +15,15 @@ impl Scheduler {
     /// The SHA-1 verdict: keep the piece and tell every peer, or start it over and strike its
     /// sender. [W8.3]
     pub(super) fn verified(&mut self, index: u32, ok: bool) {
+        let had = self.picker.have_count();
         let senders = self.picker.verified(index, ok);
         if ok {
             log::debug!("piece {index} verified");
             self.progress.pieces_have = self.picker.have_count();
+            // The progress bar counts selected bytes: only a piece new to us adds its share.
+            if self.picker.have_count() > had {
+                self.progress.wanted_bytes_have += self.picker.wanted().bytes_in(index);
+            }
             // From now on in every bitfield we send, and served to peers that ask.
             self.ours.set(index as usize);
             // One sender is credited, so that no piece counts twice: the one whose block was

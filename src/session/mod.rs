@@ -24,7 +24,7 @@ use crate::piece::PieceLayout;
 use crate::scheduler::{
     AfterComplete, Ended, Outcome, Progress, Scheduler, Settings, Traffic, verify,
 };
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Selection, Storage, StorageError, Wanted};
 use crate::trace::Trace;
 use crate::tracker::announcer::Announcer;
 use crate::tracker::tiers::TrackerTiers;
@@ -100,6 +100,8 @@ pub struct DownloadOptions {
     pub encryption: Encryption,
     /// `--transport`: TCP, uTP or both, dialling and accepting.
     pub transport: Transport,
+    /// `--select-file`: fetch (or, seeding, offer) only these files. `None`: every file.
+    pub selection: Option<Selection>,
 }
 
 impl DownloadOptions {
@@ -127,6 +129,7 @@ impl DownloadOptions {
             dht: None,
             encryption: Encryption::default(),
             transport: Transport::default(),
+            selection: None,
         }
     }
 }
@@ -203,10 +206,15 @@ pub fn download(
     // A v2-only torrent without its piece layers cannot check a piece: say so before the
     // disk or the network is touched.
     let layout = Arc::new(PieceLayout::of(metainfo)?);
-    let storage = Arc::new(open_storage(metainfo, options));
+    let storage = Arc::new(open_storage(metainfo, options)?);
+    let wanted = match options.selection {
+        Some(_) => storage.wanted(&layout),
+        None => Wanted::every_piece(&layout),
+    };
     let have = starting_pieces(&storage, &layout, options)?;
-    if options.require_complete && !have.is_complete() {
-        return Err(incomplete(&layout, &have));
+    let done = wanted.pieces().all(|i| have.has(i as usize));
+    if options.require_complete && !done {
+        return Err(incomplete(&layout, &have, &wanted));
     }
     let our_id = options
         .peer_id
@@ -214,14 +222,14 @@ pub fn download(
             true => PeerId(*b"-PW0001-debugdebug00"),
             false => PeerId::generate(),
         });
-    if have.is_complete() && options.after_complete == AfterComplete::Stop {
+    if done && options.after_complete == AfterComplete::Stop {
         return Ok(already_complete(storage, &have, our_id));
     }
     let tiers = TrackerTiers::new(metainfo.tracker_tiers(), options.tracker);
     // BEP 27: a private torrent's peers come from its tracker only, never from the DHT.
     let dht_options = options.dht.as_ref().filter(|_| !metainfo.info.private);
     let dht_way_in = dht_options.is_some_and(DhtOptions::has_a_way_in);
-    if tiers.is_empty() && options.peers.is_empty() && !dht_way_in && !have.is_complete() {
+    if tiers.is_empty() && options.peers.is_empty() && !dht_way_in && !done {
         return Err(SessionError::NoPeers);
     }
     let udp = UdpSide::start(options, dht_options)?;
@@ -260,7 +268,15 @@ pub fn download(
         }
     }
     let reporter = tracker_reporter(&announcers, left, have.is_complete());
-    let outcome = run_scheduler(&swarm, &have, options, reporter, dht_peers, on_progress);
+    let outcome = run_scheduler(
+        &swarm,
+        &have,
+        wanted,
+        options,
+        reporter,
+        dht_peers,
+        on_progress,
+    );
     for announcer in announcers {
         if let Ok(outcome) = &outcome {
             // The announcer ends only on `Stop`: this fails only if it died (a panic), and
@@ -307,6 +323,7 @@ pub fn download(
 fn run_scheduler(
     swarm: &PeerSide,
     have: &Bitfield,
+    wanted: Wanted,
     options: &DownloadOptions,
     (mut tell_tracker, peers): (TrackerReporter, Vec<Receiver<Vec<SocketAddr>>>),
     dht_peers: Vec<Receiver<Vec<SocketAddr>>>,
@@ -329,6 +346,7 @@ fn run_scheduler(
             Some(_) => Bitfield::new(count), // the other pieces are not really ours
             None => have.clone(),
         },
+        wanted,
     };
     // The hash checks run on their own threads, started here, so that the scheduler starts
     // none and its decisions can be tested alone.
@@ -387,33 +405,37 @@ fn already_complete(storage: Arc<Storage>, have: &Bitfield, peer_id: PeerId) -> 
     }
 }
 
-/// `seed` found pieces missing: say how many, and where the first one is.
-fn incomplete(layout: &PieceLayout, have: &Bitfield) -> SessionError {
-    let total = layout.num_pieces();
-    let first = (0..total as u32)
-        .find(|&i| !have.has(i as usize))
-        .unwrap_or(0);
+/// `seed` found pieces missing (of the selected files, with `--select-file`): say how many,
+/// and where the first one is.
+fn incomplete(layout: &PieceLayout, have: &Bitfield, wanted: &Wanted) -> SessionError {
+    let missing: Vec<u32> = wanted.pieces().filter(|&i| !have.has(i as usize)).collect();
+    let first = missing.first().copied().unwrap_or(0);
     let start = layout.piece_offset(first);
     SessionError::Incomplete {
-        missing: total - have.count(),
-        total,
+        missing: missing.len(),
+        total: wanted.count(),
         first,
         start,
         end: start + u64::from(layout.piece_len(first)),
     }
 }
 
-/// The torrent's files at the target; read-only when we only seed.
-fn open_storage(metainfo: &Metainfo, options: &DownloadOptions) -> Storage {
+/// The torrent's files at the target, the selected ones only; read-only when we only seed.
+fn open_storage(metainfo: &Metainfo, options: &DownloadOptions) -> Result<Storage, StorageError> {
     let writable = !options.require_complete;
-    match &options.target {
+    let storage = match &options.target {
         Target::Directory(dir) => Storage::for_torrent(&metainfo.info, dir, writable),
         Target::Folder(folder) => Storage::in_folder(&metainfo.info, folder, writable),
         Target::File(file) => Storage::new(
             vec![(file.clone(), metainfo.info.total_length, false)],
             writable,
         ),
-    }
+    };
+    // Every file when none was chosen: a side file left by an earlier run with
+    // `--select-file` then gives its bytes back to the files.
+    let all = Selection::all(&metainfo.info);
+    let selection = options.selection.as_ref().unwrap_or(&all);
+    storage.select(selection, metainfo.info.piece_length)
 }
 
 /// The pieces we start with: those already on disk (resume), or, to fetch a single piece,

@@ -37,7 +37,8 @@ pub(super) fn tracker_reporter(
     let mut told_complete = complete_at_start;
     let mut lonely = Lonely::default();
     let report = move |p: &Progress| {
-        if !p.is_complete() && lonely.should_ask(p.peers, Instant::now()) {
+        // A download whose selected files are all in needs no more peers either.
+        if !p.is_done() && lonely.should_ask(p.peers, Instant::now()) {
             tracker.send(AnnouncerCommand::NeedPeers);
         }
         // `completed` means the whole torrent is verified on disk, and nothing less.

@@ -3,6 +3,7 @@
     /usr/bin/python3 tests/peers/libtorrent_session.py --port PORT
         (--torrent FILE | --magnet URI) --save DIR [--seed] [--pex] [--upload-limit BYTES]
         [--chokable] [--encryption forced] [--utp-only] [--listen-ip IP]
+        [--only-files I,J,...]
 
 Runs one libtorrent session on 127.0.0.1:PORT (TCP only, or uTP only with --utp-only; no DHT,
 LSD, UPnP or NAT-PMP; several connections per IP allowed since every test peer is 127.0.0.1)
@@ -42,6 +43,10 @@ Options:
     --listen-ip IP          listen on IP instead of 127.0.0.1: `::1` for the IPv6 loopback
                             (`listen_interfaces` "[::1]:PORT"). libtorrent dials IPv6 peers
                             from it, and lists them in PEX as `added6` (BEP 11).
+    --only-files I,J,...    download only these files (0-based, in libtorrent's file order,
+                            which counts padding files): every other file gets priority 0.
+                            `finished` then means "the wanted files are complete". Needs
+                            --torrent.
 
 A torrent starts paused (libtorrent 2.0.8, measured with these sessions on 127.0.0.1):
   - The torrent is added paused and auto-managed; the session's queue starts it about 0.5 s
@@ -188,6 +193,10 @@ def add_torrent(session, args):
     handle = session.add_torrent(params)
     if args.upload_limit:
         handle.set_upload_limit(args.upload_limit)
+    if args.only_files is not None:
+        wanted = {int(i) for i in args.only_files.split(",")}
+        count = params.ti.num_files()
+        handle.prioritize_files([4 if i in wanted else 0 for i in range(count)])
     return handle
 
 
@@ -269,7 +278,10 @@ def main():
     parser.add_argument("--encryption", choices=["forced"])
     parser.add_argument("--utp-only", action="store_true")
     parser.add_argument("--listen-ip", default="127.0.0.1", metavar="IP")
+    parser.add_argument("--only-files", metavar="I,J,...")
     args = parser.parse_args()
+    if args.only_files is not None and not args.torrent:
+        parser.error("--only-files needs --torrent (the file list)")
     if args.seed and args.magnet:
         parser.error("--seed needs --torrent (a magnet link has no metadata to seed from)")
     if args.upload_limit < 0:
