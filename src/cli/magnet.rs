@@ -40,6 +40,8 @@ pub struct PeerSources {
     pub encryption: Encryption,
     /// `--transport`.
     pub transport: Transport,
+    /// Local peer discovery (BEP 14); `false`: `--no-lsd`.
+    pub lsd: bool,
 }
 
 impl PeerSources {
@@ -198,6 +200,9 @@ fn find_peers(
     if let (true, Some(dht)) = (peers.is_empty(), &sources.dht) {
         peers.extend(dht_look_up(magnet, dht, sources.bind)?);
     }
+    if peers.is_empty() && sources.lsd {
+        peers.extend(lsd_look_up(magnet, sources));
+    }
     if peers.is_empty() {
         return Err(CliError::NoPeers);
     }
@@ -235,6 +240,25 @@ fn dht_look_up(
     }
     dht.stop();
     Ok(found)
+}
+
+/// How long a magnet link with no other peer listens for a neighbour's announce. A
+/// neighbour in the swarm answers our announce with its own within a minute (BEP 14 allows
+/// one a minute).
+const LSD_LOOKUP_DEADLINE: Duration = Duration::from_secs(75);
+
+/// Announces the link's info hash on the LAN (BEP 14) and waits for the first neighbour
+/// in its swarm, or [`LSD_LOOKUP_DEADLINE`].
+fn lsd_look_up(magnet: &Magnet, sources: &PeerSources) -> Vec<SocketAddr> {
+    let Some(lsd) = crate::session::start_lsd(&[magnet.info_hash], sources.port, sources.bind)
+    else {
+        return Vec::new();
+    };
+    log::info!("LSD: listening up to {LSD_LOOKUP_DEADLINE:?} for a neighbour in the swarm");
+    let deadline = std::time::Instant::now() + LSD_LOOKUP_DEADLINE;
+    let found = lsd.peers.recv_deadline(deadline).unwrap_or_default();
+    lsd.stop();
+    found
 }
 
 /// `magnet_download -o <out> <uri>` and `download <uri>`: the metadata, then a normal download.
