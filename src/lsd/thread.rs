@@ -148,7 +148,8 @@ fn run(
         let now = Instant::now();
         if schedule.is_due(now) {
             for packet in &packets {
-                // [W20.5]
+                // [W20.5] One datagram per name of the torrent, to the group: every client on
+                // the link that joined it hears this, our own socket too (loopback is on).
                 if let Err(e) = socket.send_to(packet, GROUP) {
                     // No route to the group (no network yet, or none with multicast): say so
                     // once, and try again at the next announce; what we hear still counts.

@@ -227,7 +227,8 @@ pub fn download(
     // BEP 27: a private torrent's peers come from its tracker only, never from the DHT.
     let dht_options = options.dht.as_ref().filter(|_| !metainfo.info.private);
     let dht_way_in = dht_options.is_some_and(DhtOptions::has_a_way_in);
-    // BEP 27 again: nor from the neighbours on the LAN.
+    // [W20.6] BEP 27 again: nor from the neighbours on the LAN, and a private torrent's
+    // info hash is not told to the whole network either.
     let lsd_on = options.lsd && !metainfo.info.private;
     let nowhere = tiers.is_empty() && options.peers.is_empty() && !dht_way_in && !lsd_on;
     if nowhere && !have.is_complete() {
