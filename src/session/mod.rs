@@ -142,8 +142,9 @@ pub enum SessionError {
     #[error(transparent)]
     V2Layout(#[from] crate::piece::V2LayoutError),
     #[error(
-        "the torrent names no tracker, no --peer was given and the DHT has no node to start \
-         from: nowhere to find peers"
+        "the torrent names no tracker, no --peer was given, the DHT has no node to start \
+         from and local peer discovery is off (--no-lsd, or a private torrent): nowhere to \
+         find peers"
     )]
     NoPeers,
     #[error(transparent)]
