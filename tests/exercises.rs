@@ -2167,7 +2167,10 @@ fn exercise_15_an_lsd_announce_by_hand() {
         let now = std::time::Instant::now();
         assert_eq!(
             intake.consider(neighbour, Some(&parsed), now),
-            Verdict::Peer("10.0.0.7:6881".parse().unwrap()),
+            Verdict::Peer {
+                peer: "10.0.0.7:6881".parse().unwrap(),
+                new: true
+            },
             "a neighbour's announce must be a peer at its address, with the port it announced"
         );
         // Our own announce, handed back by multicast loopback: recognised by its cookie.

@@ -350,3 +350,29 @@ fn libtorrent_downloads_from_peerwire_found_by_lsd() {
     let heard = format!("LSD: {}:7302 is in the swarm", lan.address(2));
     seeder.wait_for(&heard, Duration::from_secs(10));
 }
+
+#[test]
+fn a_magnet_link_finds_its_metadata_and_pieces_on_the_lan() {
+    // The slow case: the seeder announced before the magnet link's look-up listened, so the
+    // look-up waits for the seeder's answer, which BEP 14's one announce a minute delays up to
+    // a minute after the seeder's first.
+    let Some(lan) = Lan::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent) = small_torrent(dir.path(), 256 << 10, 16_384);
+    let metainfo = peerwire::metainfo::Metainfo::from_bytes(&std::fs::read(&torrent).unwrap())
+        .expect("the test's torrent loads");
+    let link = format!("magnet:?xt=urn:btih:{}", metainfo.info_hash.to_hex());
+    let mut seeder = seed(&lan, &lan.a, &torrent, &content, 7401, &[]);
+    seeder.wait_for("LSD: announcing port 7401", Duration::from_secs(10));
+    let out = dir.path().join("from-magnet");
+    let mut command = lan.peerwire(&lan.b);
+    command
+        .args(["magnet_download", "-o"])
+        .arg(&out)
+        .arg(&link)
+        .args(["--no-dht", "--port", "7402", "--give-up-after", "30"]);
+    let output = run_with_deadline(&mut command, Duration::from_secs(150));
+    assert_downloaded(&output, &out, &content);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("LSD: listening up to"), "{stderr}");
+}

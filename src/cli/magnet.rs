@@ -90,7 +90,7 @@ pub fn magnet_handshake(uri: &str, sources: &PeerSources) -> Result<(), CliError
     let magnet = parse(uri)?;
     let our_id = PeerId::generate();
     let mut last_error = None;
-    for addr in find_peers(&magnet, sources, our_id)? {
+    for addr in find_peers(&magnet, sources, our_id)?.all {
         match extended_handshake(addr, &magnet, our_id, sources) {
             Ok((peer_id, metadata_id)) => {
                 return print_lines(&[
@@ -143,14 +143,19 @@ const FIRST_MESSAGES: usize = 100;
 /// `magnet_info <uri>`: the same lines as `info`, from metadata fetched from peers.
 pub fn magnet_info(uri: &str, sources: &PeerSources) -> Result<(), CliError> {
     let magnet = parse(uri)?;
-    let metainfo = resolve(&magnet, sources)?;
+    let (metainfo, _) = resolve(&magnet, sources)?;
     print_lines(&super::info_lines(&metainfo))
 }
 
-/// The torrent behind a magnet link: peers, then the metadata, verified. [W14.1]
-pub fn resolve(magnet: &Magnet, sources: &PeerSources) -> Result<Metainfo, CliError> {
+/// The torrent behind a magnet link: peers, then the metadata, verified. Also the peers
+/// heard on the LAN (BEP 14), for the download to dial: no tracker or DHT will name them
+/// again. [W14.1]
+pub fn resolve(
+    magnet: &Magnet,
+    sources: &PeerSources,
+) -> Result<(Metainfo, Vec<SocketAddr>), CliError> {
     let our_id = PeerId::generate();
-    let peers = find_peers(magnet, sources, our_id)?;
+    let Found { all: peers, lan } = find_peers(magnet, sources, our_id)?;
     let (dialer, _utp) = sources.dialer();
     let request = Request {
         info_hash: magnet.info_hash,
@@ -173,17 +178,19 @@ pub fn resolve(magnet: &Magnet, sources: &PeerSources) -> Result<Metainfo, CliEr
         metainfo.info.name,
         metainfo.info.num_pieces()
     );
-    Ok(metainfo)
+    Ok((metainfo, lan))
+}
+
+/// A magnet link's peers, and which of them were heard on the LAN.
+struct Found {
+    all: Vec<SocketAddr>,
+    lan: Vec<SocketAddr>,
 }
 
 /// `--peer`, `x.pe`, and one look-up at the link's trackers (`left` = 1: the length is not
 /// known yet, and 0 would say we are a seed). The look-up does not keep us in the swarm
 /// ([`super::look_up_peers`]): until it has the metadata, this command serves nothing.
-fn find_peers(
-    magnet: &Magnet,
-    sources: &PeerSources,
-    our_id: PeerId,
-) -> Result<Vec<SocketAddr>, CliError> {
+fn find_peers(magnet: &Magnet, sources: &PeerSources, our_id: PeerId) -> Result<Found, CliError> {
     let mut peers = sources.peers.clone();
     peers.extend(&magnet.peers);
     let tiers: Vec<Vec<String>> = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
@@ -200,13 +207,15 @@ fn find_peers(
     if let (true, Some(dht)) = (peers.is_empty(), &sources.dht) {
         peers.extend(dht_look_up(magnet, dht, sources.bind)?);
     }
+    let mut lan = Vec::new();
     if peers.is_empty() && sources.lsd {
-        peers.extend(lsd_look_up(magnet, sources));
+        lan = lsd_look_up(magnet, sources);
+        peers.extend(&lan);
     }
     if peers.is_empty() {
         return Err(CliError::NoPeers);
     }
-    Ok(peers)
+    Ok(Found { all: peers, lan })
 }
 
 /// One get_peers lookup for the link's info hash (BEP 5), from a node of its own that asks
@@ -269,10 +278,10 @@ pub fn magnet_download(
     options: impl FnOnce(Target) -> DownloadOptions,
 ) -> Result<(), CliError> {
     let magnet = parse(uri)?;
-    let metainfo = resolve(&magnet, sources)?;
+    let (metainfo, lan) = resolve(&magnet, sources)?;
     let target = super::target_for(&metainfo, out);
     let mut options = options(target);
-    options.peers.extend(&magnet.peers);
+    options.peers.extend(magnet.peers.iter().chain(&lan));
     super::run_session(&metainfo, options)
 }
 
@@ -284,8 +293,8 @@ pub fn magnet_download_piece(
     options: DownloadOptions,
 ) -> Result<(), CliError> {
     let magnet = parse(uri)?;
-    let metainfo = resolve(&magnet, sources)?;
+    let (metainfo, lan) = resolve(&magnet, sources)?;
     let mut options = options;
-    options.peers.extend(&magnet.peers);
+    options.peers.extend(magnet.peers.iter().chain(&lan));
     super::piece_of(&metainfo, out, options)
 }

@@ -33,8 +33,13 @@ pub const MAX_SOURCES: usize = 256;
 /// New peers handed to the scheduler per minute, all sources together: a classroom fits,
 /// a flood of forged announces does not fill the scheduler's candidates.
 pub const MAX_PEERS_PER_MINUTE: usize = 40;
-/// A peer handed over is not handed over again for this long: its next announces repeat it.
-const REPEAT_AFTER: Duration = Duration::from_secs(10 * 60);
+/// A peer handed over is not handed over again for this long (libtorrent sends each announce
+/// three times in four seconds). Later it is: the scheduler may have given up dialling it
+/// while it was not listening yet (a magnet link fetching its metadata announces first).
+const REPEAT_AFTER: Duration = Duration::from_secs(60);
+/// A neighbour heard within this long is not new: its periodic announces (every 5 minutes)
+/// do not make us answer.
+const NEW_AFTER: Duration = Duration::from_secs(10 * 60);
 
 /// When our next announce is due. [W20.3]
 #[derive(Debug, Clone)]
@@ -81,8 +86,9 @@ impl Schedule {
 /// What became of one datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// A peer to dial: the datagram's source address with the announced port.
-    Peer(SocketAddr),
+    /// A peer to dial: the datagram's source address with the announced port. `new`: not
+    /// handed over in the last ten minutes (our answer is due: [`Schedule::heard_new_neighbour`]).
+    Peer { peer: SocketAddr, new: bool },
     /// Our own announce, back through multicast loopback.
     Own,
     /// The source sent more than [`PER_SOURCE`] datagrams this minute, or is a new source
@@ -105,8 +111,10 @@ pub struct Intake {
     cookie: String,
     /// Per source address: when its datagrams of the last minute arrived.
     sources: HashMap<IpAddr, VecDeque<Instant>>,
-    /// When each peer handed over lately was.
+    /// When each peer was last handed over.
     handed: HashMap<SocketAddr, Instant>,
+    /// When each neighbour was last handed over, kept ten minutes.
+    known: HashMap<SocketAddr, Instant>,
     /// When the peers of the last minute were handed over.
     minute: VecDeque<Instant>,
 }
@@ -120,6 +128,7 @@ impl Intake {
             cookie,
             sources: HashMap::new(),
             handed: HashMap::new(),
+            known: HashMap::new(),
             minute: VecDeque::new(),
         }
     }
@@ -169,7 +178,13 @@ impl Intake {
         }
         self.minute.push_back(now);
         self.handed.insert(peer, now);
-        Verdict::Peer(peer)
+        // Both maps grow only here, at most MAX_PEERS_PER_MINUTE a minute, and forget after
+        // ten minutes at most: a few hundred entries.
+        self.known
+            .retain(|_, at| now.duration_since(*at) < NEW_AFTER);
+        let new = !self.known.contains_key(&peer);
+        self.known.insert(peer, now);
+        Verdict::Peer { peer, new }
     }
 
     /// Counts a datagram from `ip`; false if the source is over its budget.
@@ -256,10 +271,8 @@ mod tests {
         let mut intake = Intake::new(vec![OURS], "mine".into());
         let now = Instant::now();
         let verdict = intake.consider(from(2), Some(&announce(51413, OURS, Some("theirs"))), now);
-        assert_eq!(
-            verdict,
-            Verdict::Peer(SocketAddr::from(([10, 77, 0, 2], 51413)))
-        );
+        let peer = SocketAddr::from(([10, 77, 0, 2], 51413));
+        assert_eq!(verdict, Verdict::Peer { peer, new: true });
     }
 
     #[test]
@@ -282,24 +295,27 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_is_handed_over_once_until_it_has_been_quiet_for_ten_minutes() {
+    fn a_peer_is_handed_over_at_most_once_a_minute_and_is_new_once_in_ten() {
         let mut intake = Intake::new(vec![OURS], "mine".into());
         let t0 = Instant::now();
         let theirs = announce(7000, OURS, None);
-        assert!(matches!(
-            intake.consider(from(2), Some(&theirs), t0),
-            Verdict::Peer(_)
-        ));
-        let again = t0 + INTERVAL;
-        assert!(matches!(
-            intake.consider(from(2), Some(&theirs), again),
-            Verdict::Repeat(_)
-        ));
-        let much_later = t0 + REPEAT_AFTER;
-        assert!(matches!(
-            intake.consider(from(2), Some(&theirs), much_later),
-            Verdict::Peer(_)
-        ));
+        let peer = SocketAddr::from(([10, 77, 0, 2], 7000));
+        let first = intake.consider(from(2), Some(&theirs), t0);
+        assert_eq!(first, Verdict::Peer { peer, new: true });
+        // libtorrent's two repeats, seconds later.
+        let repeat = t0 + Duration::from_secs(4);
+        assert_eq!(
+            intake.consider(from(2), Some(&theirs), repeat),
+            Verdict::Repeat(peer)
+        );
+        // Its next periodic announce: handed over again (the scheduler may have given up on
+        // it), but not new.
+        let periodic = t0 + INTERVAL;
+        let again = intake.consider(from(2), Some(&theirs), periodic);
+        assert_eq!(again, Verdict::Peer { peer, new: false });
+        let much_later = t0 + NEW_AFTER + INTERVAL;
+        let later = intake.consider(from(2), Some(&theirs), much_later);
+        assert_eq!(later, Verdict::Peer { peer, new: true });
     }
 
     #[test]
@@ -320,11 +336,11 @@ mod tests {
         // Others are not affected, and the source is heard again a minute later.
         assert!(matches!(
             intake.consider(from(3), Some(&theirs), t0),
-            Verdict::Peer(_)
+            Verdict::Peer { .. }
         ));
         assert!(matches!(
             intake.consider(from(2), Some(&theirs), t0 + WINDOW),
-            Verdict::Peer(_)
+            Verdict::Peer { .. }
         ));
     }
 
@@ -337,7 +353,7 @@ mod tests {
             let [_, b, c, d] = i.to_be_bytes();
             let source = SocketAddr::from(([10, b, c, d], 6771));
             let verdict = intake.consider(source, Some(&announce(7000, OURS, None)), t0);
-            peers += usize::from(matches!(verdict, Verdict::Peer(_)));
+            peers += usize::from(matches!(verdict, Verdict::Peer { .. }));
         }
         assert_eq!(peers, MAX_PEERS_PER_MINUTE);
         assert!(
@@ -346,10 +362,11 @@ mod tests {
             intake.sources.len()
         );
         assert!(intake.handed.len() <= MAX_PEERS_PER_MINUTE);
+        assert!(intake.known.len() <= MAX_PEERS_PER_MINUTE);
         // A minute on, the sources of the flood are forgotten and the cap is open again.
         let later = t0 + WINDOW;
         let neighbour = SocketAddr::from(([192, 168, 1, 5], 6771));
         let verdict = intake.consider(neighbour, Some(&announce(7000, OURS, None)), later);
-        assert!(matches!(verdict, Verdict::Peer(_)), "{verdict:?}");
+        assert!(matches!(verdict, Verdict::Peer { .. }), "{verdict:?}");
     }
 }

@@ -178,9 +178,11 @@ fn run(
             log::debug!("LSD: {from} sent a datagram that is no announce: {e}");
         }
         match intake.consider(from, announce.as_ref().ok(), now) {
-            Verdict::Peer(peer) => {
-                log::info!("LSD: {peer} is in the swarm (announced from {from})");
-                schedule.heard_new_neighbour(now);
+            Verdict::Peer { peer, new } => {
+                if new {
+                    log::info!("LSD: {peer} is in the swarm (announced from {from})");
+                    schedule.heard_new_neighbour(now);
+                }
                 if found.send(vec![peer]).is_err() {
                     break; // the session is gone
                 }
