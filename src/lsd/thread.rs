@@ -53,7 +53,9 @@ pub enum LsdError {
 pub struct LsdConfig {
     /// The names of our torrent (a hybrid has two: BEP 52).
     pub info_hashes: Vec<InfoHash>,
-    /// Our BitTorrent listen port: where neighbours dial us.
+    /// Our BitTorrent listen port: where neighbours dial us. 0: we do not know it yet (a
+    /// magnet link's look-up under `--port 0`), so we only listen: an announce of port 0
+    /// would be refused by every reader.
     pub port: u16,
     /// The address of the interface to announce and listen on (`0.0.0.0`: the one the
     /// routing table picks for the group).
@@ -131,6 +133,7 @@ fn run(
     let packets: Vec<Vec<u8>> = config
         .info_hashes
         .iter()
+        .filter(|_| config.port != 0)
         .map(|&h| Announce::for_torrent(h, config.port, &cookie).to_bytes())
         .collect();
     let mut schedule = Schedule::new(Instant::now());
