@@ -8,6 +8,9 @@
 //!   group (`tests/peers/lsd_listen.py`) hears only the control seeder;
 //! - libtorrent 2.0.8 with `enable_lsd` (`tests/peers/libtorrent_lsd.py`) and peerwire find
 //!   each other, both ways.
+//! - a magnet link with no tracker finds its metadata and pieces on the LAN: the slow one (about
+//!   a minute), since the seeder answers the link's announce only when BEP 14's one announce a
+//!   minute allows.
 //!
 //! Without root (or without `ip`) every test skips loudly, and fails under
 //! `PEERWIRE_INTEROP=require`. The namespaces are deleted by a guard's `Drop`, pass, fail or
