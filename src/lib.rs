@@ -21,6 +21,7 @@
 //! | [`trace`]          | the wire trace: one line per message, written and read back    | §5          |
 //! | [`tracker_server`] | the built-in tracker (HTTP and UDP), for local swarms          | §3          |
 //! | [`utp`]            | uTP (BEP 29): packets, one connection's state machine, LEDBAT; the `utp` thread and `UtpStream` | §17 |
+//! | [`lsd`]            | local peer discovery (BEP 14): announces on the LAN's multicast group; the `lsd` thread | §20 |
 //! | [`dht`]            | the mainline DHT (BEP 5): KRPC, k-buckets, iterative lookups; the `dht` thread | §15 |
 //! | [`tracker`]        | asks trackers for peers: HTTP, UDP (BEP 15), tiers (BEP 12), re-announces | §3 |
 //! | [`create`]         | makes a `.torrent` from files: streams them, hashes on all cores | §2        |
@@ -53,6 +54,7 @@ pub mod dht;
 pub mod encoding;
 pub mod events;
 pub mod layer_fetch;
+pub mod lsd;
 pub mod magnet;
 pub mod merkle;
 pub mod metadata_fetch;

@@ -478,9 +478,19 @@ struct PeerArgs {
     tracker: TrackerArgs,
     #[command(flatten)]
     dht: DhtArgs,
+    /// No local peer discovery (BEP 14): do not announce on the LAN's multicast group, nor
+    /// dial the neighbours heard there.
+    #[arg(long)]
+    no_lsd: bool,
 }
 
 impl PeerArgs {
+    /// LSD, unless `--no-lsd`, or `PEERWIRE_LSD=off` (the tests: nothing they run multicasts
+    /// on the machine's network unless it asks to).
+    fn lsd(&self) -> bool {
+        !self.no_lsd && std::env::var("PEERWIRE_LSD").map_or(true, |v| v != "off")
+    }
+
     fn options(
         &self,
         target: peerwire::session::Target,
@@ -504,6 +514,7 @@ impl PeerArgs {
             dht: self.dht.options(),
             encryption: self.encryption.into(),
             transport: self.transport.into(),
+            lsd: self.lsd(),
             ..peerwire::session::DownloadOptions::new(target)
         }
     }
@@ -522,6 +533,7 @@ impl PeerArgs {
             bind: self.bind,
             encryption: options.encryption,
             transport: options.transport,
+            lsd: options.lsd,
         }
     }
 }

@@ -81,9 +81,11 @@ fn run_gdb(gdb: &Path, commands: &[&str], args: &[&str]) -> Option<String> {
     for line in ["set pagination off"].iter().chain(commands) {
         command.arg("-ex").arg(line);
     }
-    // No public DHT routers: nothing leaves the machine (see `common::peerwire`).
+    // No public DHT routers, no LSD announces: nothing leaves the machine (see
+    // `common::peerwire`).
     command
         .env("PEERWIRE_DHT_ROUTERS", "")
+        .env("PEERWIRE_LSD", "off")
         .arg("--args")
         .arg(env!("CARGO_BIN_EXE_peerwire"))
         .args(args);

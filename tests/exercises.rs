@@ -2097,3 +2097,88 @@ fn exercise_14_a_pieces_root_by_hand() {
         );
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 15: an LSD announce by hand (walkthrough §20)
+
+/// BEP 14's announce, written from the BEP's text alone: the request line, `Host` (the group),
+/// `Port`, one `Infohash` (40 hex digits), `cookie`, then two empty lines; CR LF throughout.
+fn announce_by_the_book(info_hash_hex: &str, port: u16, cookie: &str) -> String {
+    format!(
+        "BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: {port}\r\n\
+         Infohash: {info_hash_hex}\r\ncookie: {cookie}\r\n\r\n\r\n"
+    )
+}
+
+/// The first line where `theirs` differs from `expected`, both shown with CR and LF visible.
+fn first_difference(expected: &[u8], theirs: &[u8]) -> Option<String> {
+    let show = |b: &[u8]| format!("{:?}", String::from_utf8_lossy(b));
+    let expected_lines: Vec<&[u8]> = expected.split_inclusive(|&b| b == b'\n').collect();
+    let their_lines: Vec<&[u8]> = theirs.split_inclusive(|&b| b == b'\n').collect();
+    (0..expected_lines.len().max(their_lines.len())).find_map(|i| {
+        let (e, t) = (expected_lines.get(i), their_lines.get(i));
+        (e != t).then(|| {
+            format!(
+                "line {}: expected {}, yours is {}",
+                i + 1,
+                e.map_or("(nothing)".into(), |e| show(e)),
+                t.map_or("(nothing)".into(), |t| show(t))
+            )
+        })
+    })
+}
+
+#[test]
+fn exercise_15_an_lsd_announce_by_hand() {
+    use peerwire::lsd::Announce;
+    use peerwire::lsd::limits::{Intake, Verdict};
+    let hint = "does a change in src/lsd/ loop without end?";
+    within(LIMIT, "exercise 15's check", hint, || {
+        let hex = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
+        let info_hash = InfoHash(peerwire::encoding::from_hex::<20>(hex).unwrap());
+        let expected = announce_by_the_book(hex, 6881, "c0ffee");
+        let ours = Announce::for_torrent(info_hash, 6881, "c0ffee").to_bytes();
+        println!(
+            "peerwire's announce ({} bytes):\n{}",
+            ours.len(),
+            String::from_utf8_lossy(&ours)
+        );
+        if let Some(difference) = first_difference(expected.as_bytes(), &ours) {
+            panic!("Announce::to_bytes is not BEP 14's layout: {difference}");
+        }
+        if let Some(path) = std::env::var_os("LSD_ANNOUNCE") {
+            let yours = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("LSD_ANNOUNCE={}: {e}", path.to_string_lossy()));
+            match first_difference(&ours, &yours) {
+                None => println!("yours is the same, byte for byte"),
+                Some(difference) => panic!("your announce differs from peerwire's: {difference}"),
+            }
+        }
+        let parsed = Announce::parse(expected.as_bytes())
+            .unwrap_or_else(|e| panic!("Announce::parse refuses BEP 14's own layout: {e}"));
+        assert_eq!(
+            (parsed.port, parsed.info_hashes.as_slice()),
+            (6881, &[info_hash][..]),
+            "Announce::parse read another port or info hash"
+        );
+        // A neighbour's announce: a peer at the datagram's source address, the announced port.
+        let neighbour: SocketAddr = "10.0.0.7:6771".parse().unwrap();
+        let mut intake = Intake::new(vec![info_hash], "5f3a9c01".into());
+        let now = std::time::Instant::now();
+        assert_eq!(
+            intake.consider(neighbour, Some(&parsed), now),
+            Verdict::Peer {
+                peer: "10.0.0.7:6881".parse().unwrap(),
+                new: true
+            },
+            "a neighbour's announce must be a peer at its address, with the port it announced"
+        );
+        // Our own announce, handed back by multicast loopback: recognised by its cookie.
+        let mut ourselves = Intake::new(vec![info_hash], "c0ffee".into());
+        assert_eq!(
+            ourselves.consider(neighbour, Some(&parsed), now),
+            Verdict::Own,
+            "an announce with our own cookie must be recognised as ours, not dialled"
+        );
+    });
+}

@@ -19,6 +19,7 @@ use peerwire::create::{CreateOptions, create_torrent};
 use peerwire::dht::krpc::{self, Query};
 use peerwire::dht::{NodeId, NodeInfo};
 use peerwire::encoding;
+use peerwire::lsd::Announce;
 use peerwire::magnet::Magnet;
 use peerwire::merkle;
 use peerwire::metainfo::{InfoHash, Metainfo, piece_aligned_files};
@@ -146,6 +147,13 @@ fn replay_magnet() {
 }
 
 #[test]
+fn replay_lsd_packet() {
+    replay("lsd_packet", |data| {
+        let _ = Announce::parse(data);
+    });
+}
+
+#[test]
 fn replay_krpc() {
     replay("krpc", |data| {
         let _ = krpc::Message::decode(data);
@@ -177,6 +185,63 @@ fn write_seed_corpus() {
     write_magnet_seeds();
     write_krpc_seeds();
     write_utp_packet_seeds();
+    write_lsd_packet_seeds();
+}
+
+/// LSD announces (BEP 14): ours, libtorrent's and Transmission's layouts, several hashes,
+/// and the refusals (no port, a bad port, two ports, a bad hash, no end of headers).
+fn write_lsd_packet_seeds() {
+    let t = "lsd_packet";
+    let ours = Announce::for_torrent(INFO_HASH, 6881, "5f3a9c01");
+    write_seed(t, "ours", &ours.to_bytes());
+    let hex = INFO_HASH.to_hex();
+    let packets: [(&str, String); 8] = [
+        (
+            "libtorrent",
+            format!(
+                "BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 51413\r\n\
+                 Infohash: {hex}\r\ncookie: 1a2b3c\r\n\r\n\r\n"
+            ),
+        ),
+        (
+            "transmission",
+            format!(
+                "BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 51413\r\n\
+                 Infohash: {}\r\n\r\n\r\n",
+                hex.to_uppercase()
+            ),
+        ),
+        (
+            "several",
+            format!(
+                "bt-search * HTTP/1.0\nPORT:1\nX-Other: y\ninfohash: {hex}\nInfohash: {}\n\n",
+                "ff".repeat(20)
+            ),
+        ),
+        (
+            "no_port",
+            format!("BT-SEARCH * HTTP/1.1\r\nInfohash: {hex}\r\n\r\n"),
+        ),
+        (
+            "bad_port",
+            format!("BT-SEARCH * HTTP/1.1\r\nPort: +65536\r\nInfohash: {hex}\r\n\r\n"),
+        ),
+        (
+            "two_ports",
+            format!("BT-SEARCH * HTTP/1.1\r\nPort: 1\r\nPort: 2\r\nInfohash: {hex}\r\n\r\n"),
+        ),
+        (
+            "bad_hash",
+            "BT-SEARCH * HTTP/1.1\r\nPort: 1\r\nInfohash: 12zz\r\n\r\n".into(),
+        ),
+        (
+            "unterminated",
+            format!("BT-SEARCH * HTTP/1.1\r\nPort: 1\r\nInfohash: {hex}"),
+        ),
+    ];
+    for (name, packet) in packets {
+        write_seed(t, name, packet.as_bytes());
+    }
 }
 
 fn write_seed(target: &str, name: &str, bytes: &[u8]) {

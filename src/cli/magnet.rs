@@ -40,6 +40,8 @@ pub struct PeerSources {
     pub encryption: Encryption,
     /// `--transport`.
     pub transport: Transport,
+    /// Local peer discovery (BEP 14); `false`: `--no-lsd`.
+    pub lsd: bool,
 }
 
 impl PeerSources {
@@ -88,7 +90,7 @@ pub fn magnet_handshake(uri: &str, sources: &PeerSources) -> Result<(), CliError
     let magnet = parse(uri)?;
     let our_id = PeerId::generate();
     let mut last_error = None;
-    for addr in find_peers(&magnet, sources, our_id)? {
+    for addr in find_peers(&magnet, sources, our_id)?.all {
         match extended_handshake(addr, &magnet, our_id, sources) {
             Ok((peer_id, metadata_id)) => {
                 return print_lines(&[
@@ -141,14 +143,19 @@ const FIRST_MESSAGES: usize = 100;
 /// `magnet_info <uri>`: the same lines as `info`, from metadata fetched from peers.
 pub fn magnet_info(uri: &str, sources: &PeerSources) -> Result<(), CliError> {
     let magnet = parse(uri)?;
-    let metainfo = resolve(&magnet, sources)?;
+    let (metainfo, _) = resolve(&magnet, sources)?;
     print_lines(&super::info_lines(&metainfo))
 }
 
-/// The torrent behind a magnet link: peers, then the metadata, verified. [W14.1]
-pub fn resolve(magnet: &Magnet, sources: &PeerSources) -> Result<Metainfo, CliError> {
+/// The torrent behind a magnet link: peers, then the metadata, verified. Also the peers
+/// heard on the LAN (BEP 14), for the download to dial: no tracker or DHT will name them
+/// again. [W14.1]
+pub fn resolve(
+    magnet: &Magnet,
+    sources: &PeerSources,
+) -> Result<(Metainfo, Vec<SocketAddr>), CliError> {
     let our_id = PeerId::generate();
-    let peers = find_peers(magnet, sources, our_id)?;
+    let Found { all: peers, lan } = find_peers(magnet, sources, our_id)?;
     let (dialer, _utp) = sources.dialer();
     let request = Request {
         info_hash: magnet.info_hash,
@@ -171,17 +178,19 @@ pub fn resolve(magnet: &Magnet, sources: &PeerSources) -> Result<Metainfo, CliEr
         metainfo.info.name,
         metainfo.info.num_pieces()
     );
-    Ok(metainfo)
+    Ok((metainfo, lan))
+}
+
+/// A magnet link's peers, and which of them were heard on the LAN.
+struct Found {
+    all: Vec<SocketAddr>,
+    lan: Vec<SocketAddr>,
 }
 
 /// `--peer`, `x.pe`, and one look-up at the link's trackers (`left` = 1: the length is not
 /// known yet, and 0 would say we are a seed). The look-up does not keep us in the swarm
 /// ([`super::look_up_peers`]): until it has the metadata, this command serves nothing.
-fn find_peers(
-    magnet: &Magnet,
-    sources: &PeerSources,
-    our_id: PeerId,
-) -> Result<Vec<SocketAddr>, CliError> {
+fn find_peers(magnet: &Magnet, sources: &PeerSources, our_id: PeerId) -> Result<Found, CliError> {
     let mut peers = sources.peers.clone();
     peers.extend(&magnet.peers);
     let tiers: Vec<Vec<String>> = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
@@ -198,10 +207,15 @@ fn find_peers(
     if let (true, Some(dht)) = (peers.is_empty(), &sources.dht) {
         peers.extend(dht_look_up(magnet, dht, sources.bind)?);
     }
+    let mut lan = Vec::new();
+    if peers.is_empty() && sources.lsd {
+        lan = lsd_look_up(magnet, sources);
+        peers.extend(&lan);
+    }
     if peers.is_empty() {
         return Err(CliError::NoPeers);
     }
-    Ok(peers)
+    Ok(Found { all: peers, lan })
 }
 
 /// One get_peers lookup for the link's info hash (BEP 5), from a node of its own that asks
@@ -237,6 +251,25 @@ fn dht_look_up(
     Ok(found)
 }
 
+/// How long a magnet link with no other peer listens for a neighbour's announce. A
+/// neighbour in the swarm answers our announce with its own within a minute (BEP 14 allows
+/// one a minute).
+const LSD_LOOKUP_DEADLINE: Duration = Duration::from_secs(75);
+
+/// Announces the link's info hash on the LAN (BEP 14) and waits for the first neighbour
+/// in its swarm, or [`LSD_LOOKUP_DEADLINE`].
+fn lsd_look_up(magnet: &Magnet, sources: &PeerSources) -> Vec<SocketAddr> {
+    let Some(lsd) = crate::session::start_lsd(&[magnet.info_hash], sources.port, sources.bind)
+    else {
+        return Vec::new();
+    };
+    log::info!("LSD: listening up to {LSD_LOOKUP_DEADLINE:?} for a neighbour in the swarm");
+    let deadline = std::time::Instant::now() + LSD_LOOKUP_DEADLINE;
+    let found = lsd.peers.recv_deadline(deadline).unwrap_or_default();
+    lsd.stop();
+    found
+}
+
 /// `magnet_download -o <out> <uri>` and `download <uri>`: the metadata, then a normal download.
 pub fn magnet_download(
     uri: &str,
@@ -246,14 +279,14 @@ pub fn magnet_download(
     options: impl FnOnce(Target) -> DownloadOptions,
 ) -> Result<(), CliError> {
     let magnet = parse(uri)?;
-    let metainfo = resolve(&magnet, sources)?;
+    let (metainfo, lan) = resolve(&magnet, sources)?;
     // Only now are the files known: a `--select-file` number past the last one is a usage
     // error all the same (status 2), found after the metadata.
     let selection = super::choose_files(&metainfo, files)?;
     let target = super::target_for(&metainfo, out);
     let mut options = options(target);
     options.selection = selection;
-    options.peers.extend(&magnet.peers);
+    options.peers.extend(magnet.peers.iter().chain(&lan));
     super::run_session(&metainfo, options)
 }
 
@@ -265,8 +298,8 @@ pub fn magnet_download_piece(
     options: DownloadOptions,
 ) -> Result<(), CliError> {
     let magnet = parse(uri)?;
-    let metainfo = resolve(&magnet, sources)?;
+    let (metainfo, lan) = resolve(&magnet, sources)?;
     let mut options = options;
-    options.peers.extend(&magnet.peers);
+    options.peers.extend(magnet.peers.iter().chain(&lan));
     super::piece_of(&metainfo, out, options)
 }

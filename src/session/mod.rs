@@ -38,6 +38,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use thiserror::Error;
 
+mod local;
 mod peer_side;
 mod tracker_reports;
 mod udp;
@@ -45,6 +46,8 @@ mod udp;
 use peer_side::PeerSide;
 use tracker_reports::{Left, TrackerReporter, last_progress, tracker_reporter};
 use udp::UdpSide;
+
+pub use local::start as start_lsd;
 
 /// Where the content goes.
 #[derive(Debug, Clone)]
@@ -102,6 +105,9 @@ pub struct DownloadOptions {
     pub transport: Transport,
     /// `--select-file`: fetch (or, seeding, offer) only these files. `None`: every file.
     pub selection: Option<Selection>,
+    /// Local peer discovery (BEP 14) on the LAN: off with `--no-lsd`, and never for a
+    /// private torrent (BEP 27).
+    pub lsd: bool,
 }
 
 impl DownloadOptions {
@@ -130,6 +136,7 @@ impl DownloadOptions {
             encryption: Encryption::default(),
             transport: Transport::default(),
             selection: None,
+            lsd: false,
         }
     }
 }
@@ -139,8 +146,9 @@ pub enum SessionError {
     #[error(transparent)]
     V2Layout(#[from] crate::piece::V2LayoutError),
     #[error(
-        "the torrent names no tracker, no --peer was given and the DHT has no node to start \
-         from: nowhere to find peers"
+        "the torrent names no tracker, no --peer was given, the DHT has no node to start \
+         from and local peer discovery is off (--no-lsd, or a private torrent): nowhere to \
+         find peers"
     )]
     NoPeers,
     #[error(transparent)]
@@ -229,7 +237,11 @@ pub fn download(
     // BEP 27: a private torrent's peers come from its tracker only, never from the DHT.
     let dht_options = options.dht.as_ref().filter(|_| !metainfo.info.private);
     let dht_way_in = dht_options.is_some_and(DhtOptions::has_a_way_in);
-    if tiers.is_empty() && options.peers.is_empty() && !dht_way_in && !done {
+    // [W20.6] BEP 27 again: nor from the neighbours on the LAN, and a private torrent's
+    // info hash is not told to the whole network either.
+    let lsd_on = options.lsd && !metainfo.info.private;
+    let nowhere = tiers.is_empty() && options.peers.is_empty() && !dht_way_in && !lsd_on;
+    if nowhere && !done {
         return Err(SessionError::NoPeers);
     }
     let udp = UdpSide::start(options, dht_options)?;
@@ -253,6 +265,11 @@ pub fn download(
             dht_peers.push(found);
         }
     }
+    // The neighbours on the LAN, beside the trackers and the DHT (BEP 14).
+    let lsd = lsd_on
+        .then(|| start_lsd(&names, swarm.port, options.bind))
+        .flatten();
+    dht_peers.extend(lsd.as_ref().map(|lsd| lsd.peers.clone()));
     let left = Left::new(&layout, options.only_piece);
     let started = left.at_start(&layout, &have);
     let mut announcers = Vec::new();
@@ -290,6 +307,9 @@ pub fn download(
         announcer.stop();
     }
     swarm.stop();
+    if let Some(lsd) = lsd {
+        lsd.stop();
+    }
     if let Some(udp) = udp {
         if let Some(dht) = &udp.dht {
             names.iter().for_each(|&n| dht.send(DhtCommand::Forget(n)));

@@ -13,10 +13,14 @@ use std::time::{Duration, Instant};
 
 /// A `Command` for the `peerwire` binary built by cargo for this test run. Its DHT knows no
 /// public routers (`PEERWIRE_DHT_ROUTERS` empty): no test reaches outside the machine, and a
-/// test's DHT nodes are the ones it names with `--dht-bootstrap`.
+/// test's DHT nodes are the ones it names with `--dht-bootstrap`. Nor does it multicast
+/// local peer discovery announces on the machine's network (`PEERWIRE_LSD=off`): tests that
+/// share a torrent would find each other's peers; `tests/lsd_network.rs` turns it on, in
+/// network namespaces of its own.
 pub fn peerwire() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_peerwire"));
     command.env("PEERWIRE_DHT_ROUTERS", "");
+    command.env("PEERWIRE_LSD", "off");
     command
 }
 
