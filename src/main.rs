@@ -69,6 +69,8 @@ enum PeerwireCommand {
         seed: bool,
         #[command(flatten)]
         upload: UploadArgs,
+        #[command(flatten)]
+        web: WebSeedArgs,
     },
     /// Print a magnet link's first tracker and its info hash.
     #[command(name = "magnet_parse", alias = "magnet-parse")]
@@ -109,6 +111,8 @@ enum PeerwireCommand {
         seed: bool,
         #[command(flatten)]
         upload: UploadArgs,
+        #[command(flatten)]
+        web: WebSeedArgs,
     },
     /// Verify a torrent's data, then serve it to other peers until Ctrl-C.
     Seed {
@@ -267,6 +271,14 @@ impl CreateArgs {
             },
         }
     }
+}
+
+/// Web seeds (BEP 19): HTTP servers named by the torrent's `url-list` or a magnet's `ws=`.
+#[derive(clap::Args)]
+struct WebSeedArgs {
+    /// Fetch nothing from the torrent's web seeds (url-list) or the magnet link's ws= URLs.
+    #[arg(long)]
+    no_web_seeds: bool,
 }
 
 /// How we upload.
@@ -544,9 +556,13 @@ fn main() -> ExitCode {
             peers,
             seed,
             upload,
+            web,
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from("."));
-            let options = |target| upload.options(&peers, target, seed);
+            let options = |target| peerwire::session::DownloadOptions {
+                web_seeds: !web.no_web_seeds,
+                ..upload.options(&peers, target, seed)
+            };
             match torrent.to_str().filter(|t| t.starts_with("magnet:")) {
                 Some(uri) => cli::magnet::magnet_download(uri, &output, &peers.sources(), options),
                 None => cli::download(&torrent, &output, options),
@@ -575,10 +591,14 @@ fn main() -> ExitCode {
             peers,
             seed,
             upload,
+            web,
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from("."));
             cli::magnet::magnet_download(&uri, &output, &peers.sources(), |target| {
-                upload.options(&peers, target, seed)
+                peerwire::session::DownloadOptions {
+                    web_seeds: !web.no_web_seeds,
+                    ..upload.options(&peers, target, seed)
+                }
             })
         }
         PeerwireCommand::Seed {

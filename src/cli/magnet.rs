@@ -245,11 +245,22 @@ pub fn magnet_download(
     options: impl FnOnce(Target) -> DownloadOptions,
 ) -> Result<(), CliError> {
     let magnet = parse(uri)?;
-    let metainfo = resolve(&magnet, sources)?;
+    let mut metainfo = resolve(&magnet, sources)?;
+    with_web_seeds(&mut metainfo, &magnet);
     let target = super::target_for(&metainfo, out);
     let mut options = options(target);
     options.peers.extend(&magnet.peers);
     super::run_session(&metainfo, options)
+}
+
+/// The link's `ws=` URLs become the torrent's web seeds (BEP 19), as a `url-list` would be:
+/// the info dictionary from peers has none, since `url-list` lies outside it.
+fn with_web_seeds(metainfo: &mut Metainfo, magnet: &Magnet) {
+    for url in &magnet.web_seeds {
+        if !metainfo.url_list.contains(url) {
+            metainfo.url_list.push(url.clone());
+        }
+    }
 }
 
 /// `magnet_download_piece -o <out> <uri> <index>`.
@@ -260,7 +271,8 @@ pub fn magnet_download_piece(
     options: DownloadOptions,
 ) -> Result<(), CliError> {
     let magnet = parse(uri)?;
-    let metainfo = resolve(&magnet, sources)?;
+    let mut metainfo = resolve(&magnet, sources)?;
+    with_web_seeds(&mut metainfo, &magnet);
     let mut options = options;
     options.peers.extend(&magnet.peers);
     super::piece_of(&metainfo, out, options)

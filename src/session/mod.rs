@@ -29,6 +29,7 @@ use crate::trace::Trace;
 use crate::tracker::announcer::Announcer;
 use crate::tracker::tiers::TrackerTiers;
 use crate::tracker::{AnnounceRequest, TrackerConfig};
+use crate::web_seed::{WebSeedContext, WebSeeds};
 use crate::wire::Bitfield;
 use crossbeam_channel::Receiver;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -99,6 +100,8 @@ pub struct DownloadOptions {
     pub encryption: Encryption,
     /// `--transport`: TCP, uTP or both, dialling and accepting.
     pub transport: Transport,
+    /// Fetch from the torrent's web seeds (`url-list`, BEP 19); off with `--no-web-seeds`.
+    pub web_seeds: bool,
 }
 
 impl DownloadOptions {
@@ -126,6 +129,7 @@ impl DownloadOptions {
             dht: None,
             encryption: Encryption::default(),
             transport: Transport::default(),
+            web_seeds: true,
         }
     }
 }
@@ -220,7 +224,10 @@ pub fn download(
     // BEP 27: a private torrent's peers come from its tracker only, never from the DHT.
     let dht_options = options.dht.as_ref().filter(|_| !metainfo.info.private);
     let dht_way_in = dht_options.is_some_and(DhtOptions::has_a_way_in);
-    if tiers.is_empty() && options.peers.is_empty() && !dht_way_in && !have.is_complete() {
+    // A web seed alone is somewhere to download from (BEP 19): no peer needed.
+    let web_seed_urls = web_seed_urls(metainfo, options, &have);
+    let nowhere = tiers.is_empty() && options.peers.is_empty() && web_seed_urls.is_empty();
+    if nowhere && !dht_way_in && !have.is_complete() {
         return Err(SessionError::NoPeers);
     }
     let udp = UdpSide::start(options, dht_options)?;
@@ -259,7 +266,19 @@ pub fn download(
         }
     }
     let reporter = tracker_reporter(&announcers, left, have.is_complete());
+    // Beside the peer threads, speaking their contract (`web_seed`); they connect themselves.
+    let web_seeds = WebSeeds::start(
+        &web_seed_urls,
+        &metainfo.info,
+        WebSeedContext {
+            layout: Arc::clone(&layout),
+            storage: Arc::clone(&storage),
+            events: swarm.events.0.clone(),
+            download_limit: swarm.context.download_limit.clone(),
+        },
+    );
     let outcome = run_scheduler(&swarm, &have, options, reporter, dht_peers, on_progress);
+    web_seeds.stop();
     for announcer in announcers {
         if let Ok(outcome) = &outcome {
             // The announcer ends only on `Stop`: this fails only if it died (a panic), and
@@ -298,6 +317,15 @@ pub fn download(
             have: p.pieces_have,
             total: p.pieces_total,
         }),
+    }
+}
+
+/// The web seeds to use: none when turned off, when there is nothing to fetch, or under
+/// `--debug-single-peer` (one source at a time, and it is a peer).
+fn web_seed_urls(metainfo: &Metainfo, options: &DownloadOptions, have: &Bitfield) -> Vec<String> {
+    match options.web_seeds && !options.debug_single_peer && !have.is_complete() {
+        true => metainfo.url_list.clone(),
+        false => Vec::new(),
     }
 }
 
