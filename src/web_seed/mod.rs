@@ -42,8 +42,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use thiserror::Error;
 
-/// Blocks asked of the scheduler at a time: up to 1 MiB, one or a few HTTP requests.
-const BATCH_BLOCKS: usize = 64;
+/// Blocks asked of the scheduler at a time: up to 512 KiB, one or a few HTTP requests. Not
+/// more: what one source holds, the others only get in endgame, as duplicates.
+const BATCH_BLOCKS: usize = 32;
 /// The longest one HTTP request may take, answer and body; slower is "slow": backed off.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -418,15 +419,19 @@ fn serve(
                 }
             };
             backoff.succeeded();
-            // Told to stop, or told another peer sent a block first, while the request ran:
-            // write nothing the scheduler no longer expects from us.
             let mut cancelled = Vec::new();
-            if heard_stop(&commands, stop, &mut cancelled) {
-                disconnect("stopped".into(), pending);
-                return Ended::Stopped;
-            }
             let mut written = Vec::new();
             for (block, at) in run.blocks {
+                // Told to stop, or that another source sent this block first (endgame), while
+                // the request ran: write nothing the scheduler no longer expects from us.
+                if heard_stop(&commands, stop, &mut cancelled) {
+                    let _ = context.events.send(Event::BlocksWritten {
+                        peer,
+                        blocks: written,
+                    });
+                    disconnect("stopped".into(), pending);
+                    return Ended::Stopped;
+                }
                 pending.retain(|b| *b != block);
                 if cancelled.contains(&block) {
                     continue;
