@@ -84,7 +84,9 @@ impl Answer<'_> {
                     .content_range
                     .ok_or(WebSeedError::NoContentRange { url: url.clone() })?;
                 let range = ContentRange::parse(header);
-                let exact = range.is_some_and(|r| r.first == first && r.last == first + len - 1);
+                // Saturating: `first` and `len` are ours, but this must not panic for any.
+                let last = first.saturating_add(len.saturating_sub(1));
+                let exact = range.is_some_and(|r| r.first == first && r.last == last);
                 if !exact {
                     return Err(WebSeedError::OtherRange {
                         url,

@@ -55,7 +55,7 @@ impl RangeRequest {
 
     /// The `Range` header's value: the last byte is inclusive (RFC 9110).
     pub fn range_header(first: u64, len: u64) -> String {
-        format!("bytes={first}-{}", first + len.max(1) - 1)
+        format!("bytes={first}-{}", first.saturating_add(len.max(1) - 1))
     }
 }
 
