@@ -74,7 +74,7 @@ pub struct Answer<'a> {
 impl Answer<'_> {
     /// `Ok` if the body holds exactly the `len` bytes asked for, from its start: then the
     /// caller reads `len` bytes and no more. Otherwise why not, as the error the web seed's
-    /// thread acts on (back off, or drop the seed: [`WebSeedError::is_wrong`]). [W19.3]
+    /// thread acts on (back off, or drop the seed: [`WebSeedError::is_wrong`]). [W19.4]
     pub fn check(&self, url: &str, first: u64, len: u64) -> Result<(), WebSeedError> {
         let url = url.to_string();
         let length = self.content_length.map(|l| (l, digits(l.trim())));

@@ -83,8 +83,9 @@ pub enum WebSeedError {
         source: std::io::Error,
     },
     #[error(
-        "{url}: answered 200 (the whole file, Content-Length {content_length:?}) to a request \
-         for {len} bytes from byte {first}: it ignores ranges"
+        "{url}: answered 200 (the whole file, Content-Length {}) to a request for {len} bytes \
+         from byte {first}: it ignores ranges",
+        content_length.as_deref().unwrap_or("not given")
     )]
     IgnoresRange {
         url: String,
@@ -143,7 +144,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// One more failure in a row: how long to wait now. [W19.4]
+    /// One more failure in a row: how long to wait now. [W19.5]
     pub fn next(&mut self, retry_after: Option<Duration>) -> Duration {
         self.failures = self.failures.saturating_add(1);
         // Doubling, bounded: a server down for a moment is back soon, one down for good
@@ -284,7 +285,7 @@ enum Ended {
     Failed(Option<Duration>),
 }
 
-/// The thread: connect, fetch until something ends it, back off, connect again. [W19.5]
+/// The thread: connect, fetch until something ends it, back off, connect again. [W19.3]
 fn run(seed: &WebSeed, context: &WebSeedContext, stop: &Receiver<()>) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(REQUEST_TIMEOUT))
@@ -411,10 +412,10 @@ fn serve(
                     // The blocks not fetched go back to the pool for the others.
                     disconnect(error.to_string(), pending);
                     if wrong {
-                        log::warn!("web seed {}: dropped: {error}", seed.url);
+                        log::warn!("web seed {peer}: dropped: {error}");
                         return Ended::Dropped;
                     }
-                    log::info!("web seed {}: {error}", seed.url);
+                    log::info!("web seed {peer}: {error}");
                     return Ended::Failed(retry_after);
                 }
             };
