@@ -2114,7 +2114,11 @@ const EXERCISE_15_FILES: [(&str, usize); 3] = [
 const EXERCISE_15_PIECE_1: [(&str, u64, u64); 3] = [
     ("http://mirror.example/pub/my%20set/a.txt", 65_536, 99_999),
     ("http://mirror.example/pub/my%20set/d.bin", 0, 19_999),
-    ("http://mirror.example/pub/my%20set/sub%20dir/c.bin", 0, 11_071),
+    (
+        "http://mirror.example/pub/my%20set/sub%20dir/c.bin",
+        0,
+        11_071,
+    ),
 ];
 
 #[test]
@@ -2138,7 +2142,10 @@ fn exercise_15_a_piece_as_range_requests() {
         for index in 0..layout.num_pieces() as u32 {
             let (offset, len) = (layout.piece_offset(index), layout.piece_len(index));
             let parts = urls.ranges(offset, u64::from(len));
-            println!("piece {index} (bytes {offset}..{}):", offset + u64::from(len));
+            println!(
+                "piece {index} (bytes {offset}..{}):",
+                offset + u64::from(len)
+            );
             let mut covered = 0;
             for part in &parts {
                 match part {

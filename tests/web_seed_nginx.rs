@@ -341,3 +341,49 @@ fn a_magnet_link_with_ws_uses_the_web_seed() {
     );
     assert!(!nginx.served().is_empty(), "{:#?}", nginx.access_log());
 }
+
+/// v2-only and hybrid torrents (BEP 52) put each file at a piece boundary: the gaps are padding
+/// entries that no server holds. The web seed fills them with zeros, asks only for the real
+/// files, and the pieces pass their v2 (Merkle) or v1 checks.
+#[test]
+fn v2_and_hybrid_torrents_from_a_web_seed() {
+    for version in ["--v2", "--hybrid"] {
+        let dir = tempfile::tempdir().unwrap();
+        let set = dir.path().join("seed").join("aligned");
+        let files: [(&str, usize); 3] =
+            [("one.bin", 50_001), ("two.bin", 70_000), ("three.bin", 5)];
+        let www = dir.path().join("www").join("aligned");
+        std::fs::create_dir_all(&www).unwrap();
+        std::fs::create_dir_all(&set).unwrap();
+        for (i, (name, len)) in files.iter().enumerate() {
+            let bytes = pseudo_random(*len, 80 + i as u64);
+            std::fs::write(set.join(name), &bytes).unwrap();
+            std::fs::write(www.join(name), &bytes).unwrap();
+        }
+        let torrent = dir.path().join("aligned.torrent");
+        create_torrent(&set, &torrent, &["--piece-length", "32768", version]);
+        let Some(nginx) = Nginx::start(&dir.path().join("www"), "") else {
+            return;
+        };
+        let torrent = with_url_list(&torrent, &[nginx.url("/")]);
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        download_from(&[], &torrent, &out)
+            .args(&["--no-dht"])
+            .run()
+            .assert_success();
+        for (name, _) in files {
+            let expected = std::fs::read(set.join(name)).unwrap();
+            assert_bytes(
+                &out.join("aligned").join(name),
+                &expected,
+                &format!("{version} {name}"),
+            );
+        }
+        let log = nginx.access_log();
+        assert!(
+            log.iter().all(|l| l.starts_with("206 ")),
+            "{version}: {log:#?}"
+        );
+    }
+}
