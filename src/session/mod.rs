@@ -277,6 +277,9 @@ pub fn download(
             download_limit: swarm.context.download_limit.clone(),
         },
     );
+    if !web_seeds.is_empty() {
+        log::info!("{} web seeds (BEP 19)", web_seeds.len());
+    }
     let outcome = run_scheduler(&swarm, &have, options, reporter, dht_peers, on_progress);
     web_seeds.stop();
     for announcer in announcers {

@@ -402,6 +402,8 @@ fn serve(
         blocks.sort();
         let runs = runs_of(&context.layout, &blocks);
         let mut pending: Vec<BlockRequest> = blocks;
+        // Cancels heard during one run may name blocks of the next: kept for the whole batch.
+        let mut cancelled = Vec::new();
         for run in runs {
             let fetched = fetch_run(seed, agent, &run, requests);
             let data = match fetched {
@@ -420,7 +422,6 @@ fn serve(
                 }
             };
             backoff.succeeded();
-            let mut cancelled = Vec::new();
             let mut written = Vec::new();
             for (block, at) in run.blocks {
                 // Told to stop, or that another source sent this block first (endgame), while
