@@ -478,6 +478,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn web_seeds_are_used_unless_off_debugging_or_complete() {
+        let content = b"web seed";
+        // One 8-byte piece; `url-list` after `info`, where bencoding's key order puts it.
+        let bytes = [
+            &b"d4:infod6:lengthi8e4:name5:x.bin12:piece lengthi16384e6:pieces20:"[..],
+            &crate::encoding::sha1(content),
+            b"e8:url-listl15:http://h/x.bin/ee",
+        ]
+        .concat();
+        let metainfo = Metainfo::from_bytes(&bytes).expect("a torrent with a url-list");
+        let options = DownloadOptions::new(Target::Directory(".".into()));
+        let none = Bitfield::new(1);
+        let all = Bitfield::full(1);
+        assert_eq!(
+            web_seed_urls(&metainfo, &options, &none),
+            ["http://h/x.bin/"]
+        );
+        assert!(web_seed_urls(&metainfo, &options, &all).is_empty());
+        let off = DownloadOptions {
+            web_seeds: false,
+            ..options.clone()
+        };
+        assert!(web_seed_urls(&metainfo, &off, &none).is_empty());
+        let debugging = DownloadOptions {
+            debug_single_peer: true,
+            ..options
+        };
+        assert!(web_seed_urls(&metainfo, &debugging, &none).is_empty());
+    }
+
+    #[test]
     fn a_panic_of_the_scheduler_is_a_crash_not_a_stall() {
         let scheduler = std::thread::Builder::new()
             .name("scheduler".into())
