@@ -14,6 +14,9 @@
 //! uploaded); the scheduler answers with blocks to request and with its decisions (have,
 //! choke/unchoke, cancel, stop).
 //!
+//! A web seed's thread (BEP 19) speaks the same contract: a peer that has every piece, never
+//! chokes, and never asks for anything.
+//!
 //! Reading this file is reading the whole conversation.
 
 use crate::peer_id::PeerId;

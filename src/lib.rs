@@ -16,6 +16,7 @@
 //! | [`choker`]         | whom to unchoke: BEP 3 choking and optimistic unchoking, a pure function | §11 |
 //! | [`layer_fetch`]    | fetching a v2 torrent's piece layers from peers (BEP 52 hash requests) | §18 |
 //! | [`metadata_fetch`] | fetching the info dictionary from peers for a magnet link (BEP 9) | §13   |
+//! | [`web_seed`]       | web seeds (BEP 19): an HTTP server as one more peer, range requests mapped to pieces | §19 |
 //! | [`peer`]           | one thread per connection: handshake, messages, requests, serving, listener; TCP or uTP | §7, §10, §16, §17 |
 //! | [`events`]         | the thread contract: every `Event` to the scheduler, every `Command` back | §7, §8 |
 //! | [`trace`]          | the wire trace: one line per message, written and read back    | §5          |
@@ -70,4 +71,5 @@ pub mod trace;
 pub mod tracker;
 pub mod tracker_server;
 pub mod utp;
+pub mod web_seed;
 pub mod wire;

@@ -71,6 +71,8 @@ enum PeerwireCommand {
         upload: UploadArgs,
         #[command(flatten)]
         select: SelectArgs,
+        #[command(flatten)]
+        web: WebSeedArgs,
     },
     /// Print a magnet link's first tracker and its info hash.
     #[command(name = "magnet_parse", alias = "magnet-parse")]
@@ -113,6 +115,8 @@ enum PeerwireCommand {
         upload: UploadArgs,
         #[command(flatten)]
         select: SelectArgs,
+        #[command(flatten)]
+        web: WebSeedArgs,
     },
     /// Verify a torrent's data, then serve it to other peers until Ctrl-C.
     Seed {
@@ -283,6 +287,14 @@ struct SelectArgs {
     /// them go to .peerwire-parts in the torrent's folder.
     #[arg(long = "select-file", value_name = "LIST")]
     files: Option<peerwire::storage::FileList>,
+}
+
+/// Web seeds (BEP 19): HTTP servers named by the torrent's `url-list` or a magnet's `ws=`.
+#[derive(clap::Args)]
+struct WebSeedArgs {
+    /// Fetch nothing from the torrent's web seeds (url-list) or the magnet link's ws= URLs.
+    #[arg(long)]
+    no_web_seeds: bool,
 }
 
 /// How we upload.
@@ -575,9 +587,13 @@ fn main() -> ExitCode {
             seed,
             upload,
             select,
+            web,
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from("."));
-            let options = |target| upload.options(&peers, target, seed);
+            let options = |target| peerwire::session::DownloadOptions {
+                web_seeds: !web.no_web_seeds,
+                ..upload.options(&peers, target, seed)
+            };
             let files = select.files.as_ref();
             match torrent.to_str().filter(|t| t.starts_with("magnet:")) {
                 Some(uri) => {
@@ -610,11 +626,15 @@ fn main() -> ExitCode {
             seed,
             upload,
             select,
+            web,
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from("."));
             let files = select.files.as_ref();
             cli::magnet::magnet_download(&uri, &output, &peers.sources(), files, |target| {
-                upload.options(&peers, target, seed)
+                peerwire::session::DownloadOptions {
+                    web_seeds: !web.no_web_seeds,
+                    ..upload.options(&peers, target, seed)
+                }
             })
         }
         PeerwireCommand::Seed {

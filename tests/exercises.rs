@@ -2182,3 +2182,83 @@ fn exercise_15_an_lsd_announce_by_hand() {
         );
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 16: a piece across files as range requests (walkthrough §19)
+// ---------------------------------------------------------------------------------------------
+
+/// The three files of exercise 16, in the order `peerwire create` lists them (sorted by name).
+const EXERCISE_16_FILES: [(&str, usize); 3] = [
+    ("a.txt", 100_000),
+    ("d.bin", 20_000),
+    ("sub dir/c.bin", 200_000),
+];
+
+/// The answer worked out by hand in `docs/exercises.md`: piece 1 of the torrent `my set` in
+/// 64 KiB pieces, from the web seed `http://mirror.example/pub/`, as (URL, first, last).
+const EXERCISE_16_PIECE_1: [(&str, u64, u64); 3] = [
+    ("http://mirror.example/pub/my%20set/a.txt", 65_536, 99_999),
+    ("http://mirror.example/pub/my%20set/d.bin", 0, 19_999),
+    (
+        "http://mirror.example/pub/my%20set/sub%20dir/c.bin",
+        0,
+        11_071,
+    ),
+];
+
+#[test]
+fn exercise_16_a_piece_as_range_requests() {
+    use peerwire::web_seed::ranges::{FileUrls, RangeRequest};
+    let hint = "does FileUrls::ranges in src/web_seed/ranges.rs loop without end?";
+    within(LIMIT, "exercise 16's check", hint, || {
+        let dir = tempfile::tempdir().unwrap();
+        let set = dir.path().join("my set");
+        for (i, (name, len)) in EXERCISE_16_FILES.iter().enumerate() {
+            let path = set.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, common::pseudo_random(*len, 150 + i as u64)).unwrap();
+        }
+        let torrent = dir.path().join("set.torrent");
+        common::create_torrent(&set, &torrent, &["--piece-length", "65536"]);
+        let metainfo = Metainfo::from_file(&torrent).unwrap();
+        let urls = FileUrls::new("http://mirror.example/pub/", &metainfo.info);
+        let layout = PieceLayout::new(&metainfo.info);
+        let mut piece_1 = Vec::new();
+        for index in 0..layout.num_pieces() as u32 {
+            let (offset, len) = (layout.piece_offset(index), layout.piece_len(index));
+            let parts = urls.ranges(offset, u64::from(len));
+            println!(
+                "piece {index} (bytes {offset}..{}):",
+                offset + u64::from(len)
+            );
+            let mut covered = 0;
+            for part in &parts {
+                match part {
+                    RangeRequest::Http { url, first, len } => {
+                        let range = RangeRequest::range_header(*first, *len);
+                        println!("  GET {url}  Range: {range}");
+                        if index == 1 {
+                            piece_1.push((url.clone(), *first, first + len - 1));
+                        }
+                    }
+                    RangeRequest::Zeros { len } => println!("  {len} bytes of zeros"),
+                }
+                covered += part.len();
+            }
+            assert_eq!(
+                covered,
+                u64::from(len),
+                "the requests for piece {index} do not add up to the piece"
+            );
+        }
+        let by_hand: Vec<(String, u64, u64)> = EXERCISE_16_PIECE_1
+            .iter()
+            .map(|&(url, first, last)| (url.to_string(), first, last))
+            .collect();
+        assert_eq!(
+            piece_1, by_hand,
+            "piece 1's range requests (left, from FileUrls::ranges) differ from the answer by \
+             hand (right)"
+        );
+    });
+}

@@ -168,6 +168,13 @@ fn replay_utp_packet() {
     replay("utp_packet", check_utp_packet);
 }
 
+include!("fuzz/checks/web_seed_answer.rs");
+
+#[test]
+fn replay_web_seed_answer() {
+    replay("web_seed_answer", check_web_seed_answer);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The seed generator. Small, readable inputs that reach each parser's main paths; libFuzzer
 // mutates from there.
@@ -186,6 +193,7 @@ fn write_seed_corpus() {
     write_krpc_seeds();
     write_utp_packet_seeds();
     write_lsd_packet_seeds();
+    write_web_seed_answer_seeds();
 }
 
 /// LSD announces (BEP 14): ours, libtorrent's and Transmission's layouts, several hashes,
@@ -1221,4 +1229,35 @@ fn write_utp_packet_seeds() {
         conversation.extend_from_slice(&bytes);
     }
     write_seed(t, "conversation", &conversation);
+}
+
+/// `STATUS FIRST LEN`, then Content-Range, Content-Length, Retry-After (see the check).
+fn write_web_seed_answer_seeds() {
+    let t = "web_seed_answer";
+    write_seed(
+        t,
+        "exact_206",
+        b"206 16384 16384\nbytes 16384-32767/100000\n16384\n",
+    );
+    write_seed(t, "unknown_total", b"206 0 100\nbytes 0-99/*\n\n");
+    write_seed(
+        t,
+        "other_range",
+        b"206 16384 16384\nbytes 0-16383/100000\n16384\n",
+    );
+    write_seed(
+        t,
+        "longer_length",
+        b"206 0 100\nbytes 0-99/1000\n1000000000\n",
+    );
+    write_seed(t, "whole_file", b"200 0 100\n\n100\n");
+    write_seed(t, "ignores_range", b"200 16384 16384\n\n1048576\n");
+    write_seed(t, "busy", b"503 0 16384\n\n\n120\n");
+    write_seed(
+        t,
+        "busy_date",
+        b"503 0 16384\n\n\nWed, 21 Oct 2015 07:28:00 GMT\n",
+    );
+    write_seed(t, "not_satisfiable", b"416 999999 16384\nbytes */1000\n\n");
+    write_seed(t, "huge_numbers", b"206 18446744073709551615 18446744073709551615\nbytes 18446744073709551615-18446744073709551615/*\n");
 }

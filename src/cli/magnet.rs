@@ -279,7 +279,8 @@ pub fn magnet_download(
     options: impl FnOnce(Target) -> DownloadOptions,
 ) -> Result<(), CliError> {
     let magnet = parse(uri)?;
-    let (metainfo, lan) = resolve(&magnet, sources)?;
+    let (mut metainfo, lan) = resolve(&magnet, sources)?;
+    with_web_seeds(&mut metainfo, &magnet);
     // Only now are the files known: a `--select-file` number past the last one is a usage
     // error all the same (status 2), found after the metadata.
     let selection = super::choose_files(&metainfo, files)?;
@@ -290,6 +291,16 @@ pub fn magnet_download(
     super::run_session(&metainfo, options)
 }
 
+/// The link's `ws=` URLs become the torrent's web seeds (BEP 19), as a `url-list` would be:
+/// the info dictionary from peers has none, since `url-list` lies outside it.
+fn with_web_seeds(metainfo: &mut Metainfo, magnet: &Magnet) {
+    for url in &magnet.web_seeds {
+        if !metainfo.url_list.contains(url) {
+            metainfo.url_list.push(url.clone());
+        }
+    }
+}
+
 /// `magnet_download_piece -o <out> <uri> <index>`.
 pub fn magnet_download_piece(
     uri: &str,
@@ -298,7 +309,8 @@ pub fn magnet_download_piece(
     options: DownloadOptions,
 ) -> Result<(), CliError> {
     let magnet = parse(uri)?;
-    let (metainfo, lan) = resolve(&magnet, sources)?;
+    let (mut metainfo, lan) = resolve(&magnet, sources)?;
+    with_web_seeds(&mut metainfo, &magnet);
     let mut options = options;
     options.peers.extend(magnet.peers.iter().chain(&lan));
     super::piece_of(&metainfo, out, options)

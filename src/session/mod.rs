@@ -29,6 +29,7 @@ use crate::trace::Trace;
 use crate::tracker::announcer::Announcer;
 use crate::tracker::tiers::TrackerTiers;
 use crate::tracker::{AnnounceRequest, TrackerConfig};
+use crate::web_seed::{WebSeedContext, WebSeeds};
 use crate::wire::Bitfield;
 use crossbeam_channel::Receiver;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -108,6 +109,8 @@ pub struct DownloadOptions {
     /// Local peer discovery (BEP 14) on the LAN: off with `--no-lsd`, and never for a
     /// private torrent (BEP 27).
     pub lsd: bool,
+    /// Fetch from the torrent's web seeds (`url-list`, BEP 19); off with `--no-web-seeds`.
+    pub web_seeds: bool,
 }
 
 impl DownloadOptions {
@@ -137,6 +140,7 @@ impl DownloadOptions {
             transport: Transport::default(),
             selection: None,
             lsd: false,
+            web_seeds: true,
         }
     }
 }
@@ -240,8 +244,10 @@ pub fn download(
     // [W20.6] BEP 27 again: nor from the neighbours on the LAN, and a private torrent's
     // info hash is not told to the whole network either.
     let lsd_on = options.lsd && !metainfo.info.private;
-    let nowhere = tiers.is_empty() && options.peers.is_empty() && !dht_way_in && !lsd_on;
-    if nowhere && !done {
+    // A web seed alone is somewhere to download from (BEP 19): no peer needed.
+    let web_seed_urls = web_seed_urls(metainfo, options, &have);
+    let nowhere = tiers.is_empty() && options.peers.is_empty() && web_seed_urls.is_empty();
+    if nowhere && !dht_way_in && !lsd_on && !done {
         return Err(SessionError::NoPeers);
     }
     let udp = UdpSide::start(options, dht_options)?;
@@ -285,6 +291,20 @@ pub fn download(
         }
     }
     let reporter = tracker_reporter(&announcers, left, have.is_complete());
+    // Beside the peer threads, speaking their contract (`web_seed`); they connect themselves.
+    let web_seeds = WebSeeds::start(
+        &web_seed_urls,
+        &metainfo.info,
+        WebSeedContext {
+            layout: Arc::clone(&layout),
+            storage: Arc::clone(&storage),
+            events: swarm.events.0.clone(),
+            download_limit: swarm.context.download_limit.clone(),
+        },
+    );
+    if !web_seeds.is_empty() {
+        log::info!("{} web seeds (BEP 19)", web_seeds.len());
+    }
     let outcome = run_scheduler(
         &swarm,
         &have,
@@ -294,6 +314,7 @@ pub fn download(
         dht_peers,
         on_progress,
     );
+    web_seeds.stop();
     for announcer in announcers {
         if let Ok(outcome) = &outcome {
             // The announcer ends only on `Stop`: this fails only if it died (a panic), and
@@ -335,6 +356,15 @@ pub fn download(
             have: p.pieces_have,
             total: p.pieces_total,
         }),
+    }
+}
+
+/// The web seeds to use: none when turned off, when there is nothing to fetch, or under
+/// `--debug-single-peer` (one source at a time, and it is a peer).
+fn web_seed_urls(metainfo: &Metainfo, options: &DownloadOptions, have: &Bitfield) -> Vec<String> {
+    match options.web_seeds && !options.debug_single_peer && !have.is_complete() {
+        true => metainfo.url_list.clone(),
+        false => Vec::new(),
     }
 }
 
@@ -488,6 +518,37 @@ fn starting_pieces(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn web_seeds_are_used_unless_off_debugging_or_complete() {
+        let content = b"web seed";
+        // One 8-byte piece; `url-list` after `info`, where bencoding's key order puts it.
+        let bytes = [
+            &b"d4:infod6:lengthi8e4:name5:x.bin12:piece lengthi16384e6:pieces20:"[..],
+            &crate::encoding::sha1(content),
+            b"e8:url-listl15:http://h/x.bin/ee",
+        ]
+        .concat();
+        let metainfo = Metainfo::from_bytes(&bytes).expect("a torrent with a url-list");
+        let options = DownloadOptions::new(Target::Directory(".".into()));
+        let none = Bitfield::new(1);
+        let all = Bitfield::full(1);
+        assert_eq!(
+            web_seed_urls(&metainfo, &options, &none),
+            ["http://h/x.bin/"]
+        );
+        assert!(web_seed_urls(&metainfo, &options, &all).is_empty());
+        let off = DownloadOptions {
+            web_seeds: false,
+            ..options.clone()
+        };
+        assert!(web_seed_urls(&metainfo, &off, &none).is_empty());
+        let debugging = DownloadOptions {
+            debug_single_peer: true,
+            ..options
+        };
+        assert!(web_seed_urls(&metainfo, &debugging, &none).is_empty());
+    }
 
     #[test]
     fn a_panic_of_the_scheduler_is_a_crash_not_a_stall() {
