@@ -33,7 +33,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use thiserror::Error;
 
 /// Where the bytes of one file of the stream are kept.
@@ -70,6 +70,9 @@ pub struct Storage {
     folder: Option<PathBuf>,
     /// The side file, when some file is not selected (or an earlier run left one).
     parts: Option<Parts>,
+    /// One lock per piece, holding "sealed": see [`Storage::verify_piece`]. Made on first
+    /// use, when the piece count is known (the files alone do not say it).
+    seals: OnceLock<Vec<Mutex<bool>>>,
 }
 
 #[derive(Debug, Error)]
@@ -108,6 +111,7 @@ impl Storage {
             writable,
             folder: None,
             parts: None,
+            seals: OnceLock::new(),
         }
     }
 
@@ -395,17 +399,74 @@ impl Storage {
         })
     }
 
-    /// Writes one received block at its place in its piece.
+    /// Writes one received block at its place in its piece — unless the piece is sealed
+    /// (being checked, or verified): then the block is a late copy and is dropped.
     pub fn write_block(
         &self,
         layout: &PieceLayout,
         block: &BlockRequest,
         data: &[u8],
     ) -> Result<(), StorageError> {
+        // [W9.7] In endgame two sources may send the same block. The second copy can arrive after
+        // the piece was hashed from the first: written, it would replace checked bytes with
+        // bytes nobody checked (a lying peer's). The lock is held across the write, so a
+        // seal waits for a write already under way to finish.
+        let seal = self.seal_of(layout, block.index);
+        if seal.as_ref().is_some_and(|sealed| **sealed) {
+            log::debug!(
+                "piece {}: a late copy of the block at {} dropped (the piece is sealed)",
+                block.index,
+                block.begin
+            );
+            return Ok(());
+        }
         self.write_at(
             layout.piece_offset(block.index) + u64::from(block.begin),
             data,
         )
+    }
+
+    /// Hashes a piece whose every block is written, and keeps it: the piece is sealed first
+    /// (no block is written into it any more), read back and checked; a piece that fails is
+    /// unsealed, so that its blocks can be fetched again. `Ok(true)`: verified, and sealed
+    /// for good.
+    pub fn verify_piece(
+        &self,
+        layout: &PieceLayout,
+        index: u32,
+        buf: &mut Vec<u8>,
+    ) -> Result<bool, StorageError> {
+        self.set_sealed(layout, index, true);
+        let ok = match self.read_piece(layout, index, buf) {
+            Ok(()) => layout.verify(index, buf),
+            Err(error) => {
+                self.set_sealed(layout, index, false);
+                return Err(error);
+            }
+        };
+        if !ok {
+            self.set_sealed(layout, index, false);
+        }
+        Ok(ok)
+    }
+
+    /// The lock of piece `index`, taken; `None` for an index past the last piece (no
+    /// caller passes one: blocks are checked against the layout before they get here).
+    fn seal_of(&self, layout: &PieceLayout, index: u32) -> Option<MutexGuard<'_, bool>> {
+        let seals = self.seals.get_or_init(|| {
+            (0..layout.num_pieces())
+                .map(|_| Mutex::new(false))
+                .collect()
+        });
+        // A writer that panicked left a plain bool behind: nothing to repair.
+        let lock = seals.get(index as usize)?;
+        Some(lock.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn set_sealed(&self, layout: &PieceLayout, index: u32, sealed: bool) {
+        if let Some(mut seal) = self.seal_of(layout, index) {
+            *seal = sealed;
+        }
     }
 
     /// Reads a whole piece into `buf` (resized to the piece's length).
@@ -439,11 +500,11 @@ impl Storage {
             bytes.is_ok_and(|b| layout.verify(index, &b[..len.min(b.len())]))
         });
         let mut bitfield = Bitfield::new(layout.num_pieces());
-        verified
-            .iter()
-            .enumerate()
-            .filter(|(_, ok)| **ok)
-            .for_each(|(i, _)| bitfield.set(i));
+        for (i, _) in verified.iter().enumerate().filter(|(_, ok)| **ok) {
+            bitfield.set(i);
+            // Verified pieces take no block any more (see `write_block`).
+            self.set_sealed(layout, i as u32, true);
+        }
         bitfield
     }
 
@@ -558,6 +619,63 @@ mod tests {
             hashes: stream().chunks(128).map(|c| PieceHash(sha1(c))).collect(),
             v2: None,
         }
+    }
+
+    /// 16 bytes of piece 1 at offset 176 of the stream, in `sub/b.bin` (not the padding).
+    fn piece_1_block() -> BlockRequest {
+        BlockRequest {
+            index: 1,
+            begin: 48,
+            length: 16,
+        }
+    }
+
+    #[test]
+    fn a_late_copy_of_a_block_never_overwrites_a_verified_piece() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, layout, data) = (storage(dir.path()), layout(), stream());
+        s.create_files().unwrap();
+        s.write_at(0, &data).unwrap();
+        let mut buf = Vec::new();
+        assert!(s.verify_piece(&layout, 1, &mut buf).unwrap());
+        // Endgame: the second sender's copy of a block, and it lies.
+        s.write_block(&layout, &piece_1_block(), &[0xee; 16])
+            .unwrap();
+        assert!(
+            s.verify_piece(&layout, 1, &mut buf).unwrap(),
+            "a verified piece was overwritten by a late block"
+        );
+        let mut back = vec![0; 400];
+        s.read_at(0, &mut back).unwrap();
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn a_piece_that_fails_its_check_takes_blocks_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, layout, data) = (storage(dir.path()), layout(), stream());
+        s.create_files().unwrap();
+        let mut wrong = data.clone();
+        wrong[180] ^= 1;
+        s.write_at(0, &wrong).unwrap();
+        let mut buf = Vec::new();
+        assert!(!s.verify_piece(&layout, 1, &mut buf).unwrap());
+        // The piece is fetched again: its blocks must land, or it could never verify.
+        s.write_block(&layout, &piece_1_block(), &data[176..192])
+            .unwrap();
+        assert!(s.verify_piece(&layout, 1, &mut buf).unwrap());
+    }
+
+    #[test]
+    fn pieces_found_on_disk_at_start_are_sealed_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, layout, data) = (storage(dir.path()), layout(), stream());
+        s.create_files().unwrap();
+        s.write_at(0, &data).unwrap();
+        assert!(s.verify_existing(&layout, 2).has(1));
+        s.write_block(&layout, &piece_1_block(), &[0xee; 16])
+            .unwrap();
+        assert!(s.verify_piece(&layout, 1, &mut Vec::new()).unwrap());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   scheduler ──index of a complete piece──► verify 0, verify 1, …  (one per core)
-//!   verify n  ──read it back from disk, SHA-1 it──► Event::Verified / PieceUnreadable
+//!   verify n  ──seal it, read it back from disk, SHA-1 it──► Event::Verified / PieceUnreadable
 //! ```
 //!
 //! The session starts these threads and hands the scheduler the sending end of their queue,
@@ -35,11 +35,10 @@ pub fn start(
             for index in queue {
                 // A piece that cannot be read is not a piece that failed its hash: only a
                 // hash mismatch is the senders' fault (errors in the right tier).
-                let event = match storage.read_piece(&layout, index, &mut buffer) {
-                    Ok(()) => Event::Verified {
-                        index,
-                        ok: layout.verify(index, &buffer),
-                    },
+                // `verify_piece` seals the piece before reading it: a late copy of one of its
+                // blocks (endgame) can no longer overwrite what was checked.
+                let event = match storage.verify_piece(&layout, index, &mut buffer) {
+                    Ok(ok) => Event::Verified { index, ok },
                     Err(error) => Event::PieceUnreadable { index, error },
                 };
                 if events.send(event).is_err() {
