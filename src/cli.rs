@@ -11,6 +11,7 @@
 pub mod dht;
 pub mod magnet;
 pub mod progress;
+pub mod web;
 
 use crate::bencode;
 use crate::create::{self, CreateError, CreateOptions};
@@ -80,6 +81,8 @@ pub enum CliError {
     Stdout(#[source] std::io::Error),
     #[error("DHT: {0}")]
     Dht(String),
+    #[error("the web view failed")]
+    Web(#[source] crate::web::WebError),
 }
 
 /// Sets up `env_logger` on stderr: `-q` errors only, default warnings, `-v` info,
@@ -258,10 +261,13 @@ pub fn handshake(path: &Path, addr: SocketAddr) -> Result<(), CliError> {
 pub fn download(
     path: &Path,
     out: &Path,
+    web_addr: Option<SocketAddr>,
     options: impl FnOnce(Target) -> DownloadOptions,
 ) -> Result<(), CliError> {
     let metainfo = load_torrent(path)?;
-    run_session(&metainfo, options(target_for(&metainfo, out)))
+    let view = web::start(web_addr, &["us".to_string()])?;
+    let options = web::attach(view.as_ref(), 0, options(target_for(&metainfo, out)));
+    run_session(&metainfo, options)
 }
 
 /// Where `download -o <out>` puts a torrent: into `<out>` if it is a directory or the torrent
@@ -280,8 +286,10 @@ pub(crate) fn target_for(metainfo: &Metainfo, out: &Path) -> Target {
 pub fn seed(
     path: &Path,
     data: &Path,
+    web_addr: Option<SocketAddr>,
     options: impl FnOnce(Target) -> DownloadOptions,
 ) -> Result<(), CliError> {
+    let view = web::start(web_addr, &["us".to_string()])?;
     let metainfo = load_torrent(path)?;
     let info = &metainfo.info;
     let target = match (info.multi_file, data.is_dir()) {
@@ -294,7 +302,7 @@ pub fn seed(
         require_complete: true,
         ..options(target)
     };
-    run_session(&metainfo, options)
+    run_session(&metainfo, web::attach(view.as_ref(), 0, options))
 }
 
 /// A download or a seed with the progress bar, Ctrl-C, and the closing summary on stderr.
@@ -303,7 +311,11 @@ pub(crate) fn run_session(metainfo: &Metainfo, options: DownloadOptions) -> Resu
         stop: Some(stop_on_ctrl_c()),
         ..options
     };
-    let tracing = matches!(options.trace, crate::trace::Trace::Stderr);
+    // Under `--web` the trace goes through the view's ring first, and on to stderr.
+    let tracing = match &options.trace {
+        crate::trace::Trace::Ring { also, .. } => matches!(**also, crate::trace::Trace::Stderr),
+        other => matches!(other, crate::trace::Trace::Stderr),
+    };
     let bar = Arc::new(progress::Bar::start(metainfo.info.num_pieces(), tracing));
     let shown = Arc::clone(&bar);
     let started = std::time::Instant::now();
@@ -325,9 +337,51 @@ pub(crate) fn run_session(metainfo: &Metainfo, options: DownloadOptions) -> Resu
 }
 
 /// `demo`: a whole swarm on 127.0.0.1, and what it did (on stdout).
-pub fn demo(config: crate::demo::DemoConfig) -> Result<(), CliError> {
+/// With `--web ADDR`, the swarm is shown live at that address and, once the summary is
+/// printed, stays on the page until Ctrl-C. With `--report FILE`, the whole run is written to
+/// one HTML file at the end.
+pub fn demo(
+    config: crate::demo::DemoConfig,
+    web_addr: Option<SocketAddr>,
+    report_file: Option<&Path>,
+) -> Result<(), CliError> {
+    let names = crate::demo::member_names(&config);
+    let mut view = web::start(web_addr, &names)?;
+    // The report needs the same boards as the page, even with no page to serve.
+    let members = match (&view, report_file) {
+        (Some(view), _) => view.members.clone(),
+        (None, Some(_)) => names.iter().map(|n| crate::web::Member::new(n)).collect(),
+        (None, None) => Vec::new(),
+    };
+    let recorder = match report_file {
+        Some(_) => {
+            Some(crate::web::report::Recorder::start(members.clone()).map_err(CliError::Web)?)
+        }
+        None => None,
+    };
+    let config = crate::demo::DemoConfig {
+        watch: members.clone(),
+        ..config
+    };
     let report = crate::demo::run(&config).map_err(CliError::Demo)?;
-    print_lines(&report.summary_lines())
+    let lines = report.summary_lines();
+    print_lines(&lines)?;
+    if let (Some(recorder), Some(path)) = (recorder, report_file) {
+        let history = recorder.finish();
+        crate::web::report::write(path, &history, &members, &lines).map_err(CliError::Web)?;
+        eprintln!("report: {}", path.display());
+    }
+    if let Some(server) = view.as_mut().and_then(|v| v.server.take()) {
+        server.set_summary(lines);
+        eprintln!("web view: the run is over; the page shows its summary until Ctrl-C");
+        let stop = stop_on_ctrl_c();
+        // Nothing else to do but serve: the flag is read five times a second.
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::park_timeout(std::time::Duration::from_millis(200));
+        }
+        server.stop();
+    }
+    Ok(())
 }
 
 /// `download_piece -o <out> <torrent> <index>`: one piece, verified, written to `<out>`.

@@ -69,6 +69,10 @@ enum PeerwireCommand {
         seed: bool,
         #[command(flatten)]
         upload: UploadArgs,
+        /// Show the download live in a browser at this address (default 127.0.0.1, any port;
+        /// the URL is printed on stderr). Not for magnet links yet.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+        web: Option<std::net::SocketAddr>,
     },
     /// Print a magnet link's first tracker and its info hash.
     #[command(name = "magnet_parse", alias = "magnet-parse")]
@@ -119,6 +123,10 @@ enum PeerwireCommand {
         peers: PeerArgs,
         #[command(flatten)]
         upload: UploadArgs,
+        /// Show the seeding live in a browser at this address (default 127.0.0.1, any port;
+        /// the URL is printed on stderr).
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+        web: Option<std::net::SocketAddr>,
     },
     /// Ask one DHT node (BEP 5) for its id.
     #[command(name = "dht_ping", alias = "dht-ping")]
@@ -204,10 +212,17 @@ struct DemoArgs {
     /// No tracker: the swarm finds itself through a DHT of its own (BEP 5).
     #[arg(long)]
     dht: bool,
+    /// Show the swarm live in a browser at this address (default 127.0.0.1, any port; the URL
+    /// is printed on stderr); after the summary the page stays up until Ctrl-C.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    web: Option<std::net::SocketAddr>,
+    /// After the run, write the whole run's pictures to this self-contained HTML file.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
 }
 
 impl DemoArgs {
-    fn config(self) -> peerwire::demo::DemoConfig {
+    fn config(&self) -> peerwire::demo::DemoConfig {
         peerwire::demo::DemoConfig {
             size_mib: self.size,
             leechers: self.peers,
@@ -544,12 +559,13 @@ fn main() -> ExitCode {
             peers,
             seed,
             upload,
+            web,
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from("."));
             let options = |target| upload.options(&peers, target, seed);
             match torrent.to_str().filter(|t| t.starts_with("magnet:")) {
                 Some(uri) => cli::magnet::magnet_download(uri, &output, &peers.sources(), options),
-                None => cli::download(&torrent, &output, options),
+                None => cli::download(&torrent, &output, web, options),
             }
         }
         PeerwireCommand::MagnetParse { uri } => cli::magnet::magnet_parse(&uri),
@@ -586,7 +602,8 @@ fn main() -> ExitCode {
             path,
             peers,
             upload,
-        } => cli::seed(&torrent, &path, |target| {
+            web,
+        } => cli::seed(&torrent, &path, web, |target| {
             upload.options(&peers, target, true)
         }),
         PeerwireCommand::DhtPing { node, local } => cli::dht::dht_ping(node, local.local()),
@@ -602,7 +619,7 @@ fn main() -> ExitCode {
         PeerwireCommand::DhtNode { local, dht } => {
             cli::dht::dht_node(local.local(), dht.options().unwrap_or_default())
         }
-        PeerwireCommand::Demo(args) => cli::demo(args.config()),
+        PeerwireCommand::Demo(args) => cli::demo(args.config(), args.web, args.report.as_deref()),
         PeerwireCommand::Tracker(args) => cli::tracker(args.config()),
         PeerwireCommand::Create(args) => cli::create(&args.path, &args.output, args.options()),
     };

@@ -46,6 +46,59 @@ pub enum Trace {
         lines: Arc<Mutex<Vec<String>>>,
         limit: usize,
     },
+    /// The last lines of each peer, for the web view (`--web`); every line also goes to
+    /// `also` (stderr under `--trace`, the demo's sample, or nowhere).
+    Ring {
+        ring: Arc<TraceRing>,
+        also: Box<Trace>,
+    },
+}
+
+/// The last [`TraceRing::LINES`] trace lines of each of the last [`TraceRing::PEERS`] peers:
+/// bounded, however long the run and however many peers come and go.
+#[derive(Debug, Default)]
+pub struct TraceRing {
+    /// Peers in the order they last spoke, oldest first, each with its newest lines last.
+    peers: Mutex<std::collections::VecDeque<(SocketAddr, std::collections::VecDeque<String>)>>,
+}
+
+impl TraceRing {
+    /// Lines kept per peer.
+    pub const LINES: usize = 40;
+    /// Peers kept.
+    pub const PEERS: usize = 200;
+
+    pub fn new() -> TraceRing {
+        TraceRing::default()
+    }
+
+    /// Keeps one line of a peer's trace, dropping its oldest (and the quietest peer) if full.
+    pub fn push(&self, peer: SocketAddr, line: String) {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        let at = peers.iter().position(|(addr, _)| *addr == peer);
+        let mut lines = match at.and_then(|i| peers.remove(i)) {
+            Some((_, lines)) => lines,
+            None => std::collections::VecDeque::new(),
+        };
+        if lines.len() >= Self::LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+        if peers.len() >= Self::PEERS {
+            peers.pop_front();
+        }
+        peers.push_back((peer, lines));
+    }
+
+    /// The kept lines of one peer, oldest first.
+    pub fn lines(&self, peer: SocketAddr) -> Vec<String> {
+        let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers
+            .iter()
+            .find(|(addr, _)| *addr == peer)
+            .map(|(_, lines)| lines.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 impl Trace {
@@ -63,6 +116,16 @@ impl Trace {
                 if lines.len() < *limit {
                     lines.push(make());
                 }
+            }
+            Trace::Ring { ring, also } => {
+                let line = make();
+                // Every trace line starts with the peer's address (see above); a line that
+                // does not is not one of a peer's, and is only passed on.
+                let peer = line.split(' ').next().and_then(|a| a.parse().ok());
+                if let Some(peer) = peer {
+                    ring.push(peer, line.clone());
+                }
+                also.line(|| line);
             }
         }
     }

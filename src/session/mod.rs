@@ -21,6 +21,7 @@ use crate::peer::encrypted::Encryption;
 use crate::peer::thread as peer_thread;
 use crate::peer_id::PeerId;
 use crate::piece::PieceLayout;
+use crate::scheduler::snapshot::{PeerSource, SnapshotBoard};
 use crate::scheduler::{
     AfterComplete, Ended, Outcome, Progress, Scheduler, Settings, Traffic, verify,
 };
@@ -99,6 +100,8 @@ pub struct DownloadOptions {
     pub encryption: Encryption,
     /// `--transport`: TCP, uTP or both, dialling and accepting.
     pub transport: Transport,
+    /// `--web`: where the scheduler publishes snapshots for the live view.
+    pub web: Option<SnapshotBoard>,
 }
 
 impl DownloadOptions {
@@ -126,6 +129,7 @@ impl DownloadOptions {
             dht: None,
             encryption: Encryption::default(),
             transport: Transport::default(),
+            web: None,
         }
     }
 }
@@ -345,8 +349,14 @@ fn run_scheduler(
         settings,
     );
     options.peers.iter().for_each(|p| scheduler.add_peer(*p));
-    for peers in peers.into_iter().chain(dht_peers) {
-        scheduler.take_peers_from(peers);
+    for peers in peers {
+        scheduler.take_peers_from(peers, PeerSource::Tracker);
+    }
+    for peers in dht_peers {
+        scheduler.take_peers_from(peers, PeerSource::Dht);
+    }
+    if let Some(board) = &options.web {
+        scheduler.publish_to(board.clone());
     }
     let report = move |p: &Progress| {
         tell_tracker(p);
