@@ -125,9 +125,15 @@ impl Trace {
                 if let Some(peer) = peer {
                     ring.push(peer, line.clone());
                 }
-                also.line(|| line);
+                also.pass_on(line);
             }
         }
+    }
+
+    /// The line a `Ring` already made, to the trace behind it: through this one function, so
+    /// that `line` is not made generic over a closure of a closure of ... without end.
+    fn pass_on(&self, line: String) {
+        self.line(move || line)
     }
 }
 
@@ -417,6 +423,29 @@ fn unescape_ascii(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ring_keeps_the_last_lines_of_the_last_peers() {
+        let ring = Arc::new(TraceRing::new());
+        let trace = Trace::Ring {
+            ring: Arc::clone(&ring),
+            also: Box::new(Trace::Off),
+        };
+        let peer = |n: usize| SocketAddr::from(([127, 0, 0, 1], n as u16 + 1));
+        for n in 0..TraceRing::PEERS + 5 {
+            for k in 0..TraceRing::LINES + 3 {
+                trace.line(|| format!("{} <- Have {{ index: {k} }}", peer(n)));
+            }
+        }
+        assert!(
+            ring.lines(peer(0)).is_empty(),
+            "the oldest peers are dropped"
+        );
+        let kept = ring.lines(peer(TraceRing::PEERS + 4));
+        assert_eq!(kept.len(), TraceRing::LINES);
+        assert!(kept[0].ends_with("Have { index: 3 }"), "{}", kept[0]);
+        trace.line(|| "not a trace line".to_string());
+    }
 
     const PEER: &str = "127.0.0.1:6881";
 

@@ -270,3 +270,141 @@ impl Scheduler {
         board.publish(snapshot);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::choker::ChokerConfig;
+    use crate::events::Event;
+    use crate::metainfo::PieceHash;
+    use crate::piece::PieceLayout;
+    use crate::scheduler::{AfterComplete, Connect, Settings};
+    use crate::wire::Bitfield;
+    use crossbeam_channel::unbounded;
+
+    /// A scheduler of 4 pieces of 2 blocks, with nobody connected and piece 3 already ours.
+    fn scheduler() -> Scheduler {
+        let layout = Arc::new(PieceLayout {
+            piece_length: 32768,
+            total_length: 4 * 32768,
+            hashes: vec![PieceHash([0; 20]); 4],
+            v2: None,
+        });
+        let mut have = Bitfield::new(4);
+        have.set(3);
+        let (_events_tx, events) = unbounded();
+        let (verify_tx, _verify) = unbounded();
+        let settings = Settings {
+            max_peers: 10,
+            after_complete: AfterComplete::Stop,
+            choker: ChokerConfig::default(),
+            advertise: have.clone(),
+            our_id: PeerId(*b"-PW0001-snapshottest"),
+            pex: true,
+        };
+        let connect: Connect = Box::new(|_| {});
+        Scheduler::new(layout, &have, events, verify_tx, connect, settings)
+    }
+
+    fn addr(n: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], n))
+    }
+
+    #[test]
+    fn the_snapshot_shows_what_the_events_said() {
+        let mut s = scheduler();
+        let (commands, _peer) = unbounded();
+        s.handle(Event::Connected {
+            peer: addr(1),
+            peer_id: PeerId(*b"-TR3000-000000000001"),
+            incoming: true,
+            commands,
+        });
+        let mut theirs = Bitfield::new(4);
+        theirs.set(0);
+        theirs.set(1);
+        s.handle(Event::Bitfield {
+            peer: addr(1),
+            bitfield: theirs,
+        });
+        s.handle(Event::Unchoked { peer: addr(1) });
+        s.handle(Event::Interest {
+            peer: addr(1),
+            interested: true,
+        });
+        // One block of piece 0 asked for: piece 0 is being downloaded, one block in flight.
+        let (reply, answer) = unbounded();
+        s.handle(Event::WantBlocks {
+            peer: addr(1),
+            count: 1,
+            only: Some(vec![0]),
+            reply,
+        });
+        assert_eq!(answer.try_recv().map(|b| b.len()), Ok(1));
+        let snapshot = s.snapshot(s.started + Duration::from_secs(2));
+        assert_eq!(
+            snapshot.pieces,
+            [
+                PieceMark::Downloading,
+                PieceMark::Missing,
+                PieceMark::Missing,
+                PieceMark::Have
+            ]
+        );
+        assert_eq!(snapshot.elapsed, 2.0);
+        let [peer] = &snapshot.peers[..] else {
+            panic!("one peer: {:?}", snapshot.peers);
+        };
+        assert_eq!(peer.client, "Transmission 3.0.0.0");
+        assert_eq!(peer.source, PeerSource::Incoming);
+        assert_eq!(peer.pieces, "1100");
+        assert_eq!((peer.pieces_count, peer.in_flight), (2, 1));
+        assert!(peer.it_unchokes && peer.it_is_interested && peer.we_are_interested);
+        // Interested with a free slot: unchoked at once, without waiting for a round.
+        assert!(peer.we_unchoke);
+        assert!(snapshot.choker.is_none(), "no round has run yet");
+        // Its `v` replaces the name read from the peer id.
+        s.handle(Event::ClientName {
+            peer: addr(1),
+            name: "<script>alert(1)</script>".into(),
+        });
+        let snapshot = s.snapshot(s.started);
+        assert_eq!(snapshot.peers[0].client, "<script>alert(1)</script>");
+    }
+
+    #[test]
+    fn a_dialled_peer_keeps_the_source_that_named_it() {
+        let mut s = scheduler();
+        s.add_peer_from(addr(2), PeerSource::Pex);
+        s.connect_more();
+        let (commands, _peer) = unbounded();
+        s.handle(Event::Connected {
+            peer: addr(2),
+            peer_id: PeerId(*b"-qB4500-000000000002"),
+            incoming: false,
+            commands,
+        });
+        let snapshot = s.snapshot(Instant::now());
+        assert_eq!(snapshot.peers[0].source, PeerSource::Pex);
+        assert_eq!(snapshot.peers[0].client, "qBittorrent 4.5.0.0");
+    }
+
+    #[test]
+    fn the_board_hands_out_the_latest_and_the_unknown_ids_are_printable() {
+        let board = SnapshotBoard::new();
+        assert_eq!(board.latest().sequence, 0);
+        board.publish(Snapshot {
+            sequence: 7,
+            ..Snapshot::default()
+        });
+        assert_eq!(board.latest().sequence, 7);
+        assert_eq!(
+            client_from_peer_id(&PeerId(*b"M7-4-3--\x00\x01xxxxxxxxxx")),
+            "M7-4-3--"
+        );
+        assert_eq!(
+            client_from_peer_id(&PeerId(*b"\x00\x01\x02\x03\x04\x05\x06\x07xxxxxxxxxxxx")),
+            "????????"
+        );
+    }
+}
