@@ -347,17 +347,18 @@ pub fn demo(
 ) -> Result<(), CliError> {
     let names = crate::demo::member_names(&config);
     let mut view = web::start(web_addr, &names)?;
-    // The report needs the same boards as the page, even with no page to serve.
+    // The report needs the same boards as the page, even with no page to serve; with a page,
+    // the web view's own recorder has the history.
     let members = match (&view, report_file) {
         (Some(view), _) => view.members.clone(),
         (None, Some(_)) => names.iter().map(|n| crate::web::Member::new(n)).collect(),
         (None, None) => Vec::new(),
     };
-    let recorder = match report_file {
-        Some(_) => {
+    let recorder = match (report_file, &view) {
+        (Some(_), None) => {
             Some(crate::web::report::Recorder::start(members.clone()).map_err(CliError::Web)?)
         }
-        None => None,
+        _ => None,
     };
     let config = crate::demo::DemoConfig {
         watch: members.clone(),
@@ -366,8 +367,12 @@ pub fn demo(
     let report = crate::demo::run(&config).map_err(CliError::Demo)?;
     let lines = report.summary_lines();
     print_lines(&lines)?;
-    if let (Some(recorder), Some(path)) = (recorder, report_file) {
-        let history = recorder.finish();
+    if let Some(path) = report_file {
+        let history = match (recorder, view.as_ref().and_then(|v| v.server.as_ref())) {
+            (Some(recorder), _) => recorder.finish(),
+            (None, Some(server)) => server.history(),
+            (None, None) => crate::web::report::History::default(),
+        };
         crate::web::report::write(path, &history, &members, &lines).map_err(CliError::Web)?;
         eprintln!("report: {}", path.display());
     }

@@ -240,6 +240,7 @@ impl Scheduler {
             self.choke_round_if_due();
             self.pex_round_if_due();
             // For the web view: after the rounds, so a new choke decision shows at once.
+            // [W21.1]
             self.publish_if_due(false);
             // Every turn: the progress bar and the tracker reporter decide how often to act.
             on_progress(&self.progress);

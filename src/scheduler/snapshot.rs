@@ -201,7 +201,7 @@ pub fn client_from_peer_id(id: &PeerId) -> String {
 }
 
 impl Scheduler {
-    /// The scheduler's state as the page shows it, at `now`. Reads only. [W21.1]
+    /// The scheduler's state as the page shows it, at `now`. Reads only. [W21.2]
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let in_flight = self.picker.requested_by_peer();
         // The current round's rates, over the round's real length so far.

@@ -118,7 +118,7 @@ fn find_blank_line(bytes: &[u8]) -> Option<usize> {
 }
 
 /// The request line of a head, read as a [`Request`]. Headers are not needed: every page and
-/// answer is the same whoever asks. [W21.2]
+/// answer is the same whoever asks. [W21.3]
 pub fn parse_request(head: &[u8]) -> Result<Request, HttpError> {
     if head.len() > MAX_HEAD + 1024 {
         return Err(HttpError::TooLarge);

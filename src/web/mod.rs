@@ -86,10 +86,11 @@ impl Member {
 }
 
 /// What the web thread serves from: the members and, once a demo is over, its summary.
-#[derive(Debug)]
 struct Shared {
     members: Vec<Member>,
     summary: Mutex<Vec<String>>,
+    /// Samples of every member since the start, for the page's curves (`/api/history`).
+    history: Option<report::Recorder>,
 }
 
 /// The running `web` thread.
@@ -113,9 +114,11 @@ impl WebServer {
         let addr = listener
             .local_addr()
             .map_err(|e| WebError::Listen(addr, e))?;
+        let history = Some(report::Recorder::start(members.clone())?);
         let shared = Arc::new(Shared {
             members,
             summary: Mutex::new(Vec::new()),
+            history,
         });
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -145,6 +148,14 @@ impl WebServer {
             .summary
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = lines;
+    }
+
+    /// Everything the history recorder saw so far (for `demo --report`).
+    pub fn history(&self) -> report::History {
+        match &self.shared.history {
+            Some(recorder) => recorder.snapshot(),
+            None => report::History::default(),
+        }
     }
 
     /// Stops the thread and waits for it.
@@ -226,6 +237,10 @@ fn answer(request: &Request, shared: &Shared) -> Answer {
             PAGE_JS.as_bytes().to_vec(),
         ),
         "/api/state" => ("application/json", state_json(shared).into_bytes()),
+        "/api/history" => {
+            let json = shared.history.as_ref().map_or("{}".into(), |r| r.json());
+            ("application/json", json.into_bytes())
+        }
         "/api/trace" => match trace_json(request, shared) {
             Some(json) => ("application/json", json.into_bytes()),
             None => {
@@ -300,6 +315,7 @@ mod tests {
         Shared {
             members: vec![Member::new("us")],
             summary: Mutex::new(Vec::new()),
+            history: None,
         }
     }
 

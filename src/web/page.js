@@ -14,7 +14,7 @@ const POLL_MS = 500;
 const COLOURS = { h: "#2a9d3f", d: "#f2b705", m: "#dddddd" };
 const LINE_COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
 
-// What the page remembers between polls: the curve of pieces over time, and the peer whose
+// What the page keeps between polls: the samples of pieces over time, and the peer whose
 // wire messages are shown.
 const seen = { samples: [], selected: null, polls: 0 };
 
@@ -249,10 +249,10 @@ async function poll() {
     const answer = await fetch("/api/state", { cache: "no-store" });
     if (answer.ok) {
       const state = await answer.json();
-      const first = state.members[0];
-      if (first) {
-        seen.samples.push({ t: first.elapsed, have: state.members.map((m) => m.progress.pieces_have) });
-      }
+      // The curves since the start: peerwire samples every member twice a second, whether
+      // or not a page is open.
+      const history = await fetch("/api/history", { cache: "no-store" });
+      if (history.ok) seen.samples = (await history.json()).samples || [];
       render(state);
       seen.polls += 1;
       document.body.setAttribute("data-polls", seen.polls);

@@ -14,8 +14,8 @@ use super::{Member, PAGE_CSS, PAGE_HTML, PAGE_JS, WebError, json};
 use crate::scheduler::snapshot::PieceMark;
 use std::fmt::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,7 @@ impl History {
         }
     }
 
-    fn to_json(&self) -> String {
+    pub fn to_json(&self) -> String {
         let mut out = String::from("{\"samples\":[");
         for (i, (t, have, up)) in self.samples.iter().enumerate() {
             if i > 0 {
@@ -82,40 +82,79 @@ impl History {
     }
 }
 
-/// Samples the members on a thread of its own (`report`) until [`Recorder::finish`].
+/// Samples the members on a thread of its own (`history`) until [`Recorder::finish`]; the
+/// page reads what it has so far at `/api/history`, so its curves start at the start.
 pub struct Recorder {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<History>,
+    history: Arc<Mutex<History>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Recorder {
     pub fn start(members: Vec<Member>) -> Result<Recorder, WebError> {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let history = Arc::new(Mutex::new(History::default()));
+        let (flag, shared) = (Arc::clone(&stop), Arc::clone(&history));
         let thread = std::thread::Builder::new()
-            .name("report".into())
+            .name("history".into())
             .spawn(move || {
                 let started = Instant::now();
-                let mut history = History::default();
+                // The lock is held for one sample: the page's readers wait that long at most.
+                let sample = |at: f64| {
+                    let mut history = shared.lock().unwrap_or_else(|e| e.into_inner());
+                    history.sample(at, &members);
+                };
                 while !flag.load(Ordering::Relaxed) {
-                    history.sample(started.elapsed().as_secs_f64(), &members);
+                    sample(started.elapsed().as_secs_f64());
                     std::thread::park_timeout(SAMPLE_EVERY);
                 }
                 // One last look: the final snapshots are published before the sessions end.
-                history.sample(started.elapsed().as_secs_f64(), &members);
-                history
+                sample(started.elapsed().as_secs_f64());
             })
             .map_err(WebError::Thread)?;
-        Ok(Recorder { stop, thread })
+        Ok(Recorder {
+            stop,
+            history,
+            thread: Some(thread),
+        })
+    }
+
+    /// What was seen so far, as the JSON of `/api/history`.
+    pub fn json(&self) -> String {
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .to_json()
+    }
+
+    /// A copy of what was seen so far; sampling goes on.
+    pub fn snapshot(&self) -> History {
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Stops sampling and returns what was seen.
-    pub fn finish(self) -> History {
+    pub fn finish(mut self) -> History {
+        self.stop_thread();
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        history.clone()
+    }
+
+    fn stop_thread(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.thread().unpark();
-        // A recorder that panicked recorded nothing usable: an empty history still makes a
-        // report of the final state.
-        self.thread.join().unwrap_or_default()
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            // A recorder that panicked leaves what it had recorded: still a report.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop_thread();
     }
 }
 
