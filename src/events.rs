@@ -35,6 +35,9 @@ pub enum Event {
         incoming: bool,
         commands: Sender<Command>,
     },
+    /// How the connection travels, in words (`TCP, plain`, `uTP, RC4 (MSE/PE)`): sent right
+    /// after `Connected`, for the web view only.
+    Link { peer: SocketAddr, transport: String },
     /// The peer's pieces, from its `bitfield` message.
     Bitfield {
         peer: SocketAddr,

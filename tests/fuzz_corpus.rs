@@ -193,14 +193,23 @@ fn write_seed_corpus() {
 fn write_web_request_seeds() {
     let t = "web_request";
     let heads: [(&str, &[u8]); 8] = [
-        ("page", b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept: text/html\r\n\r\n"),
-        ("state", b"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+        (
+            "page",
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept: text/html\r\n\r\n",
+        ),
+        (
+            "state",
+            b"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        ),
         (
             "trace",
             b"GET /api/trace?member=1&peer=%5B%3A%3A1%5D%3A6881 HTTP/1.1\r\n\r\n",
         ),
         ("head", b"HEAD /page.js HTTP/1.0\n\n"),
-        ("post", b"POST /api/state HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody"),
+        (
+            "post",
+            b"POST /api/state HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody",
+        ),
         ("absolute", b"GET http://example/ HTTP/1.1\r\n\r\n"),
         ("not_ascii", b"GET /\xc3\xa9 HTTP/1.1\r\n\r\n"),
         ("tls", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),

@@ -261,6 +261,7 @@ fn hostile_view() -> WebServer {
             "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">"
                 .into(),
         source: PeerSource::Incoming,
+        transport: "TCP, plain".into(),
         we_unchoke: false,
         it_is_interested: false,
         it_unchokes: false,

@@ -61,6 +61,7 @@ pub(super) struct PeerEntry {
     /// unchokes us.
     pub source: PeerSource,
     pub client: Option<String>,
+    pub transport: Option<String>,
     pub unchokes_us: bool,
 }
 
@@ -87,6 +88,7 @@ impl PeerEntry {
             finished: false,
             source: PeerSource::Incoming,
             client: None,
+            transport: None,
             unchokes_us: false,
         }
     }

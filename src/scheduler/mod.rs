@@ -355,10 +355,15 @@ impl Scheduler {
             }
             // Nothing to decide: the peer thread asks for blocks itself. Kept for the page.
             Event::Unchoked { peer } => self.set_unchokes_us(peer, true),
-            // Only shown on the page: a peer's name decides nothing.
+            // Only shown on the page: a peer's name and transport decide nothing.
             Event::ClientName { peer, name } => {
                 if let Some(entry) = self.peers.get_mut(&peer) {
                     entry.client = Some(name);
+                }
+            }
+            Event::Link { peer, transport } => {
+                if let Some(entry) = self.peers.get_mut(&peer) {
+                    entry.transport = Some(transport);
                 }
             }
             Event::Rejected {

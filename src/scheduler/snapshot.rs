@@ -85,6 +85,8 @@ pub struct PeerView {
     /// From the extended handshake's `v` (BEP 10), else read from the peer id (BEP 20).
     pub client: String,
     pub source: PeerSource,
+    /// TCP or uTP, plain or encrypted (`Connection::link`); empty during our dial's handshake.
+    pub transport: String,
     /// We unchoke it (we upload to it).
     pub we_unchoke: bool,
     /// It said `interested`.
@@ -221,6 +223,7 @@ impl Scheduler {
                     (None, None) => String::new(),
                 },
                 source: e.source,
+                transport: e.transport.clone().unwrap_or_default(),
                 we_unchoke: e.unchoked,
                 it_is_interested: e.interested,
                 it_unchokes: e.unchokes_us,

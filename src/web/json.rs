@@ -107,6 +107,8 @@ fn write_peer(out: &mut String, p: &PeerView) {
     string(out, &p.client);
     out.push_str(",\"source\":");
     string(out, p.source.name());
+    out.push_str(",\"transport\":");
+    string(out, &p.transport);
     let _ = write!(
         out,
         ",\"we_unchoke\":{},\"it_is_interested\":{},\"it_unchokes\":{},\"we_are_interested\":{},\

@@ -81,7 +81,7 @@ function chokerText(choker) {
 function peerTable(member, index) {
   const table = el("table", null, { class: "peers" });
   const head = el("tr");
-  for (const title of ["address", "client", "from", "we unchoke", "it is interested", "it unchokes us",
+  for (const title of ["address", "client", "from", "transport", "we unchoke", "it is interested", "it unchokes us",
     "we are interested", "down", "up", "downloaded", "uploaded", "in flight", "pieces", "its pieces"]) {
     head.appendChild(el("th", title));
   }
@@ -94,6 +94,7 @@ function peerTable(member, index) {
     row.appendChild(el("td", p.addr, { class: "text" }));
     row.appendChild(el("td", p.client, { class: "text client" }));
     row.appendChild(el("td", p.source, { class: "text" }));
+    row.appendChild(el("td", p.transport, { class: "text" }));
     row.appendChild(yesNo(p.we_unchoke));
     row.appendChild(yesNo(p.it_is_interested));
     row.appendChild(yesNo(p.it_unchokes));
