@@ -463,6 +463,11 @@ impl Picker {
             .collect()
     }
 
+    /// How many connected peers have each piece, by index.
+    pub fn copies(&self) -> &[u32] {
+        &self.availability
+    }
+
     /// Blocks asked of each peer and not yet written: one pass over the active pieces.
     pub fn requested_by_peer(&self) -> std::collections::HashMap<SocketAddr, usize> {
         let mut counts = std::collections::HashMap::new();

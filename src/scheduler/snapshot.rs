@@ -133,6 +133,8 @@ pub struct Snapshot {
     pub our_id: Option<PeerId>,
     /// One mark per piece.
     pub pieces: Vec<PieceMark>,
+    /// For each piece, how many connected peers have it: what rarest-first reads.
+    pub availability: Vec<u32>,
     pub progress: Progress,
     pub peers: Vec<PeerView>,
     pub choker: Option<ChokeDecision>,
@@ -248,6 +250,7 @@ impl Scheduler {
             sequence: self.published,
             our_id: Some(self.settings.our_id),
             pieces: self.picker.marks(),
+            availability: self.picker.copies().to_vec(),
             progress: self.progress,
             peers,
             choker: self.last_decision.clone(),
@@ -355,6 +358,7 @@ mod tests {
             ]
         );
         assert_eq!(snapshot.elapsed, 2.0);
+        assert_eq!(snapshot.availability, [1, 1, 0, 0]);
         let [peer] = &snapshot.peers[..] else {
             panic!("one peer: {:?}", snapshot.peers);
         };

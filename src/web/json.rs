@@ -55,6 +55,7 @@ fn write_member(out: &mut String, member: &Named<'_>) {
     );
     let marks: String = s.pieces.iter().map(|m| m.letter()).collect();
     string(out, &marks);
+    let _ = write!(out, ",\"availability\":{:?}", s.availability);
     out.push_str(",\"progress\":");
     write_progress(out, &s.progress);
     out.push_str(",\"peers\":[");

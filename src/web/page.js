@@ -60,6 +60,20 @@ function peerLetters(bits) {
   return out;
 }
 
+// One grey square per piece: white when no peer has it, black when every peer does.
+function availabilityCanvas(counts, peers, width, height) {
+  const canvas = el("canvas", null, { width: width, height: height });
+  const ctx = canvas.getContext("2d");
+  const n = counts.length;
+  const w = width / Math.max(n, 1);
+  counts.forEach((count, i) => {
+    const light = peers > 0 ? Math.round(95 - 75 * Math.min(count / peers, 1)) : 95;
+    ctx.fillStyle = "hsl(0, 0%, " + light + "%)";
+    ctx.fillRect(i * w, 0, Math.max(w - (w > 3 ? 1 : 0), 1), height);
+  });
+  return canvas;
+}
+
 function pieceCanvas(letters, width, height) {
   const canvas = el("canvas", null, { width: width, height: height });
   drawPieces(canvas, letters);
@@ -132,6 +146,8 @@ function memberSection(member, index) {
   }
   section.appendChild(legend);
   section.appendChild(pieceCanvas(member.pieces, 900, 18));
+  section.appendChild(el("p", "how many of its peers have each piece (darker: more; rarest first starts the lightest it lacks):", { class: "legend" }));
+  section.appendChild(availabilityCanvas(member.availability, member.peers.length, 900, 10));
   section.appendChild(el("p", chokerText(member.choker), { class: "choker" }));
   section.appendChild(peerTable(member, index));
   return section;
