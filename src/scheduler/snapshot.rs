@@ -396,6 +396,67 @@ mod tests {
         assert_eq!(snapshot.peers[0].client, "qBittorrent 4.5.0.0");
     }
 
+    /// What publishing costs the scheduler: a snapshot of 50 peers and 1,024 pieces, built
+    /// and swapped in. Run by hand for `docs/performance.md`:
+    /// `cargo test --release --lib -- --ignored what_a_snapshot_costs --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn what_a_snapshot_costs() {
+        let pieces = 1024;
+        let layout = Arc::new(PieceLayout {
+            piece_length: 262_144,
+            total_length: pieces as u64 * 262_144,
+            hashes: vec![PieceHash([0; 20]); pieces],
+            v2: None,
+        });
+        let have = Bitfield::new(pieces);
+        let (_events_tx, events) = unbounded();
+        let (verify_tx, _verify) = unbounded();
+        let settings = Settings {
+            max_peers: 100,
+            after_complete: AfterComplete::Stop,
+            choker: ChokerConfig::default(),
+            advertise: have.clone(),
+            our_id: PeerId(*b"-PW0001-snapshottest"),
+            pex: true,
+        };
+        let mut s = Scheduler::new(layout, &have, events, verify_tx, Box::new(|_| {}), settings);
+        let mut channels = Vec::new();
+        for n in 1..=50u16 {
+            let (commands, peer) = unbounded();
+            channels.push(peer);
+            let mut id = *b"-TR3000-000000000000";
+            id[18..].copy_from_slice(&n.to_be_bytes());
+            s.handle(Event::Connected {
+                peer: addr(n),
+                peer_id: PeerId(id),
+                incoming: true,
+                commands,
+            });
+            let mut bitfield = Bitfield::new(pieces);
+            (0..pieces)
+                .filter(|i| (i + n as usize) % 3 == 0)
+                .for_each(|i| bitfield.set(i));
+            s.handle(Event::Bitfield {
+                peer: addr(n),
+                bitfield,
+            });
+        }
+        let board = SnapshotBoard::new();
+        let rounds = 1000;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            board.publish(s.snapshot(Instant::now()));
+        }
+        let each = started.elapsed() / rounds;
+        assert_eq!(board.latest().peers.len(), 50);
+        println!(
+            "a snapshot of 50 peers and {pieces} pieces: {each:?} to build and publish \
+             ({:.3} % of the scheduler's time at 4 a second)",
+            each.as_secs_f64() * 4.0 * 100.0
+        );
+    }
+
     #[test]
     fn the_board_hands_out_the_latest_and_the_unknown_ids_are_printable() {
         let board = SnapshotBoard::new();
