@@ -9,7 +9,10 @@
 
 pub mod common;
 
-use common::{Killed, lines_of, need_program, peerwire, run_with_deadline};
+use common::{
+    Killed, download_from, free_port, lines_of, need_program, peerwire, run_with_deadline,
+    small_torrent, start_seed,
+};
 use peerwire::scheduler::snapshot::{PeerSource, PeerView, Snapshot};
 use peerwire::web::{Member, WebServer};
 use std::io::{Read, Write};
@@ -373,4 +376,60 @@ fn unknown_paths_get_404_and_bad_requests_are_refused() {
         "escaped in the JSON: {body}"
     );
     view.stop();
+}
+
+#[test]
+fn a_seed_with_web_shows_itself_and_what_it_uploaded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (content, torrent) = small_torrent(dir.path(), 1 << 20, 65_536);
+    let web_port = free_port();
+    let web = SocketAddr::from(([127, 0, 0, 1], web_port));
+    let (_seed, port) = start_seed(
+        peerwire(),
+        &torrent,
+        &content,
+        &["--no-dht", "--web", &web.to_string()],
+    );
+    // The seed listens for peers once its session runs, and the view starts before it.
+    let (status, before) = get(web, "/api/state");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(before.contains("\"name\":\"us\""), "{before}");
+    // A slow download (1 MiB at 256 KiB/s: about 4 s), so the view can be read while the
+    // downloader is connected.
+    let out = dir.path().join("copy.bin");
+    let expected = std::fs::read(&content).expect("content");
+    let download = std::thread::spawn(move || {
+        download_from(&[SocketAddr::from(([127, 0, 0, 1], port))], &torrent, &out)
+            .args(&["--no-dht", "--max-download-rate", "256"])
+            .expect_bytes(&expected);
+    });
+    // Published four times a second: poll until the downloader shows, then until its
+    // upload is counted.
+    let until = Instant::now() + Duration::from_secs(30);
+    let poll = |done: &dyn Fn(&str) -> bool, what: &str| loop {
+        let (_, state) = get(web, "/api/state");
+        if done(&state) {
+            return state;
+        }
+        assert!(
+            Instant::now() < until,
+            "{what} not shown within 30 s: {state}"
+        );
+        std::thread::park_timeout(Duration::from_millis(100)); // between two polls of the view
+    };
+    let connected = poll(
+        &|s| s.contains("\"transport\":\"TCP, "),
+        "the downloader's connection",
+    );
+    assert!(connected.contains("\"source\":\"incoming\""), "{connected}");
+    assert!(connected.contains("\"client\":\"peerwire "), "{connected}");
+    download.join().expect("the download completes");
+    let state = poll(
+        &|s| json_numbers(s, "uploaded").iter().any(|&n| n >= 1 << 20),
+        "the whole upload",
+    );
+    assert!(
+        state.contains(&format!("\"pieces\":\"{}\"", "h".repeat(16))),
+        "{state}"
+    );
 }

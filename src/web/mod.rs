@@ -187,8 +187,16 @@ fn serve(listener: &TcpListener, shared: &Shared, stop: &AtomicBool) {
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        // A failed accept (the client gave up already) concerns only that client.
-        let Ok(mut stream) = stream else { continue };
+        let mut stream = match stream {
+            Ok(stream) => stream,
+            Err(e) => {
+                // A client that gave up already concerns only itself; but an error that
+                // repeats (no file descriptor left) must not spin this thread: a pause.
+                log::debug!("web: accept failed: {e}");
+                std::thread::park_timeout(std::time::Duration::from_millis(50));
+                continue;
+            }
+        };
         let answer = match http::read_head(&mut stream).and_then(|h| http::parse_request(&h)) {
             Ok(request) => answer(&request, shared),
             Err(error) => refusal(&error),
