@@ -435,7 +435,7 @@ mod tests {
             });
             let mut bitfield = Bitfield::new(pieces);
             (0..pieces)
-                .filter(|i| (i + n as usize) % 3 == 0)
+                .filter(|i| (i + n as usize).is_multiple_of(3))
                 .for_each(|i| bitfield.set(i));
             s.handle(Event::Bitfield {
                 peer: addr(n),
