@@ -1,5 +1,6 @@
 //! `--web` and `demo --report` on the command line: start the `web` thread, say where it is,
-//! hand each session its board and trace ring — walkthrough §21.
+//! hand each session its board and trace ring — walkthrough §21. A window onto BEP 3 ("The
+//! BitTorrent Protocol Specification") at work; between the command line and `session`.
 
 use super::CliError;
 use crate::session::DownloadOptions;

@@ -1,5 +1,7 @@
 //! The little HTTP/1.1 the web view needs (RFC 9112): read one request head, bounded; answer;
-//! close. Bytes from the browser are bytes from the network, so the head is read with a size
+//! close — walkthrough §21. No BEP: this is the browser's side of the web view, which shows
+//! BEP 3 ("The BitTorrent Protocol Specification") at work; it sits between the `web` thread's
+//! socket and `answer` in `mod.rs`. Bytes from the browser are bytes from the network, so the head is read with a size
 //! cap and a deadline, and parsed by a pure function ([`parse_request`]) that the fuzzer feeds.
 //!
 //! ```text

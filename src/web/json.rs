@@ -1,4 +1,6 @@
-//! Snapshots as the JSON of `/api/state` (every field is described in `docs/cli.md`).
+//! Snapshots as the JSON of `/api/state` (every field is described in `docs/cli.md`) —
+//! walkthrough §21. The numbers are those of BEP 3 ("The BitTorrent Protocol Specification"):
+//! pieces, choking, interest; they go from the scheduler's `Snapshot` to the page through here.
 //!
 //! Written by hand, like the rest of peerwire's output: a few objects, numbers and strings.
 //! Every string is escaped so that it is safe both as JSON and inside an HTML `<script>`

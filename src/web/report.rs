@@ -1,5 +1,6 @@
 //! `demo --report FILE.html`: the whole run in one file to hand out after class — walkthrough
-//! §21.
+//! §21. It records what BEP 3 ("The BitTorrent Protocol Specification") makes a swarm do:
+//! pieces spreading from member to member; it reads the same boards as the web view.
 //!
 //! ```text
 //!   Recorder thread ── every 500 ms: each member's latest snapshot ──► History
