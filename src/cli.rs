@@ -12,6 +12,7 @@
 pub mod dht;
 pub mod magnet;
 pub mod progress;
+pub mod web;
 
 use crate::bencode;
 use crate::create::{self, CreateError, CreateOptions};
@@ -86,6 +87,8 @@ pub enum CliError {
     /// fine as text, but names a file the torrent does not have.
     #[error("invalid value '{list}' for '--select-file <LIST>': {error}")]
     SelectFile { list: FileList, error: SelectError },
+    #[error("the web view failed")]
+    Web(#[source] crate::web::WebError),
 }
 
 impl CliError {
@@ -275,15 +278,17 @@ pub fn download(
     path: &Path,
     out: &Path,
     files: Option<&FileList>,
+    web_addr: Option<SocketAddr>,
     options: impl FnOnce(Target) -> DownloadOptions,
 ) -> Result<(), CliError> {
     let metainfo = load_torrent(path)?;
     let selection = choose_files(&metainfo, files)?;
+    let view = web::start(web_addr, &["us".to_string()])?;
     let options = DownloadOptions {
         selection,
         ..options(target_for(&metainfo, out))
     };
-    run_session(&metainfo, options)
+    run_session(&metainfo, web::attach(view.as_ref(), 0, options))
 }
 
 /// `--select-file LIST` against the torrent's files: every number must be one of its files
@@ -322,8 +327,10 @@ pub fn seed(
     path: &Path,
     data: &Path,
     files: Option<&FileList>,
+    web_addr: Option<SocketAddr>,
     options: impl FnOnce(Target) -> DownloadOptions,
 ) -> Result<(), CliError> {
+    let view = web::start(web_addr, &["us".to_string()])?;
     let metainfo = load_torrent(path)?;
     let selection = choose_files(&metainfo, files)?;
     let info = &metainfo.info;
@@ -340,7 +347,7 @@ pub fn seed(
         selection,
         ..options(target)
     };
-    run_session(&metainfo, options)
+    run_session(&metainfo, web::attach(view.as_ref(), 0, options))
 }
 
 /// A download or a seed with the progress bar, Ctrl-C, and the closing summary on stderr.
@@ -349,7 +356,11 @@ pub(crate) fn run_session(metainfo: &Metainfo, options: DownloadOptions) -> Resu
         stop: Some(stop_on_ctrl_c()),
         ..options
     };
-    let tracing = matches!(options.trace, crate::trace::Trace::Stderr);
+    // Under `--web` the trace goes through the view's ring first, and on to stderr.
+    let tracing = match &options.trace {
+        crate::trace::Trace::Ring { also, .. } => matches!(**also, crate::trace::Trace::Stderr),
+        other => matches!(other, crate::trace::Trace::Stderr),
+    };
     let bar = Arc::new(progress::Bar::start(metainfo.info.total_length, tracing));
     let shown = Arc::clone(&bar);
     let started = std::time::Instant::now();
@@ -371,9 +382,56 @@ pub(crate) fn run_session(metainfo: &Metainfo, options: DownloadOptions) -> Resu
 }
 
 /// `demo`: a whole swarm on 127.0.0.1, and what it did (on stdout).
-pub fn demo(config: crate::demo::DemoConfig) -> Result<(), CliError> {
+/// With `--web ADDR`, the swarm is shown live at that address and, once the summary is
+/// printed, stays on the page until Ctrl-C. With `--report FILE`, the whole run is written to
+/// one HTML file at the end.
+pub fn demo(
+    config: crate::demo::DemoConfig,
+    web_addr: Option<SocketAddr>,
+    report_file: Option<&Path>,
+) -> Result<(), CliError> {
+    let names = crate::demo::member_names(&config);
+    let mut view = web::start(web_addr, &names)?;
+    // The report needs the same boards as the page, even with no page to serve; with a page,
+    // the web view's own recorder has the history.
+    let members = match (&view, report_file) {
+        (Some(view), _) => view.members.clone(),
+        (None, Some(_)) => names.iter().map(|n| crate::web::Member::new(n)).collect(),
+        (None, None) => Vec::new(),
+    };
+    let recorder = match (report_file, &view) {
+        (Some(_), None) => {
+            Some(crate::web::report::Recorder::start(members.clone()).map_err(CliError::Web)?)
+        }
+        _ => None,
+    };
+    let config = crate::demo::DemoConfig {
+        watch: members.clone(),
+        ..config
+    };
     let report = crate::demo::run(&config).map_err(CliError::Demo)?;
-    print_lines(&report.summary_lines())
+    let lines = report.summary_lines();
+    print_lines(&lines)?;
+    if let Some(path) = report_file {
+        let history = match (recorder, view.as_ref().and_then(|v| v.server.as_ref())) {
+            (Some(recorder), _) => recorder.finish(),
+            (None, Some(server)) => server.history(),
+            (None, None) => crate::web::report::History::default(),
+        };
+        crate::web::report::write(path, &history, &members, &lines).map_err(CliError::Web)?;
+        eprintln!("report: {}", path.display());
+    }
+    if let Some(server) = view.as_mut().and_then(|v| v.server.take()) {
+        server.set_summary(lines);
+        eprintln!("web view: the run is over; the page shows its summary until Ctrl-C");
+        let stop = stop_on_ctrl_c();
+        // Nothing else to do but serve: the flag is read five times a second.
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::park_timeout(std::time::Duration::from_millis(200));
+        }
+        server.stop();
+    }
+    Ok(())
 }
 
 /// `download_piece -o <out> <torrent> <index>`: one piece, verified, written to `<out>`.

@@ -24,6 +24,7 @@ use crate::scheduler::{AfterComplete, Traffic};
 use crate::session::{self, DownloadOptions, SessionError, Summary, Target};
 use crate::trace::Trace;
 use crate::tracker_server::{RunningTracker, ServerConfig};
+use crate::web::Member as Watched;
 use crossbeam_channel::{Receiver, Sender};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -49,6 +50,16 @@ pub struct DemoConfig {
     pub progress: bool,
     /// No tracker: the swarm finds itself through a DHT of its own (BEP 5).
     pub dht: bool,
+    /// The web view's members (`--web`, `--report`), in the order of [`member_names`]; empty:
+    /// nothing is published.
+    pub watch: Vec<Watched>,
+}
+
+/// The members' names, seeder first: how the summary and the web view call them.
+pub fn member_names(config: &DemoConfig) -> Vec<String> {
+    std::iter::once("seeder".to_string())
+        .chain((1..=config.leechers).map(|n| format!("leecher {n}")))
+        .collect()
 }
 
 impl Default for DemoConfig {
@@ -62,6 +73,7 @@ impl Default for DemoConfig {
             deadline: Duration::from_secs(600),
             progress: true,
             dht: false,
+            watch: Vec::new(),
         }
     }
 }
@@ -293,11 +305,20 @@ fn member_options(target: Target, stop: &Arc<AtomicBool>) -> DownloadOptions {
 }
 
 fn seeder_options(config: &DemoConfig, data: &Path, stop: &Arc<AtomicBool>) -> DownloadOptions {
-    DownloadOptions {
+    let options = DownloadOptions {
         require_complete: true,
         // [W12.1] A seeder too slow to feed every leecher alone: the leechers must trade.
         max_upload_rate: config.seeder_rate,
         ..member_options(Target::File(data.to_path_buf()), stop)
+    };
+    watched(config, 0, options)
+}
+
+/// Member `n`'s options, publishing to its board of the web view if there is one.
+fn watched(config: &DemoConfig, n: usize, options: DownloadOptions) -> DownloadOptions {
+    match config.watch.get(n) {
+        Some(member) => member.watch(options),
+        None => options,
     }
 }
 
@@ -316,10 +337,11 @@ fn leecher_options(
         },
         (false, _) => Trace::Off,
     };
-    DownloadOptions {
+    let options = DownloadOptions {
         trace,
         ..member_options(Target::Directory(dir.join(format!("leecher-{n}"))), stop)
-    }
+    };
+    watched(config, n, options)
 }
 
 /// A running member: its name and the thread that returns its summary.

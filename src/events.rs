@@ -38,6 +38,9 @@ pub enum Event {
         incoming: bool,
         commands: Sender<Command>,
     },
+    /// How the connection travels, in words (`TCP, plain`, `uTP, RC4 (MSE/PE)`): sent right
+    /// after `Connected`, for the web view only.
+    Link { peer: SocketAddr, transport: String },
     /// The peer's pieces, from its `bitfield` message.
     Bitfield {
         peer: SocketAddr,
@@ -61,6 +64,12 @@ pub enum Event {
     },
     /// The peer suggests a piece (`suggest_piece`, BEP 6): a hint for the picker.
     Suggested { peer: SocketAddr, index: u32 },
+    /// The peer unchoked us: it will serve our requests. The peer thread asks for blocks on
+    /// its own; the scheduler keeps it only to show it (`--web`).
+    Unchoked { peer: SocketAddr },
+    /// The client name and version from the peer's extended handshake (`v`, BEP 10), cut to
+    /// a few dozen characters; shown by the web view only.
+    ClientName { peer: SocketAddr, name: String },
     /// The peer said `interested` (true) or `not interested` (false) — the choker's input.
     Interest { peer: SocketAddr, interested: bool },
     /// The peer told us of other peers (`ut_pex`, BEP 11).

@@ -11,6 +11,7 @@
 //! |--------------------|---------------------------------------------------------------|-------------|
 //! | [`cli`]            | one function per command; the only module that prints          | all         |
 //! | [`demo`]           | a whole local swarm in one process, and what it did            | §12         |
+//! | [`web`]            | the live swarm view in the browser (`--web`) and the demo's report | §21     |
 //! | [`session`]        | one torrent from start to finish: storage, listener, announcer, scheduler, peers | §7–§10 |
 //! | [`scheduler`]      | the one thread that decides: which block next, whom to unchoke, whom to ban | §8, §11 |
 //! | [`choker`]         | whom to unchoke: BEP 3 choking and optimistic unchoking, a pure function | §11 |
@@ -71,5 +72,6 @@ pub mod trace;
 pub mod tracker;
 pub mod tracker_server;
 pub mod utp;
+pub mod web;
 pub mod web_seed;
 pub mod wire;

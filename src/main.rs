@@ -72,7 +72,11 @@ enum PeerwireCommand {
         #[command(flatten)]
         select: SelectArgs,
         #[command(flatten)]
-        web: WebSeedArgs,
+        web_seeds: WebSeedArgs,
+        /// Show the download live in a browser at this address (default 127.0.0.1, any port;
+        /// the URL is printed on stderr). Not for magnet links yet.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+        web: Option<std::net::SocketAddr>,
     },
     /// Print a magnet link's first tracker and its info hash.
     #[command(name = "magnet_parse", alias = "magnet-parse")]
@@ -116,7 +120,7 @@ enum PeerwireCommand {
         #[command(flatten)]
         select: SelectArgs,
         #[command(flatten)]
-        web: WebSeedArgs,
+        web_seeds: WebSeedArgs,
     },
     /// Verify a torrent's data, then serve it to other peers until Ctrl-C.
     Seed {
@@ -129,6 +133,10 @@ enum PeerwireCommand {
         upload: UploadArgs,
         #[command(flatten)]
         select: SelectArgs,
+        /// Show the seeding live in a browser at this address (default 127.0.0.1, any port;
+        /// the URL is printed on stderr).
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+        web: Option<std::net::SocketAddr>,
     },
     /// Ask one DHT node (BEP 5) for its id.
     #[command(name = "dht_ping", alias = "dht-ping")]
@@ -214,10 +222,17 @@ struct DemoArgs {
     /// No tracker: the swarm finds itself through a DHT of its own (BEP 5).
     #[arg(long)]
     dht: bool,
+    /// Show the swarm live in a browser at this address (default 127.0.0.1, any port; the URL
+    /// is printed on stderr); after the summary the page stays up until Ctrl-C.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    web: Option<std::net::SocketAddr>,
+    /// After the run, write the whole run's pictures to this self-contained HTML file.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
 }
 
 impl DemoArgs {
-    fn config(self) -> peerwire::demo::DemoConfig {
+    fn config(&self) -> peerwire::demo::DemoConfig {
         peerwire::demo::DemoConfig {
             size_mib: self.size,
             leechers: self.peers,
@@ -587,11 +602,12 @@ fn main() -> ExitCode {
             seed,
             upload,
             select,
+            web_seeds,
             web,
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from("."));
             let options = |target| peerwire::session::DownloadOptions {
-                web_seeds: !web.no_web_seeds,
+                web_seeds: !web_seeds.no_web_seeds,
                 ..upload.options(&peers, target, seed)
             };
             let files = select.files.as_ref();
@@ -599,7 +615,7 @@ fn main() -> ExitCode {
                 Some(uri) => {
                     cli::magnet::magnet_download(uri, &output, &peers.sources(), files, options)
                 }
-                None => cli::download(&torrent, &output, files, options),
+                None => cli::download(&torrent, &output, files, web, options),
             }
         }
         PeerwireCommand::MagnetParse { uri } => cli::magnet::magnet_parse(&uri),
@@ -626,13 +642,13 @@ fn main() -> ExitCode {
             seed,
             upload,
             select,
-            web,
+            web_seeds,
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from("."));
             let files = select.files.as_ref();
             cli::magnet::magnet_download(&uri, &output, &peers.sources(), files, |target| {
                 peerwire::session::DownloadOptions {
-                    web_seeds: !web.no_web_seeds,
+                    web_seeds: !web_seeds.no_web_seeds,
                     ..upload.options(&peers, target, seed)
                 }
             })
@@ -643,7 +659,8 @@ fn main() -> ExitCode {
             peers,
             upload,
             select,
-        } => cli::seed(&torrent, &path, select.files.as_ref(), |target| {
+            web,
+        } => cli::seed(&torrent, &path, select.files.as_ref(), web, |target| {
             upload.options(&peers, target, true)
         }),
         PeerwireCommand::DhtPing { node, local } => cli::dht::dht_ping(node, local.local()),
@@ -659,7 +676,7 @@ fn main() -> ExitCode {
         PeerwireCommand::DhtNode { local, dht } => {
             cli::dht::dht_node(local.local(), dht.options().unwrap_or_default())
         }
-        PeerwireCommand::Demo(args) => cli::demo(args.config()),
+        PeerwireCommand::Demo(args) => cli::demo(args.config(), args.web, args.report.as_deref()),
         PeerwireCommand::Tracker(args) => cli::tracker(args.config()),
         PeerwireCommand::Create(args) => cli::create(&args.path, &args.output, args.options()),
     };

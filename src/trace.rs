@@ -46,6 +46,59 @@ pub enum Trace {
         lines: Arc<Mutex<Vec<String>>>,
         limit: usize,
     },
+    /// The last lines of each peer, for the web view (`--web`); every line also goes to
+    /// `also` (stderr under `--trace`, the demo's sample, or nowhere).
+    Ring {
+        ring: Arc<TraceRing>,
+        also: Box<Trace>,
+    },
+}
+
+/// The last [`TraceRing::LINES`] trace lines of each of the last [`TraceRing::PEERS`] peers:
+/// bounded, however long the run and however many peers come and go.
+#[derive(Debug, Default)]
+pub struct TraceRing {
+    /// Peers in the order they last spoke, oldest first, each with its newest lines last.
+    peers: Mutex<std::collections::VecDeque<(SocketAddr, std::collections::VecDeque<String>)>>,
+}
+
+impl TraceRing {
+    /// Lines kept per peer.
+    pub const LINES: usize = 40;
+    /// Peers kept.
+    pub const PEERS: usize = 200;
+
+    pub fn new() -> TraceRing {
+        TraceRing::default()
+    }
+
+    /// Keeps one line of a peer's trace, dropping its oldest (and the quietest peer) if full.
+    pub fn push(&self, peer: SocketAddr, line: String) {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        let at = peers.iter().position(|(addr, _)| *addr == peer);
+        let mut lines = match at.and_then(|i| peers.remove(i)) {
+            Some((_, lines)) => lines,
+            None => std::collections::VecDeque::new(),
+        };
+        if lines.len() >= Self::LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+        if peers.len() >= Self::PEERS {
+            peers.pop_front();
+        }
+        peers.push_back((peer, lines));
+    }
+
+    /// The kept lines of one peer, oldest first.
+    pub fn lines(&self, peer: SocketAddr) -> Vec<String> {
+        let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers
+            .iter()
+            .find(|(addr, _)| *addr == peer)
+            .map(|(_, lines)| lines.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 impl Trace {
@@ -64,7 +117,23 @@ impl Trace {
                     lines.push(make());
                 }
             }
+            Trace::Ring { ring, also } => {
+                let line = make();
+                // Every trace line starts with the peer's address (see above); a line that
+                // does not is not one of a peer's, and is only passed on.
+                let peer = line.split(' ').next().and_then(|a| a.parse().ok());
+                if let Some(peer) = peer {
+                    ring.push(peer, line.clone());
+                }
+                also.pass_on(line);
+            }
         }
+    }
+
+    /// The line a `Ring` already made, to the trace behind it: through this one function, so
+    /// that `line` is not made generic over a closure of a closure of ... without end.
+    fn pass_on(&self, line: String) {
+        self.line(move || line)
     }
 }
 
@@ -354,6 +423,29 @@ fn unescape_ascii(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ring_keeps_the_last_lines_of_the_last_peers() {
+        let ring = Arc::new(TraceRing::new());
+        let trace = Trace::Ring {
+            ring: Arc::clone(&ring),
+            also: Box::new(Trace::Off),
+        };
+        let peer = |n: usize| SocketAddr::from(([127, 0, 0, 1], n as u16 + 1));
+        for n in 0..TraceRing::PEERS + 5 {
+            for k in 0..TraceRing::LINES + 3 {
+                trace.line(|| format!("{} <- Have {{ index: {k} }}", peer(n)));
+            }
+        }
+        assert!(
+            ring.lines(peer(0)).is_empty(),
+            "the oldest peers are dropped"
+        );
+        let kept = ring.lines(peer(TraceRing::PEERS + 4));
+        assert_eq!(kept.len(), TraceRing::LINES);
+        assert!(kept[0].ends_with("Have { index: 3 }"), "{}", kept[0]);
+        trace.line(|| "not a trace line".to_string());
+    }
 
     const PEER: &str = "127.0.0.1:6881";
 

@@ -2262,3 +2262,167 @@ fn exercise_16_a_piece_as_range_requests() {
         );
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Exercises 17 and 18: the web view
+// ---------------------------------------------------------------------------------------------
+
+/// A demo of `leechers` leechers whose members publish to web-view boards, with a history
+/// recorder, sharing `size_mib` MiB from a seeder sending `kib_s` KiB/s.
+fn watched_demo(
+    leechers: usize,
+    size_mib: u64,
+    kib_s: u64,
+) -> (
+    Vec<peerwire::web::Member>,
+    DemoReport,
+    peerwire::web::report::History,
+) {
+    let config = DemoConfig {
+        size_mib,
+        leechers,
+        seeder_rate: Some(kib_s * 1024),
+        progress: false,
+        deadline: Duration::from_secs(180),
+        ..DemoConfig::default()
+    };
+    let members: Vec<peerwire::web::Member> = peerwire::demo::member_names(&config)
+        .iter()
+        .map(|n| peerwire::web::Member::new(n))
+        .collect();
+    let recorder =
+        peerwire::web::report::Recorder::start(members.clone()).expect("start the recorder");
+    let report = peerwire::demo::run(&DemoConfig {
+        watch: members.clone(),
+        ..config
+    })
+    .expect("the demo swarm completes");
+    (members, report, recorder.finish())
+}
+
+#[test]
+fn exercise_17_find_the_optimistic_unchoke() {
+    let hint = "does Choker::round (or best_peers) loop?";
+    within(LIMIT, "exercise 17's check", hint, || {
+        // Six leechers want the seeder's pieces and it has four regular slots: the fifth is
+        // the optimistic one. 2 MiB at 256 KiB/s to six: rounds run (every 10 s) before the end.
+        let (members, report, _) = watched_demo(6, 2, 256);
+        let slots = ChokerConfig::default().regular_slots;
+        let mut rounds = 0;
+        for member in &members {
+            let snapshot = member.board.latest();
+            let Some(round) = &snapshot.choker else {
+                println!("{}: no choke round ran", member.name);
+                continue;
+            };
+            rounds += 1;
+            let regular: Vec<SocketAddr> = round.regular.iter().map(|(a, _)| *a).collect();
+            println!(
+                "{} at {:.0} s ({}): regular {:?}, optimistic {:?}, interested but choked {:?}",
+                member.name,
+                round.at,
+                if round.seeding {
+                    "seeding"
+                } else {
+                    "downloading"
+                },
+                round.regular,
+                round.optimistic,
+                round.choked
+            );
+            assert!(
+                regular.len() <= slots,
+                "{}: {} regular slots, more than {slots}",
+                member.name,
+                regular.len()
+            );
+            if let Some(optimistic) = round.optimistic {
+                assert!(
+                    !regular.contains(&optimistic),
+                    "{}: the optimistic peer {optimistic} also holds a regular slot",
+                    member.name
+                );
+                // The page reads the same round from /api/state.
+                let json = peerwire::web::json::state(
+                    &[peerwire::web::json::Named {
+                        name: &member.name,
+                        snapshot: &snapshot,
+                    }],
+                    &[],
+                );
+                assert!(
+                    json.contains(&format!("\"optimistic\":\"{optimistic}\"")),
+                    "{}: /api/state does not name {optimistic}: {json}",
+                    member.name
+                );
+            }
+            for choked in &round.choked {
+                assert!(
+                    !regular.contains(choked) && round.optimistic != Some(*choked),
+                    "{}: {choked} is both unchoked and left choked",
+                    member.name
+                );
+            }
+        }
+        assert!(
+            rounds > 0,
+            "the demo ran {:.1} s and no member ran a choke round (one every 10 s)",
+            report.elapsed.as_secs_f64()
+        );
+    });
+}
+
+#[test]
+fn exercise_18_spot_the_rarest_first_order() {
+    let hint = "does the picker (next_new_piece) loop?";
+    within(LIMIT, "exercise 18's check", hint, || {
+        let (members, report, history) = watched_demo(4, 2, 512);
+        let pieces = report.num_pieces;
+        for (m, got) in history.got_at.iter().enumerate().skip(1) {
+            let name = &members[m].name;
+            assert_eq!(got.len(), pieces, "{name}: pieces in its map");
+            assert!(
+                got.iter().all(Option::is_some),
+                "{name} never had pieces {:?}",
+                (0..pieces)
+                    .filter(|&i| got[i].is_none())
+                    .collect::<Vec<_>>()
+            );
+            let mut order: Vec<usize> = (0..pieces).collect();
+            order.sort_by(|a, b| {
+                got[*a]
+                    .partial_cmp(&got[*b])
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            println!("{name} got its pieces in this order: {order:?}");
+        }
+        for pair in history.samples.windows(2) {
+            for (m, (before, after)) in pair[0].1.iter().zip(&pair[1].1).enumerate() {
+                assert!(
+                    after >= before,
+                    "{}: {before} pieces at {:.1} s, {after} at {:.1} s",
+                    members[m].name,
+                    pair[0].0,
+                    pair[1].0
+                );
+            }
+        }
+        let last = &history.samples.last().expect("samples").1;
+        assert!(
+            last.iter().all(|&n| n == pieces),
+            "the last sample: {last:?}"
+        );
+        let html = peerwire::web::report::html(&history, &members, &report.summary_lines());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("run.html");
+        std::fs::write(&path, &html).expect("write the report");
+        for member in &members {
+            assert!(html.contains(&format!("\"name\":\"{}\"", member.name)));
+        }
+        assert!(
+            !html.contains("</script><script>alert"),
+            "nothing embedded can close a script"
+        );
+        println!("report of the run: {} bytes", html.len());
+    });
+}

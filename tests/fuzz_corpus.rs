@@ -27,6 +27,7 @@ use peerwire::peer_id::PeerId;
 use peerwire::tracker::udp_packet::{AnnouncePacket, Request, Response};
 use peerwire::tracker::{ScrapeStats, http};
 use peerwire::utp::packet::{self as utp_packet, Packet, PacketType, SelectiveAck};
+use peerwire::web::http::parse_request;
 use peerwire::wire::extension::{ExtendedHandshake, MetadataMessage, PexMessage};
 use peerwire::wire::hashes::HashRange;
 use peerwire::wire::{Handshake, Message};
@@ -160,6 +161,15 @@ fn replay_krpc() {
     });
 }
 
+#[test]
+fn replay_web_request() {
+    replay("web_request", |data| {
+        if let Ok(request) = parse_request(data) {
+            assert!(request.path.starts_with('/'), "{request:?}");
+        }
+    });
+}
+
 // The same check as the fuzz target's, from one file.
 include!("fuzz/checks/utp_packet.rs");
 
@@ -194,6 +204,36 @@ fn write_seed_corpus() {
     write_utp_packet_seeds();
     write_lsd_packet_seeds();
     write_web_seed_answer_seeds();
+    write_web_request_seeds();
+}
+
+fn write_web_request_seeds() {
+    let t = "web_request";
+    let heads: [(&str, &[u8]); 8] = [
+        (
+            "page",
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept: text/html\r\n\r\n",
+        ),
+        (
+            "state",
+            b"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        ),
+        (
+            "trace",
+            b"GET /api/trace?member=1&peer=%5B%3A%3A1%5D%3A6881 HTTP/1.1\r\n\r\n",
+        ),
+        ("head", b"HEAD /page.js HTTP/1.0\n\n"),
+        (
+            "post",
+            b"POST /api/state HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody",
+        ),
+        ("absolute", b"GET http://example/ HTTP/1.1\r\n\r\n"),
+        ("not_ascii", b"GET /\xc3\xa9 HTTP/1.1\r\n\r\n"),
+        ("tls", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
+    ];
+    for (name, head) in heads {
+        write_seed(t, name, head);
+    }
 }
 
 /// LSD announces (BEP 14): ours, libtorrent's and Transmission's layouts, several hashes,

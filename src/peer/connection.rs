@@ -155,6 +155,12 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The transport and what hides it, in words: `TCP, plain`, `uTP, RC4 (MSE/PE)`.
+    pub fn link(&self) -> String {
+        let stream = self.reader.get_ref();
+        format!("{}, {}", stream.route(), stream.hidden_by())
+    }
+
     /// Dials `addr` and exchanges handshakes (we speak first, as the connecting side does).
     /// `reserved` announces our extensions: set only the bits we really handle. `dialer`
     /// says over which transports (`dial.rs`) and whether to hide the connection with MSE/PE

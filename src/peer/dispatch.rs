@@ -57,7 +57,13 @@ pub(super) fn handle_message(
             // Nothing to send now: `request_more`, later in this turn of the loop, sees that
             // we may ask and fills the pipeline.
             link.peer.peer_unchokes();
-            Actions::default()
+            // Told only so the web view can show who serves us.
+            Actions {
+                send: Vec::new(),
+                tell: vec![Event::Unchoked {
+                    peer: link.peer.addr,
+                }],
+            }
         }
         // The choker's input: the scheduler may unchoke an interested peer at once.
         Message::Interested => link.peer.peer_interest(true),

@@ -91,6 +91,13 @@ impl PeerStream for EncryptedStream<Box<dyn PeerStream>> {
     fn route(&self) -> super::dial::Route {
         self.get_ref().route()
     }
+
+    fn hidden_by(&self) -> &'static str {
+        match self.level() {
+            CryptoLevel::Rc4 => "RC4 (MSE/PE)",
+            CryptoLevel::Plaintext => "MSE/PE handshake, plain payload",
+        }
+    }
 }
 
 /// A stream with some bytes already received put back in front: MSE carries the peer's
@@ -166,5 +173,9 @@ impl PeerStream for Replayed {
 
     fn route(&self) -> super::dial::Route {
         self.inner.route()
+    }
+
+    fn hidden_by(&self) -> &'static str {
+        self.inner.hidden_by()
     }
 }

@@ -26,6 +26,9 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// Characters of a peer's client name (`v`) passed on to the scheduler for the web view.
+const MAX_CLIENT_NAME: usize = 64;
+
 /// What a connection knows of the extension protocol.
 #[derive(Debug, Default)]
 pub struct Extensions {
@@ -143,6 +146,12 @@ impl Extensions {
         if let Some(port) = theirs.listen_port {
             // The scheduler may have ended (the download is over): nobody needs the port.
             let _ = context.events.send(Event::ListenPort { peer: addr, port });
+        }
+        if let Some(client) = &theirs.client {
+            // Shown by the web view: a page line, not a novel (the payload is bounded, the
+            // name need not be).
+            let name: String = client.chars().take(MAX_CLIENT_NAME).collect();
+            let _ = context.events.send(Event::ClientName { peer: addr, name });
         }
         self.theirs = Some(theirs);
         Ok(())

@@ -58,6 +58,11 @@ pub trait PeerStream: Read + Write + Send {
     fn route(&self) -> Route {
         Route::Tcp
     }
+
+    /// What hides the bytes, for the web view: nothing, unless an MSE/PE stream wraps this.
+    fn hidden_by(&self) -> &'static str {
+        "plain"
+    }
 }
 
 impl PeerStream for TcpStream {

@@ -297,6 +297,14 @@ fn run_connection(
     if context.events.send(connected).is_err() {
         return Ok(()); // the scheduler has ended: the download is over
     }
+    // Only for the web view; after `Connected`, so the scheduler has the entry to put it in.
+    let link = Event::Link {
+        peer: connection.addr,
+        transport: connection.link(),
+    };
+    if context.events.send(link).is_err() {
+        return Ok(());
+    }
     // We set the fast bit in every handshake of a peer thread (`RESERVED_PEER`), so the
     // extension is on exactly when the peer set it too.
     let fast = connection.remote.supports_fast();

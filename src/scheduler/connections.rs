@@ -6,6 +6,7 @@
 //! (its address is an outgoing port of the other side, not a place to call back).
 
 use super::Scheduler;
+use super::snapshot::PeerSource;
 use crate::events::Command;
 use crate::peer_id::PeerId;
 use crate::piece::BlockRequest;
@@ -56,6 +57,12 @@ pub(super) struct PeerEntry {
     /// Pieces it refused to serve while it unchoked us (BEP 6 `reject_request`): not asked of
     /// it again on this connection, so a refusal cannot turn into a request/reject loop.
     pub refused: Vec<u32>,
+    /// For the web view only: where we learned of it, its `v` (BEP 10), whether it
+    /// unchokes us.
+    pub source: PeerSource,
+    pub client: Option<String>,
+    pub transport: Option<String>,
+    pub unchokes_us: bool,
 }
 
 impl PeerEntry {
@@ -79,6 +86,10 @@ impl PeerEntry {
             round_start: (0, 0),
             listen_addr: None,
             finished: false,
+            source: PeerSource::Incoming,
+            client: None,
+            transport: None,
+            unchokes_us: false,
         }
     }
 }
@@ -89,11 +100,18 @@ pub(super) struct Candidate {
     next_try: Instant,
     /// Failed dials in a row; a connection that worked starts it over.
     failures: u32,
+    /// Where we learned of it (the first source that named it), for the web view.
+    source: PeerSource,
 }
 
 impl Scheduler {
-    /// An address to dial (from the tracker or `--peer`).
+    /// An address to dial, given by the session (`--peer`).
     pub fn add_peer(&mut self, addr: SocketAddr) {
+        self.add_peer_from(addr, PeerSource::Given);
+    }
+
+    /// An address to dial, and where we learned of it.
+    pub fn add_peer_from(&mut self, addr: SocketAddr, source: PeerSource) {
         // The tracker lists the same addresses at every announce: the ones we ruled out are
         // dropped here, and connected ones need no candidate.
         let known = self.banned.contains(&addr) || self.not_again.contains(&addr);
@@ -103,6 +121,7 @@ impl Scheduler {
             self.candidates.entry(addr).or_insert(Candidate {
                 next_try: Instant::now(),
                 failures: 0,
+                source,
             });
         }
     }
@@ -153,10 +172,13 @@ impl Scheduler {
         // A fresh entry even over the one our dial made: the connection's clocks and counts
         // start with its handshake. An address we dialled is one others can dial too; an
         // incoming peer's listen address comes later, with its `ListenPort`.
+        // Where we learned of it survives the fresh start (set by `connect_more`).
+        let source = entry.source;
         *entry = PeerEntry {
             commands: Some(commands),
             peer_id: Some(peer_id),
             listen_addr: (!incoming).then_some(peer),
+            source,
             ..PeerEntry::new(num_pieces, incoming)
         };
         // Bounded: a peer reconnecting without end must not grow it for ever; forgetting old
@@ -237,7 +259,7 @@ impl Scheduler {
         if dial_again {
             // `commands` is set once the handshake worked: a connection that lived, rather
             // than a dial that failed.
-            self.retry_later(peer, entry.commands.is_some());
+            self.retry_later(peer, entry.commands.is_some(), entry.source);
         } else {
             self.candidates.remove(&peer);
         }
@@ -246,10 +268,11 @@ impl Scheduler {
 
     /// A peer that could not be reached is retried after 1, 2, 4, 8 and 16 s, then given up;
     /// one that was connected and left is tried again after 5 s.
-    fn retry_later(&mut self, peer: SocketAddr, was_connected: bool) {
+    fn retry_later(&mut self, peer: SocketAddr, was_connected: bool, entry_source: PeerSource) {
         let candidate = self.candidates.entry(peer).or_insert(Candidate {
             next_try: Instant::now(),
             failures: 0,
+            source: entry_source,
         });
         candidate.failures = if was_connected {
             0
@@ -274,12 +297,14 @@ impl Scheduler {
     pub(super) fn collect_new_peers(&mut self) {
         // Never waits: the announcer sends one list per announce, the DHT one per answer
         // that named peers; we take what is there.
-        let found: Vec<SocketAddr> = self
+        let found: Vec<(SocketAddr, PeerSource)> = self
             .new_peers
             .iter()
-            .flat_map(|channel| channel.try_iter().flatten())
+            .flat_map(|(channel, source)| channel.try_iter().flatten().map(|a| (a, *source)))
             .collect();
-        found.into_iter().for_each(|addr| self.add_peer(addr));
+        found
+            .into_iter()
+            .for_each(|(addr, source)| self.add_peer_from(addr, source));
     }
 
     /// Starts connections to due candidates while under `max_peers`.
@@ -296,13 +321,19 @@ impl Scheduler {
         let room = self.settings.max_peers.saturating_sub(self.peers.len());
         for addr in due.into_iter().take(room) {
             // Its `Disconnected` sets the real next try; until then, not due again.
+            let mut source = PeerSource::Given;
             if let Some(candidate) = self.candidates.get_mut(&addr) {
                 candidate.next_try = now + Duration::from_secs(3600); // until it reports back
+                source = candidate.source;
             }
             // An entry from the dial on: the slot is taken, and a failed dial's
             // `Disconnected` finds it, and is counted as a failure with back-off.
             let num_pieces = self.layout.num_pieces();
-            self.peers.insert(addr, PeerEntry::new(num_pieces, false));
+            let entry = PeerEntry {
+                source,
+                ..PeerEntry::new(num_pieces, false)
+            };
+            self.peers.insert(addr, entry);
             // The session's closure starts a peer thread: the scheduler itself starts none.
             (self.connect)(addr);
         }

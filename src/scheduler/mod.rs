@@ -19,6 +19,7 @@ mod connections;
 pub mod picker;
 mod progress;
 mod rounds;
+pub mod snapshot;
 mod verdicts;
 pub mod verify;
 
@@ -33,6 +34,7 @@ use crate::wire::Bitfield;
 use connections::{Candidate, PeerEntry};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use picker::Picker;
+use snapshot::{ChokeDecision, PeerSource, SnapshotBoard};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,8 +94,8 @@ pub struct Scheduler {
     /// Addresses not to dial again: seeds like us, duplicates of a connected peer.
     not_again: HashSet<SocketAddr>,
     connect: Connect,
-    /// Peers from the announcer, if there is a tracker.
-    new_peers: Vec<Receiver<Vec<SocketAddr>>>,
+    /// Peers from the announcer and the DHT, each channel with where its peers come from.
+    new_peers: Vec<(Receiver<Vec<SocketAddr>>, PeerSource)>,
     /// What the session asked for.
     settings: Settings,
     /// The pieces we really have: what peers are told (`bitfield`, then `have`).
@@ -113,6 +115,15 @@ pub struct Scheduler {
     progress: Progress,
     /// Set when a block could not be written: the run ends at the end of this turn.
     storage_failed: Option<StorageError>,
+    /// The live view (`--web`, `snapshot.rs`): where snapshots go, when the last one went,
+    /// how many went. `None`: nothing is built.
+    board: Option<SnapshotBoard>,
+    last_publish: Instant,
+    published: u64,
+    /// When the scheduler was made: the snapshot's clock.
+    started: Instant,
+    /// The choker's last round, for the page's "why these peers".
+    last_decision: Option<ChokeDecision>,
 }
 
 impl Scheduler {
@@ -165,12 +176,23 @@ impl Scheduler {
             ids_by_addr: HashMap::new(),
             progress,
             storage_failed: None,
+            board: None,
+            last_publish: Instant::now(),
+            published: 0,
+            started: Instant::now(),
+            last_decision: None,
         }
     }
 
-    /// Peers found by the announcer, or by the DHT, arrive on this channel.
-    pub fn take_peers_from(&mut self, peers: Receiver<Vec<SocketAddr>>) {
-        self.new_peers.push(peers);
+    /// Peers found by the announcer, or by the DHT (`source` says which), arrive on this
+    /// channel.
+    pub fn take_peers_from(&mut self, peers: Receiver<Vec<SocketAddr>>, source: PeerSource) {
+        self.new_peers.push((peers, source));
+    }
+
+    /// Publish snapshots of our state on `board` a few times a second (`--web`).
+    pub fn publish_to(&mut self, board: SnapshotBoard) {
+        self.board = Some(board);
     }
 
     /// Runs until every piece is verified and seeding (if any) is over, `give_up` passes with
@@ -223,6 +245,9 @@ impl Scheduler {
             // in a debugger simply runs its round late.
             self.choke_round_if_due();
             self.pex_round_if_due();
+            // For the web view: after the rounds, so a new choke decision shows at once.
+            // [W21.1]
+            self.publish_if_due(false);
             // Every turn: the progress bar and the tracker reporter decide how often to act.
             on_progress(&self.progress);
             // Time since the last written byte, not since the start: a slow download that
@@ -235,7 +260,8 @@ impl Scheduler {
         // Whatever ended the run, every peer thread is told to stop: none goes on talking to
         // a swarm we have left.
         self.stop_all();
-        // The last numbers, so the summary and the final progress line agree.
+        // The last numbers, so the summary, the final progress line and the page agree.
+        self.publish_if_due(true);
         on_progress(&self.progress);
         Outcome {
             result,
@@ -318,7 +344,7 @@ impl Scheduler {
                 addrs
                     .into_iter()
                     .take(PEX_TAKE)
-                    .for_each(|a| self.add_peer(a));
+                    .for_each(|a| self.add_peer_from(a, PeerSource::Pex));
             }
             Event::PeersFound { .. } => {} // a private torrent: not for us
             // A peer that dialled us is known by its outgoing port, where nobody can call it;
@@ -329,7 +355,23 @@ impl Scheduler {
                 }
             }
             // Back to the pool at once: the next peer to ask may get them.
-            Event::Choked { peer, dropped } => self.picker.release(peer, &dropped),
+            Event::Choked { peer, dropped } => {
+                self.picker.release(peer, &dropped);
+                self.set_unchokes_us(peer, false);
+            }
+            // Nothing to decide: the peer thread asks for blocks itself. Kept for the page.
+            Event::Unchoked { peer } => self.set_unchokes_us(peer, true),
+            // Only shown on the page: a peer's name and transport decide nothing.
+            Event::ClientName { peer, name } => {
+                if let Some(entry) = self.peers.get_mut(&peer) {
+                    entry.client = Some(name);
+                }
+            }
+            Event::Link { peer, transport } => {
+                if let Some(entry) = self.peers.get_mut(&peer) {
+                    entry.transport = Some(transport);
+                }
+            }
             Event::Rejected {
                 peer,
                 block,
@@ -398,6 +440,12 @@ impl Scheduler {
             uploaded: 0,
             pieces: 0,
         }))
+    }
+
+    fn set_unchokes_us(&mut self, peer: SocketAddr, unchokes: bool) {
+        if let Some(entry) = self.peers.get_mut(&peer) {
+            entry.unchokes_us = unchokes;
+        }
     }
 
     /// Sends one peer thread a command. Never waits: the channels are unbounded, so one slow

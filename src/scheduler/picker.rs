@@ -483,6 +483,45 @@ impl Picker {
     }
 }
 
+/// Read-only views for the web view (`snapshot.rs`).
+impl Picker {
+    /// Each piece as the page draws it: have, being fetched (or hashed), or untouched.
+    pub fn marks(&self) -> Vec<super::snapshot::PieceMark> {
+        use super::snapshot::PieceMark;
+        self.pieces
+            .iter()
+            .map(|p| match p {
+                PieceState::Have => PieceMark::Have,
+                PieceState::Missing => PieceMark::Missing,
+                PieceState::Active { .. } | PieceState::Verifying { .. } => PieceMark::Downloading,
+            })
+            .collect()
+    }
+
+    /// How many connected peers have each piece, by index.
+    pub fn copies(&self) -> &[u32] {
+        &self.availability
+    }
+
+    /// Blocks asked of each peer and not yet written: one pass over the active pieces.
+    pub fn requested_by_peer(&self) -> std::collections::HashMap<SocketAddr, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for piece in &self.pieces {
+            let PieceState::Active { blocks, .. } = piece else {
+                continue;
+            };
+            for block in blocks {
+                if let BlockState::Requested(peers) = block {
+                    peers
+                        .iter()
+                        .for_each(|p| *counts.entry(*p).or_insert(0) += 1);
+                }
+            }
+        }
+        counts
+    }
+}
+
 fn block_at(layout: &PieceLayout, index: u32, block: usize) -> BlockRequest {
     // `block` indexes an active piece's `blocks`, made with `num_blocks(index)` entries:
     // always in range.

@@ -7,6 +7,7 @@
 //!   every 60 s: the addresses of our peers        ──► Command::Pex to every peer thread
 //! ```
 
+use super::snapshot::ChokeDecision;
 use super::{PEX_EVERY, SNUBBED_AFTER, Scheduler};
 use crate::choker::{PeerStats, ROUND_INTERVAL};
 use crate::events::Command;
@@ -50,11 +51,17 @@ impl Scheduler {
         let stats = self.peer_stats(elapsed);
         // Complete: the choker ranks by our upload rate to each peer. BEP 3: a seed "uses
         // its upload rate rather than its download rate to decide who to unchoke".
-        let unchoke: HashSet<SocketAddr> = self
-            .choker
-            .round(&stats, self.picker.is_complete())
-            .into_iter()
-            .collect();
+        let seeding = self.picker.is_complete();
+        let chosen = self.choker.round(&stats, seeding);
+        // Kept for the web view only; one small vector per round.
+        self.last_decision = Some(decision(
+            &stats,
+            &chosen,
+            self.choker.optimistic(),
+            seeding,
+            self.started.elapsed(),
+        ));
+        let unchoke: HashSet<SocketAddr> = chosen.into_iter().collect();
         log::debug!("choke round: unchoking {unchoke:?}");
         let mut changes = Vec::new();
         for (addr, entry) in &mut self.peers {
@@ -127,5 +134,39 @@ impl Scheduler {
                 unchoked: e.unchoked,
             })
             .collect()
+    }
+}
+
+/// What a round decided, in the terms the page shows: the regular slots with the rate each
+/// was ranked by, the optimistic slot, and the interested peers left out.
+fn decision(
+    stats: &[PeerStats],
+    chosen: &[SocketAddr],
+    optimistic: Option<SocketAddr>,
+    seeding: bool,
+    at: Duration,
+) -> ChokeDecision {
+    let rate_of = |addr: &SocketAddr| {
+        let s = stats.iter().find(|s| s.peer == *addr);
+        // While seeding the choker ranks by what we send; while downloading, by what we get.
+        s.map_or(0.0, |s| match seeding {
+            true => s.upload_rate,
+            false => s.download_rate,
+        })
+    };
+    ChokeDecision {
+        at: at.as_secs_f64(),
+        seeding,
+        regular: chosen
+            .iter()
+            .filter(|a| Some(**a) != optimistic)
+            .map(|a| (*a, rate_of(a)))
+            .collect(),
+        optimistic,
+        choked: stats
+            .iter()
+            .filter(|s| s.interested && !chosen.contains(&s.peer))
+            .map(|s| s.peer)
+            .collect(),
     }
 }

@@ -21,6 +21,7 @@ use crate::peer::encrypted::Encryption;
 use crate::peer::thread as peer_thread;
 use crate::peer_id::PeerId;
 use crate::piece::PieceLayout;
+use crate::scheduler::snapshot::{PeerSource, SnapshotBoard};
 use crate::scheduler::{
     AfterComplete, Ended, Outcome, Progress, Scheduler, Settings, Traffic, verify,
 };
@@ -111,6 +112,8 @@ pub struct DownloadOptions {
     pub lsd: bool,
     /// Fetch from the torrent's web seeds (`url-list`, BEP 19); off with `--no-web-seeds`.
     pub web_seeds: bool,
+    /// `--web`: where the scheduler publishes snapshots for the live view.
+    pub web: Option<SnapshotBoard>,
 }
 
 impl DownloadOptions {
@@ -141,6 +144,7 @@ impl DownloadOptions {
             selection: None,
             lsd: false,
             web_seeds: true,
+            web: None,
         }
     }
 }
@@ -258,8 +262,9 @@ pub fn download(
     let names: Vec<InfoHash> = std::iter::once(metainfo.info_hash)
         .chain(swarm.context.v2_info_hash)
         .collect();
-    // The DHT looks for peers beside the trackers, and announces our listen port.
-    let mut dht_peers = Vec::new();
+    // The DHT looks for peers beside the trackers, and announces our listen port. (Each
+    // channel of peers goes with where they come from: the live view shows it.)
+    let mut found_peers = Vec::new();
     if let Some(dht) = dht {
         for &info_hash in &names {
             let (peers, found) = crossbeam_channel::unbounded();
@@ -268,14 +273,14 @@ pub fn download(
                 announce_port: Some(swarm.port),
                 peers,
             });
-            dht_peers.push(found);
+            found_peers.push((found, PeerSource::Dht));
         }
     }
     // The neighbours on the LAN, beside the trackers and the DHT (BEP 14).
     let lsd = lsd_on
         .then(|| start_lsd(&names, swarm.port, options.bind))
         .flatten();
-    dht_peers.extend(lsd.as_ref().map(|lsd| lsd.peers.clone()));
+    found_peers.extend(lsd.as_ref().map(|lsd| (lsd.peers.clone(), PeerSource::Lsd)));
     let left = Left::new(&layout, options.only_piece);
     let started = left.at_start(&layout, &have);
     let mut announcers = Vec::new();
@@ -311,7 +316,7 @@ pub fn download(
         wanted,
         options,
         reporter,
-        dht_peers,
+        found_peers,
         on_progress,
     );
     web_seeds.stop();
@@ -376,7 +381,7 @@ fn run_scheduler(
     wanted: Wanted,
     options: &DownloadOptions,
     (mut tell_tracker, peers): (TrackerReporter, Vec<Receiver<Vec<SocketAddr>>>),
-    dht_peers: Vec<Receiver<Vec<SocketAddr>>>,
+    found_peers: Vec<(Receiver<Vec<SocketAddr>>, PeerSource)>,
     mut on_progress: impl FnMut(&Progress) + Send + 'static,
 ) -> Result<Outcome, SessionError> {
     let context = swarm.context.clone();
@@ -414,8 +419,14 @@ fn run_scheduler(
         settings,
     );
     options.peers.iter().for_each(|p| scheduler.add_peer(*p));
-    for peers in peers.into_iter().chain(dht_peers) {
-        scheduler.take_peers_from(peers);
+    for peers in peers {
+        scheduler.take_peers_from(peers, PeerSource::Tracker);
+    }
+    for (peers, source) in found_peers {
+        scheduler.take_peers_from(peers, source);
+    }
+    if let Some(board) = &options.web {
+        scheduler.publish_to(board.clone());
     }
     let report = move |p: &Progress| {
         tell_tracker(p);
