@@ -74,7 +74,7 @@ enum PeerwireCommand {
         #[command(flatten)]
         web_seeds: WebSeedArgs,
         /// Show the download live in a browser at this address (default 127.0.0.1, any port;
-        /// the URL is printed on stderr). Not for magnet links yet.
+        /// the URL is printed on stderr).
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
         web: Option<std::net::SocketAddr>,
     },
@@ -612,9 +612,14 @@ fn main() -> ExitCode {
             };
             let files = select.files.as_ref();
             match torrent.to_str().filter(|t| t.starts_with("magnet:")) {
-                Some(uri) => {
-                    cli::magnet::magnet_download(uri, &output, &peers.sources(), files, options)
-                }
+                // The view starts before the metadata is fetched: its URL is printed at once,
+                // and the page fills in when the download begins.
+                Some(uri) => cli::web::start(web, &["us".to_string()]).and_then(|view| {
+                    let sources = peers.sources();
+                    cli::magnet::magnet_download(uri, &output, &sources, files, |target| {
+                        cli::web::attach(view.as_ref(), 0, options(target))
+                    })
+                }),
                 None => cli::download(&torrent, &output, files, web, options),
             }
         }

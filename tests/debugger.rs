@@ -6,6 +6,8 @@
 //! - `download --debug-single-peer` under gdb stops in the same place: our peer id is the
 //!   fixed `-PW0001-debugdebug00`, `info threads` shows the thread names the guide lists, and
 //!   after `continue` the download finishes with the right bytes.
+//! - With `--web`, in gdb's non-stop mode, the page's `/api/state` answers while the
+//!   scheduler sits at a breakpoint (the `web` thread serves the last snapshot).
 //! - Every `break peerwire::...` named in the guide resolves in gdb, so the guide cannot rot
 //!   when a function is renamed or moved.
 //!
@@ -194,6 +196,52 @@ fn debug_single_peer_has_a_fixed_peer_id_named_threads_and_finishes_under_gdb() 
     assert!(output.contains("exited normally"), "gdb output:\n{output}");
     let expected = std::fs::read(&swarm.data).unwrap();
     assert!(std::fs::read(out.join("lesson.bin")).unwrap() == expected);
+}
+
+#[test]
+fn the_web_view_answers_while_the_scheduler_sits_at_a_breakpoint() {
+    let Some(gdb) = gdb() else { return };
+    let Some(curl) = need_program("curl") else {
+        return;
+    };
+    let swarm = Swarm::start();
+    let web_port = common::free_port();
+    let state = swarm.dir.path().join("state.json");
+    // Non-stop mode (docs/debugging.md): the breakpoint stops the scheduler alone, and while
+    // it sits there the page is fetched from gdb's own shell.
+    let fetch = format!(
+        "shell {} -s -m 10 -o {} http://127.0.0.1:{web_port}/api/state",
+        curl.display(),
+        state.display()
+    );
+    let commands = [
+        "set non-stop on",
+        "break peerwire::scheduler::Scheduler::snapshot",
+        "run",
+        fetch.as_str(),
+        "info threads",
+        "kill",
+    ];
+    let web = format!("127.0.0.1:{web_port}");
+    let (torrent, data) = (swarm.torrent.to_str().unwrap(), swarm.data.to_str().unwrap());
+    let args = [
+        "seed", torrent, data, "--port", "0", "--no-dht", "--web", &web,
+    ];
+    let Some(output) = run_gdb(&gdb, &commands, &args) else {
+        return;
+    };
+    let stopped = output
+        .lines()
+        .find(|l| l.contains("\"scheduler\"") && l.contains("Scheduler::snapshot"));
+    assert!(
+        stopped.is_some(),
+        "the scheduler never sat at the breakpoint:\n{output}"
+    );
+    let page = std::fs::read_to_string(&state).unwrap_or_default();
+    assert!(
+        page.starts_with("{\"members\":["),
+        "no /api/state while the scheduler was stopped ({page:?}):\n{output}"
+    );
 }
 
 /// Every `break peerwire::...` in the guide, in order, without repeats.

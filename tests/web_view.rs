@@ -433,3 +433,41 @@ fn a_seed_with_web_shows_itself_and_what_it_uploaded() {
         "{state}"
     );
 }
+
+#[test]
+fn a_magnet_download_with_web_shows_once_the_metadata_is_in() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (content, torrent) = small_torrent(dir.path(), 1 << 20, 65_536);
+    let (_seed, port) = start_seed(peerwire(), &torrent, &content, &["--no-dht"]);
+    let info_hash = peerwire::metainfo::Metainfo::from_file(&torrent)
+        .expect("the torrent")
+        .info_hash;
+    let magnet = PathBuf::from(format!("magnet:?xt=urn:btih:{}", info_hash.to_hex()));
+    let web_port = free_port();
+    let web = SocketAddr::from(([127, 0, 0, 1], web_port));
+    let out = dir.path().join("copy.bin");
+    let expected = std::fs::read(&content).expect("content");
+    // 1 MiB at 256 KiB/s: about 4 s in which to read the view.
+    let download = std::thread::spawn(move || {
+        download_from(&[SocketAddr::from(([127, 0, 0, 1], port))], &magnet, &out)
+            .args(&["--no-dht", "--max-download-rate", "256"])
+            .args(&["--web", &web.to_string()])
+            .expect_bytes(&expected);
+    });
+    common::wait_for_tcp(web_port, Duration::from_secs(30), "the web view");
+    // The page starts before the metadata is fetched; it shows the download once it runs.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, state) = get(web, "/api/state");
+        let pieces_known = json_numbers(&state, "pieces_total").contains(&16);
+        if pieces_known && state.contains("\"source\":\"peer\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the magnet download not shown within 30 s: {state}"
+        );
+        std::thread::park_timeout(Duration::from_millis(100)); // between two polls of the view
+    }
+    download.join().expect("the download completes");
+}

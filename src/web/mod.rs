@@ -273,10 +273,20 @@ fn answer(request: &Request, shared: &Shared) -> Answer {
 
 /// `/api/state`: every member's latest snapshot, and the summary once there is one.
 fn state_json(shared: &Shared) -> String {
+    let summary = shared
+        .summary
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    members_state(&shared.members, &summary)
+}
+
+/// Every member's latest snapshot, and the summary, as the JSON of `/api/state` (the live page
+/// polls it; the report carries it inline).
+fn members_state(members: &[Member], summary: &[String]) -> String {
     // Each `latest` holds its lock for one `Arc` clone; the JSON is built without any lock.
-    let snapshots: Vec<_> = shared.members.iter().map(|m| m.board.latest()).collect();
-    let named: Vec<json::Named<'_>> = shared
-        .members
+    let snapshots: Vec<_> = members.iter().map(|m| m.board.latest()).collect();
+    let named: Vec<json::Named<'_>> = members
         .iter()
         .zip(&snapshots)
         .map(|(m, s)| json::Named {
@@ -284,12 +294,7 @@ fn state_json(shared: &Shared) -> String {
             snapshot: s,
         })
         .collect();
-    let summary = shared
-        .summary
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    json::state(&named, &summary)
+    json::state(&named, summary)
 }
 
 /// `/api/trace?member=N&peer=ADDR`: that peer's last trace lines, as a JSON list of strings.

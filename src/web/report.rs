@@ -11,7 +11,7 @@
 //! The file is the live page itself, given its data in a `<script type="application/json">`
 //! element instead of polling: the same pictures, for the whole run, with no server.
 
-use super::{Member, PAGE_CSS, PAGE_HTML, PAGE_JS, WebError, json};
+use super::{Member, PAGE_CSS, PAGE_HTML, PAGE_JS, WebError};
 use crate::scheduler::snapshot::PieceMark;
 use std::fmt::Write;
 use std::path::Path;
@@ -161,20 +161,11 @@ impl Drop for Recorder {
 
 /// The report: the page with its CSS, its JS and the run's data inline.
 pub fn html(history: &History, members: &[Member], summary: &[String]) -> String {
-    let snapshots: Vec<_> = members.iter().map(|m| m.board.latest()).collect();
-    let named: Vec<json::Named<'_>> = members
-        .iter()
-        .zip(&snapshots)
-        .map(|(m, s)| json::Named {
-            name: &m.name,
-            snapshot: s,
-        })
-        .collect();
     // Both JSON texts escape `<`, so neither can close the script element it sits in.
     let data = format!(
         "{{\"history\":{},\"state\":{}}}",
         history.to_json(),
-        json::state(&named, summary)
+        super::members_state(members, summary)
     );
     PAGE_HTML
         .replace(
