@@ -11,6 +11,7 @@
 
 pub mod dht;
 pub mod magnet;
+pub mod many;
 pub mod progress;
 
 use crate::bencode;
@@ -86,6 +87,10 @@ pub enum CliError {
     /// fine as text, but names a file the torrent does not have.
     #[error("invalid value '{list}' for '--select-file <LIST>': {error}")]
     SelectFile { list: FileList, error: SelectError },
+    /// Several torrents, some failed: each printed its own `error:` lines as it ended. The
+    /// exit status.
+    #[error("some torrents failed")]
+    Printed(u8),
 }
 
 impl CliError {
@@ -93,6 +98,7 @@ impl CliError {
     fn exit_status(&self) -> u8 {
         match self {
             CliError::SelectFile { .. } => 2,
+            CliError::Printed(status) => *status,
             _ => 1,
         }
     }
@@ -122,6 +128,9 @@ pub fn exit(result: Result<(), CliError>) -> ExitCode {
     let Err(error) = result else {
         return ExitCode::SUCCESS;
     };
+    if let CliError::Printed(status) = error {
+        return ExitCode::from(status); // every failure is on stderr already
+    }
     eprintln!("error: {error}");
     let mut cause = std::error::Error::source(&error);
     while let Some(inner) = cause {

@@ -61,7 +61,9 @@ enum PeerwireCommand {
         /// torrent's folder; an existing directory always receives it. Default: `.`.
         #[arg(short, long)]
         output: Option<PathBuf>,
-        torrent: PathBuf,
+        /// One or more .torrent files or magnet links: several run at once, on one port.
+        #[arg(required = true, value_name = "TORRENT")]
+        torrent: Vec<PathBuf>,
         #[command(flatten)]
         peers: PeerArgs,
         /// Keep seeding after the download completes, until Ctrl-C or --seed-ratio.
@@ -595,11 +597,16 @@ fn main() -> ExitCode {
                 ..upload.options(&peers, target, seed)
             };
             let files = select.files.as_ref();
-            match torrent.to_str().filter(|t| t.starts_with("magnet:")) {
-                Some(uri) => {
-                    cli::magnet::magnet_download(uri, &output, &peers.sources(), files, options)
+            match torrent.as_slice() {
+                [torrent] => match torrent.to_str().filter(|t| t.starts_with("magnet:")) {
+                    Some(uri) => {
+                        cli::magnet::magnet_download(uri, &output, &peers.sources(), files, options)
+                    }
+                    None => cli::download(torrent, &output, files, options),
+                },
+                several => {
+                    cli::many::download_many(several, &output, &peers.sources(), files, options)
                 }
-                None => cli::download(&torrent, &output, files, options),
             }
         }
         PeerwireCommand::MagnetParse { uri } => cli::magnet::magnet_parse(&uri),
