@@ -8,7 +8,9 @@
 //!
 //! The listener only accepts and hands over: the handshake happens on the new peer thread, so
 //! a connection that sends nothing cannot hold up the next one. It caps how many accepted
-//! connections live at once; the scheduler then keeps at most `--max-peers` of them.
+//! connections live at once; the scheduler then keeps at most `--max-peers` of them. It serves
+//! a [`Swarms`] registry, not one torrent: the info hash of each peer's handshake picks the
+//! torrent (one, for a single download; several for `download A B`).
 //!
 //! Peers reach us over uTP too (BEP 29): the `utp` thread accepts those on the UDP socket of
 //! the same port number and hands each stream over a channel to a second thread,
