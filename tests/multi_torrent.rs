@@ -6,7 +6,10 @@
 //!   `error:` line naming it, and the exit status is 1;
 //! - routing: `download A B --seed` listens on one port; a libtorrent leecher of A and one of
 //!   B both dial that port, and the trace shows each handshake answered under its own info
-//!   hash, on the same port; both leechers complete.
+//!   hash, on the same port; both leechers complete; Ctrl-C then ends both cleanly;
+//! - a `.torrent` and a magnet link (metadata from a libtorrent seeder) in one process;
+//! - Ctrl-C while two torrents find no peer: each prints its own `interrupted` error line;
+//! - in a real terminal (tmux), one named progress line per torrent.
 
 pub mod common;
 
@@ -186,4 +189,153 @@ fn one_port_serves_two_torrents_to_two_libtorrent_leechers() {
         1,
         "one listener for both torrents: {listening:?}"
     );
+    // Ctrl-C while seeding: both torrents end cleanly, each with its `done:` line.
+    let done = lines.iter().filter(|l| l.starts_with("done: ")).count();
+    let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!((done, errors.len()), (2, 0), "{errors:?}");
+}
+
+#[test]
+fn a_torrent_file_and_a_magnet_link_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = torrent(dir.path(), "file.bin", 600_000, 41);
+    let b = torrent(dir.path(), "linked.bin", 500_000, 42);
+    let seed_dir = dir.path().join("seed");
+    let Some(seeder_a) = LibtorrentPeer::start(&a.torrent, &seed_dir, true) else {
+        return;
+    };
+    let Some(seeder_b) = LibtorrentPeer::start(&b.torrent, &seed_dir, true) else {
+        return;
+    };
+    // The magnet link names its only peer (`x.pe`): the metadata comes from libtorrent.
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}&dn=linked.bin&x.pe=127.0.0.1:{}",
+        info_hash(&b.torrent),
+        seeder_b.port
+    );
+    let out = dir.path().join("out");
+    let downloaded = common::download_from(&[local(seeder_a.port)], &a.torrent, &out)
+        .args(&[&magnet])
+        .run();
+    downloaded.assert_success();
+    common::assert_bytes(&out.join(a.name), &a.bytes, "the .torrent's file");
+    common::assert_bytes(&out.join(b.name), &b.bytes, "the magnet link's file");
+    assert!(
+        downloaded.stderr.contains("done: magnet linked.bin: "),
+        "the magnet link is named by its dn\n{}",
+        downloaded.stderr
+    );
+}
+
+/// A port nobody listens on: a `--peer` that never answers.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    port
+}
+
+#[test]
+fn ctrl_c_stops_every_torrent_each_with_its_own_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = torrent(dir.path(), "one.bin", 300_000, 51);
+    let b = torrent(dir.path(), "two.bin", 300_000, 52);
+    let nobody = closed_port();
+    let mut download = StderrLines::spawn(
+        peerwire()
+            .args(["-v", "download", "-o"])
+            .arg(dir.path().join("out"))
+            .arg(&a.torrent)
+            .arg(&b.torrent)
+            .args([
+                "--port",
+                "0",
+                "--no-dht",
+                "--peer",
+                &format!("127.0.0.1:{nobody}"),
+            ]),
+    );
+    // Both sessions are running once each has checked its files.
+    download.wait_for("resume:", DEADLINE);
+    download.wait_for("resume:", DEADLINE);
+    let lines = download.stop("-INT", Duration::from_secs(30));
+    let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 2, "{lines:#?}");
+    for name in ["one.bin.torrent", "two.bin.torrent"] {
+        assert!(
+            errors
+                .iter()
+                .any(|l| l.contains(name) && l.contains("interrupted")),
+            "no interrupted line for {name}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn each_torrent_has_its_own_named_line_in_a_terminal() {
+    let Some(tmux) = common::need_program("tmux") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = torrent(dir.path(), "first.bin", 200_000, 61);
+    let b = torrent(dir.path(), "second.bin", 200_000, 62);
+    let socket = format!(
+        "peerwire-multi-{}-{}",
+        std::process::id(),
+        common::free_port()
+    );
+    let command = format!(
+        "{} download -o {} {} {} --port 0 --no-dht --peer 127.0.0.1:{}",
+        peerwire().get_program().to_string_lossy(),
+        dir.path().join("out").display(),
+        a.torrent.display(),
+        b.torrent.display(),
+        closed_port()
+    );
+    let tmux_run = |args: &[&str]| {
+        let mut command = std::process::Command::new(&tmux);
+        command.args(["-L", &socket]).args(args);
+        command
+            .env("PEERWIRE_LSD", "off")
+            .env("PEERWIRE_DHT_ROUTERS", "");
+        common::run_ok(&mut command, DEADLINE)
+    };
+    let size = ["-x", "200", "-y", "20"];
+    tmux_run(&[&["new-session", "-d", "-s", "t"][..], &size, &[&command]].concat());
+    // The server is ours alone (its own socket): it ends with the test, pass or fail.
+    struct Server<'a>(&'a dyn Fn(&[&str]) -> String);
+    impl Drop for Server<'_> {
+        fn drop(&mut self) {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (self.0)(&["kill-server"])
+            }));
+        }
+    }
+    let _server = Server(&tmux_run);
+    let until = std::time::Instant::now() + DEADLINE;
+    let screen = loop {
+        let text = tmux_run(&["capture-pane", "-p", "-t", "t"]);
+        let bars: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("ETA"))
+            .map(str::to_string)
+            .collect();
+        if bars.len() >= 2 {
+            break bars;
+        }
+        assert!(std::time::Instant::now() < until, "no two bars:\n{text}");
+        std::thread::sleep(Duration::from_millis(100)); // poll interval while waiting for the screen
+    };
+    assert_eq!(screen.len(), 2, "{screen:#?}");
+    // Each named for its torrent (`info`'s name), in the order each was loaded.
+    for name in ["first.bin ", "second.bin "] {
+        let named: Vec<&String> = screen.iter().filter(|l| l.starts_with(name)).collect();
+        assert_eq!(named.len(), 1, "one line for {name}: {screen:#?}");
+        assert!(
+            named[0].ends_with("0% 0.0 MiB/s down, 0.0 MiB/s up, 0 peers, ETA --"),
+            "{}",
+            named[0]
+        );
+    }
+    tmux_run(&["send-keys", "-t", "t", "C-c"]);
 }

@@ -100,13 +100,7 @@ pub fn download_many(
     let tracing = matches!(base.trace, crate::trace::Trace::Stderr);
     let sources_list: Vec<Source> = args.iter().map(|a| Source::of(a)).collect();
     let labels: Vec<String> = sources_list.iter().map(Source::label).collect();
-    let width = labels
-        .iter()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(0)
-        .min(32);
-    let lines = Arc::new(Lines::new(tracing, width));
+    let lines = Arc::new(Lines::new(tracing));
     // One peer id for the process, as real clients have: the listener answers every
     // handshake with it before it knows which torrent the peer wants.
     let our_id = base.peer_id.unwrap_or_else(PeerId::generate);
@@ -174,7 +168,9 @@ fn one(
         ..options
     };
     options.peers.extend(peers);
-    let bar = lines.add(label, metainfo.info.total_length);
+    // The line is named for the torrent itself (`info` says `name`): shorter than a path, and
+    // what a magnet link's `dn` may not say.
+    let bar = lines.add(&metainfo.info.name, metainfo.info.total_length);
     let started = std::time::Instant::now();
     let summary = session::download(&metainfo, &options, move |p| bar.show(p))?;
     let done = summary.progress;

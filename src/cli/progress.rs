@@ -19,8 +19,8 @@
 //! them back below it.
 //!
 //! ```text
-//! debian.iso   ████████████░░░░░░░░░░░░░░░░░░  42% 3.1 MiB/s down, 0.2 MiB/s up, 4 peers, ETA 12s
-//! photos       ██████████████████████████████ 100% seeding, 0.0 MiB/s down, 0.1 MiB/s up, 1 peers
+//! debian.iso           ████████████░░░░░░░░░░░░░░░░░░  42% 3.1 MiB/s down, 0.2 MiB/s up, 4 peers, ETA 12s
+//! photos               ██████████████████████████████ 100% seeding, 0.0 MiB/s down, 0.1 MiB/s up, 1 peers
 //! ```
 
 use crate::scheduler::Progress;
@@ -94,39 +94,36 @@ impl Drop for Bar {
     }
 }
 
+/// How many characters of a torrent's name go in front of its line: the bars line up, and
+/// a long name does not push the rates off an 80-column terminal.
+const NAME_WIDTH: usize = 20;
+
 /// The named lines of several torrents, one [`Bar`] each, drawn together on stderr.
 pub struct Lines {
     multi: MultiProgress,
     /// The wire trace is on: every line hidden, as [`Bar::start`] hides its one.
     hidden: bool,
-    /// The longest name, so that the bars line up.
-    width: usize,
 }
 
 impl Lines {
-    /// Lines for torrents named at most `width` characters wide.
-    pub fn new(hidden: bool, width: usize) -> Lines {
+    pub fn new(hidden: bool) -> Lines {
         Lines {
             multi: MultiProgress::new(),
             hidden,
-            width,
         }
     }
 
-    /// A new line at the bottom, `name` in front of the bar.
+    /// A new line at the bottom, `name` in front of the bar (cut to [`NAME_WIDTH`], with `…`).
     pub fn add(&self, name: &str, bytes: u64) -> Bar {
         let bar = match self.hidden {
             true => ProgressBar::hidden(),
             false => self.multi.add(ProgressBar::new(bytes)),
         };
-        let template = format!(
-            "{{prefix:{}}} {{bar:30}} {{percent:>3}}% {{msg}}",
-            self.width
-        );
+        let template = format!("{{prefix:{NAME_WIDTH}}} {{bar:30}} {{percent:>3}}% {{msg}}");
         let style = ProgressStyle::with_template(&template)
             .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
-        bar.set_prefix(name.to_string());
+        bar.set_prefix(short_name(name));
         Bar::shown(bar)
     }
 
@@ -134,6 +131,17 @@ impl Lines {
     pub fn print(&self, lines: &[String]) {
         self.multi
             .suspend(|| lines.iter().for_each(|line| eprintln!("{line}")));
+    }
+}
+
+/// `name` in at most [`NAME_WIDTH`] characters: a longer one keeps its start and ends in `…`.
+fn short_name(name: &str) -> String {
+    match name.chars().count() <= NAME_WIDTH {
+        true => name.to_string(),
+        false => {
+            let start: String = name.chars().take(NAME_WIDTH - 1).collect();
+            format!("{start}…")
+        }
     }
 }
 
@@ -246,6 +254,16 @@ mod tests {
             status(&p, Duration::from_secs(1)),
             "seeding, 0.0 MiB/s down, 0.0 MiB/s up, 2 peers"
         );
+    }
+
+    #[test]
+    fn a_long_name_is_cut_to_the_width() {
+        assert_eq!(short_name("debian.iso"), "debian.iso");
+        let long = "ubuntu-24.04-desktop-amd64.iso";
+        let short = short_name(long);
+        assert_eq!(short.chars().count(), NAME_WIDTH);
+        assert_eq!(short, "ubuntu-24.04-deskto…");
+        assert_eq!(short_name(&"é".repeat(25)).chars().count(), NAME_WIDTH);
     }
 
     #[test]
