@@ -129,12 +129,21 @@ pub fn download_many(
             .collect();
         threads
             .into_iter()
-            .map(|thread| match thread {
-                Ok(thread) => thread.join().unwrap_or_else(|panic| {
-                    let why = crate::events::panic_text(panic.as_ref());
-                    Err(session::SessionError::Crashed(why).into())
-                }),
-                Err(e) => Err(session::SessionError::Thread(e).into()),
+            .zip(&labels)
+            .map(|(thread, label)| {
+                let ended = match thread {
+                    Ok(thread) => match thread.join() {
+                        Ok(result) => return result, // its lines are printed already
+                        Err(panic) => {
+                            let why = crate::events::panic_text(panic.as_ref());
+                            Err(session::SessionError::Crashed(why).into())
+                        }
+                    },
+                    Err(e) => Err(session::SessionError::Thread(e).into()),
+                };
+                // A thread that never ran, or died, printed nothing: its line is said here.
+                lines.print(&report(label, &ended));
+                ended
             })
             .collect()
     });
@@ -175,12 +184,14 @@ fn one(
     let summary = session::download(&metainfo, &options, move |p| bar.show(p))?;
     let done = summary.progress;
     lines.print(&[format!(
-        "done: {label}: {} pieces ({} already on disk), {} bytes downloaded this run, {} bytes uploaded, in {:.1} s",
+        "done: {label}: {} pieces ({} already on disk), {} bytes downloaded this run, {} bytes uploaded, in {:.1} s, {} pieces failed the hash check, {} peers banned",
         done.pieces_total,
         done.pieces_at_start,
         done.downloaded,
         done.uploaded,
         started.elapsed().as_secs_f64(),
+        done.failed_pieces,
+        done.banned
     )]);
     Ok(())
 }
