@@ -11,6 +11,7 @@
 
 pub mod dht;
 pub mod magnet;
+pub mod many;
 pub mod progress;
 pub mod web;
 
@@ -89,6 +90,10 @@ pub enum CliError {
     SelectFile { list: FileList, error: SelectError },
     #[error("the web view failed")]
     Web(#[source] crate::web::WebError),
+    /// Several torrents, some failed: each printed its own `error:` lines as it ended. The
+    /// exit status.
+    #[error("some torrents failed")]
+    Printed(u8),
 }
 
 impl CliError {
@@ -96,6 +101,7 @@ impl CliError {
     fn exit_status(&self) -> u8 {
         match self {
             CliError::SelectFile { .. } => 2,
+            CliError::Printed(status) => *status,
             _ => 1,
         }
     }
@@ -125,6 +131,9 @@ pub fn exit(result: Result<(), CliError>) -> ExitCode {
     let Err(error) = result else {
         return ExitCode::SUCCESS;
     };
+    if let CliError::Printed(status) = error {
+        return ExitCode::from(status); // every failure is on stderr already
+    }
     eprintln!("error: {error}");
     let mut cause = std::error::Error::source(&error);
     while let Some(inner) = cause {

@@ -12,7 +12,7 @@
 //! | [`cli`]            | one function per command; the only module that prints          | all         |
 //! | [`demo`]           | a whole local swarm in one process, and what it did            | §12         |
 //! | [`web`]            | the live swarm view in the browser (`--web`) and the demo's report | §21     |
-//! | [`session`]        | one torrent from start to finish: storage, listener, announcer, scheduler, peers | §7–§10 |
+//! | [`session`]        | one torrent from start to finish: storage, listener, announcer, scheduler, peers; several share one port (`Shared`) | §7–§10 |
 //! | [`scheduler`]      | the one thread that decides: which block next, whom to unchoke, whom to ban | §8, §11 |
 //! | [`choker`]         | whom to unchoke: BEP 3 choking and optimistic unchoking, a pure function | §11 |
 //! | [`layer_fetch`]    | fetching a v2 torrent's piece layers from peers (BEP 52 hash requests) | §18 |

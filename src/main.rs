@@ -61,7 +61,9 @@ enum PeerwireCommand {
         /// torrent's folder; an existing directory always receives it. Default: `.`.
         #[arg(short, long)]
         output: Option<PathBuf>,
-        torrent: PathBuf,
+        /// One or more .torrent files or magnet links: several run at once, on one port.
+        #[arg(required = true, value_name = "TORRENT")]
+        torrent: Vec<PathBuf>,
         #[command(flatten)]
         peers: PeerArgs,
         /// Keep seeding after the download completes, until Ctrl-C or --seed-ratio.
@@ -611,16 +613,22 @@ fn main() -> ExitCode {
                 ..upload.options(&peers, target, seed)
             };
             let files = select.files.as_ref();
-            match torrent.to_str().filter(|t| t.starts_with("magnet:")) {
-                // The view starts before the metadata is fetched: its URL is printed at once,
-                // and the page fills in when the download begins.
-                Some(uri) => cli::web::start(web, &["us".to_string()]).and_then(|view| {
+            match torrent.as_slice() {
+                [torrent] => match torrent.to_str().filter(|t| t.starts_with("magnet:")) {
+                    // The view starts before the metadata is fetched: its URL is printed at
+                    // once, and the page fills in when the download begins.
+                    Some(uri) => cli::web::start(web, &["us".to_string()]).and_then(|view| {
+                        let sources = peers.sources();
+                        cli::magnet::magnet_download(uri, &output, &sources, files, |target| {
+                            cli::web::attach(view.as_ref(), 0, options(target))
+                        })
+                    }),
+                    None => cli::download(torrent, &output, files, web, options),
+                },
+                several => {
                     let sources = peers.sources();
-                    cli::magnet::magnet_download(uri, &output, &sources, files, |target| {
-                        cli::web::attach(view.as_ref(), 0, options(target))
-                    })
-                }),
-                None => cli::download(&torrent, &output, files, web, options),
+                    cli::many::download_many(several, &output, &sources, files, web, options)
+                }
             }
         }
         PeerwireCommand::MagnetParse { uri } => cli::magnet::magnet_parse(&uri),

@@ -223,7 +223,10 @@ fn the_web_view_answers_while_the_scheduler_sits_at_a_breakpoint() {
         "kill",
     ];
     let web = format!("127.0.0.1:{web_port}");
-    let (torrent, data) = (swarm.torrent.to_str().unwrap(), swarm.data.to_str().unwrap());
+    let (torrent, data) = (
+        swarm.torrent.to_str().unwrap(),
+        swarm.data.to_str().unwrap(),
+    );
     let args = [
         "seed", torrent, data, "--port", "0", "--no-dht", "--web", &web,
     ];

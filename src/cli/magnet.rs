@@ -293,7 +293,7 @@ pub fn magnet_download(
 
 /// The link's `ws=` URLs become the torrent's web seeds (BEP 19), as a `url-list` would be:
 /// the info dictionary from peers has none, since `url-list` lies outside it.
-fn with_web_seeds(metainfo: &mut Metainfo, magnet: &Magnet) {
+pub(super) fn with_web_seeds(metainfo: &mut Metainfo, magnet: &Magnet) {
     for url in &magnet.web_seeds {
         if !metainfo.url_list.contains(url) {
             metainfo.url_list.push(url.clone());

@@ -13,16 +13,26 @@
 //! run: a rate of nothing gives no time. A log line written to the terminal while the bar is drawn would leave
 //! a copy of the bar above it, so every log line goes through [`ThroughTheBar`]: the bar is
 //! taken off, the line printed, and the bar drawn again once, below it.
+//!
+//! Several torrents in one `download` get one line each, named, under one
+//! `indicatif::MultiProgress` ([`Lines`]): a log line then takes all of them off and puts
+//! them back below it.
+//!
+//! ```text
+//! debian.iso           ████████████░░░░░░░░░░░░░░░░░░  42% 3.1 MiB/s down, 0.2 MiB/s up, 4 peers, ETA 12s
+//! photos               ██████████████████████████████ 100% seeding, 0.0 MiB/s down, 0.1 MiB/s up, 1 peers
+//! ```
 
 use crate::scheduler::Progress;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-/// The bar on the terminal now, if any: where log lines must go through.
-static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+/// The bars on the terminal now, each with its number, newest last: log lines go through
+/// the newest (taking off one bar of a `MultiProgress` takes off all of them).
+static SHOWN: Mutex<Vec<(u64, ProgressBar)>> = Mutex::new(Vec::new());
 
-fn shown() -> MutexGuard<'static, Option<ProgressBar>> {
+fn shown() -> MutexGuard<'static, Vec<(u64, ProgressBar)>> {
     SHOWN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -32,6 +42,8 @@ fn shown() -> MutexGuard<'static, Option<ProgressBar>> {
 /// and when it fails or is stopped by Ctrl-C (an error line then follows on a clean line).
 pub struct Bar {
     bar: ProgressBar,
+    /// Its place in `SHOWN`.
+    id: u64,
 }
 
 impl Bar {
@@ -46,8 +58,15 @@ impl Bar {
         let style = ProgressStyle::with_template("{bar:30} {percent:>3}% {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
-        *shown() = Some(bar.clone());
-        Bar { bar }
+        Bar::shown(bar)
+    }
+
+    /// Puts `bar` on the list the log lines go through.
+    fn shown(bar: ProgressBar) -> Bar {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        shown().push((id, bar.clone()));
+        Bar { bar, id }
     }
 
     /// Percent, average rates down and up this run, peers, and the time left.
@@ -70,8 +89,59 @@ fn shown_bytes(p: &Progress) -> (u64, u64) {
 
 impl Drop for Bar {
     fn drop(&mut self) {
-        *shown() = None;
+        shown().retain(|(id, _)| *id != self.id);
         self.bar.finish_and_clear();
+    }
+}
+
+/// How many characters of a torrent's name go in front of its line: the bars line up, and
+/// a long name does not push the rates off an 80-column terminal.
+const NAME_WIDTH: usize = 20;
+
+/// The named lines of several torrents, one [`Bar`] each, drawn together on stderr.
+pub struct Lines {
+    multi: MultiProgress,
+    /// The wire trace is on: every line hidden, as [`Bar::start`] hides its one.
+    hidden: bool,
+}
+
+impl Lines {
+    pub fn new(hidden: bool) -> Lines {
+        Lines {
+            multi: MultiProgress::new(),
+            hidden,
+        }
+    }
+
+    /// A new line at the bottom, `name` in front of the bar (cut to [`NAME_WIDTH`], with `…`).
+    pub fn add(&self, name: &str, bytes: u64) -> Bar {
+        let bar = match self.hidden {
+            true => ProgressBar::hidden(),
+            false => self.multi.add(ProgressBar::new(bytes)),
+        };
+        let template = format!("{{prefix:{NAME_WIDTH}}} {{bar:30}} {{percent:>3}}% {{msg}}");
+        let style = ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_prefix(short_name(name));
+        Bar::shown(bar)
+    }
+
+    /// Prints `lines` on stderr above the bars, which are drawn again below them.
+    pub fn print(&self, lines: &[String]) {
+        self.multi
+            .suspend(|| lines.iter().for_each(|line| eprintln!("{line}")));
+    }
+}
+
+/// `name` in at most [`NAME_WIDTH`] characters: a longer one keeps its start and ends in `…`.
+fn short_name(name: &str) -> String {
+    match name.chars().count() <= NAME_WIDTH {
+        true => name.to_string(),
+        false => {
+            let start: String = name.chars().take(NAME_WIDTH - 1).collect();
+            format!("{start}…")
+        }
     }
 }
 
@@ -116,7 +186,7 @@ impl log::Log for ThroughTheBar {
             return;
         }
         // A clone, so that the lock is not held while the line is written.
-        let bar = shown().clone();
+        let bar = shown().last().map(|(_, bar)| bar.clone());
         match bar {
             Some(bar) => bar.suspend(|| self.0.log(record)),
             None => self.0.log(record),
@@ -184,6 +254,16 @@ mod tests {
             status(&p, Duration::from_secs(1)),
             "seeding, 0.0 MiB/s down, 0.0 MiB/s up, 2 peers"
         );
+    }
+
+    #[test]
+    fn a_long_name_is_cut_to_the_width() {
+        assert_eq!(short_name("debian.iso"), "debian.iso");
+        let long = "ubuntu-24.04-desktop-amd64.iso";
+        let short = short_name(long);
+        assert_eq!(short.chars().count(), NAME_WIDTH);
+        assert_eq!(short, "ubuntu-24.04-deskto…");
+        assert_eq!(short_name(&"é".repeat(25)).chars().count(), NAME_WIDTH);
     }
 
     #[test]

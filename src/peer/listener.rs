@@ -8,7 +8,9 @@
 //!
 //! The listener only accepts and hands over: the handshake happens on the new peer thread, so
 //! a connection that sends nothing cannot hold up the next one. It caps how many accepted
-//! connections live at once; the scheduler then keeps at most `--max-peers` of them.
+//! connections live at once; the scheduler then keeps at most `--max-peers` of them. It serves
+//! a [`Swarms`] registry, not one torrent: the info hash of each peer's handshake picks the
+//! torrent (one, for a single download; several for `download A B`).
 //!
 //! Peers reach us over uTP too (BEP 29): the `utp` thread accepts those on the UDP socket of
 //! the same port number and hands each stream over a channel to a second thread,
@@ -18,7 +20,8 @@
 //! `IPV6_V6ONLY` off ([`bind_tcp`]), and an IPv4 peer, which that socket reports as
 //! `::ffff:a.b.c.d`, is named `a.b.c.d` from the moment it is accepted.
 
-use super::thread::{PeerContext, spawn_incoming};
+use super::swarms::Swarms;
+use super::thread::spawn_incoming;
 use crate::encoding::canonical_addr;
 use crate::utp::stream::UtpStream;
 use crossbeam_channel::{Receiver, Sender, select};
@@ -49,30 +52,28 @@ impl Drop for LiveConnection {
 
 impl Listener {
     /// Binds `bind` (port 0: any free port) and starts the thread `listener`, and the thread
-    /// `listener utp` for the streams on `utp`. At most `max_live` accepted connections exist
+    /// `listener utp` for the streams on `utp`. Each connection serves the torrent of
+    /// `swarms` its handshake names (one torrent: a registry of one). At most `max_live` accepted connections exist
     /// at once, both kinds counted; more are closed at once, with a log line. Under
     /// `--transport utp`, `tcp` is false: TCP connections are closed as soon as accepted.
     pub fn spawn(
         bind: SocketAddr,
-        mut context: PeerContext,
+        swarms: Swarms,
         max_live: usize,
         tcp: bool,
         utp: Option<Receiver<UtpStream>>,
     ) -> std::io::Result<Listener> {
         let socket = bind_tcp(bind)?;
         let addr = socket.local_addr()?;
-        // Only now is the port known (port 0 picks one): every incoming peer hears it in our
-        // extended handshake (`p`), so it can give our address to others (PEX).
-        context.listen_port = addr.port();
         let stop = Arc::new(AtomicBool::new(false));
         let live = Arc::new(AtomicUsize::new(0));
         let utp = match utp {
             Some(streams) => {
                 let (stop_utp, stopped) = crossbeam_channel::bounded(0);
-                let (context, live) = (context.clone(), Arc::clone(&live));
+                let (swarms, live) = (swarms.clone(), Arc::clone(&live));
                 let thread = std::thread::Builder::new()
                     .name("listener utp".into())
-                    .spawn(move || accept_utp(&streams, &stopped, &context, &live, max_live))?;
+                    .spawn(move || accept_utp(&streams, &stopped, &swarms, &live, max_live))?;
                 Some((stop_utp, thread))
             }
             None => None,
@@ -80,7 +81,7 @@ impl Listener {
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("listener".into())
-            .spawn(move || accept_loop(&socket, &context, &flag, &live, max_live, tcp))?;
+            .spawn(move || accept_loop(&socket, &swarms, &flag, &live, max_live, tcp))?;
         log::info!("listening for peers on {addr}");
         Ok(Listener {
             addr,
@@ -145,7 +146,7 @@ fn bind_dual_stack(port: u16) -> io::Result<TcpListener> {
 
 fn accept_loop(
     socket: &TcpListener,
-    context: &PeerContext,
+    swarms: &Swarms,
     stop: &AtomicBool,
     live: &Arc<AtomicUsize>,
     max_live: usize,
@@ -177,7 +178,7 @@ fn accept_loop(
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("{addr}: {e}"); // only a latency cost: the connection still works
         }
-        spawn_incoming(Box::new(stream), addr, context.clone(), guard);
+        spawn_incoming(Box::new(stream), addr, swarms.clone(), guard);
     }
 }
 
@@ -197,7 +198,7 @@ fn admit(live: &Arc<AtomicUsize>, max_live: usize, addr: SocketAddr) -> Option<L
 fn accept_utp(
     streams: &Receiver<UtpStream>,
     stopped: &Receiver<()>,
-    context: &PeerContext,
+    swarms: &Swarms,
     live: &Arc<AtomicUsize>,
     max_live: usize,
 ) {
@@ -207,7 +208,7 @@ fn accept_utp(
                 let Ok(stream) = stream else { return };
                 let addr = stream.peer_addr();
                 if let Some(guard) = admit(live, max_live, addr) {
-                    spawn_incoming(Box::new(stream), addr, context.clone(), guard);
+                    spawn_incoming(Box::new(stream), addr, swarms.clone(), guard);
                 }
             }
             recv(stopped) -> _ => return,

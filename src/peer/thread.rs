@@ -21,6 +21,7 @@ use super::extended::{ExtensionContext, Extensions};
 use super::pipeline::Pipeline;
 use super::state::{PeerState, PieceLayers};
 use super::stream::PeerStream;
+use super::swarms::Swarms;
 use super::upload::{RateLimit, Uploads};
 use crate::events::{Command, Event};
 use crate::metainfo::InfoHash;
@@ -94,7 +95,7 @@ pub struct DhtLink {
 
 impl PeerContext {
     /// The names peers may know our torrent by (BEP 52: a hybrid torrent has two).
-    fn info_hashes(&self) -> Vec<InfoHash> {
+    pub(super) fn info_hashes(&self) -> Vec<InfoHash> {
         std::iter::once(self.info_hash)
             .chain(self.v2_info_hash)
             .collect()
@@ -125,37 +126,52 @@ pub fn spawn(addr: SocketAddr, context: PeerContext) {
     start_thread(addr, false, context, move |c| {
         // Dialling runs on the new thread, not the caller's: a peer that never answers costs
         // its own thread the connect timeout, and the scheduler that asked goes on at once.
-        Connection::open(
+        let connection = Connection::open(
             addr,
             c.info_hash,
             c.our_id,
             c.reserved(),
             c.trace.clone(),
             &c.dialer,
-        )
+        )?;
+        Ok((connection, c.clone()))
     });
 }
 
-/// Starts the thread `peer <addr>` for a connection the listener accepted (walkthrough §10).
+/// Starts the thread `peer <addr>` for a connection the listener accepted (walkthrough §10):
+/// the info hash of the peer's handshake picks, among `swarms`, the torrent it serves.
 /// `guard` lives as long as the thread (the listener counts live connections with it).
 pub fn spawn_incoming(
     stream: Box<dyn PeerStream>,
     addr: SocketAddr,
-    context: PeerContext,
+    swarms: Swarms,
     guard: impl Send + 'static,
 ) {
-    start_thread(addr, true, context, move |c| {
+    // No torrent (none started yet, or all ended): nobody to answer for; dropping the
+    // stream closes it.
+    let Some(first) = swarms.first() else {
+        log::debug!("{addr}: refused, no torrent is running");
+        return;
+    };
+    start_thread(addr, true, first, move |c| {
         // Moved in here so that it is dropped when the thread ends, however it ends: the
         // listener's count goes down only when the connection is really gone.
         let _guard = guard;
-        Connection::accept(
+        // Our peer id, reserved bits, trace and encryption are the process's, the same for
+        // every torrent: the first one's serve until the handshake names the torrent.
+        let connection = Connection::accept(
             stream,
-            &c.info_hashes(),
+            &swarms.names(),
             c.our_id,
             c.reserved(),
             c.trace.clone(),
             c.dialer.encryption,
-        )
+        )?;
+        // [W10.5] The name the peer asked for picks the torrent; one that ended while the
+        // handshake was on the wire is refused like a torrent we never had.
+        let asked = connection.remote.info_hash;
+        let context = swarms.find(&asked).ok_or(PeerError::WrongInfoHash(asked))?;
+        Ok((connection, context))
     });
 }
 
@@ -163,7 +179,9 @@ fn start_thread(
     addr: SocketAddr,
     incoming: bool,
     context: PeerContext,
-    handshake: impl FnOnce(&PeerContext) -> Result<Connection, PeerError> + Send + 'static,
+    handshake: impl FnOnce(&PeerContext) -> Result<(Connection, PeerContext), PeerError>
+    + Send
+    + 'static,
 ) {
     // Named for its peer: a debugger's thread list and a panic message say which
     // connection a thread serves.
@@ -199,14 +217,20 @@ fn serve(
     addr: SocketAddr,
     incoming: bool,
     context: &PeerContext,
-    handshake: impl FnOnce(&PeerContext) -> Result<Connection, PeerError>,
+    handshake: impl FnOnce(&PeerContext) -> Result<(Connection, PeerContext), PeerError>,
 ) {
     {
         // Filled on the way out, whatever ended the connection: the requests the peer never
         // answered must reach the scheduler even after an error.
         let mut outstanding = Vec::new();
-        let result =
-            handshake(context).and_then(|c| run_connection(c, incoming, context, &mut outstanding));
+        // The torrent the connection turned out to serve: an incoming peer names it in its
+        // handshake. Until then (and if the handshake fails), the one the thread started with.
+        let mut served = context.clone();
+        let result = handshake(context).and_then(|(connection, routed)| {
+            served = routed;
+            run_connection(connection, incoming, &served, &mut outstanding)
+        });
+        let context = &served;
         let reason = match result {
             // Told to stop (by the scheduler, or because it has ended).
             Ok(()) => "stopped".to_string(),

@@ -42,6 +42,7 @@ use thiserror::Error;
 
 mod local;
 mod peer_side;
+mod shared;
 mod tracker_reports;
 mod udp;
 
@@ -50,6 +51,7 @@ use tracker_reports::{Left, TrackerReporter, last_progress, tracker_reporter};
 use udp::UdpSide;
 
 pub use local::start as start_lsd;
+pub use shared::Shared;
 
 /// Where the content goes.
 #[derive(Debug, Clone)]
@@ -114,6 +116,10 @@ pub struct DownloadOptions {
     pub web_seeds: bool,
     /// `--web`: where the scheduler publishes snapshots for the live view.
     pub web: Option<SnapshotBoard>,
+    /// Several torrents in one process: the listener, UDP socket and DHT node they all use
+    /// (`port`, `bind` and `dht` were the [`Shared::start`] caller's). `None`: this session
+    /// opens its own.
+    pub shared: Option<Shared>,
 }
 
 impl DownloadOptions {
@@ -145,6 +151,7 @@ impl DownloadOptions {
             lsd: false,
             web_seeds: true,
             web: None,
+            shared: None,
         }
     }
 }
@@ -196,6 +203,8 @@ pub enum SessionError {
     Listen(SocketAddr, std::io::Error),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    Swarms(#[from] crate::peer::swarms::SwarmsError),
     #[error(
         "peerwire crashed: the scheduler thread panicked ({0}). This is a bug in peerwire; \
          every piece verified so far is kept on disk, and a new run resumes from it"
@@ -254,9 +263,21 @@ pub fn download(
     if nowhere && !dht_way_in && !lsd_on && !done {
         return Err(SessionError::NoPeers);
     }
-    let udp = UdpSide::start(options, dht_options)?;
-    let dht = udp.as_ref().and_then(|udp| udp.dht.as_ref());
-    let swarm = PeerSide::start(metainfo, options, &storage, &layout, our_id, udp.as_ref())?;
+    // Several torrents in one process share the UDP socket and the DHT node; one alone
+    // opens its own.
+    let own_udp = match &options.shared {
+        Some(_) => None,
+        None => UdpSide::start(options, dht_options)?,
+    };
+    let shared = options.shared.as_ref();
+    let udp = own_udp
+        .as_ref()
+        .or_else(|| shared.and_then(|s| s.net().udp.as_ref()));
+    // BEP 27 holds for a shared node too: a private torrent does not use it.
+    let dht = udp
+        .and_then(|udp| udp.dht.as_ref())
+        .filter(|_| dht_options.is_some());
+    let swarm = PeerSide::start(metainfo, options, &storage, &layout, our_id, udp, shared)?;
     // The names the swarm knows the torrent by: a hybrid (BEP 52) is in two swarms, the v1
     // one by its SHA-1 info hash and the v2 one by its truncated SHA-256; both hear of us.
     let names: Vec<InfoHash> = std::iter::once(metainfo.info_hash)
@@ -336,10 +357,10 @@ pub fn download(
     if let Some(lsd) = lsd {
         lsd.stop();
     }
-    if let Some(udp) = udp {
-        if let Some(dht) = &udp.dht {
-            names.iter().for_each(|&n| dht.send(DhtCommand::Forget(n)));
-        }
+    if let Some(dht) = dht {
+        names.iter().for_each(|&n| dht.send(DhtCommand::Forget(n)));
+    }
+    if let Some(udp) = own_udp {
         udp.stop(); // the DHT writes `--dht-state`
     }
     let outcome = outcome?;

@@ -7,6 +7,7 @@ use crate::metainfo::Metainfo;
 use crate::peer::dial::Dialer;
 use crate::peer::listener::Listener;
 use crate::peer::state::PieceLayers;
+use crate::peer::swarms::{Registration, Swarms};
 use crate::peer::thread::{DhtLink, PeerContext};
 use crate::peer::upload::RateLimit;
 use crate::peer_id::PeerId;
@@ -22,7 +23,10 @@ use std::sync::Arc;
 pub(super) struct PeerSide {
     pub(super) context: PeerContext,
     pub(super) events: (Sender<crate::events::Event>, Receiver<crate::events::Event>),
-    pub(super) listener: Listener,
+    /// Our own listener, or `None` when the process's shared one serves us too.
+    pub(super) listener: Option<Listener>,
+    /// Our torrent's place among those the listener serves.
+    registration: Registration,
     /// Where the listener really is (the port we announce).
     pub(super) port: u16,
     pub(super) layout: Arc<PieceLayout>,
@@ -37,8 +41,13 @@ impl PeerSide {
         layout: &Arc<PieceLayout>,
         our_id: PeerId,
         udp: Option<&UdpSide>,
+        shared: Option<&super::Shared>,
     ) -> Result<PeerSide, SessionError> {
-        let dht = udp.and_then(|udp| udp.dht.as_ref());
+        // BEP 27: a private torrent never uses the DHT, not even the node other torrents of
+        // the process share.
+        let dht = udp
+            .and_then(|udp| udp.dht.as_ref())
+            .filter(|_| options.dht.is_some() && !metainfo.info.private);
         let events = crossbeam_channel::unbounded();
         let context = PeerContext {
             info_hash: metainfo.info_hash,
@@ -83,23 +92,46 @@ impl PeerSide {
         // `--debug-single-peer` the scheduler still keeps one peer: it may be one that dialled
         // us, and the others are refused.)
         // TCP listens on the UDP socket's port number (uTP, the DHT), as real clients do.
-        let port = udp.map_or(options.port, UdpSide::port);
-        let incoming = udp.and_then(|udp| udp.incoming.clone());
-        let listener = listen(options, port, &context, incoming)?;
+        let (listener, swarms, port) = match shared {
+            Some(shared) => {
+                let net = shared.net();
+                (None, net.swarms.clone(), shared.port())
+            }
+            None => {
+                let port = udp.map_or(options.port, UdpSide::port);
+                let incoming = udp.and_then(|udp| udp.incoming.clone());
+                // A registry of one: the listener serves this torrent alone.
+                let swarms = Swarms::new();
+                let max_live = options.max_peers + 16;
+                let listener = listen(options, port, max_live, &swarms, incoming)?;
+                let port = listener.addr.port();
+                (Some(listener), swarms, port)
+            }
+        };
         let mut context = context;
-        context.listen_port = listener.addr.port();
+        // Every incoming peer hears the port in our extended handshake (`p`), so it can give
+        // our address to others (PEX).
+        context.listen_port = port;
+        let registration = swarms
+            .register(context.clone())
+            .map_err(SessionError::Swarms)?;
         Ok(PeerSide {
             context,
             events,
-            port: listener.addr.port(),
+            port,
             listener,
+            registration,
             layout: Arc::clone(layout),
             storage: Arc::clone(storage),
         })
     }
 
     pub(super) fn stop(self) {
-        self.listener.stop();
+        // No new connection for this torrent from now on, whoever else the listener serves.
+        drop(self.registration);
+        if let Some(listener) = self.listener {
+            listener.stop();
+        }
     }
 }
 
@@ -108,16 +140,16 @@ impl PeerSide {
 pub(super) fn listen(
     options: &DownloadOptions,
     port: u16,
-    context: &PeerContext,
+    max_live: usize,
+    swarms: &Swarms,
     utp: Option<Receiver<UtpStream>>,
 ) -> Result<Listener, SessionError> {
     let bind = SocketAddr::new(options.bind, port);
-    let max_live = options.max_peers + 16;
     let tcp = options.transport.allows_tcp();
-    match Listener::spawn(bind, context.clone(), max_live, tcp, utp.clone()) {
+    match Listener::spawn(bind, swarms.clone(), max_live, tcp, utp.clone()) {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 => {
             let any = SocketAddr::new(options.bind, 0);
-            let listener = Listener::spawn(any, context.clone(), max_live, tcp, utp)
+            let listener = Listener::spawn(any, swarms.clone(), max_live, tcp, utp)
                 .map_err(|e| SessionError::Listen(any, e))?;
             log::warn!(
                 "port {} is in use; listening on {} instead",

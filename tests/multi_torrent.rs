@@ -1,0 +1,341 @@
+//! Several torrents in one `peerwire download`, against real libtorrent peers (python3-libtorrent,
+//! `tests/peers/libtorrent_session.py`, one session per torrent):
+//!
+//! - two torrents from two libtorrent seeders, both complete, byte for byte, in one process;
+//! - a bad `.torrent` file beside a good one: the good one completes, the bad one prints one
+//!   `error:` line naming it, and the exit status is 1;
+//! - routing: `download A B --seed` listens on one port; a libtorrent leecher of A and one of
+//!   B both dial that port, and the trace shows each handshake answered under its own info
+//!   hash, on the same port; both leechers complete; Ctrl-C then ends both cleanly;
+//! - a `.torrent` and a magnet link (metadata from a libtorrent seeder) in one process;
+//! - Ctrl-C while two torrents find no peer: each prints its own `interrupted` error line;
+//! - in a real terminal (tmux), one named progress line per torrent.
+
+pub mod common;
+
+use common::{LibtorrentPeer, StderrLines, peerwire, pseudo_random};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// One torrent of the test: its content in `seed/NAME`, its `.torrent` file, and its bytes.
+struct Torrent {
+    torrent: PathBuf,
+    name: &'static str,
+    bytes: Vec<u8>,
+}
+
+/// A single-file torrent `name` of `size` pseudo-random bytes (seed `seed`) under `dir/seed`.
+fn torrent(dir: &Path, name: &'static str, size: usize, seed: u64) -> Torrent {
+    let seed_dir = dir.join("seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let bytes = pseudo_random(size, seed);
+    let content = seed_dir.join(name);
+    std::fs::write(&content, &bytes).unwrap();
+    let torrent = dir.join(format!("{name}.torrent"));
+    common::create_torrent(&content, &torrent, &["--piece-length", "65536"]);
+    Torrent {
+        torrent,
+        name,
+        bytes,
+    }
+}
+
+/// The info hash `peerwire info` prints for `torrent`, in hex.
+fn info_hash(torrent: &Path) -> String {
+    let out = common::run_ok(peerwire().arg("info").arg(torrent), DEADLINE);
+    out.lines()
+        .find_map(|l| l.strip_prefix("Info Hash: "))
+        .unwrap_or_else(|| panic!("no info hash in {out}"))
+        .trim()
+        .to_string()
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+#[test]
+fn two_torrents_from_two_libtorrent_seeders_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = torrent(dir.path(), "alpha.bin", 1_500_000, 11);
+    let b = torrent(dir.path(), "beta.bin", 900_001, 12);
+    let seed_dir = dir.path().join("seed");
+    let Some(seeder_a) = LibtorrentPeer::start(&a.torrent, &seed_dir, true) else {
+        return;
+    };
+    let Some(seeder_b) = LibtorrentPeer::start(&b.torrent, &seed_dir, true) else {
+        return;
+    };
+    let out = dir.path().join("out");
+    // Each torrent is told of both seeders: the one of the other torrent refuses its
+    // handshake, as a real swarm's stray peer would.
+    let downloaded = common::download_from(
+        &[local(seeder_a.port), local(seeder_b.port)],
+        &a.torrent,
+        &out,
+    )
+    .args(&[b.torrent.to_str().unwrap()])
+    .run();
+    downloaded.assert_success();
+    common::assert_bytes(&out.join(a.name), &a.bytes, "alpha");
+    common::assert_bytes(&out.join(b.name), &b.bytes, "beta");
+    let done = downloaded
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("done: "));
+    assert_eq!(
+        done.count(),
+        2,
+        "one done: line each\n{}",
+        downloaded.stderr
+    );
+}
+
+#[test]
+fn a_bad_torrent_beside_a_good_one_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = torrent(dir.path(), "good.bin", 700_000, 21);
+    let bad = dir.path().join("broken.torrent");
+    std::fs::write(&bad, b"d4:infoi3ee").unwrap();
+    let seed_dir = dir.path().join("seed");
+    let Some(seeder) = LibtorrentPeer::start(&good.torrent, &seed_dir, true) else {
+        return;
+    };
+    let out = dir.path().join("out");
+    let downloaded = common::download_from(&[local(seeder.port)], &bad, &out)
+        .args(&[good.torrent.to_str().unwrap()])
+        .run();
+    assert_eq!(
+        downloaded.status.code(),
+        Some(1),
+        "one torrent failed: status 1\n{}",
+        downloaded.stderr
+    );
+    common::assert_bytes(&out.join(good.name), &good.bytes, "the good torrent");
+    let errors: Vec<&str> = downloaded
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error: line\n{}", downloaded.stderr);
+    assert!(
+        errors[0].contains("broken.torrent"),
+        "the error names the bad torrent: {}",
+        errors[0]
+    );
+}
+
+#[test]
+fn one_port_serves_two_torrents_to_two_libtorrent_leechers() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = torrent(dir.path(), "left.bin", 1_200_000, 31);
+    let b = torrent(dir.path(), "right.bin", 800_000, 32);
+    let (hash_a, hash_b) = (info_hash(&a.torrent), info_hash(&b.torrent));
+    let port = common::free_port();
+    // Both contents are complete in `seed`: `download --seed` verifies them and serves.
+    let mut seeder = StderrLines::spawn(
+        peerwire()
+            .args(["-v", "download", "--seed", "--trace", "-o"])
+            .arg(dir.path().join("seed"))
+            .arg(&a.torrent)
+            .arg(&b.torrent)
+            .args(["--port", &port.to_string(), "--no-dht"]),
+    );
+    seeder.wait_for("listening for peers on", DEADLINE);
+    // Both sessions registered: each logs its resume check once its torrent is known.
+    common::wait_for_tcp(port, DEADLINE, "peerwire download --seed");
+    let leech_a = dir.path().join("leech_a");
+    let leech_b = dir.path().join("leech_b");
+    let Some(mut leecher_a) = LibtorrentPeer::start(&a.torrent, &leech_a, false) else {
+        return;
+    };
+    let Some(mut leecher_b) = LibtorrentPeer::start(&b.torrent, &leech_b, false) else {
+        return;
+    };
+    // Both torrents must be registered before the leechers dial: a handshake for a torrent
+    // not yet running is refused (and libtorrent would wait before dialling again).
+    seeder.wait_for("resume:", DEADLINE);
+    seeder.wait_for("resume:", DEADLINE);
+    leecher_a.wait_until_started(DEADLINE);
+    leecher_b.wait_until_started(DEADLINE);
+    leecher_a.send(&format!("connect 127.0.0.1:{port}"));
+    leecher_b.send(&format!("connect 127.0.0.1:{port}"));
+    leecher_a.wait_for("finished", DEADLINE);
+    leecher_b.wait_for("finished", DEADLINE);
+    common::assert_bytes(&leech_a.join(a.name), &a.bytes, "libtorrent's copy of left");
+    common::assert_bytes(
+        &leech_b.join(b.name),
+        &b.bytes,
+        "libtorrent's copy of right",
+    );
+    let lines = seeder.stop("-INT", Duration::from_secs(30));
+    // Our answers to the two leechers' handshakes: each under the hash the leecher asked for.
+    let answered = |hash: &str| {
+        lines
+            .iter()
+            .any(|l| l.contains(" -> Handshake") && l.to_lowercase().contains(hash))
+    };
+    assert!(answered(&hash_a), "no handshake answered for {hash_a}");
+    assert!(answered(&hash_b), "no handshake answered for {hash_b}");
+    let listening: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("listening for peers on"))
+        .collect();
+    assert_eq!(
+        listening.len(),
+        1,
+        "one listener for both torrents: {listening:?}"
+    );
+    // Ctrl-C while seeding: both torrents end cleanly, each with its `done:` line.
+    let done = lines.iter().filter(|l| l.starts_with("done: ")).count();
+    let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!((done, errors.len()), (2, 0), "{errors:?}");
+}
+
+#[test]
+fn a_torrent_file_and_a_magnet_link_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = torrent(dir.path(), "file.bin", 600_000, 41);
+    let b = torrent(dir.path(), "linked.bin", 500_000, 42);
+    let seed_dir = dir.path().join("seed");
+    let Some(seeder_a) = LibtorrentPeer::start(&a.torrent, &seed_dir, true) else {
+        return;
+    };
+    let Some(seeder_b) = LibtorrentPeer::start(&b.torrent, &seed_dir, true) else {
+        return;
+    };
+    // The magnet link names its only peer (`x.pe`): the metadata comes from libtorrent.
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}&dn=linked.bin&x.pe=127.0.0.1:{}",
+        info_hash(&b.torrent),
+        seeder_b.port
+    );
+    let out = dir.path().join("out");
+    let downloaded = common::download_from(&[local(seeder_a.port)], &a.torrent, &out)
+        .args(&[&magnet])
+        .run();
+    downloaded.assert_success();
+    common::assert_bytes(&out.join(a.name), &a.bytes, "the .torrent's file");
+    common::assert_bytes(&out.join(b.name), &b.bytes, "the magnet link's file");
+    assert!(
+        downloaded.stderr.contains("done: magnet linked.bin: "),
+        "the magnet link is named by its dn\n{}",
+        downloaded.stderr
+    );
+}
+
+/// A port nobody listens on: a `--peer` that never answers.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    port
+}
+
+#[test]
+fn ctrl_c_stops_every_torrent_each_with_its_own_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = torrent(dir.path(), "one.bin", 300_000, 51);
+    let b = torrent(dir.path(), "two.bin", 300_000, 52);
+    let nobody = closed_port();
+    let mut download = StderrLines::spawn(
+        peerwire()
+            .args(["-v", "download", "-o"])
+            .arg(dir.path().join("out"))
+            .arg(&a.torrent)
+            .arg(&b.torrent)
+            .args([
+                "--port",
+                "0",
+                "--no-dht",
+                "--peer",
+                &format!("127.0.0.1:{nobody}"),
+            ]),
+    );
+    // Both sessions are running once each has checked its files.
+    download.wait_for("resume:", DEADLINE);
+    download.wait_for("resume:", DEADLINE);
+    let lines = download.stop("-INT", Duration::from_secs(30));
+    let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 2, "{lines:#?}");
+    for name in ["one.bin.torrent", "two.bin.torrent"] {
+        assert!(
+            errors
+                .iter()
+                .any(|l| l.contains(name) && l.contains("interrupted")),
+            "no interrupted line for {name}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn each_torrent_has_its_own_named_line_in_a_terminal() {
+    let Some(tmux) = common::need_program("tmux") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = torrent(dir.path(), "first.bin", 200_000, 61);
+    let b = torrent(dir.path(), "second.bin", 200_000, 62);
+    let socket = format!(
+        "peerwire-multi-{}-{}",
+        std::process::id(),
+        common::free_port()
+    );
+    let command = format!(
+        "{} download -o {} {} {} --port 0 --no-dht --peer 127.0.0.1:{}",
+        peerwire().get_program().to_string_lossy(),
+        dir.path().join("out").display(),
+        a.torrent.display(),
+        b.torrent.display(),
+        closed_port()
+    );
+    let tmux_run = |args: &[&str]| {
+        let mut command = std::process::Command::new(&tmux);
+        command.args(["-L", &socket]).args(args);
+        command
+            .env("PEERWIRE_LSD", "off")
+            .env("PEERWIRE_DHT_ROUTERS", "");
+        common::run_ok(&mut command, DEADLINE)
+    };
+    let size = ["-x", "200", "-y", "20"];
+    tmux_run(&[&["new-session", "-d", "-s", "t"][..], &size, &[&command]].concat());
+    // The server is ours alone (its own socket): it ends with the test, pass or fail.
+    struct Server<'a>(&'a dyn Fn(&[&str]) -> String);
+    impl Drop for Server<'_> {
+        fn drop(&mut self) {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (self.0)(&["kill-server"])
+            }));
+        }
+    }
+    let _server = Server(&tmux_run);
+    let until = std::time::Instant::now() + DEADLINE;
+    let screen = loop {
+        let text = tmux_run(&["capture-pane", "-p", "-t", "t"]);
+        let bars: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("ETA"))
+            .map(str::to_string)
+            .collect();
+        if bars.len() >= 2 {
+            break bars;
+        }
+        assert!(std::time::Instant::now() < until, "no two bars:\n{text}");
+        std::thread::sleep(Duration::from_millis(100)); // poll interval while waiting for the screen
+    };
+    assert_eq!(screen.len(), 2, "{screen:#?}");
+    // Each named for its torrent (`info`'s name), in the order each was loaded.
+    for name in ["first.bin ", "second.bin "] {
+        let named: Vec<&String> = screen.iter().filter(|l| l.starts_with(name)).collect();
+        assert_eq!(named.len(), 1, "one line for {name}: {screen:#?}");
+        assert!(
+            named[0].ends_with("0% 0.0 MiB/s down, 0.0 MiB/s up, 0 peers, ETA --"),
+            "{}",
+            named[0]
+        );
+    }
+    tmux_run(&["send-keys", "-t", "t", "C-c"]);
+}
