@@ -18,7 +18,7 @@ use common::{download_from, pseudo_random, small_torrent};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -261,10 +261,23 @@ fn stderr_has(run: &common::Downloaded, needle: &str) -> bool {
 fn a_redirect_loop_is_bounded_and_backed_off() {
     let dir = tempfile::tempdir().unwrap();
     let content = lesson(dir.path());
-    let honest = ScriptedHttp::start(content.clone(), |_, _| Reply::Honest);
+    // The honest seed answers only once the looping one has been through a whole try (its
+    // first request and five redirects): otherwise it can finish the download first, and the
+    // looping seed's thread is stopped mid-try, with no redirect error to see (seen in 2 of 8
+    // runs).
+    let redirects = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&redirects);
+    let honest = ScriptedHttp::start(content.clone(), move |_, _| {
+        let until = Instant::now() + Duration::from_secs(20);
+        while counted.load(Ordering::SeqCst) < 6 && Instant::now() < until {
+            std::thread::park_timeout(Duration::from_millis(20)); // until the loop has looped
+        }
+        Reply::Honest
+    });
     let looping = Arc::new(Mutex::new(0u16));
     let port = Arc::clone(&looping);
     let loop_server = ScriptedHttp::start(content, move |seen, _| {
+        redirects.fetch_add(1, Ordering::SeqCst);
         let port = *port.lock().unwrap();
         let next = format!("/loop{}", seen.path.len());
         Reply::Raw(
