@@ -13,7 +13,8 @@
 //! - two torrents on one tracker (peerwire's built-in one, in the test process): one thread
 //!   named `tracker` announces both, and both complete from the seeders that tracker lists;
 //! - that thread as a library (`TrackerThread`): two jobs re-announce each on its own
-//!   deadline, and each leaves, after its `stopped`, while the other goes on.
+//!   deadline, and each leaves, after its `stopped`, while the other goes on; a tracker asking
+//!   for an interval of 0 does not keep the thread from reading `Stop`.
 
 pub mod common;
 
@@ -385,6 +386,37 @@ fn one_tracker_thread_serves_two_jobs_and_removes_each_after_its_stopped() {
     assert!(server.peers(hash_b).is_empty(), "`stopped` removed B");
     // No job left and no handle: the thread ends, and `stop` returns.
     thread.stop();
+    server.stop();
+}
+
+#[test]
+fn a_tracker_asking_for_no_interval_does_not_keep_stop_from_being_read() {
+    use peerwire::metainfo::InfoHash;
+    use peerwire::peer_id::PeerId;
+    use peerwire::tracker::announcer::TrackerThread;
+    use peerwire::tracker::tiers::TrackerTiers;
+    use peerwire::tracker::{AnnounceRequest, TrackerConfig};
+    // Interval 0: every job is always due again at once.
+    let server = common::local_tracker(Duration::ZERO);
+    let url = server.udp_announce_url().expect("a UDP tracker");
+    let tiers = TrackerTiers::new(vec![vec![url]], TrackerConfig::default());
+    let request = AnnounceRequest::started(InfoHash([0xc; 20]), PeerId::generate(), 6000, 100);
+    let thread = TrackerThread::start().expect("a thread");
+    let job = thread.add(tiers, request);
+    for _ in 0..3 {
+        job.peers
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an announce");
+    }
+    common::within(
+        Duration::from_secs(30),
+        "stopping a job re-announced without pause",
+        "the thread announces what is due before it reads its commands",
+        move || {
+            job.stop();
+            thread.stop();
+        },
+    );
     server.stop();
 }
 

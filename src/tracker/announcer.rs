@@ -177,8 +177,7 @@ struct Timing {
 }
 
 impl Timing {
-    /// A new job is due at once: `started` goes out before any of its commands is read, so a
-    /// download that completes at once still says `started` before `completed`.
+    /// A new job is due at once (the thread announces `started` as soon as it takes the job).
     fn new(now: Instant) -> Timing {
         Timing {
             next: now,
@@ -246,18 +245,12 @@ fn next_due<'a>(timings: impl Iterator<Item = &'a Timing>) -> Option<(usize, Ins
         .min_by_key(|&(_, next)| next)
 }
 
-/// The thread's loop: every due announce first, then a wait for a command, a new job, or the
-/// earliest deadline. Ends when no one can add a job any more and the last job has left.
+/// The thread's loop: a wait for a command, a new job, or the earliest deadline, then what it
+/// calls for. Ends when no one can add a job any more and the last job has left.
 fn serve(new_jobs: Receiver<Job>) {
     let mut jobs: Vec<Job> = Vec::new();
     let mut open = true;
     loop {
-        while let Some((i, due)) = next_due(jobs.iter().map(|j| &j.timing)) {
-            if due > Instant::now() {
-                break;
-            }
-            announce(&mut jobs[i]); // [W3.4] the deadline came
-        }
         if !open && jobs.is_empty() {
             return;
         }
@@ -292,8 +285,22 @@ fn serve(new_jobs: Receiver<Job>) {
             }
         };
         match woke {
-            Woke::Deadline => {}
-            Woke::NewJob(job) => jobs.push(*job),
+            Woke::Deadline => {
+                // [W3.4] The deadline came: the job due first announces. A command already
+                // queued is read before this (the wait returns it first), so a tracker that
+                // asks for an interval of 0 cannot keep `Stop` from being read.
+                if let Some((i, _)) = next_due(jobs.iter().map(|j| &j.timing)) {
+                    announce(&mut jobs[i]);
+                }
+            }
+            Woke::NewJob(job) => {
+                // `started` goes out before any of the job's commands is read: a download
+                // that completes at once must still say `started` before `completed`.
+                jobs.push(*job);
+                if let Some(job) = jobs.last_mut() {
+                    announce(job);
+                }
+            }
             Woke::Closed => open = false,
             Woke::Command(i, command) => {
                 let job = &mut jobs[i];
