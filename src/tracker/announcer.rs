@@ -111,7 +111,9 @@ impl TrackerThread {
     }
 
     /// Adds a job: its first announce (`started`) goes out as soon as the thread is free.
-    pub fn add(&self, tiers: TrackerTiers, request: AnnounceRequest) -> Announcer {
+    pub fn add(&self, tiers: TrackerTiers, mut request: AnnounceRequest) -> Announcer {
+        // Whatever event the caller left in the request, a job's first announce is `started`.
+        request.event = Event::Started;
         let (command_tx, command_rx) = unbounded();
         let (peers_tx, peers_rx) = unbounded();
         let (removed_tx, removed_rx) = unbounded();
