@@ -9,7 +9,12 @@
 //!   hash, on the same port; both leechers complete; Ctrl-C then ends both cleanly;
 //! - a `.torrent` and a magnet link (metadata from a libtorrent seeder) in one process;
 //! - Ctrl-C while two torrents find no peer: each prints its own `interrupted` error line;
-//! - in a real terminal (tmux), one named progress line per torrent.
+//! - in a real terminal (tmux), one named progress line per torrent;
+//! - two torrents on one tracker (peerwire's built-in one, in the test process): one thread
+//!   named `tracker` announces both, and both complete from the seeders that tracker lists;
+//! - that thread as a library (`TrackerThread`): two jobs re-announce each on its own
+//!   deadline, and each leaves, after its `stopped`, while the other goes on; a tracker asking
+//!   for an interval of 0 does not keep the thread from reading `Stop`.
 
 pub mod common;
 
@@ -338,4 +343,188 @@ fn each_torrent_has_its_own_named_line_in_a_terminal() {
         );
     }
     tmux_run(&["send-keys", "-t", "t", "C-c"]);
+}
+
+#[test]
+fn one_tracker_thread_serves_two_jobs_and_removes_each_after_its_stopped() {
+    use peerwire::metainfo::InfoHash;
+    use peerwire::peer_id::PeerId;
+    use peerwire::tracker::announcer::TrackerThread;
+    use peerwire::tracker::tiers::TrackerTiers;
+    use peerwire::tracker::{AnnounceRequest, TrackerConfig};
+    let server = common::local_tracker(Duration::from_secs(1));
+    let url = server.udp_announce_url().expect("a UDP tracker");
+    let config = TrackerConfig {
+        udp_base_timeout: Duration::from_millis(500),
+        udp_retries: 2,
+        ..TrackerConfig::default()
+    };
+    let tiers = || TrackerTiers::new(vec![vec![url.clone()]], config);
+    let request =
+        |byte| AnnounceRequest::started(InfoHash([byte; 20]), PeerId::generate(), 6000, 100);
+    let thread = TrackerThread::start().expect("a thread");
+    let (request_a, request_b) = (request(0xa), request(0xb));
+    let (hash_a, hash_b) = (request_a.info_hash, request_b.info_hash);
+    let a = thread.add(tiers(), request_a);
+    let b = thread.add(tiers(), request_b);
+    let wait = Duration::from_secs(10);
+    // Interval 1 s: each job re-announces on its own deadline.
+    for _ in 0..2 {
+        a.peers.recv_timeout(wait).expect("an announce for A");
+        b.peers.recv_timeout(wait).expect("an announce for B");
+    }
+    // `stop` returns once the thread has sent `stopped` and dropped the job.
+    a.stop();
+    assert!(server.peers(hash_a).is_empty(), "`stopped` removed A");
+    assert_eq!(server.peers(hash_b).len(), 1, "B still registered");
+    // Drain what B got meanwhile, then B goes on being announced without A.
+    while b.peers.try_recv().is_ok() {}
+    b.peers
+        .recv_timeout(wait)
+        .expect("B re-announced after A left");
+    b.stop();
+    assert!(server.peers(hash_b).is_empty(), "`stopped` removed B");
+    // No job left and no handle: the thread ends, and `stop` returns.
+    thread.stop();
+    server.stop();
+}
+
+#[test]
+fn a_tracker_asking_for_no_interval_does_not_keep_stop_from_being_read() {
+    use peerwire::metainfo::InfoHash;
+    use peerwire::peer_id::PeerId;
+    use peerwire::tracker::announcer::TrackerThread;
+    use peerwire::tracker::tiers::TrackerTiers;
+    use peerwire::tracker::{AnnounceRequest, TrackerConfig};
+    // Interval 0: every job is always due again at once.
+    let server = common::local_tracker(Duration::ZERO);
+    let url = server.udp_announce_url().expect("a UDP tracker");
+    let tiers = TrackerTiers::new(vec![vec![url]], TrackerConfig::default());
+    let request = AnnounceRequest::started(InfoHash([0xc; 20]), PeerId::generate(), 6000, 100);
+    let thread = TrackerThread::start().expect("a thread");
+    let job = thread.add(tiers, request);
+    for _ in 0..3 {
+        job.peers
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an announce");
+    }
+    common::within(
+        Duration::from_secs(30),
+        "stopping a job re-announced without pause",
+        "the thread announces what is due before it reads its commands",
+        move || {
+            job.stop();
+            thread.stop();
+        },
+    );
+    server.stop();
+}
+
+/// The threads of process `pid` named `name` (Linux: `/proc/PID/task/*/comm`).
+fn threads_named(pid: u32, name: &str) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc/PID/task");
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}
+
+#[test]
+fn one_tracker_thread_announces_two_torrents_that_complete_from_its_seeders() {
+    use peerwire::metainfo::InfoHash;
+    use peerwire::tracker::Event;
+    let tracker = common::local_tracker(Duration::from_secs(60));
+    let url = tracker.announce_url().expect("an HTTP tracker");
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    // Two torrents naming the tracker, each with its own seeder (`peerwire seed`).
+    let mut torrents = Vec::new();
+    for (name, size, seed) in [("one.bin", 700_000, 41), ("two.bin", 500_001, 42)] {
+        let bytes = pseudo_random(size, seed);
+        let content = seed_dir.join(name);
+        std::fs::write(&content, &bytes).unwrap();
+        let torrent = dir.path().join(format!("{name}.torrent"));
+        common::create_torrent(&content, &torrent, &["--piece-length", "65536", "-t", &url]);
+        torrents.push((torrent, content, name, bytes));
+    }
+    // Everything the tracker hears: (the announcer's port, info hash, event), in order.
+    let (heard_tx, heard) = crossbeam_channel::unbounded();
+    tracker.watch(move |a| {
+        // Fails only once the test is over and nobody listens.
+        let _ = heard_tx.send((a.addr.port(), a.info_hash, a.event));
+    });
+    // Waits until the announcer on `port` has told the tracker `event` for every one of `hashes`.
+    let wait_for = |port: u16, hashes: &[InfoHash], event: Event| {
+        let until = std::time::Instant::now() + DEADLINE;
+        let mut told = Vec::new();
+        while !hashes.iter().all(|h| told.contains(h)) {
+            match heard.recv_deadline(until) {
+                Ok((p, hash, e)) if p == port && e == event => told.push(hash),
+                Ok(_) => {}
+                Err(_) => panic!("port {port}: no {event:?} for {hashes:?} within {DEADLINE:?}"),
+            }
+        }
+    };
+    let hashes: Vec<InfoHash> = torrents
+        .iter()
+        .map(|(t, ..)| {
+            peerwire::metainfo::Metainfo::from_file(t)
+                .unwrap()
+                .info_hash
+        })
+        .collect();
+    let mut seeders = Vec::new();
+    for ((torrent, content, ..), &hash) in torrents.iter().zip(&hashes) {
+        let (seeder, seed_port) = common::start_seed(peerwire(), torrent, content, &["--no-dht"]);
+        seeders.push(seeder);
+        // The seeder is in the tracker's list before the download asks for it.
+        wait_for(seed_port, &[hash], Event::Started);
+    }
+    let port = common::free_port();
+    let out = dir.path().join("out");
+    let mut command = peerwire();
+    command
+        .args(["-v", "download", "--seed", "--no-dht", "-o"])
+        .arg(&out)
+        .args(torrents.iter().map(|(t, ..)| t))
+        .args(["--port", &port.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = common::Killed(command.spawn().expect("start peerwire download"));
+    let pid = child.0.id();
+    let stderr = common::lines_of(child.0.stderr.take().expect("piped stderr"));
+    let wait_for_both = |event: Event| wait_for(port, &hashes, event);
+    // Both sessions have started (each said `started`): one thread announces for both.
+    wait_for_both(Event::Started);
+    assert_eq!(threads_named(pid, "tracker"), 1, "while both download");
+    // Both complete: the only peers they know are the seeders the tracker listed.
+    wait_for_both(Event::Completed);
+    assert_eq!(threads_named(pid, "tracker"), 1, "while both seed");
+    for (_, _, name, bytes) in &torrents {
+        common::assert_bytes(&out.join(name), bytes, name);
+    }
+    // Ctrl-C: each torrent says `stopped` (through the one thread) and prints its `done:`.
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    wait_for_both(Event::Stopped);
+    let until = std::time::Instant::now() + DEADLINE;
+    let mut lines = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        match stderr.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("PID {pid} did not end within {DEADLINE:?} of kill -INT")
+            }
+        }
+    }
+    let done = lines.iter().filter(|l| l.starts_with("done: ")).count();
+    assert_eq!(done, 2, "{}", lines.join("\n"));
+    drop(child);
+    drop(seeders);
+    tracker.stop();
 }

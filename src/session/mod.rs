@@ -313,7 +313,12 @@ pub fn download(
             let tiers = tiers
                 .take()
                 .unwrap_or_else(|| TrackerTiers::new(metainfo.tracker_tiers(), options.tracker));
-            announcers.push(Announcer::spawn(tiers, request).map_err(SessionError::Thread)?);
+            // Several torrents of one process share the `tracker` thread; one alone has its own.
+            let announcer = match shared {
+                Some(shared) => shared.net().tracker.add(tiers, request),
+                None => Announcer::spawn(tiers, request).map_err(SessionError::Thread)?,
+            };
+            announcers.push(announcer);
         }
     }
     let reporter = tracker_reporter(&announcers, left, have.is_complete());

@@ -1,5 +1,6 @@
 //! What several torrents of one process share: one listener (TCP, and uTP on the UDP socket),
-//! one UDP socket and one DHT node (BEP 5, "DHT Protocol") — walkthrough §10.
+//! one UDP socket, one DHT node (BEP 5, "DHT Protocol") and one `tracker` thread that
+//! announces them all (BEP 3, "The BitTorrent Protocol Specification", trackers) — walkthrough §10.
 //!
 //! ```text
 //!   Shared::start ── UDP socket (uTP, KRPC) + DHT node + listener, all on one port
@@ -13,13 +14,16 @@
 //! to every swarm, and the info hash in each incoming handshake (BEP 3) says which torrent
 //! the peer wants. A session given a [`Shared`] (`DownloadOptions::shared`) registers its
 //! torrent there instead of binding its own sockets, tells the one DHT node to track its
-//! names, and unregisters when it ends; the last to end is followed by [`Shared::stop`].
+//! names, adds its announce jobs to the one tracker thread instead of starting its own, and
+//! unregisters (and leaves the tracker thread, after `stopped`) when it ends; the last to end
+//! is followed by [`Shared::stop`].
 
 use super::peer_side::listen;
 use super::udp::UdpSide;
 use super::{DownloadOptions, SessionError};
 use crate::peer::listener::Listener;
 use crate::peer::swarms::Swarms;
+use crate::tracker::announcer::TrackerThread;
 use std::sync::Arc;
 
 /// The sockets and the DHT node of a process that runs several torrents; every clone is the
@@ -31,6 +35,8 @@ pub(super) struct Net {
     pub(super) udp: Option<UdpSide>,
     pub(super) listener: Listener,
     pub(super) swarms: Swarms,
+    /// Announces every torrent of the process, one job per info hash.
+    pub(super) tracker: TrackerThread,
 }
 
 impl std::fmt::Debug for Shared {
@@ -44,6 +50,8 @@ impl Shared {
     /// TCP listener on the same port number, as a single session does, with room for
     /// `torrents` times `--max-peers` incoming connections.
     pub fn start(options: &DownloadOptions, torrents: usize) -> Result<Shared, SessionError> {
+        // First: should a socket below fail, dropping it ends the thread (it has no job).
+        let tracker = TrackerThread::start().map_err(SessionError::Thread)?;
         let udp = UdpSide::start(options, options.dht.as_ref())?;
         let port = udp.as_ref().map_or(options.port, UdpSide::port);
         let incoming = udp.as_ref().and_then(|udp| udp.incoming.clone());
@@ -54,6 +62,7 @@ impl Shared {
             udp,
             listener,
             swarms,
+            tracker,
         })))
     }
 
@@ -67,12 +76,14 @@ impl Shared {
         &self.0
     }
 
-    /// Stops the listener, then the DHT node (it writes `--dht-state`) and the UDP socket.
+    /// Stops the tracker thread (every session has removed its jobs by now), the listener,
+    /// then the DHT node (it writes `--dht-state`) and the UDP socket.
     /// Called once every session has ended: if a clone is still alive somewhere, the sockets
     /// are left to the end of the process, with a warning.
     pub fn stop(self) {
         match Arc::try_unwrap(self.0) {
             Ok(net) => {
+                net.tracker.stop();
                 net.listener.stop();
                 if let Some(udp) = net.udp {
                     udp.stop();
