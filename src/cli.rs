@@ -376,18 +376,28 @@ pub(crate) fn run_session(metainfo: &Metainfo, options: DownloadOptions) -> Resu
     let summary = session::download(metainfo, &options, move |p| shown.show(p));
     drop(bar); // off the terminal before the summary, or the error
     let summary = summary?;
-    let done = summary.progress;
     eprintln!(
-        "done: {} pieces ({} already on disk), {} bytes downloaded this run, {} bytes uploaded, in {:.1} s, {} pieces failed the hash check, {} peers banned",
+        "done: {}",
+        what_was_done(&summary.progress, started.elapsed())
+    );
+    Ok(())
+}
+
+/// The closing line's account of a session, after `done: ` (a script may read it).
+pub(crate) fn what_was_done(
+    done: &crate::scheduler::Progress,
+    took: std::time::Duration,
+) -> String {
+    format!(
+        "{} pieces ({} already on disk), {} bytes downloaded this run, {} bytes uploaded, in {:.1} s, {} pieces failed the hash check, {} peers banned",
         done.pieces_total,
         done.pieces_at_start,
         done.downloaded,
         done.uploaded,
-        started.elapsed().as_secs_f64(),
+        took.as_secs_f64(),
         done.failed_pieces,
         done.banned
-    );
-    Ok(())
+    )
 }
 
 /// `demo`: a whole swarm on 127.0.0.1, and what it did (on stdout).

@@ -186,17 +186,8 @@ fn one(
     let bar = lines.add(&metainfo.info.name, metainfo.info.total_length);
     let started = std::time::Instant::now();
     let summary = session::download(&metainfo, &options, move |p| bar.show(p))?;
-    let done = summary.progress;
-    lines.print(&[format!(
-        "done: {label}: {} pieces ({} already on disk), {} bytes downloaded this run, {} bytes uploaded, in {:.1} s, {} pieces failed the hash check, {} peers banned",
-        done.pieces_total,
-        done.pieces_at_start,
-        done.downloaded,
-        done.uploaded,
-        started.elapsed().as_secs_f64(),
-        done.failed_pieces,
-        done.banned
-    )]);
+    let done = super::what_was_done(&summary.progress, started.elapsed());
+    lines.print(&[format!("done: {label}: {done}")]);
     Ok(())
 }
 
