@@ -293,18 +293,24 @@ mod tests {
 
     /// A scheduler of 4 pieces of 2 blocks, with nobody connected and piece 3 already ours.
     fn scheduler() -> Scheduler {
-        let layout = Arc::new(PieceLayout {
-            piece_length: 32768,
-            total_length: 4 * 32768,
-            hashes: vec![PieceHash([0; 20]); 4],
-            v2: None,
-        });
         let mut have = Bitfield::new(4);
         have.set(3);
+        scheduler_of(32768, have, 10)
+    }
+
+    /// A scheduler of `have.num_pieces()` pieces of `piece_length`, with nobody connected.
+    fn scheduler_of(piece_length: u64, have: Bitfield, max_peers: usize) -> Scheduler {
+        let pieces = have.num_pieces();
+        let layout = Arc::new(PieceLayout {
+            piece_length,
+            total_length: pieces as u64 * piece_length,
+            hashes: vec![PieceHash([0; 20]); pieces],
+            v2: None,
+        });
         let (_events_tx, events) = unbounded();
         let (verify_tx, _verify) = unbounded();
         let settings = Settings {
-            max_peers: 10,
+            max_peers,
             after_complete: AfterComplete::Stop,
             choker: ChokerConfig::default(),
             advertise: have.clone(),
@@ -407,25 +413,7 @@ mod tests {
     #[ignore = "a measurement, not a check"]
     fn what_a_snapshot_costs() {
         let pieces = 1024;
-        let layout = Arc::new(PieceLayout {
-            piece_length: 262_144,
-            total_length: pieces as u64 * 262_144,
-            hashes: vec![PieceHash([0; 20]); pieces],
-            v2: None,
-        });
-        let have = Bitfield::new(pieces);
-        let (_events_tx, events) = unbounded();
-        let (verify_tx, _verify) = unbounded();
-        let settings = Settings {
-            max_peers: 100,
-            after_complete: AfterComplete::Stop,
-            choker: ChokerConfig::default(),
-            advertise: have.clone(),
-            our_id: PeerId(*b"-PW0001-snapshottest"),
-            pex: true,
-            wanted: crate::storage::Wanted::every_piece(&layout),
-        };
-        let mut s = Scheduler::new(layout, &have, events, verify_tx, Box::new(|_| {}), settings);
+        let mut s = scheduler_of(262_144, Bitfield::new(pieces), 100);
         let mut channels = Vec::new();
         for n in 1..=50u16 {
             let (commands, peer) = unbounded();
