@@ -41,6 +41,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
+sys.dont_write_bytecode = True  # no __pycache__ left in tests/lab by the import
 import lab  # noqa: E402  (tests/lab/lab.py, found through the path above)
 
 SWARMS = ("all-peerwire", "all-libtorrent", "mixed")
