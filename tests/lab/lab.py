@@ -747,6 +747,7 @@ def run_swarm(config, lab_factory=Lab):
     result = {"ok": False, "failures": [], "size": config.size,
               "piece_length": config.piece_length, "bound_s": config.bound(), "T_s": None,
               "missing": [], "seeder": None, "leechers": [], "seeder_choker": None}
+    check_can_run()
     for kind in [config.seeder] + config.leechers:
         if kind not in CLIENTS:
             raise ValueError("unknown client %r (want one of %s)" % (kind, ", ".join(KINDS)))
