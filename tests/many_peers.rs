@@ -204,10 +204,11 @@ fn a_seed_holds_300_leechers_in_bounds_and_starves_none() {
         peak_kib < RSS_LIMIT_KIB,
         "the seed's peak RSS was {peak_kib} KiB with {LEECHERS} peers (limit {RSS_LIMIT_KIB})"
     );
-    // At connection time (5 slots at once) and at the rounds at 10 s and 20 s: a run that saw
-    // fewer unchokes did not test starvation at all.
+    // 5 slots at connection time, then up to 5 new leechers at each of the rounds at 10 s and
+    // 20 s (those served before have finished and lost interest). At least one round's worth
+    // beyond the first 5: a run that saw fewer did not test the unchokes of a choke round.
     assert!(
-        waits.served >= 10,
+        waits.served >= 8,
         "only {} unchokes were served in {elapsed:.1} s",
         waits.served
     );
