@@ -213,7 +213,10 @@ fn spawn_asker(addr: SocketAddr, request: Request, results: Sender<Answer>) {
         let _ = results.send((addr, ask(addr, &request)));
     };
     let name = format!("metadata {addr}");
-    if std::thread::Builder::new().name(name).spawn(run).is_err() {
+    let builder = std::thread::Builder::new()
+        .name(name)
+        .stack_size(crate::peer::thread::CONNECTION_STACK);
+    if builder.spawn(run).is_err() {
         log::warn!("cannot start a thread for {addr}");
     }
 }
