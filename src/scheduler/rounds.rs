@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!   every 10 s: the rates of the round just ended ──► choker.rs ──► Choke / Unchoke commands
-//!   an interested peer and a free slot            ──► Unchoke at once (no wait for a round)
+//!   a free slot (new, or its holder left or lost interest) and a waiting peer
+//!                                                  ──► Unchoke at once (no wait for a round)
 //!   every 60 s: the addresses of our peers        ──► Command::Pex to every peer thread
 //! ```
 
