@@ -26,7 +26,8 @@
 //!
 //! Why an optimistic slot: without it, two peers that each wait for the other to upload first
 //! would never start. It also lets us discover a peer faster than our current four, and gives a
-//! new peer, which has nothing to trade yet, its first pieces.
+//! new peer, which has nothing to trade yet, its first pieces. `--no-optimistic-unchoke`
+//! (`ChokerConfig::optimistic` false) takes the slot away, to see that happen in a swarm.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -66,6 +67,10 @@ pub struct ChokerConfig {
     /// Rounds the optimistic peer keeps its slot before it is rotated: 3 rounds × 10 s are the
     /// 30 s of BEP 3. 0 behaves like 1 (a new draw every round).
     pub optimistic_every: u32,
+    /// Whether there is an optimistic slot at all. Off (`--no-optimistic-unchoke`) is an
+    /// experiment, not a setting for real swarms: only the regular slots are given, so two
+    /// peers that each wait for the other to upload first may never start.
+    pub optimistic: bool,
 }
 
 impl Default for ChokerConfig {
@@ -73,7 +78,16 @@ impl Default for ChokerConfig {
         ChokerConfig {
             regular_slots: 4,
             optimistic_every: 3,
+            optimistic: true,
         }
+    }
+}
+
+impl ChokerConfig {
+    /// Every slot, the optimistic one included when there is one: how many peers we unchoke
+    /// at most.
+    pub fn slots(&self) -> usize {
+        self.regular_slots + usize::from(self.optimistic)
     }
 }
 
@@ -118,7 +132,11 @@ impl Choker {
     /// every peer not in it should be choked.
     pub fn round(&mut self, peers: &[PeerStats], seeding: bool) -> Vec<SocketAddr> {
         let regular = best_peers(peers, seeding, self.config.regular_slots);
-        if self.optimistic_may_stay(peers, &regular) {
+        if !self.config.optimistic {
+            // No optimistic slot: the regular peers are the whole answer.
+            self.optimistic = None;
+            self.round = 0;
+        } else if self.optimistic_may_stay(peers, &regular) {
             self.round += 1;
         } else {
             self.choose_optimistic(peers, &regular);
@@ -129,6 +147,37 @@ impl Choker {
             unchoked.push(optimistic);
         }
         unchoked
+    }
+
+    /// Between rounds: the peers to unchoke at once because a slot is free. A slot is free
+    /// when fewer interested peers are unchoked than there are slots: one holder left, or
+    /// lost interest (a peer that completed wants nothing more from us), or nobody took it
+    /// yet. It goes to an interested peer we choke, the fastest first by the rate the rounds
+    /// rank by, ties at random.
+    ///
+    /// Without this a slot stays empty until the next round (up to 10 s): a swarm younger
+    /// than one round hands its slots out first come, first served, and a peer that came
+    /// late is choked by everyone until the first round, even after the peers holding the
+    /// slots have completed and gone.
+    ///
+    /// An unchoked peer that lost interest is not choked here (only a round chokes), so a
+    /// peer whose interest flickers is not choked and unchoked over and over; until the
+    /// next round we may unchoke more peers than there are slots, never more interested ones.
+    pub fn fill_free_slots(&mut self, peers: &[PeerStats], seeding: bool) -> Vec<SocketAddr> {
+        let used = peers.iter().filter(|p| p.unchoked && p.interested).count();
+        let free = self.config.slots().saturating_sub(used);
+        if free == 0 {
+            return Vec::new();
+        }
+        let mut waiting: Vec<&PeerStats> = peers
+            .iter()
+            .filter(|p| p.interested && !p.unchoked)
+            .collect();
+        // Shuffled, then sorted by a stable sort: equal rates (often all zero early on)
+        // stay in random order, so the same low address does not always win.
+        self.rng.shuffle(&mut waiting);
+        waiting.sort_by(|a, b| rate_for(b, seeding).total_cmp(&rate_for(a, seeding)));
+        waiting.into_iter().take(free).map(|p| p.peer).collect()
     }
 
     /// The optimistically unchoked peer chosen by the last round, if any.
@@ -179,13 +228,7 @@ impl Choker {
 /// four, so that one can take a slot at once when it becomes interested. We leave them choked:
 /// simpler, and they wait at most one round. [W11.1]
 pub fn best_peers(peers: &[PeerStats], seeding: bool, slots: usize) -> Vec<SocketAddr> {
-    let rate = |p: &PeerStats| {
-        if seeding {
-            p.upload_rate
-        } else {
-            p.download_rate
-        }
-    };
+    let rate = |p: &PeerStats| rate_for(p, seeding);
     let mut eligible: Vec<&PeerStats> = peers
         .iter()
         .filter(|p| p.interested && (seeding || !p.snubbed))
@@ -194,6 +237,16 @@ pub fn best_peers(peers: &[PeerStats], seeding: bool, slots: usize) -> Vec<Socke
     // order, so the same input always gives the same answer.
     eligible.sort_by(|a, b| rate(b).total_cmp(&rate(a)).then(a.peer.cmp(&b.peer)));
     eligible.iter().take(slots).map(|p| p.peer).collect()
+}
+
+/// The rate a peer is ranked by: what it sends us while we download (tit-for-tat), what we
+/// send it while we seed.
+fn rate_for(peer: &PeerStats, seeding: bool) -> f64 {
+    if seeding {
+        peer.upload_rate
+    } else {
+        peer.download_rate
+    }
 }
 
 /// A new peer's lottery tickets, or an old peer's single one.
@@ -476,6 +529,96 @@ mod tests {
             unchoked.len(),
             "no duplicates: {unchoked:?}"
         );
+    }
+
+    /// `peer(port, down, up)` that we already unchoke.
+    fn unchoked(port: u16, down: f64, up: f64) -> PeerStats {
+        PeerStats {
+            unchoked: true,
+            ..peer(port, down, up)
+        }
+    }
+
+    #[test]
+    fn a_free_slot_goes_to_the_fastest_waiting_peer() {
+        // Five slots: four held, one free; peer 6 sends us more than peer 5.
+        let mut peers: Vec<PeerStats> = (1..=4).map(|n| unchoked(n, 100.0, 0.0)).collect();
+        peers.push(peer(5, 10.0, 0.0));
+        peers.push(peer(6, 50.0, 0.0));
+        let mut choker = Choker::with_seed(ChokerConfig::default(), 1);
+        assert_eq!(choker.fill_free_slots(&peers, false), [addr(6)]);
+        // Seeding ranks by what we send: peer 5 takes more.
+        peers[4].upload_rate = 90.0;
+        assert_eq!(choker.fill_free_slots(&peers, true), [addr(5)]);
+    }
+
+    #[test]
+    fn no_slot_is_free_while_five_interested_peers_hold_them() {
+        let mut peers: Vec<PeerStats> = (1..=5).map(|n| unchoked(n, 0.0, 0.0)).collect();
+        peers.push(peer(6, 1000.0, 0.0));
+        let mut choker = Choker::with_seed(ChokerConfig::default(), 1);
+        assert!(choker.fill_free_slots(&peers, false).is_empty());
+        // Without the optimistic slot there are four: one peer too many is never choked
+        // here (a round does that), and nobody more is unchoked.
+        let config = ChokerConfig {
+            optimistic: false,
+            ..ChokerConfig::default()
+        };
+        let mut choker = Choker::with_seed(config, 1);
+        assert!(choker.fill_free_slots(&peers, false).is_empty());
+    }
+
+    #[test]
+    fn a_holder_that_lost_interest_frees_its_slot_without_being_choked() {
+        // Peer 1 completed: still unchoked, no longer interested. Its slot goes to peer 7.
+        let mut peers: Vec<PeerStats> = (1..=5).map(|n| unchoked(n, 0.0, 0.0)).collect();
+        peers[0].interested = false;
+        peers.push(peer(7, 0.0, 0.0));
+        peers.push(PeerStats {
+            interested: false,
+            ..peer(8, 0.0, 0.0)
+        });
+        let mut choker = Choker::with_seed(ChokerConfig::default(), 1);
+        assert_eq!(choker.fill_free_slots(&peers, false), [addr(7)]);
+    }
+
+    #[test]
+    fn free_slots_among_equal_peers_go_at_random() {
+        let peers: Vec<PeerStats> = (1..=20).map(|n| peer(n, 0.0, 0.0)).collect();
+        let mut won = std::collections::BTreeSet::new();
+        for seed in 0..40 {
+            let chosen =
+                Choker::with_seed(ChokerConfig::default(), seed).fill_free_slots(&peers, false);
+            assert_eq!(chosen.len(), 5, "five free slots");
+            won.extend(chosen);
+        }
+        assert!(won.len() >= 15, "always the same few: {won:?}");
+    }
+
+    #[test]
+    fn without_the_optimistic_slot_only_the_regular_peers_are_unchoked() {
+        let config = ChokerConfig {
+            optimistic: false,
+            ..ChokerConfig::default()
+        };
+        assert_eq!(config.slots(), 4);
+        assert_eq!(ChokerConfig::default().slots(), 5);
+        let peers = four_fast_three_slow();
+        for seeding in [false, true] {
+            let mut choker = Choker::with_seed(config, 1);
+            for round in 0..7 {
+                let unchoked = choker.round(&peers, seeding);
+                assert_eq!(unchoked, best_peers(&peers, seeding, 4), "round {round}");
+                assert_eq!(choker.optimistic(), None, "round {round}");
+            }
+        }
+        // A peer that waits for us to upload first (it has sent us nothing) never gets a
+        // slot while four others send more: what the optimistic slot is there to prevent.
+        let mut choker = Choker::with_seed(config, 1);
+        for _ in 0..30 {
+            let unchoked = choker.round(&peers, false);
+            assert!(slow().iter().all(|p| !unchoked.contains(p)), "{unchoked:?}");
+        }
     }
 
     #[test]

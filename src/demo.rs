@@ -16,10 +16,12 @@
 //! seeder's upload is limited so that it cannot feed every leecher alone: the leechers must
 //! trade pieces with each other, which is what the summary shows (BEP 3 in action).
 
+use crate::choker::ChokerConfig;
 use crate::create::{CreateOptions, create_torrent};
 use crate::dht::thread::{Dht, DhtConfig, DhtOptions};
 use crate::metainfo::Metainfo;
 use crate::peer_id::PeerId;
+use crate::scheduler::picker::PieceOrder;
 use crate::scheduler::{AfterComplete, Traffic};
 use crate::session::{self, DownloadOptions, SessionError, Summary, Target};
 use crate::trace::Trace;
@@ -33,6 +35,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use thiserror::Error;
+
+/// Members (the seeder and the leechers) up to which the summary prints everything: a line per
+/// leecher and the whole upload matrix. A larger swarm gets the compact form
+/// ([`DemoReport::summary_lines`]): a 51 × 51 matrix is unreadable.
+pub const FULL_SUMMARY_MEMBERS: usize = 8;
+/// In the compact summary: the top uploaders, the slowest leechers, the leechers that got the
+/// least from other leechers, so many of each.
+const COMPACT_LIST: usize = 5;
 
 /// What the demo builds.
 #[derive(Debug, Clone)]
@@ -53,6 +63,10 @@ pub struct DemoConfig {
     /// The web view's members (`--web`, `--report`), in the order of [`member_names`]; empty:
     /// nothing is published.
     pub watch: Vec<Watched>,
+    /// Every member's piece order (`--piece-order`).
+    pub piece_order: PieceOrder,
+    /// Whether every member's choker has an optimistic slot (off: `--no-optimistic-unchoke`).
+    pub optimistic_unchoke: bool,
 }
 
 /// The members' names, seeder first: how the summary and the web view call them.
@@ -74,6 +88,8 @@ impl Default for DemoConfig {
             progress: true,
             dht: false,
             watch: Vec::new(),
+            piece_order: PieceOrder::default(),
+            optimistic_unchoke: true,
         }
     }
 }
@@ -101,6 +117,15 @@ pub enum DemoError {
     },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error(
+        "a swarm of {members} members needs about {needed} open files, and this process may \
+         open {limit} (`ulimit -n`): raise the limit (`ulimit -n {needed}`) or use fewer --peers"
+    )]
+    TooManyFiles {
+        members: usize,
+        needed: u64,
+        limit: u64,
+    },
 }
 
 /// One member of the swarm, after the demo.
@@ -143,6 +168,17 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, DemoError> {
 }
 
 fn run_in(config: &DemoConfig, dir: &Path) -> Result<DemoReport, DemoError> {
+    // Checked before anything starts: past the limit, sockets fail to open halfway through
+    // and the swarm never completes (the tracker's listener stops at its first failed accept).
+    let members = config.leechers + 1;
+    let needed = files_needed(members);
+    if let Some(limit) = open_file_limit().filter(|&limit| limit < needed) {
+        return Err(DemoError::TooManyFiles {
+            members,
+            needed,
+            limit,
+        });
+    }
     let finder = Finder::start(config)?;
     let (metainfo, data) = make_torrent(config, dir, &finder.trackers())?;
     log::info!("demo: torrent {}", metainfo.info_hash);
@@ -291,9 +327,15 @@ fn write_random_file(path: &Path, size: u64) -> std::io::Result<()> {
     file.flush()
 }
 
-/// Settings every member shares: 127.0.0.1, any free port, a fresh peer id, seed until stopped.
-fn member_options(target: Target, stop: &Arc<AtomicBool>) -> DownloadOptions {
+/// Settings every member shares: 127.0.0.1, any free port, a fresh peer id, seed until
+/// stopped, and the demo's strategies.
+fn member_options(config: &DemoConfig, target: Target, stop: &Arc<AtomicBool>) -> DownloadOptions {
     DownloadOptions {
+        choker: ChokerConfig {
+            optimistic: config.optimistic_unchoke,
+            ..ChokerConfig::default()
+        },
+        piece_order: config.piece_order,
         bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         port: 0,
         after_complete: AfterComplete::Seed,
@@ -309,7 +351,7 @@ fn seeder_options(config: &DemoConfig, data: &Path, stop: &Arc<AtomicBool>) -> D
         require_complete: true,
         // [W12.1] A seeder too slow to feed every leecher alone: the leechers must trade.
         max_upload_rate: config.seeder_rate,
-        ..member_options(Target::File(data.to_path_buf()), stop)
+        ..member_options(config, Target::File(data.to_path_buf()), stop)
     };
     watched(config, 0, options)
 }
@@ -339,7 +381,11 @@ fn leecher_options(
     };
     let options = DownloadOptions {
         trace,
-        ..member_options(Target::Directory(dir.join(format!("leecher-{n}"))), stop)
+        ..member_options(
+            config,
+            Target::Directory(dir.join(format!("leecher-{n}"))),
+            stop,
+        )
     };
     watched(config, n, options)
 }
@@ -504,9 +550,22 @@ impl DemoReport {
                 c.piece_length / 1024
             ),
         ];
-        lines.extend(self.time_lines());
-        lines.extend(self.matrix_lines());
-        lines.extend(self.sharing_lines());
+        if c.piece_order != PieceOrder::default() || !c.optimistic_unchoke {
+            lines.push(format!(
+                "strategies: piece order {}, optimistic unchoke {}",
+                c.piece_order.name(),
+                if c.optimistic_unchoke { "on" } else { "off" }
+            ));
+        }
+        if self.participants.len() <= FULL_SUMMARY_MEMBERS {
+            lines.extend(self.time_lines());
+            lines.extend(self.matrix_lines());
+            lines.extend(self.sharing_lines());
+        } else {
+            lines.extend(self.compact_time_lines());
+            lines.extend(self.compact_upload_lines());
+            lines.extend(self.compact_sharing_lines());
+        }
         lines.push("wire trace sample (leecher 1, first messages):".into());
         lines.extend(self.trace_sample.iter().map(|l| format!("  {l}")));
         lines
@@ -547,6 +606,118 @@ impl DemoReport {
         lines
     }
 
+    /// Large swarms: the spread of the completion times, and the slowest leechers.
+    fn compact_time_lines(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "time: {:.1} s until every leecher was complete",
+            self.elapsed.as_secs_f64()
+        )];
+        let mut done: Vec<(f64, &str)> = self.participants[1..]
+            .iter()
+            .filter_map(|p| Some((p.completed_after?.as_secs_f64(), p.name.as_str())))
+            .collect();
+        done.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let times: Vec<f64> = done.iter().map(|d| d.0).collect();
+        if let Some((min, median, max)) = spread(&times) {
+            lines.push(format!(
+                "  leechers complete after: min {min:.1} s, median {median:.1} s, max {max:.1} s"
+            ));
+        }
+        let slowest: Vec<String> = done
+            .iter()
+            .rev()
+            .take(COMPACT_LIST)
+            .map(|(t, name)| format!("{name} {t:.1} s"))
+            .collect();
+        lines.push(format!("  slowest: {}", slowest.join(", ")));
+        lines
+    }
+
+    /// Large swarms, instead of the matrix: what the seeder sent against what the leechers
+    /// sent each other, then the top uploaders and to how many members each sent.
+    fn compact_upload_lines(&self) -> Vec<String> {
+        let mib = |bytes: u64| bytes as f64 / 1_048_576.0;
+        let n = self.participants.len();
+        // Row sums of the matrix: what each member sent to the others, and to how many.
+        let sent: Vec<(u64, usize)> = (0..n)
+            .map(|from| {
+                let to: Vec<u64> = (0..n)
+                    .filter(|&to| to != from)
+                    .map(|to| self.uploaded(from, to))
+                    .collect();
+                (to.iter().sum(), to.iter().filter(|&&b| b > 0).count())
+            })
+            .collect();
+        let all: u64 = sent.iter().map(|s| s.0).sum();
+        let percent = |part: u64| 100.0 * part as f64 / all.max(1) as f64;
+        let (seeder, leechers) = (sent[0].0, all - sent[0].0);
+        let mut lines = vec![
+            format!(
+                "uploaded: {:.1} MiB in all; the seeder sent {:.1} MiB ({:.0} %), leechers to \
+                 leechers {:.1} MiB ({:.0} %)",
+                mib(all),
+                mib(seeder),
+                percent(seeder),
+                mib(leechers),
+                percent(leechers)
+            ),
+            format!(
+                "top uploaders (MiB sent, to how many of the other {} members):",
+                n - 1
+            ),
+        ];
+        let mut order: Vec<usize> = (0..n).collect();
+        // Most first; equal amounts in the members' order.
+        order.sort_by(|&a, &b| sent[b].0.cmp(&sent[a].0).then(a.cmp(&b)));
+        for &m in order.iter().take(COMPACT_LIST) {
+            lines.push(format!(
+                "  {:<11}{:>8.1} MiB to {}",
+                self.participants[m].name,
+                mib(sent[m].0),
+                sent[m].1
+            ));
+        }
+        lines
+    }
+
+    /// Large swarms: the spread of the share each leecher got from other leechers, and the
+    /// leechers that got the least from them.
+    fn compact_sharing_lines(&self) -> Vec<String> {
+        let mut shares: Vec<(f64, usize)> = (1..self.participants.len())
+            .map(|n| {
+                let (leechers, seeder) = self.pieces_from(n);
+                let share = 100.0 * f64::from(leechers) / f64::from((leechers + seeder).max(1));
+                (share, n)
+            })
+            .collect();
+        shares.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let values: Vec<f64> = shares.iter().map(|s| s.0).collect();
+        let mut lines = vec![
+            "pieces each leecher got from other leechers rather than the seeder \
+             (a piece counts once, for the peer whose block of it came first):"
+                .into(),
+        ];
+        if let Some((min, median, max)) = spread(&values) {
+            lines.push(format!(
+                "  share from leechers: min {min:.0} %, median {median:.0} %, max {max:.0} %"
+            ));
+        }
+        let least: Vec<String> = shares
+            .iter()
+            .take(COMPACT_LIST)
+            .map(|&(share, n)| {
+                let (leechers, seeder) = self.pieces_from(n);
+                format!(
+                    "{} {share:.0} % ({leechers} of {})",
+                    self.participants[n].name,
+                    leechers + seeder
+                )
+            })
+            .collect();
+        lines.push(format!("  least from leechers: {}", least.join(", ")));
+        lines
+    }
+
     /// `leecher 1: 163 from leechers, 93 from the seeder, of 256 (64 % from leechers)`.
     fn sharing_lines(&self) -> Vec<String> {
         let mut lines = vec![
@@ -574,5 +745,70 @@ impl DemoReport {
             ));
         }
         lines
+    }
+}
+
+/// Open files a demo of `members` may hold at once, with a margin: every member connects to
+/// every other (each connection is a socket at each end, and each end is two descriptors: the
+/// peer thread reads and writes through two handles), and each member has a few more (its
+/// listener, its UDP socket, its files, its tracker connection). Measured at most: 1,007 for
+/// 21 members, 5,259 for 51.
+fn files_needed(members: usize) -> u64 {
+    let members = members as u64;
+    members * (2 * members.saturating_sub(1) + 6) + 32
+}
+
+/// This process's limit on open files (the soft one), where the system tells it: Linux's
+/// `/proc/self/limits`. `None` elsewhere, or when it says `unlimited`.
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    soft_file_limit(&limits)
+}
+
+/// The soft limit in the `Max open files` row of `/proc/self/limits`.
+fn soft_file_limit(limits: &str) -> Option<u64> {
+    let row = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    row["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Min, median and max of values sorted in ascending order (`None` for none). The median of an
+/// even count is the lower middle one: a value that was measured, not an average of two.
+fn spread(sorted: &[f64]) -> Option<(f64, f64, f64)> {
+    let (first, last) = (sorted.first()?, sorted.last()?);
+    Some((*first, sorted[(sorted.len() - 1) / 2], *last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_file_limit_is_read_from_proc_self_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             96362                96362                processes \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(soft_file_limit(limits), Some(1024));
+        let unlimited = limits.replace("1024   ", "unlimited");
+        assert_eq!(soft_file_limit(&unlimited), None);
+        assert_eq!(soft_file_limit("nothing here"), None);
+    }
+
+    #[test]
+    fn fifty_leechers_need_more_files_than_the_usual_limit_twenty_do_not() {
+        assert!(files_needed(51) > 5_259, "{}", files_needed(51));
+        // `demo --peers 20` still runs under the common limit of 1024, `--peers 50` does not.
+        assert!(files_needed(21) < 1024, "{}", files_needed(21));
+        assert!(files_needed(5) < 200, "{}", files_needed(5));
+    }
+
+    #[test]
+    fn the_spread_of_sorted_values() {
+        assert_eq!(spread(&[]), None);
+        assert_eq!(spread(&[1.0, 2.0, 3.0, 4.0]), Some((1.0, 2.0, 4.0)));
+        assert_eq!(spread(&[5.0]), Some((5.0, 5.0, 5.0)));
     }
 }

@@ -231,6 +231,8 @@ struct DemoArgs {
     /// After the run, write the whole run's pictures to this self-contained HTML file.
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
+    #[command(flatten)]
+    strategy: StrategyArgs,
 }
 
 impl DemoArgs {
@@ -241,6 +243,8 @@ impl DemoArgs {
             seeder_rate: (self.seeder_rate > 0).then_some(self.seeder_rate * 1024),
             trace_all: self.trace,
             dht: self.dht,
+            piece_order: self.strategy.piece_order.into(),
+            optimistic_unchoke: !self.strategy.no_optimistic_unchoke,
             ..Default::default()
         }
     }
@@ -326,6 +330,40 @@ struct UploadArgs {
     /// Peers unchoked for their rate, besides the one optimistic unchoke.
     #[arg(long, default_value_t = 4)]
     upload_slots: usize,
+    #[command(flatten)]
+    strategy: StrategyArgs,
+}
+
+/// The two strategies of BEP 3 a class may switch, to see what each is for.
+#[derive(clap::Args)]
+struct StrategyArgs {
+    /// Which missing piece to start next: rarest-first (a few at random, then the rarest),
+    /// in-order (lowest index first), random.
+    #[arg(long, value_enum, default_value_t = PieceOrderArg::RarestFirst)]
+    piece_order: PieceOrderArg,
+    /// Never unchoke a peer optimistically: only the upload slots ranked by rate (an
+    /// experiment; peers with nothing to trade yet may wait for ever).
+    #[arg(long)]
+    no_optimistic_unchoke: bool,
+}
+
+/// `--piece-order rarest-first|in-order|random`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum PieceOrderArg {
+    RarestFirst,
+    InOrder,
+    Random,
+}
+
+impl From<PieceOrderArg> for peerwire::scheduler::picker::PieceOrder {
+    fn from(arg: PieceOrderArg) -> Self {
+        use peerwire::scheduler::picker::PieceOrder;
+        match arg {
+            PieceOrderArg::RarestFirst => PieceOrder::RarestFirst,
+            PieceOrderArg::InOrder => PieceOrder::InOrder,
+            PieceOrderArg::Random => PieceOrder::Random,
+        }
+    }
 }
 
 impl UploadArgs {
@@ -350,6 +388,8 @@ impl UploadArgs {
         };
         options.max_upload_rate = self.max_upload_rate.map(|k| k * 1024);
         options.choker.regular_slots = self.upload_slots;
+        options.choker.optimistic = !self.strategy.no_optimistic_unchoke;
+        options.piece_order = self.strategy.piece_order.into();
     }
 }
 

@@ -162,3 +162,79 @@ fn the_demo_swarm_finds_itself_through_the_dht_with_no_tracker() {
         );
     }
 }
+
+/// `demo --peers 50`: 51 sessions in one process (about 3,000 threads and 5,300 descriptors)
+/// complete, and the summary is the compact one: the spread of the completion times, the
+/// seeder's share, the top uploaders; no 51 × 51 matrix and no line per leecher.
+#[test]
+fn fifty_leechers_complete_and_the_summary_stays_compact() {
+    // Raised for this process alone, up to the hard limit: the usual soft limit of 1,024 open
+    // files is too low for 51 members (the demo says so and stops before it starts).
+    let mut demo = std::process::Command::new("/bin/sh");
+    demo.args([
+        "-c",
+        "ulimit -n 8192 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_peerwire"),
+        "demo",
+        "--peers",
+        "50",
+        "--size",
+        "4",
+    ]);
+    demo.env("PEERWIRE_DHT_ROUTERS", "")
+        .env("PEERWIRE_LSD", "off");
+    let out = common::run_with_deadline(&mut demo, Duration::from_secs(240));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("open files") {
+        eprintln!("SKIPPED: this machine's open-file limit is too low for 51 members: {stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
+    for expected in [
+        "swarm: 1 seeder (upload limit 8192 KiB/s) + 50 leechers on 127.0.0.1",
+        "  leechers complete after: min ",
+        "  slowest: leecher ",
+        "uploaded: ",
+        "top uploaders (MiB sent, to how many of the other 50 members):",
+        "  share from leechers: min ",
+        "  least from leechers: leecher ",
+    ] {
+        assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
+    }
+    let summary = stdout
+        .split("wire trace sample")
+        .next()
+        .expect("split yields a first part");
+    assert!(
+        !summary.contains("row sent to column"),
+        "a matrix:\n{stdout}"
+    );
+    assert!(
+        !summary.contains(" complete after "),
+        "a line per leecher:\n{stdout}"
+    );
+    assert!(summary.lines().count() < 20, "not compact:\n{summary}");
+    assert!(
+        summary.lines().all(|l| l.len() <= 200),
+        "a line too long:\n{summary}"
+    );
+    // The seeder's and the leechers' shares add up to everything uploaded.
+    let shares = summary
+        .lines()
+        .find(|l| l.starts_with("uploaded: "))
+        .expect("an uploaded line");
+    let percents: Vec<u32> = shares
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .filter(|w| !w.is_empty())
+        .filter_map(|w| w.parse::<f64>().ok())
+        .map(|v| v as u32)
+        .collect();
+    match percents[..] {
+        [_, _, seeder_percent, _, leechers_percent] => {
+            let sum = seeder_percent + leechers_percent;
+            assert!((99..=101).contains(&sum), "{shares}");
+        }
+        _ => panic!("not `uploaded: A MiB in all; ... B MiB (C %), ... D MiB (E %)`: {shares}"),
+    }
+}

@@ -796,6 +796,7 @@ fn check_choker_case(case: u64, peers: &[PeerStats], seeding: bool, slots: usize
     let config = ChokerConfig {
         regular_slots: slots,
         optimistic_every: 3,
+        ..ChokerConfig::default()
     };
     let mut choker = Choker::with_seed(config, case);
     let any_interested = peers.iter().any(|p| p.interested);

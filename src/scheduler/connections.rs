@@ -255,6 +255,10 @@ impl Scheduler {
         log::info!("{peer}: disconnected: {reason}");
         // Its pieces are one copy rarer now: rarest-first must know.
         self.picker.peer_left(&entry.bitfield);
+        // Its upload slot, if it had one, goes to a peer that waits, not to the next round.
+        if entry.unchoked {
+            self.fill_free_slots();
+        }
         let dial_again = !entry.incoming && !entry.finished && !self.banned.contains(&peer);
         if dial_again {
             // `commands` is set once the handshake worked: a connection that lived, rather

@@ -33,7 +33,7 @@ use crate::storage::{StorageError, Wanted};
 use crate::wire::Bitfield;
 use connections::{Candidate, PeerEntry};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use picker::Picker;
+use picker::{Picker, PieceOrder};
 use snapshot::{ChokeDecision, PeerSource, SnapshotBoard};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -64,6 +64,8 @@ pub struct Settings {
     pub after_complete: AfterComplete,
     /// Slots and rounds of the choker (`choker.rs`).
     pub choker: ChokerConfig,
+    /// The order new pieces are started in (`--piece-order`, `picker.rs`).
+    pub piece_order: PieceOrder,
     /// Pieces we may announce to peers (`download_piece` announces none: its "have" is a fib).
     pub advertise: Bitfield,
     /// The pieces to fetch: all, or with `--select-file` those holding selected bytes.
@@ -139,7 +141,8 @@ impl Scheduler {
         mut settings: Settings,
     ) -> Scheduler {
         // The resume check's pieces are done from the start: never requested again.
-        let picker = Picker::wanting((*layout).clone(), have, settings.wanted.clone());
+        let picker = Picker::wanting((*layout).clone(), have, settings.wanted.clone())
+            .in_order(settings.piece_order);
         let wanted_at_start = settings.wanted.bytes_of(have);
         let progress = Progress {
             // Kept apart so the summary tells what this run fetched, not what was on disk.

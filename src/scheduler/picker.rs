@@ -19,6 +19,10 @@
 //!    peer; when one copy arrives the others are cancelled. The last blocks come from whichever
 //!    peer is fastest instead of waiting on the slowest.
 //!
+//! Step 2's order is a setting ([`PieceOrder`], `--piece-order`), for experiments: rarest-first
+//! as above (the default), in order (lowest index first, as a video player would want), or
+//! at random throughout.
+//!
 //! Only *wanted* pieces are ever picked ([`Wanted`]: with `--select-file`, the pieces that hold
 //! bytes of a selected file; otherwise all of them), and the download is complete when every
 //! wanted piece is `Have`. A piece not wanted simply stays `Missing`.
@@ -32,6 +36,31 @@ use std::net::SocketAddr;
 const RANDOM_FIRST_PIECES: usize = 4;
 /// In endgame, at most this many peers are asked for the same block.
 const ENDGAME_COPIES: usize = 2;
+
+/// In which order new pieces are started (step 2 above); endgame and the pieces already
+/// started come first whatever the order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PieceOrder {
+    /// A few at random, then the rarest among the connected peers (BEP 3). The default.
+    #[default]
+    RarestFirst,
+    /// The lowest index first: what streaming wants, and what leaves the swarm with the
+    /// same few pieces to trade.
+    InOrder,
+    /// Any missing piece, at random, however common.
+    Random,
+}
+
+impl PieceOrder {
+    /// How `--piece-order` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PieceOrder::RarestFirst => "rarest-first",
+            PieceOrder::InOrder => "in-order",
+            PieceOrder::Random => "random",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum BlockState {
@@ -76,6 +105,8 @@ pub struct Picker {
     wanted_missing: usize,
     /// Pieces that failed with several senders: the next attempt goes to a single peer.
     suspect: Vec<bool>,
+    /// Which new piece comes next (`next_new_piece`).
+    order: PieceOrder,
 }
 
 /// What a written block leads to.
@@ -117,7 +148,13 @@ impl Picker {
             wanted_missing: wanted.pieces().filter(|&i| !have.has(i as usize)).count(),
             wanted,
             suspect: vec![false; n],
+            order: PieceOrder::default(),
         }
+    }
+
+    /// The same picker, starting new pieces in `order`.
+    pub fn in_order(self, order: PieceOrder) -> Picker {
+        Picker { order, ..self }
     }
 
     /// Every wanted piece is verified (with `--select-file`, other pieces may still be missing).
@@ -204,6 +241,11 @@ impl Picker {
         // 2. New pieces, one at a time, until there are `count` blocks or the peer has no
         // piece left that we lack.
         while picked.len() < count {
+            // In order, a suggestion far ahead would only break the order it was asked for.
+            let suggested = match self.order {
+                PieceOrder::InOrder => &[][..],
+                _ => suggested,
+            };
             let Some(index) = self
                 .suggested_piece(peer_has, suggested)
                 .or_else(|| self.next_new_piece(peer_has))
@@ -317,9 +359,9 @@ impl Picker {
         }
     }
 
-    /// A missing piece the peer has: random while we have few, then the rarest.
-    /// `None` when the peer has no piece that is still missing. See `check_new_piece` for
-    /// what any other order must keep to.
+    /// A missing piece the peer has: by default random while we have few, then the rarest
+    /// (see [`PieceOrder`] for the others). `None` when the peer has no piece that is still
+    /// missing. See `check_new_piece` for what any other order must keep to.
     fn next_new_piece(&self, peer_has: &Bitfield) -> Option<u32> {
         let candidates: Vec<usize> = (0..self.pieces.len())
             .filter(|&i| {
@@ -331,9 +373,12 @@ impl Picker {
         if candidates.is_empty() {
             return None;
         }
-        // At first, any piece: the rarest is slow to get (few peers have it), and a new
-        // peer needs a whole piece soon, to have something to trade.
-        let chosen = if self.have < RANDOM_FIRST_PIECES {
+        let chosen = if self.order == PieceOrder::InOrder {
+            // `candidates` is in index order.
+            candidates[0]
+        } else if self.order == PieceOrder::Random || self.have < RANDOM_FIRST_PIECES {
+            // At first, any piece: the rarest is slow to get (few peers have it), and a new
+            // peer needs a whole piece soon, to have something to trade.
             candidates[fastrand::usize(..candidates.len())]
         } else {
             // Then the rarest: a piece few peers have may be gone when they leave, and
@@ -583,6 +628,59 @@ mod tests {
         p.peer_joined(&lacking_9);
         let picked = p.pick(peer(1), &Bitfield::full(10), 1);
         assert_eq!(picked[0].index, 9);
+    }
+
+    /// 10 one-block pieces, 0–3 already had; two seeds and a peer lacking piece 9, so piece 9
+    /// is the rarest of the missing ones.
+    fn picker_with_a_rare_piece_9(order: PieceOrder) -> Picker {
+        let layout = PieceLayout {
+            piece_length: 16384,
+            total_length: 10 * 16384,
+            hashes: vec![PieceHash([0; 20]); 10],
+            v2: None,
+        };
+        let mut have = Bitfield::new(10);
+        (0..4).for_each(|i| have.set(i));
+        let mut p = Picker::new(layout, &have).in_order(order);
+        p.peer_joined(&Bitfield::full(10));
+        p.peer_joined(&Bitfield::full(10));
+        let mut lacking_9 = Bitfield::new(10);
+        (0..9).for_each(|i| lacking_9.set(i));
+        p.peer_joined(&lacking_9);
+        p
+    }
+
+    #[test]
+    fn in_order_starts_the_lowest_missing_piece_the_peer_has() {
+        let mut p = picker_with_a_rare_piece_9(PieceOrder::InOrder);
+        let all = Bitfield::full(10);
+        let picked: Vec<u32> = p.pick(peer(1), &all, 3).iter().map(|b| b.index).collect();
+        assert_eq!(picked, [4, 5, 6], "not the rare piece 9 first");
+        // A peer without piece 7 skips it; a suggestion does not break the order either.
+        let mut no_7 = all.clone();
+        no_7.clear(7);
+        let picked = p.pick_preferring(peer(2), &no_7, 1, &[9]);
+        assert_eq!(picked[0].index, 8);
+    }
+
+    #[test]
+    fn random_order_ignores_rarity() {
+        let all = Bitfield::full(10);
+        let mut first = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let mut p = picker_with_a_rare_piece_9(PieceOrder::Random);
+            first.insert(p.pick(peer(1), &all, 1)[0].index);
+        }
+        // Rarest-first would start piece 9 every time (`rarest_first_once_a_few_pieces_are_in`).
+        assert!(first.len() >= 4, "only {first:?} in 200 draws");
+        assert!(first.iter().all(|&i| (4..10).contains(&i)), "{first:?}");
+    }
+
+    #[test]
+    fn the_default_order_is_rarest_first() {
+        assert_eq!(PieceOrder::default(), PieceOrder::RarestFirst);
+        let mut p = picker_with_a_rare_piece_9(PieceOrder::default());
+        assert_eq!(p.pick(peer(1), &Bitfield::full(10), 1)[0].index, 9);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!   every 10 s: the rates of the round just ended ──► choker.rs ──► Choke / Unchoke commands
-//!   an interested peer and a free slot            ──► Unchoke at once (no wait for a round)
+//!   a free slot (new, or its holder left or lost interest) and a waiting peer
+//!                                                  ──► Unchoke at once (no wait for a round)
 //!   every 60 s: the addresses of our peers        ──► Command::Pex to every peer thread
 //! ```
 
@@ -19,21 +20,29 @@ impl Scheduler {
     /// The choker's input changed: an interested peer may take a free slot at once, rather
     /// than wait for the next round.
     pub(super) fn interest(&mut self, peer: SocketAddr, interested: bool) {
-        // The choker's slots, the optimistic one included; the next round may give this one
-        // to another peer.
-        let slots = self.settings.choker.regular_slots + 1;
-        let unchoked = self.peers.values().filter(|p| p.unchoked).count();
         let Some(entry) = self.peers.get_mut(&peer) else {
             return;
         };
         // Kept for the next round's statistics.
         entry.interested = interested;
-        // Without this a new peer waits up to a whole round (10 s) before we upload to it,
-        // and a fresh swarm sits idle at the start. Only unchoking is immediate: losing interest
-        // waits for the round, so a peer whose interest flickers does not make us choke and
-        // unchoke it over and over (BEP 3's "fibrillation").
-        if interested && !entry.unchoked && unchoked < slots {
-            entry.unchoked = true;
+        // Interested: it may take a free slot. Not interested: if we unchoke it, its slot
+        // is free for a peer that waits (it is not choked before the round).
+        self.fill_free_slots();
+    }
+
+    /// Unchokes waiting peers at once into slots nobody uses (`Choker::fill_free_slots`):
+    /// called whenever a slot may have come free, or a peer may want one. Without this a new
+    /// peer waits up to a whole round (10 s) before we upload to it, a fresh swarm sits idle
+    /// at the start, and a slot whose peer left stays empty until the next round. Only
+    /// unchoking is immediate: choking waits for the round, so a peer whose interest flickers
+    /// does not make us choke and unchoke it over and over (BEP 3's "fibrillation").
+    pub(super) fn fill_free_slots(&mut self) {
+        let stats = self.peer_stats(self.last_choke.elapsed());
+        let seeding = self.picker.is_complete();
+        for peer in self.choker.fill_free_slots(&stats, seeding) {
+            if let Some(entry) = self.peers.get_mut(&peer) {
+                entry.unchoked = true;
+            }
             self.command(peer, Command::Unchoke);
         }
     }

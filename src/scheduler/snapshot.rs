@@ -313,6 +313,7 @@ mod tests {
             max_peers,
             after_complete: AfterComplete::Stop,
             choker: ChokerConfig::default(),
+            piece_order: crate::scheduler::picker::PieceOrder::default(),
             advertise: have.clone(),
             our_id: PeerId(*b"-PW0001-snapshottest"),
             pex: true,

@@ -29,6 +29,7 @@ fn test() -> Test {
         max_peers: 10,
         after_complete: AfterComplete::Stop,
         choker: ChokerConfig::default(),
+        piece_order: picker::PieceOrder::default(),
         advertise: have.clone(),
         wanted: Wanted::every_piece(&layout),
         our_id: PeerId(*b"-PW0001-schedulertst"),
@@ -253,4 +254,63 @@ fn a_peer_thread_that_crashed_gives_its_blocks_back_without_a_list() {
     // Had peer 1 kept its blocks, peer 2's would be endgame copies, and with two peers down
     // for each block (`ENDGAME_COPIES`) none would be left for a third.
     assert_eq!(t.want(3, 8, None).len(), 8, "peer 1 still holds blocks");
+}
+
+/// The state that left a leecher of `demo --size 32 --peers 20` choked by everyone for 10 s:
+/// slots handed out first come, first served before the first round, and a slot whose holder
+/// left (or completed) kept empty until the next round. Now the slot goes to a waiting peer
+/// at once, and nobody is choked for it.
+#[test]
+fn a_slot_that_comes_free_goes_at_once_to_a_peer_that_waits() {
+    let mut t = test();
+    // Five interested peers take the five slots (4 regular + the optimistic one) at once.
+    let peers: Vec<Receiver<Command>> = (1..=7).map(|n| t.seed(n)).collect();
+    for n in 1..=7 {
+        t.scheduler.handle(Event::Interest {
+            peer: addr(n),
+            interested: true,
+        });
+    }
+    let unchoked = |commands: &Receiver<Command>| {
+        commands
+            .try_iter()
+            .filter(|c| matches!(c, Command::Unchoke | Command::Choke))
+            .collect::<Vec<_>>()
+    };
+    let first: Vec<Vec<Command>> = peers.iter().map(unchoked).collect();
+    assert!(
+        first[..5].iter().all(|c| *c == [Command::Unchoke]),
+        "{first:?}"
+    );
+    assert!(
+        first[5..].iter().all(Vec::is_empty),
+        "peers 6 and 7 wait: {first:?}"
+    );
+    // Peer 1 leaves: one of the two waiting peers gets its slot, before any round.
+    t.scheduler.handle(Event::Disconnected {
+        peer: addr(1),
+        reason: "complete, and so are we".into(),
+        outstanding: Vec::new(),
+    });
+    let second: Vec<Vec<Command>> = peers[5..].iter().map(unchoked).collect();
+    assert_eq!(
+        second.iter().filter(|c| **c == [Command::Unchoke]).count(),
+        1,
+        "{second:?}"
+    );
+    // Peer 2 completes and loses interest in us: the other waiting peer gets its slot, and
+    // peer 2 is not choked for it (only a round chokes).
+    t.scheduler.handle(Event::Interest {
+        peer: addr(2),
+        interested: false,
+    });
+    assert!(unchoked(&peers[1]).is_empty(), "peer 2 is left alone");
+    let third: Vec<Vec<Command>> = peers[5..].iter().map(unchoked).collect();
+    assert_eq!(
+        third.iter().filter(|c| **c == [Command::Unchoke]).count(),
+        1,
+        "{third:?}"
+    );
+    let waiting = t.scheduler.peers.values().filter(|p| !p.unchoked).count();
+    assert_eq!(waiting, 0, "everyone still connected is unchoked");
 }

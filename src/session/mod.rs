@@ -21,6 +21,7 @@ use crate::peer::encrypted::Encryption;
 use crate::peer::thread as peer_thread;
 use crate::peer_id::PeerId;
 use crate::piece::PieceLayout;
+use crate::scheduler::picker::PieceOrder;
 use crate::scheduler::snapshot::{PeerSource, SnapshotBoard};
 use crate::scheduler::{
     AfterComplete, Ended, Outcome, Progress, Scheduler, Settings, Traffic, verify,
@@ -100,6 +101,8 @@ pub struct DownloadOptions {
     /// Our peer id (`None`: a fresh random one).
     pub peer_id: Option<PeerId>,
     pub choker: ChokerConfig,
+    /// `--piece-order`: which missing piece is started next (rarest first by default).
+    pub piece_order: PieceOrder,
     /// The DHT (BEP 5): where to find our way in. `None`: no DHT (`--no-dht`). Never used
     /// for a private torrent (BEP 27).
     pub dht: Option<DhtOptions>,
@@ -144,6 +147,7 @@ impl DownloadOptions {
             peer_timeout: Duration::from_secs(120),
             peer_id: None,
             choker: ChokerConfig::default(),
+            piece_order: PieceOrder::default(),
             dht: None,
             encryption: Encryption::default(),
             transport: Transport::default(),
@@ -421,6 +425,7 @@ fn run_scheduler(
         },
         after_complete: options.after_complete,
         choker: options.choker,
+        piece_order: options.piece_order,
         our_id: swarm.context.our_id,
         pex: swarm.context.pex,
         advertise: match options.only_piece {

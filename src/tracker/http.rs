@@ -93,7 +93,14 @@ impl HttpTracker {
 
     /// GET with status check and body cap.
     fn get(&self, url: &str) -> Result<Vec<u8>, Problem> {
-        let mut response = self.agent.get(url).call()?;
+        // One request per connection, closed by both sides once answered: the next announce is
+        // minutes away, so a kept-alive connection saves nothing, and a tracker that gives
+        // each open connection a worker thread (tiny_http does, so our built-in tracker does)
+        // would have that worker held by our idle socket. Twenty clients announcing at once
+        // to it each kept one, and a few announces queued behind them went unanswered until
+        // their 20 s deadline: those leechers spent it with no peer at all.
+        let request = self.agent.get(url).header("Connection", "close");
+        let mut response = request.call()?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             return Err(Problem::Status(status));
@@ -341,5 +348,55 @@ mod tests {
             parse(b"d5:peers7:1234567e"),
             Err(Problem::PeerList(_))
         ));
+    }
+
+    /// Two announces to a tracker that would keep the connection open: each asks for
+    /// `Connection: close`, and each leaves with its socket closed, so a tracker that ties a
+    /// worker thread to every open connection gets its worker back at once.
+    #[test]
+    fn each_announce_closes_its_connection_once_answered() {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::time::Duration;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a local port");
+        let url = format!("http://{}/announce", listener.local_addr().expect("bound"));
+        // The tracker's side: answer one request per connection, keep the socket open, and
+        // report what the request said and whether the client hung up within 5 s.
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let (socket, _) = listener.accept().expect("the client connects");
+                socket
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("a timeout");
+                let mut reader = BufReader::new(socket.try_clone().expect("a second handle"));
+                let mut head = String::new();
+                while !head.ends_with("\r\n\r\n") {
+                    if reader.read_line(&mut head).unwrap_or(0) == 0 {
+                        break;
+                    }
+                }
+                let body = b"d8:intervali60e5:peers0:e";
+                let mut answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                answer.extend_from_slice(body);
+                (&socket).write_all(&answer).expect("the answer goes out");
+                // 0 bytes: the client closed; an error: it kept the socket open for 5 s.
+                let closed = matches!(reader.read(&mut [0u8; 16]), Ok(0));
+                seen.push((head.to_ascii_lowercase(), closed));
+            }
+            seen
+        });
+        let mut tracker = HttpTracker::new(&url, TrackerConfig::default());
+        for _ in 0..2 {
+            let answer = tracker.announce(&request()).expect("an answer");
+            assert_eq!(answer.interval, Duration::from_secs(60));
+        }
+        for (head, closed) in server.join().expect("the fake tracker ran") {
+            assert!(head.contains("connection: close"), "{head}");
+            assert!(closed, "the connection was left open:\n{head}");
+        }
     }
 }

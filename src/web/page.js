@@ -13,10 +13,15 @@
 const POLL_MS = 500;
 const COLOURS = { h: "#2a9d3f", d: "#f2b705", m: "#dddddd" };
 const LINE_COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
+// Up to this many members (the demo's summary keeps the same limit) every member is drawn in
+// full. A larger swarm (`demo --peers 50`) gets the top uploaders above a scrolling matrix,
+// folded member sections (a click opens one), and a legend for the first few lines only.
+const FULL_VIEW_MEMBERS = 8;
+const TOP_UPLOADERS = 8;
 
-// What the page keeps between polls: the samples of pieces over time, and the peer whose
-// wire messages are shown.
-const seen = { samples: [], selected: null, polls: 0 };
+// What the page keeps between polls: the samples of pieces over time, the peer whose wire
+// messages are shown, and (large swarms) the member sections opened by a click.
+const seen = { samples: [], selected: null, polls: 0, open: new Set() };
 
 // A new element with its text (never HTML) and attributes.
 function el(tag, text, attrs) {
@@ -128,15 +133,27 @@ function peerTable(member, index) {
   return table;
 }
 
-function memberSection(member, index) {
+function memberSection(member, index, folded) {
   const p = member.progress;
   const section = el("section", null, {
     class: "member", "data-name": member.name, "data-have": p.pieces_have,
     "data-total": p.pieces_total, "data-peers": member.peers.length,
   });
-  section.appendChild(el("h2", member.name + ": " + p.pieces_have + " of " + p.pieces_total +
+  const title = member.name + ": " + p.pieces_have + " of " + p.pieces_total +
     " pieces, " + bytes(p.downloaded) + " down, " + bytes(p.uploaded) + " up, " +
-    member.peers.length + " peers" + (member.finished ? " (finished)" : "")));
+    member.peers.length + " peers" + (member.finished ? " (finished)" : "");
+  if (folded && !seen.open.has(index)) {
+    // Folded: the title and the piece strip only; a click unfolds it (and keeps it open
+    // across redraws).
+    const head = el("h2", "▸ " + title, { class: "fold" });
+    head.addEventListener("click", () => { seen.open.add(index); redraw(); });
+    section.appendChild(head);
+    section.appendChild(pieceCanvas(member.pieces, 900, 8));
+    return section;
+  }
+  const head = el("h2", (folded ? "▾ " : "") + title, folded ? { class: "fold" } : {});
+  if (folded) head.addEventListener("click", () => { seen.open.delete(index); redraw(); });
+  section.appendChild(head);
   const legend = el("p", "our pieces:", { class: "legend" });
   for (const [letter, word] of [["h", "have"], ["d", "downloading"], ["m", "missing"]]) {
     const swatch = el("span");
@@ -151,6 +168,40 @@ function memberSection(member, index) {
   section.appendChild(el("p", chokerText(member.choker), { class: "choker" }));
   section.appendChild(peerTable(member, index));
   return section;
+}
+
+// What member `i` counted as uploaded to member `j`'s peer id.
+function sentTo(from, to) {
+  let sent = 0;
+  for (const t of from.traffic) if (t.peer_id === to.peer_id) sent += t.uploaded;
+  return sent;
+}
+
+// Large swarms, above the matrix: the members that sent most, to how many, and to whom most.
+function topUploaders(members) {
+  const table = document.getElementById("top");
+  table.replaceChildren();
+  const big = members.length > FULL_VIEW_MEMBERS;
+  document.getElementById("top-box").hidden = !big;
+  if (!big) return;
+  const head = el("tr");
+  for (const title of ["member", "sent", "to how many", "most to"]) head.appendChild(el("th", title));
+  table.appendChild(head);
+  const rows = members.map((from, i) => {
+    const to = members.map((m, j) => ({ name: m.name, sent: i === j ? 0 : sentTo(from, m) }));
+    const total = to.reduce((sum, t) => sum + t.sent, 0);
+    return { name: from.name, total: total, count: to.filter((t) => t.sent > 0).length,
+      most: to.filter((t) => t.sent > 0).sort((a, b) => b.sent - a.sent).slice(0, 3) };
+  });
+  rows.sort((a, b) => b.total - a.total);
+  for (const r of rows.slice(0, TOP_UPLOADERS)) {
+    const row = el("tr", null, { class: "top" });
+    row.appendChild(el("td", r.name, { class: "text" }));
+    row.appendChild(el("td", bytes(r.total)));
+    row.appendChild(el("td", r.count + " of " + (members.length - 1)));
+    row.appendChild(el("td", r.most.map((t) => t.name + " " + bytes(t.sent)).join(", "), { class: "text" }));
+    table.appendChild(row);
+  }
 }
 
 // Row `from` sent column `to`: what `from` counted as uploaded to `to`'s peer id.
@@ -169,8 +220,7 @@ function matrix(members) {
         row.appendChild(el("td", "–"));
         return;
       }
-      let sent = 0;
-      for (const t of from.traffic) if (t.peer_id === to.peer_id) sent += t.uploaded;
+      const sent = sentTo(from, to);
       row.appendChild(el("td", (sent / 1048576).toFixed(1) + " MiB",
         { "data-from": i, "data-to": j, "data-bytes": sent }));
     });
@@ -191,7 +241,24 @@ function timeline(samples, names, total) {
   ctx.fillText("0 s", 40, canvas.height - 5);
   ctx.fillText(end.toFixed(0) + " s", canvas.width - 150, canvas.height - 5);
   ctx.fillText(total + " pieces", 0, 10);
+  // The first few members in colour, with a legend; beyond them thin grey lines, so that 51
+  // curves show the spread without 51 labels over each other.
+  const legend = Math.min(names.length, FULL_VIEW_MEMBERS);
   names.forEach((name, m) => {
+    if (m >= legend) {
+      ctx.strokeStyle = "#bbbbbb";
+      ctx.beginPath();
+      samples.forEach((s, k) => {
+        const at = [x(s.t), y(s.have[m] || 0)];
+        if (k === 0) ctx.moveTo(at[0], at[1]); else ctx.lineTo(at[0], at[1]);
+      });
+      ctx.stroke();
+      if (m === names.length - 1) {
+        ctx.fillStyle = "#999";
+        ctx.fillText("+ " + (names.length - legend) + " more (grey)", canvas.width - 110, 14 + 14 * legend);
+      }
+      return;
+    }
     ctx.strokeStyle = LINE_COLOURS[m % LINE_COLOURS.length];
     ctx.beginPath();
     samples.forEach((s, k) => {
@@ -226,13 +293,16 @@ function spread(gotAt, names) {
 }
 
 function render(state) {
+  seen.state = state;
   const members = state.members;
   document.body.setAttribute("data-members", members.length);
   const box = document.getElementById("members");
-  box.replaceChildren(...members.map(memberSection));
+  const folded = members.length > FULL_VIEW_MEMBERS;
+  box.replaceChildren(...members.map((m, i) => memberSection(m, i, folded)));
   const swarm = members.length > 1;
   document.getElementById("swarm").hidden = !swarm;
   if (swarm) {
+    topUploaders(members);
     matrix(members);
     const total = members[0].progress.pieces_total;
     timeline(seen.samples, members.map((m) => m.name), total);
@@ -244,6 +314,11 @@ function render(state) {
   document.getElementById("status").textContent = (finished ? "Finished. " : "Live. ") +
     members.length + (members.length === 1 ? " session" : " members") + ", " +
     (members[0] ? members[0].elapsed.toFixed(1) : 0) + " s since the start.";
+}
+
+// Draws the last state again at once (a section folded or unfolded by a click).
+function redraw() {
+  if (seen.state) render(seen.state);
 }
 
 async function selectPeer(member, addr) {
