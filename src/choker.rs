@@ -91,6 +91,15 @@ impl ChokerConfig {
     }
 }
 
+/// What `Choker::fill_free_slots` decided between two rounds.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SlotChanges {
+    /// Holders that want nothing from us, choked so that their slots go to waiting peers.
+    pub choke: Vec<SocketAddr>,
+    /// Waiting interested peers, unchoked into the free slots.
+    pub unchoke: Vec<SocketAddr>,
+}
+
 /// Decides, round after round, which peers are unchoked. It remembers only the optimistic
 /// peer and how long it has held its slot; the regular slots are recomputed from scratch
 /// every round by [`best_peers`].
@@ -131,6 +140,10 @@ impl Choker {
     /// The answer is the regular peers, best first, then the optimistic peer if there is one;
     /// every peer not in it should be choked.
     pub fn round(&mut self, peers: &[PeerStats], seeding: bool) -> Vec<SocketAddr> {
+        // Shuffled: peers with equal rates are ranked at random (see `best_peers`).
+        let mut shuffled = peers.to_vec();
+        self.rng.shuffle(&mut shuffled);
+        let peers = &shuffled[..];
         let regular = best_peers(peers, seeding, self.config.regular_slots);
         if !self.config.optimistic {
             // No optimistic slot: the regular peers are the whole answer.
@@ -149,35 +162,49 @@ impl Choker {
         unchoked
     }
 
-    /// Between rounds: the peers to unchoke at once because a slot is free. A slot is free
-    /// when fewer interested peers are unchoked than there are slots: one holder left, or
-    /// lost interest (a peer that completed wants nothing more from us), or nobody took it
-    /// yet. It goes to an interested peer we choke, the fastest first by the rate the rounds
-    /// rank by, ties at random.
+    /// Between rounds: which peers to unchoke at once because a slot is free, and which
+    /// holders give theirs back. A slot is free when its holder left, or nobody took it yet.
+    /// A holder that lost interest (it has every piece of ours it lacked, for now) gives its
+    /// slot back, choked, but only when an interested peer is waiting for one. The free slots
+    /// go to waiting peers, the fastest first by the rate the rounds rank by, ties at random.
     ///
     /// Without this a slot stays empty until the next round (up to 10 s): a swarm younger
     /// than one round hands its slots out first come, first served, and a peer that came
     /// late is choked by everyone until the first round, even after the peers holding the
     /// slots have completed and gone.
     ///
-    /// An unchoked peer that lost interest is not choked here (only a round chokes), so a
-    /// peer whose interest flickers is not choked and unchoked over and over; until the
-    /// next round we may unchoke more peers than there are slots, never more interested ones.
-    pub fn fill_free_slots(&mut self, peers: &[PeerStats], seeding: bool) -> Vec<SocketAddr> {
-        let used = peers.iter().filter(|p| p.unchoked && p.interested).count();
-        let free = self.config.slots().saturating_sub(used);
-        if free == 0 {
-            return Vec::new();
-        }
+    /// Never more unchoked peers than slots. Counting only the interested ones (so that a
+    /// holder whose interest flickers keeps its slot) was tried: in a young swarm, where a peer
+    /// is interested in us only while we hold a piece it lacks, leechers of the network lab
+    /// ended up unchoking 16 to 19 peers at 50 KiB/s each. A piece then took five seconds to
+    /// reach anyone, so nobody had anything new to pass on, and the swarm's upload stayed at
+    /// half its capacity until the first round choked the extras. [W11.4]
+    pub fn fill_free_slots(&mut self, peers: &[PeerStats], seeding: bool) -> SlotChanges {
         let mut waiting: Vec<&PeerStats> = peers
             .iter()
             .filter(|p| p.interested && !p.unchoked)
             .collect();
+        if waiting.is_empty() {
+            return SlotChanges::default();
+        }
+        // A slot held by a peer that wants nothing is given back while someone waits.
+        let choke: Vec<SocketAddr> = peers
+            .iter()
+            .filter(|p| p.unchoked && !p.interested)
+            .map(|p| p.peer)
+            .collect();
+        let holders = peers.iter().filter(|p| p.unchoked).count() - choke.len();
+        let free = self.config.slots().saturating_sub(holders);
         // Shuffled, then sorted by a stable sort: equal rates (often all zero early on)
         // stay in random order, so the same low address does not always win.
         self.rng.shuffle(&mut waiting);
         waiting.sort_by(|a, b| rate_for(b, seeding).total_cmp(&rate_for(a, seeding)));
-        waiting.into_iter().take(free).map(|p| p.peer).collect()
+        let unchoke: Vec<SocketAddr> = waiting.into_iter().take(free).map(|p| p.peer).collect();
+        // Nobody to take a slot: nobody gives one back either.
+        if unchoke.is_empty() {
+            return SlotChanges::default();
+        }
+        SlotChanges { choke, unchoke }
     }
 
     /// The optimistically unchoked peer chosen by the last round, if any.
@@ -233,9 +260,11 @@ pub fn best_peers(peers: &[PeerStats], seeding: bool, slots: usize) -> Vec<Socke
         .iter()
         .filter(|p| p.interested && (seeding || !p.snubbed))
         .collect();
-    // Fastest first (`total_cmp`: a total order on f64, even for NaN); equal rates in address
-    // order, so the same input always gives the same answer.
-    eligible.sort_by(|a, b| rate(b).total_cmp(&rate(a)).then(a.peer.cmp(&b.peer)));
+    // Fastest first (`total_cmp`: a total order on f64, even for NaN). A stable sort: equal
+    // rates keep the order they came in, so the same input always gives the same answer, and
+    // `Choker::round` shuffles that order first. Ranking ties by address made every leecher
+    // of a fresh swarm (all rates 0) prefer the same lowest addresses, round after round.
+    eligible.sort_by(|a, b| rate(b).total_cmp(&rate(a)));
     eligible.iter().take(slots).map(|p| p.peer).collect()
 }
 
@@ -370,10 +399,24 @@ mod tests {
     }
 
     #[test]
-    fn equal_rates_are_ranked_by_address() {
+    fn equal_rates_keep_the_order_they_came_in() {
         let peers: Vec<PeerStats> = [6, 3, 1, 5, 2, 4].map(|n| peer(n, 0.0, 0.0)).to_vec();
         let best = best_peers(&peers, false, 4);
-        assert_eq!(best, vec![addr(1), addr(2), addr(3), addr(4)]);
+        assert_eq!(best, vec![addr(6), addr(3), addr(1), addr(5)]);
+    }
+
+    #[test]
+    fn a_round_ranks_equal_rates_at_random_not_by_address() {
+        // Twenty peers that sent nothing yet, as at the start of a swarm: over a few chokers,
+        // the regular slots must not always go to the four lowest addresses.
+        let peers: Vec<PeerStats> = (1..=20).map(|n| peer(n, 0.0, 0.0)).collect();
+        let mut won = std::collections::BTreeSet::new();
+        for seed in 0..20 {
+            let mut choker = Choker::with_seed(ChokerConfig::default(), seed);
+            let unchoked = choker.round(&peers, false);
+            won.extend(unchoked[..4].iter().copied());
+        }
+        assert!(won.len() >= 15, "always the same few: {won:?}");
     }
 
     #[test]
@@ -546,10 +589,12 @@ mod tests {
         peers.push(peer(5, 10.0, 0.0));
         peers.push(peer(6, 50.0, 0.0));
         let mut choker = Choker::with_seed(ChokerConfig::default(), 1);
-        assert_eq!(choker.fill_free_slots(&peers, false), [addr(6)]);
+        assert_eq!(choker.fill_free_slots(&peers, false).unchoke, [addr(6)]);
         // Seeding ranks by what we send: peer 5 takes more.
         peers[4].upload_rate = 90.0;
-        assert_eq!(choker.fill_free_slots(&peers, true), [addr(5)]);
+        let changes = choker.fill_free_slots(&peers, true);
+        assert_eq!(changes.unchoke, [addr(5)]);
+        assert!(changes.choke.is_empty(), "{changes:?}");
     }
 
     #[test]
@@ -557,7 +602,10 @@ mod tests {
         let mut peers: Vec<PeerStats> = (1..=5).map(|n| unchoked(n, 0.0, 0.0)).collect();
         peers.push(peer(6, 1000.0, 0.0));
         let mut choker = Choker::with_seed(ChokerConfig::default(), 1);
-        assert!(choker.fill_free_slots(&peers, false).is_empty());
+        assert_eq!(
+            choker.fill_free_slots(&peers, false),
+            SlotChanges::default()
+        );
         // Without the optimistic slot there are four: one peer too many is never choked
         // here (a round does that), and nobody more is unchoked.
         let config = ChokerConfig {
@@ -565,12 +613,16 @@ mod tests {
             ..ChokerConfig::default()
         };
         let mut choker = Choker::with_seed(config, 1);
-        assert!(choker.fill_free_slots(&peers, false).is_empty());
+        assert_eq!(
+            choker.fill_free_slots(&peers, false),
+            SlotChanges::default()
+        );
     }
 
     #[test]
-    fn a_holder_that_lost_interest_frees_its_slot_without_being_choked() {
-        // Peer 1 completed: still unchoked, no longer interested. Its slot goes to peer 7.
+    fn a_holder_that_lost_interest_gives_its_slot_to_a_waiting_peer() {
+        // Peer 1 has every piece of ours it lacked: still unchoked, no longer interested.
+        // Peer 7 waits: peer 1 is choked and its slot goes to peer 7.
         let mut peers: Vec<PeerStats> = (1..=5).map(|n| unchoked(n, 0.0, 0.0)).collect();
         peers[0].interested = false;
         peers.push(peer(7, 0.0, 0.0));
@@ -579,7 +631,40 @@ mod tests {
             ..peer(8, 0.0, 0.0)
         });
         let mut choker = Choker::with_seed(ChokerConfig::default(), 1);
-        assert_eq!(choker.fill_free_slots(&peers, false), [addr(7)]);
+        let changes = choker.fill_free_slots(&peers, false);
+        assert_eq!(changes.choke, [addr(1)]);
+        assert_eq!(changes.unchoke, [addr(7)]);
+        // Nobody waiting: the holder keeps its slot, so a peer whose interest flickers is
+        // not choked and unchoked for nothing.
+        peers.truncate(5);
+        assert_eq!(
+            choker.fill_free_slots(&peers, false),
+            SlotChanges::default()
+        );
+    }
+
+    #[test]
+    fn never_more_peers_unchoked_than_slots_however_interest_flickers() {
+        // Twenty peers whose interest comes and goes, as in a young swarm: after any number
+        // of changes at most five are unchoked.
+        let mut peers: Vec<PeerStats> = (1..=20).map(|n| peer(n, 0.0, 0.0)).collect();
+        let mut choker = Choker::with_seed(ChokerConfig::default(), 7);
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..500 {
+            let n = rng.usize(..peers.len());
+            peers[n].interested = !peers[n].interested;
+            let changes = choker.fill_free_slots(&peers, false);
+            for p in peers.iter_mut() {
+                if changes.choke.contains(&p.peer) {
+                    p.unchoked = false;
+                }
+                if changes.unchoke.contains(&p.peer) {
+                    p.unchoked = true;
+                }
+            }
+            let count = peers.iter().filter(|p| p.unchoked).count();
+            assert!(count <= 5, "{count} unchoked");
+        }
     }
 
     #[test]
@@ -589,8 +674,8 @@ mod tests {
         for seed in 0..40 {
             let chosen =
                 Choker::with_seed(ChokerConfig::default(), seed).fill_free_slots(&peers, false);
-            assert_eq!(chosen.len(), 5, "five free slots");
-            won.extend(chosen);
+            assert_eq!(chosen.unchoke.len(), 5, "five free slots");
+            won.extend(chosen.unchoke);
         }
         assert!(won.len() >= 15, "always the same few: {won:?}");
     }
@@ -608,7 +693,11 @@ mod tests {
             let mut choker = Choker::with_seed(config, 1);
             for round in 0..7 {
                 let unchoked = choker.round(&peers, seeding);
-                assert_eq!(unchoked, best_peers(&peers, seeding, 4), "round {round}");
+                assert_eq!(unchoked.len(), 4, "round {round}");
+                // Seeding, all seven took the same from us: any four will do.
+                if !seeding {
+                    assert_eq!(unchoked, best_peers(&peers, seeding, 4), "round {round}");
+                }
                 assert_eq!(choker.optimistic(), None, "round {round}");
             }
         }

@@ -38,7 +38,7 @@ use thiserror::Error;
 
 /// Members (the seeder and the leechers) up to which the summary prints everything: a line per
 /// leecher and the whole upload matrix. A larger swarm gets the compact form
-/// ([`DemoReport::summary_lines`]): a 51 × 51 matrix is unreadable.
+/// ([`DemoReport::summary_lines`]): a 51 × 51 matrix is unreadable. [W22.4]
 pub const FULL_SUMMARY_MEMBERS: usize = 8;
 /// In the compact summary: the top uploaders, the slowest leechers, the leechers that got the
 /// least from other leechers, so many of each.

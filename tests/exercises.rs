@@ -2427,3 +2427,52 @@ fn exercise_18_spot_the_rarest_first_order() {
         println!("report of the run: {} bytes", html.len());
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Exercise 19: what rarest-first and the optimistic unchoke are worth, in the network lab
+// ---------------------------------------------------------------------------------------------
+
+/// One lab swarm of peerwire peers (a seeder and six leechers behind 1 MiB/s uplinks, 8 MiB)
+/// with `flags` on every peer: its time, the seeder's bytes, and each leecher's bytes checked
+/// by the lab. `None` when the lab cannot run here (a loud skip).
+fn lab_swarm_with(flags: &[&str]) -> Option<(f64, f64)> {
+    let result = common::lab::run_lab("peerwire", "peerwire:6", 8, flags)?;
+    let leechers = result.get("leechers").list();
+    assert_eq!(leechers.len(), 6, "six leechers in the result");
+    for leecher in leechers {
+        assert_eq!(
+            leecher.get("sha1_ok"),
+            &common::lab::Json::Bool(true),
+            "{}: wrong bytes with {flags:?}",
+            leecher.get("host").text()
+        );
+    }
+    let time = result.get("T_s").number().expect("every leecher completed");
+    let seeder = result
+        .get("seeder")
+        .get("sent")
+        .number()
+        .expect("seeder bytes");
+    Some((time, seeder / common::lab::MIB))
+}
+
+#[test]
+fn exercise_19_what_rarest_first_is_worth() {
+    let runs: [(&str, &[&str]); 3] = [
+        ("rarest first (the default)", &[]),
+        ("in order", &["--piece-order", "in-order"]),
+        ("no optimistic unchoke", &["--no-optimistic-unchoke"]),
+    ];
+    let bound = f64::max(8.0 / 2.0, 6.0 * 8.0 / (2.0 + 6.0));
+    for (name, flags) in runs {
+        let Some((time, seeder_mib)) = lab_swarm_with(flags) else {
+            return;
+        };
+        println!(
+            "{name:28} last leecher at {time:5.1} s ({:.2} x the bound of {bound:.1} s), \
+             the seeder sent {seeder_mib:.1} MiB ({:.1} copies of the file)",
+            time / bound,
+            seeder_mib / 8.0
+        );
+    }
+}

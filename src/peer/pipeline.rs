@@ -11,7 +11,12 @@ use std::time::{Duration, Instant};
 
 const MIN_DEPTH: usize = 8;
 const MAX_DEPTH: usize = 250;
-const START_DEPTH: usize = 32;
+/// Before the first measurement: the floor. A new connection that asked for 32 blocks at once
+/// took every block of the few pieces a young swarm has onto one (maybe slow) peer, leaving the
+/// other peers that unchoke us nothing to send (seen in the network lab); and 200 peers × 32
+/// requests were more blocks than a 64 MiB file has, so endgame began at the start. One second
+/// of measured rate sets the real depth. [W22.1]
+const START_DEPTH: usize = MIN_DEPTH;
 /// How much time's worth of data to keep requested.
 const TARGET: Duration = Duration::from_millis(1500);
 

@@ -239,8 +239,13 @@ impl PeerState {
         self.peer_choking = true;
         // Returning them now would let the scheduler give them to another peer while this
         // one may still send them: each waits for its own block or reject.
+        // The scheduler is told either way, with nothing dropped here: the web view shows
+        // who unchokes us, and a choke it never heard of left a peer shown as unchoking us.
         if self.fast.enabled {
-            return Actions::default(); // [W7.3]
+            return Actions::tell(Event::Choked {
+                peer: self.addr,
+                dropped: Vec::new(),
+            }); // [W7.3]
         }
         // [W7.1] Without BEP 6, a request the peer dropped is answered never: this peer
         // will not send them, other peers may, from now on.
@@ -681,7 +686,12 @@ mod tests {
         state.peer_announced(pieces(&[0, 1]));
         state.peer_unchokes();
         state.requested(vec![block(0), block(1)]);
-        assert!(state.peer_chokes().tell.is_empty());
+        // The scheduler hears of the choke, but no request is handed back yet.
+        let actions = state.peer_chokes();
+        let [Event::Choked { dropped, .. }] = &actions.tell[..] else {
+            panic!("expected one Choked event, got {:?}", actions.tell);
+        };
+        assert!(dropped.is_empty());
         assert_eq!(state.outstanding.len(), 2);
         let actions = state.peer_rejects(block(1));
         assert!(matches!(

@@ -53,9 +53,10 @@ const FIRST_COMMAND_WAIT: Duration = Duration::from_secs(30);
 /// interop tests of encryption (MSE), uTP, v2 and magnet links and in the hostile-leecher
 /// tests of the seed; with 48 KiB all of those passed; a thread seeding to or downloading from
 /// plain BEP 3 peers had touched at most 28 KiB of its stack (glibc's thread block and TLS
-/// included). 256 KiB is five times the floor found, for the paths no test reaches. The default, 2 MiB, would not cost memory
-/// it does not touch either, but 500 connections would reserve 1 GiB of address space for
-/// their stacks; with this, 128 MiB (docs/design.md, "Thread stacks").
+/// included). 256 KiB is five times the floor found, for the paths no test reaches. The
+/// default, 2 MiB, would not cost memory it does not touch either, but 500 connections would
+/// reserve 1 GiB of address space for their stacks; with this, 128 MiB (docs/design.md,
+/// "Thread stacks"). [W22.2]
 pub const CONNECTION_STACK: usize = 256 * 1024;
 
 /// What every peer thread of one download shares.

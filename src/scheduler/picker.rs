@@ -374,7 +374,8 @@ impl Picker {
             return None;
         }
         let chosen = if self.order == PieceOrder::InOrder {
-            // `candidates` is in index order.
+            // `candidates` is in index order. `--piece-order in-order` is for experiments:
+            // every peer then wants the same next piece, and has little to trade. [W22.3]
             candidates[0]
         } else if self.order == PieceOrder::Random || self.have < RANDOM_FIRST_PIECES {
             // At first, any piece: the rarest is slow to get (few peers have it), and a new

@@ -25,25 +25,36 @@ impl Scheduler {
         };
         // Kept for the next round's statistics.
         entry.interested = interested;
-        // Interested: it may take a free slot. Not interested: if we unchoke it, its slot
-        // is free for a peer that waits (it is not choked before the round).
+        // Interested: it may take a free slot. Not interested: if we unchoke it and another
+        // peer waits, its slot goes to that one.
         self.fill_free_slots();
     }
 
-    /// Unchokes waiting peers at once into slots nobody uses (`Choker::fill_free_slots`):
-    /// called whenever a slot may have come free, or a peer may want one. Without this a new
-    /// peer waits up to a whole round (10 s) before we upload to it, a fresh swarm sits idle
-    /// at the start, and a slot whose peer left stays empty until the next round. Only
-    /// unchoking is immediate: choking waits for the round, so a peer whose interest flickers
-    /// does not make us choke and unchoke it over and over (BEP 3's "fibrillation").
+    /// Applies `Choker::fill_free_slots`: called whenever a slot may have come free, or a
+    /// peer may want one. Without this a new peer waits up to a whole round (10 s) before we
+    /// upload to it, a fresh swarm sits idle at the start, and a slot whose peer left stays
+    /// empty until the next round. A holder that wants nothing is choked only when another
+    /// peer waits for its slot: a peer whose interest flickers while nobody else wants a slot
+    /// is not choked and unchoked over and over (BEP 3's "fibrillation").
     pub(super) fn fill_free_slots(&mut self) {
         let stats = self.peer_stats(self.last_choke.elapsed());
         let seeding = self.picker.is_complete();
-        for peer in self.choker.fill_free_slots(&stats, seeding) {
-            if let Some(entry) = self.peers.get_mut(&peer) {
-                entry.unchoked = true;
+        let changes = self.choker.fill_free_slots(&stats, seeding);
+        // Chokes first: a slot is given back before it is given again.
+        for (peers, unchoke) in [(changes.choke, false), (changes.unchoke, true)] {
+            for peer in peers {
+                if let Some(entry) = self.peers.get_mut(&peer) {
+                    entry.unchoked = unchoke;
+                }
+                self.command(
+                    peer,
+                    if unchoke {
+                        Command::Unchoke
+                    } else {
+                        Command::Choke
+                    },
+                );
             }
-            self.command(peer, Command::Unchoke);
         }
     }
 

@@ -298,19 +298,30 @@ fn a_slot_that_comes_free_goes_at_once_to_a_peer_that_waits() {
         1,
         "{second:?}"
     );
-    // Peer 2 completes and loses interest in us: the other waiting peer gets its slot, and
-    // peer 2 is not choked for it (only a round chokes).
+    // Peer 2 has all it wanted of ours: the other waiting peer gets its slot, and peer 2,
+    // which wants nothing, is choked for it.
     t.scheduler.handle(Event::Interest {
         peer: addr(2),
         interested: false,
     });
-    assert!(unchoked(&peers[1]).is_empty(), "peer 2 is left alone");
+    assert_eq!(
+        unchoked(&peers[1]),
+        [Command::Choke],
+        "peer 2 gives its slot back"
+    );
     let third: Vec<Vec<Command>> = peers[5..].iter().map(unchoked).collect();
     assert_eq!(
         third.iter().filter(|c| **c == [Command::Unchoke]).count(),
         1,
         "{third:?}"
     );
-    let waiting = t.scheduler.peers.values().filter(|p| !p.unchoked).count();
-    assert_eq!(waiting, 0, "everyone still connected is unchoked");
+    // Five slots, five unchoked: peers 3, 4, 5, 6 and 7; peer 2 wants nothing.
+    let unchoked_now = t.scheduler.peers.values().filter(|p| p.unchoked).count();
+    assert_eq!(unchoked_now, 5, "never more than the slots");
+    // Peer 2 wants something again: no slot is free, so it waits for one.
+    t.scheduler.handle(Event::Interest {
+        peer: addr(2),
+        interested: true,
+    });
+    assert!(unchoked(&peers[1]).is_empty(), "peer 2 waits");
 }

@@ -15,6 +15,8 @@
 //!   says;
 //! - `libtorrent.rs`, `transmission.rs`, `aria2.rs`: real clients as peers;
 //! - `trackers.rs`: opentracker and peerwire's built-in tracker;
+//! - `lab.rs`: the network lab (`tests/lab/lab.py`), one swarm behind shaped links
+//!   ([`lab::run_lab`]) and its JSON result;
 //! - `udp_relay.rs`: [`LossyRelay`], a UDP relay that drops, duplicates, reorders and delays
 //!   datagrams as its [`LossPlan`] says: the bad network for uTP tests (no `netem` here).
 //!
@@ -34,6 +36,7 @@
 
 pub mod aria2;
 pub mod fixtures;
+pub mod lab;
 pub mod libtorrent;
 pub mod libtorrent_dht;
 pub mod logs;

@@ -71,6 +71,7 @@ As a library: `with Lab() as lab: host = lab.add_host(up=MiB, down=8 * MiB); lab
 argv)`; `run_swarm(SwarmConfig(...))` runs one whole swarm and returns its result.
 """
 import argparse
+import bisect
 import hashlib
 import json
 import os
@@ -847,6 +848,9 @@ def run_swarm(config, lab_factory=Lab):
                     "received": received, "client_uploaded": client.client_uploaded}
 
         result["seeder"] = entry(seeder)
+        # Five-second steps, or one-second ones for a swarm that lasts under half a minute.
+        step = 5.0 if samples and samples[-1][0] - start > 30 else 1.0
+        result["timeline"] = timeline(samples, start, seeder, leechers, step)
         for leecher in leechers:
             item = entry(leecher)
             item["done_s"] = None if leecher.completed_at is None else leecher.completed_at - start
@@ -866,6 +870,35 @@ def run_swarm(config, lab_factory=Lab):
             result["T_s"] = max(item["done_s"] for item in result["leechers"])
         result["ok"] = not result["failures"]
     return result
+
+
+def timeline(samples, start, seeder, leechers, step=5.0):
+    """The swarm's upload, `step` seconds at a time: [{"from", "to", "leechers_up",
+    "seeder_up" (bytes per second, headers included), "complete" (leechers done by "to")}].
+    Where a swarm loses time shows here: its start, while leechers have little to trade, and
+    its end, while the last ones wait for their last pieces."""
+    times = [t for t, _ in samples]
+    rows = []
+    at = start
+    while len(samples) >= 2 and at < times[-1]:
+        a = bisect.bisect_left(times, at)
+        b = min(bisect.bisect_left(times, at + step), len(times) - 1)
+        if b <= a:
+            break
+        seconds = times[b] - times[a]
+
+        def sent(client):
+            port = client.host.port
+            before, after = samples[a][1].get(port), samples[b][1].get(port)
+            return 0 if before is None or after is None else after[0] - before[0]
+
+        rows.append({"from": at - start, "to": at - start + step,
+                     "leechers_up": sum(sent(c) for c in leechers) / seconds,
+                     "seeder_up": sent(seeder) / seconds,
+                     "complete": sum(1 for c in leechers
+                                     if c.completed_at is not None and c.completed_at <= times[b])})
+        at += step
+    return rows
 
 
 def upload_busy(samples, client):
@@ -901,6 +934,13 @@ def summary(result):
         lines.append("  %-4s %-12s done %-8s sha1 %s  sent %.1f MiB  uplink busy %s"
                      % (item["host"], item["kind"], done, "ok" if item["sha1_ok"] else "BAD",
                         item["sent"] / MiB, busy))
+    if result.get("timeline"):
+        step = result["timeline"][0]["to"] - result["timeline"][0]["from"]
+        lines.append("the swarm's upload, %.0f s at a time (MiB/s on the links):" % step)
+        for row in result["timeline"]:
+            lines.append("  %3.0f-%3.0f s  leechers %5.1f  seeder %4.2f  complete %d"
+                         % (row["from"], row["to"], row["leechers_up"] / MiB,
+                            row["seeder_up"] / MiB, row["complete"]))
     if result["T_s"] is not None:
         bound = result["bound_s"]
         lines.append("T = %.1f s%s" % (result["T_s"], "" if bound is None else
