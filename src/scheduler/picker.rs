@@ -612,21 +612,8 @@ mod tests {
 
     #[test]
     fn rarest_first_once_a_few_pieces_are_in() {
-        let layout = PieceLayout {
-            piece_length: 16384,
-            total_length: 10 * 16384,
-            hashes: vec![PieceHash([0; 20]); 10],
-            v2: None,
-        };
-        let mut have = Bitfield::new(10);
-        (0..4).for_each(|i| have.set(i));
-        let mut p = Picker::new(layout, &have);
         // Two seeders have everything; a third peer has all but piece 9: piece 9 is rarest.
-        p.peer_joined(&Bitfield::full(10));
-        p.peer_joined(&Bitfield::full(10));
-        let mut lacking_9 = Bitfield::new(10);
-        (0..9).for_each(|i| lacking_9.set(i));
-        p.peer_joined(&lacking_9);
+        let mut p = picker_with_a_rare_piece_9(PieceOrder::RarestFirst);
         let picked = p.pick(peer(1), &Bitfield::full(10), 1);
         assert_eq!(picked[0].index, 9);
     }
