@@ -60,11 +60,12 @@ fn libtorrent_seeding_says_have_all() {
 #[test]
 fn libtorrent_chokes_us_rejects_what_is_queued_and_we_ask_again() {
     let dir = tempfile::tempdir().unwrap();
-    // 24 pieces of 64 KiB; at 200 kB/s the download takes about 8 s, and peerwire keeps about
-    // 1.5 s worth of requests in flight, more than libtorrent has in its send buffer: the rest
-    // wait in libtorrent's queue, and those are what a choke rejects.
-    let (content, torrent) = small_torrent(dir.path(), 1_572_864, 65_536);
-    let limited = ["--upload-limit", "200000", "--chokable"];
+    // 48 pieces of 64 KiB; at 400 kB/s the download takes about 8 s, and peerwire keeps about
+    // 1.5 s worth of requests in flight once it has measured the rate (a new connection starts
+    // with 8): some 600 kB, more than libtorrent has in its send buffer (about half a second
+    // of its rate). The rest wait in libtorrent's queue, and those are what a choke rejects.
+    let (content, torrent) = small_torrent(dir.path(), 3_145_728, 65_536);
+    let limited = ["--upload-limit", "400000", "--chokable"];
     let seed_dir = content.parent().unwrap();
     let Some(mut libtorrent) = LibtorrentPeer::start_with(&torrent, seed_dir, true, &limited)
     else {
@@ -77,7 +78,10 @@ fn libtorrent_chokes_us_rejects_what_is_queued_and_we_ask_again() {
     download.args(["--peer", &seeder.to_string()]);
     download.args(["--port", &free_port().to_string(), "--trace"]);
     let mut leecher = StderrLines::spawn(&mut download);
-    for _ in 0..4 {
+    // 60 blocks: past two seconds, so the pipeline's depth follows the measured rate (about
+    // 37 blocks) rather than the 8 a connection starts with, which libtorrent's send buffer
+    // would swallow whole, leaving nothing queued to reject.
+    for _ in 0..60 {
         leecher.wait_for(&format!("{seeder} <- Piece"), DEADLINE);
     }
     libtorrent.send("choke_all");
