@@ -503,8 +503,8 @@ fn exercise_4_a_broken_bitfield() {
 // Exercise 5: what a choke does to your requests (BEP 6)
 // ---------------------------------------------------------------------------------------------
 
-/// A download from one scripted peer that speaks the fast extension: after 12 blocks it
-/// chokes, rejects every request still arriving, and unchokes once they stop. Each rejected
+/// A download from one scripted peer that speaks the fast extension: after 4 blocks (half the
+/// 8 requests a new connection sends at once, so 4 are surely still in flight) it chokes, rejects every request still arriving, and unchokes once they stop. Each rejected
 /// block must go back to the scheduler at once and be requested again after the unchoke, and
 /// the download must finish well before the snub timeout (30 s here) could have rescued it
 /// (it gives up after 15 s without progress).
@@ -515,7 +515,7 @@ fn check_rejected_blocks_are_requested_again() {
         info_hash,
         Arc::clone(&content.bytes),
         32 * 1024,
-        Script::FastChokeAndReject(12),
+        Script::FastChokeAndReject(4),
     );
     let out = content.dir.path().join("out.bin");
     let downloaded = download_from(&[peer.addr], &content.torrent, &out)

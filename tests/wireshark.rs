@@ -94,7 +94,9 @@ fn wireshark_decodes_rejects_of_the_fast_extension() {
         .unwrap()
         .info_hash;
     let bytes = std::sync::Arc::new(std::fs::read(&content).unwrap());
-    let script = common::Script::FastChokeAndReject(8);
+    // After 4 requests: a new connection sends 8 at once, so 4 are surely still in flight
+    // to be rejected (after 8 there may be none, and nothing to decode).
+    let script = common::Script::FastChokeAndReject(4);
     let peer = common::ScriptedPeer::start(info_hash, bytes, PIECE_LENGTH.into(), script);
     let port = peer.addr.port();
     let Some(capture) = Capture::start(&tshark, port) else {
