@@ -272,11 +272,11 @@ impl Scheduler {
 
     /// A peer that could not be reached is retried after 1, 2, 4, 8 and 16 s, then given up;
     /// one that was connected and left is tried again after 5 s.
-    fn retry_later(&mut self, peer: SocketAddr, was_connected: bool, entry_source: PeerSource) {
+    fn retry_later(&mut self, peer: SocketAddr, was_connected: bool, source: PeerSource) {
         let candidate = self.candidates.entry(peer).or_insert(Candidate {
             next_try: Instant::now(),
             failures: 0,
-            source: entry_source,
+            source,
         });
         candidate.failures = if was_connected {
             0

@@ -21,19 +21,9 @@ pub struct Named<'a> {
 pub fn state(members: &[Named<'_>], summary: &[String]) -> String {
     let mut out = String::with_capacity(4096);
     out.push_str("{\"members\":[");
-    for (i, member) in members.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_member(&mut out, member);
-    }
+    list(&mut out, members, write_member);
     out.push_str("],\"summary\":[");
-    for (i, line) in summary.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        string(&mut out, line);
-    }
+    list(&mut out, summary, |out, line| string(out, line));
     out.push_str("]}");
     out
 }
@@ -61,24 +51,14 @@ fn write_member(out: &mut String, member: &Named<'_>) {
     out.push_str(",\"progress\":");
     write_progress(out, &s.progress);
     out.push_str(",\"peers\":[");
-    for (i, peer) in s.peers.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_peer(out, peer);
-    }
+    list(out, &s.peers, write_peer);
     out.push_str("],\"choker\":");
     match &s.choker {
         Some(decision) => write_decision(out, decision),
         None => out.push_str("null"),
     }
     out.push_str(",\"traffic\":[");
-    for (i, t) in s.traffic.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_traffic(out, t);
-    }
+    list(out, &s.traffic, write_traffic);
     out.push_str("]}");
 }
 
@@ -139,26 +119,18 @@ fn write_decision(out: &mut String, d: &ChokeDecision) {
         number(d.at),
         d.seeding
     );
-    for (i, (addr, rate)) in d.regular.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
+    list(out, &d.regular, |out, (addr, rate)| {
         out.push_str("{\"addr\":");
         string(out, &addr.to_string());
         let _ = write!(out, ",\"rate\":{}}}", number(*rate));
-    }
+    });
     out.push_str("],\"optimistic\":");
     match &d.optimistic {
         Some(addr) => string(out, &addr.to_string()),
         None => out.push_str("null"),
     }
     out.push_str(",\"choked\":[");
-    for (i, addr) in d.choked.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        string(out, &addr.to_string());
-    }
+    list(out, &d.choked, |out, addr| string(out, &addr.to_string()));
     out.push_str("]}");
 }
 
@@ -179,6 +151,17 @@ fn number(x: f64) -> String {
     match x.is_finite() {
         true => format!("{x:.1}"),
         false => "0".to_string(),
+    }
+}
+
+/// The items of a JSON list, each written by `write`, separated by commas (the brackets are
+/// the caller's).
+fn list<T>(out: &mut String, items: &[T], mut write: impl FnMut(&mut String, &T)) {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write(out, item);
     }
 }
 
